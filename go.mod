@@ -1,0 +1,3 @@
+module tradeunit
+
+go 1.26.8

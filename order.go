@@ -1,0 +1,107 @@
+package tradeunit
+
+import (
+	"time"
+)
+
+// TradeState is an order's state, named after WeChat Pay's trade_state.
+//
+//	NOTPAY ──pay──▶ SUCCESS ──refund──▶ REFUND ──refund──▶ REFUND
+//	   │
+//	   └──close──▶ CLOSED
+type TradeState string
+
+// The states of an order.
+const (
+	StateNotPay  TradeState = "NOTPAY"  // created, waiting for payment
+	StateSuccess TradeState = "SUCCESS" // paid
+	StateRefund  TradeState = "REFUND"  // paid, and at least one refund exists
+	StateClosed  TradeState = "CLOSED"  // closed before payment; final
+)
+
+// Paid reports whether an order in state s has been paid.
+func (s TradeState) Paid() bool { return s == StateSuccess || s == StateRefund }
+
+// Order is one merchant order. It lives in exactly one unit, the one whose
+// number its OrderNo carries.
+type Order struct {
+	OrderNo     string
+	Mchid       string
+	OutTradeNo  string
+	Description string
+	Amount      Amount
+	State       TradeState
+	PaymentID   string // set when paid
+	Refunded    int64  // sum of all refunds, in the smallest currency unit
+	CreateTime  time.Time
+	UpdateTime  time.Time
+	SuccessTime time.Time // zero until paid
+	CloseTime   time.Time // zero unless closed
+
+	// AbandonedUnits lists units where an earlier attempt at creating this
+	// order had an unknown outcome (it timed out after being sent). Such an
+	// attempt may have left an orphan NOTPAY order with the same
+	// (Mchid, OutTradeNo) on that unit; reconciliation finds it through this
+	// list and closes it.
+	AbandonedUnits []UnitID
+}
+
+// SameRequest reports whether o was created from the same request body as r.
+// A create repeated with the same (mchid, out_trade_no) and the same body
+// returns the first order; a different body is a conflict.
+func (o *Order) SameRequest(r CreateOrderRequest) bool {
+	return o.Mchid == r.Mchid && o.OutTradeNo == r.OutTradeNo &&
+		o.Description == r.Description && o.Amount == r.Amount
+}
+
+// CheckPay decides whether o may be paid by paymentID. done is true when it
+// already was, by the same payment: paying twice is idempotent.
+func (o *Order) CheckPay(paymentID string) (done bool, err error) {
+	switch o.State {
+	case StateNotPay:
+		return false, nil
+	case StateSuccess, StateRefund:
+		if o.PaymentID == paymentID {
+			return true, nil
+		}
+		return false, Errorf(CodeOrderPaid, "order %s was already paid by another payment", o.OrderNo)
+	case StateClosed:
+		return false, Errorf(CodeOrderClosed, "order %s is closed", o.OrderNo)
+	}
+	return false, Errorf(CodeInternal, "order %s has unknown state %q", o.OrderNo, o.State)
+}
+
+// CheckClose decides whether o may be closed. done is true when it already
+// is: closing twice is idempotent.
+func (o *Order) CheckClose() (done bool, err error) {
+	switch o.State {
+	case StateNotPay:
+		return false, nil
+	case StateClosed:
+		return true, nil
+	case StateSuccess, StateRefund:
+		return false, Errorf(CodeOrderPaid, "order %s is paid and cannot be closed; refund it instead", o.OrderNo)
+	}
+	return false, Errorf(CodeInternal, "order %s has unknown state %q", o.OrderNo, o.State)
+}
+
+// CheckRefund decides whether amount may be refunded from o.
+func (o *Order) CheckRefund(amount RefundAmount) error {
+	switch o.State {
+	case StateSuccess, StateRefund:
+	case StateNotPay:
+		return Errorf(CodeInvalidRequest, "order %s is not paid", o.OrderNo)
+	case StateClosed:
+		return Errorf(CodeOrderClosed, "order %s is closed", o.OrderNo)
+	default:
+		return Errorf(CodeInternal, "order %s has unknown state %q", o.OrderNo, o.State)
+	}
+	if amount.Currency != o.Amount.Currency {
+		return Errorf(CodeParamError, "refund currency %s differs from the order's %s", amount.Currency, o.Amount.Currency)
+	}
+	if amount.Refund > o.Amount.Total-o.Refunded {
+		return Errorf(CodeNotEnough, "refund of %d exceeds the %d left to refund on order %s",
+			amount.Refund, o.Amount.Total-o.Refunded, o.OrderNo)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package tradeunit
+
+import (
+	"context"
+	"time"
+)
+
+// Store is one unit's storage. Every change writes the order row and its
+// event row in one local transaction, guarded by the order's current state,
+// so that of two concurrent calls at most one wins. The rules of what may
+// change (Order.CheckPay, CheckClose, CheckRefund) live in this package; a
+// Store applies them under its transaction.
+type Store interface {
+	// CreateOrder inserts o with its ORDER_CREATED event. If an order with
+	// the same (Mchid, OutTradeNo) exists, it returns that order and
+	// created=false and writes nothing.
+	CreateOrder(ctx context.Context, o *Order) (stored *Order, created bool, err error)
+	// Order returns an order by number. Errors: RESOURCE_NOT_EXISTS.
+	Order(ctx context.Context, orderNo string) (*Order, error)
+	// OrderByOutTradeNo returns an order by merchant and merchant order
+	// number. Errors: RESOURCE_NOT_EXISTS.
+	OrderByOutTradeNo(ctx context.Context, mchid, outTradeNo string) (*Order, error)
+	// PayOrder moves an order NOTPAY → SUCCESS. Errors: those of
+	// Order.CheckPay, RESOURCE_NOT_EXISTS.
+	PayOrder(ctx context.Context, orderNo, paymentID string, at time.Time) (*Order, error)
+	// CloseOrder moves an order NOTPAY → CLOSED. Errors: those of
+	// Order.CheckClose, RESOURCE_NOT_EXISTS.
+	CloseOrder(ctx context.Context, orderNo string, at time.Time) (*Order, error)
+	// CreateRefund inserts a refund and adds it to its order's refunded sum.
+	// A refund with the same (Mchid, OutRefundNo) that exists is returned
+	// with created=false and nothing is written. Errors: those of
+	// Order.CheckRefund, RESOURCE_NOT_EXISTS.
+	CreateRefund(ctx context.Context, r *Refund) (stored *Refund, created bool, err error)
+	// Refund returns a refund. Errors: RESOURCE_NOT_EXISTS.
+	Refund(ctx context.Context, mchid, outRefundNo string) (*Refund, error)
+	// AllocateSequence reserves n consecutive order sequence numbers and
+	// returns the first. Blocks never overlap, across processes and restarts.
+	AllocateSequence(ctx context.Context, n int64) (first int64, err error)
+	// Events returns up to limit outbox events with ID > afterID, oldest first.
+	Events(ctx context.Context, afterID int64, limit int) ([]Event, error)
+	// Ping checks that the storage answers.
+	Ping(ctx context.Context) error
+	// Close releases the storage.
+	Close() error
+}
+
+// EventType names what happened to an order.
+type EventType string
+
+// The events written to the outbox, one per state change.
+const (
+	EventOrderCreated  EventType = "ORDER_CREATED"
+	EventOrderPaid     EventType = "ORDER_PAID"
+	EventOrderClosed   EventType = "ORDER_CLOSED"
+	EventRefundCreated EventType = "REFUND_CREATED"
+)
+
+// Event is one row of a unit's outbox: a state change committed together with
+// the order row it describes, for consumers that follow a unit (statistics,
+// reconciliation, notifications) without touching the live path.
+type Event struct {
+	ID      int64
+	OrderNo string
+	Type    EventType
+	Payload string // JSON describing the change
+	Time    time.Time
+}
