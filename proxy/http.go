@@ -1,0 +1,256 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"tradeunit"
+)
+
+// maxBody bounds request bodies; real ones are a few hundred bytes.
+const maxBody = 64 << 10
+
+// Handler returns the public API.
+func (p *Proxy) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v3/orders", p.auth(p.handleCreateOrder))
+	mux.HandleFunc("GET /v3/orders/{order_no}", p.auth(p.handleGetOrder))
+	mux.HandleFunc("GET /v3/orders/out-trade-no/{out_trade_no}", p.auth(p.handleGetOrderByOutTradeNo))
+	mux.HandleFunc("POST /v3/orders/{order_no}/pay", p.auth(p.handlePayOrder))
+	mux.HandleFunc("POST /v3/orders/{order_no}/close", p.auth(p.handleCloseOrder))
+	mux.HandleFunc("POST /v3/refunds", p.auth(p.handleCreateRefund))
+	mux.HandleFunc("GET /v3/refunds/{out_refund_no}", p.auth(p.handleGetRefund))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		p.writeError(w, r, tradeunit.Errorf(tradeunit.CodeNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return p.withRequestID(mux)
+}
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	mchidKey
+)
+
+// withRequestID gives every request an id, returned in the Request-ID header
+// and logged with any failure, and turns a panic into a 500.
+func (p *Proxy) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b [12]byte
+		rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		w.Header().Set("Request-ID", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				p.writeError(w, r, tradeunit.Internal("proxy.handler", fmt.Errorf("panic: %v", v)))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// auth resolves the merchant from "Authorization: Bearer <api_key>". The
+// merchant is always the key's owner, never a field of the request.
+func (p *Proxy) auth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		mchid := ""
+		if ok {
+			mchid = p.keys[sha256.Sum256([]byte(strings.TrimSpace(key)))]
+		}
+		if mchid == "" {
+			p.writeError(w, r, tradeunit.Errorf(tradeunit.CodeUnauthorized, "missing or unknown API key; send Authorization: Bearer <api_key>"))
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), mchidKey, mchid)))
+	}
+}
+
+func mchidOf(r *http.Request) string { s, _ := r.Context().Value(mchidKey).(string); return s }
+
+func (p *Proxy) handleCreateOrder(w http.ResponseWriter, r *http.Request) {
+	var body createOrderBody
+	if err := decodeBody(w, r, &body); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	o, err := p.createOrder(r.Context(), tradeunit.CreateOrderRequest{
+		Mchid: mchidOf(r), OutTradeNo: body.OutTradeNo, Description: body.Description,
+		Amount: tradeunit.Amount{Total: body.Amount.Total, Currency: body.Amount.Currency},
+	})
+	p.writeOrder(w, r, o, err)
+}
+
+func (p *Proxy) handleGetOrder(w http.ResponseWriter, r *http.Request) {
+	orderNo := r.PathValue("order_no")
+	o, err := callOrder(r.Context(), p, orderNo, func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+		return svc.Order(ctx, mchidOf(r), orderNo)
+	})
+	p.writeOrder(w, r, o, err)
+}
+
+func (p *Proxy) handleGetOrderByOutTradeNo(w http.ResponseWriter, r *http.Request) {
+	mchid, outTradeNo := mchidOf(r), r.PathValue("out_trade_no")
+	if err := tradeunit.ValidateOutTradeNo(outTradeNo); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	o, err := findAcross(r.Context(), p, mchid+"/"+outTradeNo, "order with out_trade_no "+outTradeNo,
+		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+			return svc.OrderByOutTradeNo(ctx, mchid, outTradeNo)
+		}, pickOrder)
+	p.writeOrder(w, r, o, err)
+}
+
+func (p *Proxy) handlePayOrder(w http.ResponseWriter, r *http.Request) {
+	var body payOrderBody
+	if err := decodeBody(w, r, &body); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	req := tradeunit.PayOrderRequest{Mchid: mchidOf(r), OrderNo: r.PathValue("order_no"), PaymentID: body.PaymentID}
+	if err := req.Validate(); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	o, err := callOrder(r.Context(), p, req.OrderNo, func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+		return svc.PayOrder(ctx, req)
+	})
+	p.writeOrder(w, r, o, err)
+}
+
+func (p *Proxy) handleCloseOrder(w http.ResponseWriter, r *http.Request) {
+	orderNo := r.PathValue("order_no")
+	_, err := callOrder(r.Context(), p, orderNo, func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+		return svc.CloseOrder(ctx, mchidOf(r), orderNo)
+	})
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (p *Proxy) handleCreateRefund(w http.ResponseWriter, r *http.Request) {
+	var body createRefundBody
+	if err := decodeBody(w, r, &body); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	req := tradeunit.CreateRefundRequest{
+		Mchid: mchidOf(r), OrderNo: body.OrderNo, OutRefundNo: body.OutRefundNo,
+		Amount: tradeunit.RefundAmount{Refund: body.Amount.Refund, Currency: body.Amount.Currency}, Reason: body.Reason,
+	}
+	req.Normalize()
+	if err := req.Validate(); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	f, err := callOrder(r.Context(), p, req.OrderNo, func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
+		return svc.CreateRefund(ctx, req)
+	})
+	p.writeRefund(w, r, f, err)
+}
+
+func (p *Proxy) handleGetRefund(w http.ResponseWriter, r *http.Request) {
+	mchid, outRefundNo := mchidOf(r), r.PathValue("out_refund_no")
+	if err := tradeunit.ValidateOutRefundNo(outRefundNo); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	f, err := findAcross(r.Context(), p, "", "refund "+outRefundNo,
+		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
+			return svc.Refund(ctx, mchid, outRefundNo)
+		}, pickFirst[tradeunit.Refund])
+	p.writeRefund(w, r, f, err)
+}
+
+func (p *Proxy) writeOrder(w http.ResponseWriter, r *http.Request, o *tradeunit.Order, err error) {
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toOrderJSON(o))
+}
+
+func (p *Proxy) writeRefund(w http.ResponseWriter, r *http.Request, f *tradeunit.Refund, err error) {
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toRefundJSON(f))
+}
+
+// writeError writes {"code","message","detail"} with the code's status. The
+// cause chain of a fault is logged here, at the edge, and never sent.
+func (p *Proxy) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := tradeunit.ErrorCode(err)
+	status := statusOf(code)
+	id, _ := r.Context().Value(requestIDKey).(string)
+	if status >= 500 {
+		p.log.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	} else {
+		p.log.Debug("request refused", "request_id", id, "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	}
+	writeJSON(w, status, errorBody{Code: code, Message: tradeunit.ErrorMessage(err), Detail: errorDetail{RequestID: id}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// decodeBody reads one JSON object into v, rejecting unknown fields, so a
+// misspelt field is an error rather than a silently missing value.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err == nil {
+		return nil
+	}
+	var (
+		typeErr *json.UnmarshalTypeError
+		maxErr  *http.MaxBytesError
+		syntax  *json.SyntaxError
+	)
+	switch {
+	case errors.As(err, &typeErr):
+		return tradeunit.Errorf(tradeunit.CodeParamError, "field %s must be a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
+	case errors.As(err, &maxErr):
+		return tradeunit.Errorf(tradeunit.CodeParamError, "request body exceeds %d bytes", maxBody)
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return tradeunit.Errorf(tradeunit.CodeParamError, "request body is not valid JSON: %v", err)
+	case errors.Is(err, io.EOF):
+		return tradeunit.Errorf(tradeunit.CodeParamError, "request body is empty; send a JSON object")
+	}
+	return tradeunit.Errorf(tradeunit.CodeParamError, "bad request body: %v", err)
+}
+
+func jsonKind(goKind string) string {
+	switch {
+	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
+		return "integer"
+	case goKind == "struct":
+		return "object"
+	}
+	return goKind
+}

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+
+	"tradeunit"
+	"tradeunit/orderno"
+	"tradeunit/routing"
+	"tradeunit/rpc"
+)
+
+var errPoolClosed = errors.New("proxy is shutting down")
+
+// unitCall is one call to a unit's logic service.
+type unitCall[T any] func(ctx context.Context, svc tradeunit.OrderService) (T, error)
+
+// callResult says how a call to a unit ended, beyond its error.
+type callResult struct {
+	// sent is true when at least one replica may have received the call: a
+	// failure after that leaves the outcome of a change unknown.
+	sent bool
+}
+
+// callUnit calls a unit through its logic-service replicas, starting at a
+// random one. Every unit call is idempotent (see tradeunit.OrderService), so
+// when a replica cannot be reached or does not answer, the call moves on to
+// the next replica of the same unit. It returns the unit's answer, or a
+// transport error once every replica has failed.
+func callUnit[T any](ctx context.Context, p *Proxy, u *routing.Unit, call unitCall[T]) (T, callResult, error) {
+	var (
+		zero T
+		res  callResult
+	)
+	if !u.Available {
+		return zero, res, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "unit %d is unavailable", u.ID)
+	}
+	n := len(u.LogicAddrs)
+	if n == 0 {
+		return zero, res, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "unit %d has no logic service", u.ID)
+	}
+	start := rand.IntN(n)
+	var lastErr error
+	for i := 0; i < n; i++ {
+		addr := u.LogicAddrs[(start+i)%n]
+		c, err := p.pool.client(addr)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if c.Down() {
+			// gRPC fails calls on a connection in failure at once, without
+			// sending them: skip the replica without marking the call sent.
+			lastErr = tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "logic service %s is down", addr)
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, p.cfg.UnitTimeout)
+		v, err := call(actx, c)
+		cancel()
+		if err == nil || !rpc.IsTransport(err) {
+			return v, res, err
+		}
+		res.sent = true
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	p.log.Warn("unit unreachable", "unit", u.ID, "err", lastErr)
+	return zero, res, &tradeunit.Error{
+		Code:    tradeunit.CodeUnitUnavailable,
+		Message: "unit " + u.ID.String() + " is unavailable; retry later",
+		Op:      "proxy.callUnit",
+		Err:     lastErr,
+	}
+}
+
+// unitOf routes an order number to its unit. A malformed number is a
+// PARAM_ERROR; a number of a unit the table does not know is not found.
+func (p *Proxy) unitOf(orderNo string) (*routing.Unit, error) {
+	id, err := orderno.UnitOf(orderNo)
+	if err != nil {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "%s", err.Error())
+	}
+	u, ok := p.routes.Current().Unit(id)
+	if !ok {
+		return nil, tradeunit.Errorf(tradeunit.CodeNotFound, "order %s does not exist", orderNo)
+	}
+	return u, nil
+}
+
+// callOrder routes a call by order number.
+func callOrder[T any](ctx context.Context, p *Proxy, orderNo string, call unitCall[T]) (T, error) {
+	u, err := p.unitOf(orderNo)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	p.balancer.Record(u.ID)
+	v, _, err := callUnit(ctx, p, u, call)
+	return v, err
+}

@@ -1,0 +1,204 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+	"time"
+
+	"tradeunit"
+)
+
+const orderColumns = `order_no, mchid, out_trade_no, description, total, currency, trade_state,
+	payment_id, refunded, abandoned_units, create_time, update_time, success_time, close_time`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanOrder(row rowScanner) (*tradeunit.Order, error) {
+	var (
+		o                                  tradeunit.Order
+		abandoned                          string
+		created, updated, success, closeAt int64
+	)
+	err := row.Scan(&o.OrderNo, &o.Mchid, &o.OutTradeNo, &o.Description, &o.Amount.Total, &o.Amount.Currency,
+		&o.State, &o.PaymentID, &o.Refunded, &abandoned, &created, &updated, &success, &closeAt)
+	if err != nil {
+		return nil, err
+	}
+	o.CreateTime, o.UpdateTime = fromMicros(created), fromMicros(updated)
+	o.SuccessTime, o.CloseTime = fromMicros(success), fromMicros(closeAt)
+	o.AbandonedUnits, err = parseUnits(abandoned)
+	return &o, err
+}
+
+// CreateOrder inserts o and its ORDER_CREATED event, or returns the order
+// that already holds (o.Mchid, o.OutTradeNo).
+func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit.Order, bool, error) {
+	const op = "store.CreateOrder"
+	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
+			trade_state, abandoned_units, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
+			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), micros(o.CreateTime), micros(o.CreateTime))
+		if err != nil {
+			if s.dialect.isUniqueViolation(err) {
+				return errDuplicate
+			}
+			return tradeunit.Internal(op, err)
+		}
+		err = insertEvent(ctx, tx, o.OrderNo, tradeunit.EventOrderCreated, o.CreateTime, map[string]any{
+			"mchid": o.Mchid, "out_trade_no": o.OutTradeNo, "total": o.Amount.Total, "currency": o.Amount.Currency,
+			"abandoned_units": o.AbandonedUnits,
+		})
+		if err != nil {
+			return tradeunit.Internal(op, err)
+		}
+		return nil
+	})
+	if err == errDuplicate {
+		existing, err := s.OrderByOutTradeNo(ctx, o.Mchid, o.OutTradeNo)
+		if err != nil {
+			// The duplicate was an order number, not the merchant's key: a
+			// sequence bug, never a caller's mistake.
+			return nil, false, tradeunit.Internal(op, err)
+		}
+		return existing, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	stored := *o
+	stored.State = tradeunit.StateNotPay
+	stored.CreateTime = fromMicros(micros(o.CreateTime))
+	stored.UpdateTime = stored.CreateTime
+	return &stored, true, nil
+}
+
+// errDuplicate signals a unique-key violation out of a transaction.
+var errDuplicate = &tradeunit.Error{Code: tradeunit.CodeInternal, Message: "duplicate key"}
+
+// Order returns an order by number.
+func (s *Store) Order(ctx context.Context, orderNo string) (*tradeunit.Order, error) {
+	return s.queryOrder(ctx, s.read, "store.Order", "order_no = ?", orderNo)
+}
+
+// OrderByOutTradeNo returns an order by the merchant's order number.
+func (s *Store) OrderByOutTradeNo(ctx context.Context, mchid, outTradeNo string) (*tradeunit.Order, error) {
+	return s.queryOrder(ctx, s.read, "store.OrderByOutTradeNo", "mchid = ? AND out_trade_no = ?", mchid, outTradeNo)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) queryOrder(ctx context.Context, db querier, op, where string, args ...any) (*tradeunit.Order, error) {
+	o, err := scanOrder(db.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE "+where, args...))
+	if isNoRows(err) {
+		return nil, notFound("order", strings.Join(strArgs(args), "/"))
+	}
+	if err != nil {
+		return nil, tradeunit.Internal(op, err)
+	}
+	return o, nil
+}
+
+// PayOrder moves a NOTPAY order to SUCCESS with its ORDER_PAID event.
+func (s *Store) PayOrder(ctx context.Context, mchid, orderNo, paymentID string, at time.Time) (*tradeunit.Order, error) {
+	return s.transition(ctx, "store.PayOrder", mchid, orderNo,
+		`UPDATE orders SET trade_state = 'SUCCESS', payment_id = ?, success_time = ?, update_time = ?, version = version + 1
+		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
+		[]any{paymentID, micros(at), micros(at), orderNo, mchid},
+		tradeunit.EventOrderPaid, at, map[string]any{"payment_id": paymentID},
+		func(o *tradeunit.Order) (bool, error) { return o.CheckPay(paymentID) })
+}
+
+// CloseOrder moves a NOTPAY order to CLOSED with its ORDER_CLOSED event.
+func (s *Store) CloseOrder(ctx context.Context, mchid, orderNo string, at time.Time) (*tradeunit.Order, error) {
+	return s.transition(ctx, "store.CloseOrder", mchid, orderNo,
+		`UPDATE orders SET trade_state = 'CLOSED', close_time = ?, update_time = ?, version = version + 1
+		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
+		[]any{micros(at), micros(at), orderNo, mchid},
+		tradeunit.EventOrderClosed, at, map[string]any{},
+		func(o *tradeunit.Order) (bool, error) { return o.CheckClose() })
+}
+
+// transition runs a guarded update and its event in one transaction. When the
+// guard matches no row, the order's current state decides the outcome:
+// already done (idempotent repeat), a rule's error, or not found.
+func (s *Store) transition(ctx context.Context, op, mchid, orderNo, update string, args []any,
+	event tradeunit.EventType, at time.Time, payload any, check func(*tradeunit.Order) (bool, error)) (*tradeunit.Order, error) {
+	var result *tradeunit.Order
+	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, update, args...)
+		if err != nil {
+			return tradeunit.Internal(op, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errGuard
+		}
+		if err := insertEvent(ctx, tx, orderNo, event, at, payload); err != nil {
+			return tradeunit.Internal(op, err)
+		}
+		result, err = s.queryOrder(ctx, tx, op, "order_no = ?", orderNo)
+		return err
+	})
+	if err != errGuard {
+		return result, err
+	}
+	o, err := s.queryOrder(ctx, s.write, op, "order_no = ?", orderNo)
+	if err != nil {
+		return nil, err
+	}
+	if o.Mchid != mchid {
+		return nil, notFound("order", orderNo)
+	}
+	done, err := check(o)
+	if err != nil {
+		return nil, err
+	}
+	if !done {
+		return nil, tradeunit.Internal(op, errGuardUnexplained)
+	}
+	return o, nil
+}
+
+var (
+	// errGuard signals that a guarded update matched no row.
+	errGuard = &tradeunit.Error{Code: tradeunit.CodeInternal, Message: "guard matched no row"}
+	// errGuardUnexplained: the guard failed but the state allows the move;
+	// states never return to NOTPAY, so this is a bug.
+	errGuardUnexplained = &tradeunit.Error{Code: tradeunit.CodeInternal, Message: "guarded update failed in a state that allows it"}
+)
+
+func formatUnits(units []tradeunit.UnitID) string {
+	parts := make([]string, len(units))
+	for i, u := range units {
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func parseUnits(s string) ([]tradeunit.UnitID, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	out := make([]tradeunit.UnitID, len(parts))
+	for i, p := range parts {
+		v, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = tradeunit.UnitID(v)
+	}
+	return out, nil
+}
+
+func strArgs(args []any) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i], _ = a.(string)
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+
+	"tradeunit"
+)
+
+// CreateRefund adds a refund to a paid order in one transaction: the guarded
+// update of the order's refunded sum (it never exceeds the total, whatever
+// runs concurrently), the refund row, and the REFUND_CREATED event.
+func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeunit.Refund, bool, error) {
+	const op = "store.CreateRefund"
+	var id int64
+	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE orders SET refunded = refunded + ?, trade_state = 'REFUND',
+			update_time = ?, version = version + 1
+			WHERE order_no = ? AND mchid = ? AND currency = ? AND trade_state IN ('SUCCESS', 'REFUND')
+			  AND refunded + ? <= total`,
+			r.Amount.Refund, micros(r.CreateTime), r.OrderNo, r.Mchid, r.Amount.Currency, r.Amount.Refund)
+		if err != nil {
+			return tradeunit.Internal(op, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errGuard
+		}
+		res, err = tx.ExecContext(ctx, `INSERT INTO refunds (mchid, out_refund_no, order_no, amount, currency, reason,
+			status, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.Mchid, r.OutRefundNo, r.OrderNo, r.Amount.Refund, r.Amount.Currency, r.Reason,
+			string(tradeunit.RefundSuccess), micros(r.CreateTime))
+		if err != nil {
+			if s.dialect.isUniqueViolation(err) {
+				return errDuplicate
+			}
+			return tradeunit.Internal(op, err)
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return tradeunit.Internal(op, err)
+		}
+		err = insertEvent(ctx, tx, r.OrderNo, tradeunit.EventRefundCreated, r.CreateTime, map[string]any{
+			"refund_id": refundID(r.OrderNo, id), "out_refund_no": r.OutRefundNo, "amount": r.Amount.Refund,
+		})
+		if err != nil {
+			return tradeunit.Internal(op, err)
+		}
+		return nil
+	})
+	switch err {
+	case nil:
+		stored := *r
+		stored.RefundID = refundID(r.OrderNo, id)
+		stored.Status = tradeunit.RefundSuccess
+		stored.CreateTime = fromMicros(micros(r.CreateTime))
+		return &stored, true, nil
+	case errDuplicate:
+		existing, err := s.Refund(ctx, r.Mchid, r.OutRefundNo)
+		return existing, false, err
+	case errGuard:
+		// Either the refund was already made (a repeat: return it) or the
+		// order's state or sum forbids it (say why).
+		if existing, err := s.Refund(ctx, r.Mchid, r.OutRefundNo); err == nil {
+			return existing, false, nil
+		}
+		o, err := s.queryOrder(ctx, s.write, op, "order_no = ?", r.OrderNo)
+		if err != nil {
+			return nil, false, err
+		}
+		if o.Mchid != r.Mchid {
+			return nil, false, notFound("order", r.OrderNo)
+		}
+		if err := o.CheckRefund(r.Amount); err != nil {
+			return nil, false, err
+		}
+		return nil, false, tradeunit.Internal(op, errGuardUnexplained)
+	default:
+		return nil, false, err
+	}
+}
+
+// Refund returns a merchant's refund by its refund number.
+func (s *Store) Refund(ctx context.Context, mchid, outRefundNo string) (*tradeunit.Refund, error) {
+	var (
+		r      tradeunit.Refund
+		id, at int64
+		status string
+	)
+	err := s.read.QueryRowContext(ctx, `SELECT id, mchid, out_refund_no, order_no, amount, currency, reason, status,
+		create_time FROM refunds WHERE mchid = ? AND out_refund_no = ?`, mchid, outRefundNo).
+		Scan(&id, &r.Mchid, &r.OutRefundNo, &r.OrderNo, &r.Amount.Refund, &r.Amount.Currency, &r.Reason, &status, &at)
+	if isNoRows(err) {
+		return nil, notFound("refund", outRefundNo)
+	}
+	if err != nil {
+		return nil, tradeunit.Internal("store.Refund", err)
+	}
+	r.RefundID = refundID(r.OrderNo, id)
+	r.Status = tradeunit.RefundStatus(status)
+	r.CreateTime = fromMicros(at)
+	return &r, nil
+}
+
+// refundID names a refund by its order and its row in the unit, so that it
+// is unique and, like the order number, tells which unit holds it.
+func refundID(orderNo string, id int64) string {
+	return orderNo + "-" + strconv.FormatInt(id, 10)
+}

@@ -1,0 +1,173 @@
+// Package unit is the logic service of one transaction unit: the business
+// rules over the unit's own storage. It is stateless apart from its block of
+// sequence numbers, so any number of replicas can serve one unit.
+package unit
+
+import (
+	"context"
+	"time"
+
+	"tradeunit"
+	"tradeunit/orderno"
+)
+
+// Service implements tradeunit.OrderService for one unit.
+type Service struct {
+	unit  tradeunit.UnitID
+	store tradeunit.Store
+	seq   *Sequencer
+	now   func() time.Time
+}
+
+var _ tradeunit.OrderService = (*Service)(nil)
+
+// Config configures a Service.
+type Config struct {
+	Unit          tradeunit.UnitID
+	SequenceBlock int64            // numbers reserved per storage round trip; DefaultSequenceBlock if 0
+	Now           func() time.Time // the clock; time.Now if nil
+}
+
+// New returns the logic service of cfg.Unit over store.
+func New(cfg Config, store tradeunit.Store) (*Service, error) {
+	if err := cfg.Unit.Validate(); err != nil {
+		return nil, err
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{unit: cfg.Unit, store: store, seq: NewSequencer(store, cfg.SequenceBlock), now: now}, nil
+}
+
+// Unit returns the unit this service serves.
+func (s *Service) Unit() tradeunit.UnitID { return s.unit }
+
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// CreateOrder creates an order in this unit, numbering it with this unit's
+// number and the next sequence number of the unit.
+func (s *Service) CreateOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
+	r.Normalize()
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	seq, err := s.seq.Next(ctx)
+	if err != nil {
+		return nil, tradeunit.Internal("unit.CreateOrder: next sequence", err)
+	}
+	now := s.clock()
+	no, err := orderno.New(s.unit, now, seq)
+	if err != nil {
+		return nil, tradeunit.Internal("unit.CreateOrder: number order", err)
+	}
+	o := &tradeunit.Order{
+		OrderNo: no.String(), Mchid: r.Mchid, OutTradeNo: r.OutTradeNo, Description: r.Description,
+		Amount: r.Amount, AbandonedUnits: r.AbandonedUnits, CreateTime: now,
+	}
+	stored, created, err := s.store.CreateOrder(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if !created && !stored.SameRequest(r) {
+		return nil, tradeunit.Errorf(tradeunit.CodeOutTradeNoUsed,
+			"out_trade_no %s was already used for an order with a different description or amount", r.OutTradeNo)
+	}
+	return stored, nil
+}
+
+// Order returns one of the merchant's orders in this unit.
+func (s *Service) Order(ctx context.Context, mchid, orderNo string) (*tradeunit.Order, error) {
+	if err := s.checkOrderNo(orderNo); err != nil {
+		return nil, err
+	}
+	o, err := s.store.Order(ctx, orderNo)
+	if err != nil {
+		return nil, err
+	}
+	if o.Mchid != mchid {
+		return nil, tradeunit.Errorf(tradeunit.CodeNotFound, "order %s does not exist", orderNo)
+	}
+	return o, nil
+}
+
+// OrderByOutTradeNo returns the merchant's order with the given merchant
+// order number, if it is in this unit.
+func (s *Service) OrderByOutTradeNo(ctx context.Context, mchid, outTradeNo string) (*tradeunit.Order, error) {
+	if err := tradeunit.ValidateMchid(mchid); err != nil {
+		return nil, err
+	}
+	if err := tradeunit.ValidateOutTradeNo(outTradeNo); err != nil {
+		return nil, err
+	}
+	return s.store.OrderByOutTradeNo(ctx, mchid, outTradeNo)
+}
+
+// PayOrder marks the order paid by r.PaymentID.
+func (s *Service) PayOrder(ctx context.Context, r tradeunit.PayOrderRequest) (*tradeunit.Order, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.checkOrderNo(r.OrderNo); err != nil {
+		return nil, err
+	}
+	return s.store.PayOrder(ctx, r.Mchid, r.OrderNo, r.PaymentID, s.clock())
+}
+
+// CloseOrder closes an unpaid order.
+func (s *Service) CloseOrder(ctx context.Context, mchid, orderNo string) (*tradeunit.Order, error) {
+	if err := tradeunit.ValidateMchid(mchid); err != nil {
+		return nil, err
+	}
+	if err := s.checkOrderNo(orderNo); err != nil {
+		return nil, err
+	}
+	return s.store.CloseOrder(ctx, mchid, orderNo, s.clock())
+}
+
+// CreateRefund refunds part or all of a paid order.
+func (s *Service) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequest) (*tradeunit.Refund, error) {
+	r.Normalize()
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.checkOrderNo(r.OrderNo); err != nil {
+		return nil, err
+	}
+	stored, created, err := s.store.CreateRefund(ctx, &tradeunit.Refund{
+		OutRefundNo: r.OutRefundNo, Mchid: r.Mchid, OrderNo: r.OrderNo, Amount: r.Amount,
+		Reason: r.Reason, CreateTime: s.clock(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !created && !stored.SameRequest(r) {
+		return nil, tradeunit.Errorf(tradeunit.CodeOutRefundNoUsed,
+			"out_refund_no %s was already used for a different refund", r.OutRefundNo)
+	}
+	return stored, nil
+}
+
+// Refund returns one of the merchant's refunds in this unit.
+func (s *Service) Refund(ctx context.Context, mchid, outRefundNo string) (*tradeunit.Refund, error) {
+	if err := tradeunit.ValidateMchid(mchid); err != nil {
+		return nil, err
+	}
+	if err := tradeunit.ValidateOutRefundNo(outRefundNo); err != nil {
+		return nil, err
+	}
+	return s.store.Refund(ctx, mchid, outRefundNo)
+}
+
+// checkOrderNo rejects a malformed number and one of another unit: a call
+// routed here by a stale routing table must not act on a wrong order.
+func (s *Service) checkOrderNo(orderNo string) error {
+	u, err := orderno.UnitOf(orderNo)
+	if err != nil {
+		return tradeunit.Errorf(tradeunit.CodeParamError, "%s", err.Error())
+	}
+	if u != s.unit {
+		return tradeunit.Errorf(tradeunit.CodeNotFound, "order %s does not exist", orderNo)
+	}
+	return nil
+}
