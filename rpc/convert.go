@@ -1,0 +1,171 @@
+package rpc
+
+import (
+	"time"
+
+	"tradeunit"
+	"tradeunit/rpc/unitpb"
+)
+
+// Conversions between the domain types and their wire messages. Each pair is
+// written side by side so that a field added to one direction is hard to
+// forget in the other; the round-trip tests check every field.
+
+// toMicros encodes a time as Unix microseconds, 0 for the zero time (the
+// domain's "unset", e.g. SuccessTime of an unpaid order). Precision below a
+// microsecond is dropped: units store microseconds. The Unix epoch itself
+// would read back as unset, which no order or refund time can be.
+func toMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros decodes toMicros. It returns UTC so that decoded times compare
+// equal (==, reflect.DeepEqual) to the UTC times the units produce.
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+// Empty lists decode as nil on the wire, so they encode to nil too: a round
+// trip then returns exactly what was sent, whether nil or not.
+
+func unitsToProto(us []tradeunit.UnitID) []uint32 {
+	if len(us) == 0 {
+		return nil
+	}
+	out := make([]uint32, len(us))
+	for i, u := range us {
+		out[i] = uint32(u)
+	}
+	return out
+}
+
+func unitsFromProto(us []uint32) []tradeunit.UnitID {
+	if len(us) == 0 {
+		return nil
+	}
+	out := make([]tradeunit.UnitID, len(us))
+	for i, u := range us {
+		out[i] = tradeunit.UnitID(u)
+	}
+	return out
+}
+
+func orderToProto(o *tradeunit.Order) *unitpb.Order {
+	return &unitpb.Order{
+		OrderNo:        o.OrderNo,
+		Mchid:          o.Mchid,
+		OutTradeNo:     o.OutTradeNo,
+		Description:    o.Description,
+		Total:          o.Amount.Total,
+		Currency:       o.Amount.Currency,
+		TradeState:     string(o.State),
+		PaymentId:      o.PaymentID,
+		Refunded:       o.Refunded,
+		CreateTimeUs:   toMicros(o.CreateTime),
+		UpdateTimeUs:   toMicros(o.UpdateTime),
+		SuccessTimeUs:  toMicros(o.SuccessTime),
+		CloseTimeUs:    toMicros(o.CloseTime),
+		AbandonedUnits: unitsToProto(o.AbandonedUnits),
+	}
+}
+
+func orderFromProto(p *unitpb.Order) *tradeunit.Order {
+	return &tradeunit.Order{
+		OrderNo:        p.GetOrderNo(),
+		Mchid:          p.GetMchid(),
+		OutTradeNo:     p.GetOutTradeNo(),
+		Description:    p.GetDescription(),
+		Amount:         tradeunit.Amount{Total: p.GetTotal(), Currency: p.GetCurrency()},
+		State:          tradeunit.TradeState(p.GetTradeState()),
+		PaymentID:      p.GetPaymentId(),
+		Refunded:       p.GetRefunded(),
+		CreateTime:     fromMicros(p.GetCreateTimeUs()),
+		UpdateTime:     fromMicros(p.GetUpdateTimeUs()),
+		SuccessTime:    fromMicros(p.GetSuccessTimeUs()),
+		CloseTime:      fromMicros(p.GetCloseTimeUs()),
+		AbandonedUnits: unitsFromProto(p.GetAbandonedUnits()),
+	}
+}
+
+func refundToProto(f *tradeunit.Refund) *unitpb.Refund {
+	return &unitpb.Refund{
+		RefundId:     f.RefundID,
+		OutRefundNo:  f.OutRefundNo,
+		Mchid:        f.Mchid,
+		OrderNo:      f.OrderNo,
+		Refund:       f.Amount.Refund,
+		Currency:     f.Amount.Currency,
+		Reason:       f.Reason,
+		Status:       string(f.Status),
+		CreateTimeUs: toMicros(f.CreateTime),
+	}
+}
+
+func refundFromProto(p *unitpb.Refund) *tradeunit.Refund {
+	return &tradeunit.Refund{
+		RefundID:    p.GetRefundId(),
+		OutRefundNo: p.GetOutRefundNo(),
+		Mchid:       p.GetMchid(),
+		OrderNo:     p.GetOrderNo(),
+		Amount:      tradeunit.RefundAmount{Refund: p.GetRefund(), Currency: p.GetCurrency()},
+		Reason:      p.GetReason(),
+		Status:      tradeunit.RefundStatus(p.GetStatus()),
+		CreateTime:  fromMicros(p.GetCreateTimeUs()),
+	}
+}
+
+func createOrderToProto(r tradeunit.CreateOrderRequest) *unitpb.CreateOrderRequest {
+	return &unitpb.CreateOrderRequest{
+		Mchid:          r.Mchid,
+		OutTradeNo:     r.OutTradeNo,
+		Description:    r.Description,
+		Total:          r.Amount.Total,
+		Currency:       r.Amount.Currency,
+		AbandonedUnits: unitsToProto(r.AbandonedUnits),
+	}
+}
+
+func createOrderFromProto(p *unitpb.CreateOrderRequest) tradeunit.CreateOrderRequest {
+	return tradeunit.CreateOrderRequest{
+		Mchid:          p.GetMchid(),
+		OutTradeNo:     p.GetOutTradeNo(),
+		Description:    p.GetDescription(),
+		Amount:         tradeunit.Amount{Total: p.GetTotal(), Currency: p.GetCurrency()},
+		AbandonedUnits: unitsFromProto(p.GetAbandonedUnits()),
+	}
+}
+
+func payOrderToProto(r tradeunit.PayOrderRequest) *unitpb.PayOrderRequest {
+	return &unitpb.PayOrderRequest{Mchid: r.Mchid, OrderNo: r.OrderNo, PaymentId: r.PaymentID}
+}
+
+func payOrderFromProto(p *unitpb.PayOrderRequest) tradeunit.PayOrderRequest {
+	return tradeunit.PayOrderRequest{Mchid: p.GetMchid(), OrderNo: p.GetOrderNo(), PaymentID: p.GetPaymentId()}
+}
+
+func createRefundToProto(r tradeunit.CreateRefundRequest) *unitpb.CreateRefundRequest {
+	return &unitpb.CreateRefundRequest{
+		Mchid:       r.Mchid,
+		OrderNo:     r.OrderNo,
+		OutRefundNo: r.OutRefundNo,
+		Refund:      r.Amount.Refund,
+		Currency:    r.Amount.Currency,
+		Reason:      r.Reason,
+	}
+}
+
+func createRefundFromProto(p *unitpb.CreateRefundRequest) tradeunit.CreateRefundRequest {
+	return tradeunit.CreateRefundRequest{
+		Mchid:       p.GetMchid(),
+		OrderNo:     p.GetOrderNo(),
+		OutRefundNo: p.GetOutRefundNo(),
+		Amount:      tradeunit.RefundAmount{Refund: p.GetRefund(), Currency: p.GetCurrency()},
+		Reason:      p.GetReason(),
+	}
+}

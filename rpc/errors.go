@@ -1,0 +1,126 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"tradeunit"
+)
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of every error the unit's
+// business logic returns. A status carrying an ErrorInfo of this domain is a
+// definite answer from the unit; any other status is a transport failure.
+const ErrorDomain = "tradeunit"
+
+// ErrTransport marks errors that came from the transport, not from the unit's
+// business logic: the unit could not be reached, did not answer in time, or
+// the caller gave up. The outcome of a changing call that failed this way is
+// unknown. Test for it with IsTransport (or errors.Is).
+var ErrTransport = errors.New("rpc transport failure")
+
+// codeTable is the one mapping between domain codes and gRPC codes. The
+// domain code itself travels in the ErrorInfo reason, so the gRPC code is
+// only for generic gRPC tooling (logs, metrics, interceptors); several domain
+// codes share one gRPC code and the client never needs the reverse mapping.
+var codeTable = []struct {
+	domain tradeunit.Code
+	grpc   codes.Code
+}{
+	{tradeunit.CodeParamError, codes.InvalidArgument},
+	{tradeunit.CodeUnauthorized, codes.Unauthenticated},
+	{tradeunit.CodeNotFound, codes.NotFound},
+	{tradeunit.CodeInvalidRequest, codes.FailedPrecondition},
+	{tradeunit.CodeOrderClosed, codes.FailedPrecondition},
+	{tradeunit.CodeOrderPaid, codes.FailedPrecondition},
+	{tradeunit.CodeNotEnough, codes.FailedPrecondition},
+	{tradeunit.CodeOutTradeNoUsed, codes.AlreadyExists},
+	{tradeunit.CodeOutRefundNoUsed, codes.AlreadyExists},
+	{tradeunit.CodeUnitUnavailable, codes.Unavailable},
+	{tradeunit.CodeNoUnitAvailable, codes.Unavailable},
+	{tradeunit.CodeInternal, codes.Internal},
+}
+
+var grpcCodes = func() map[tradeunit.Code]codes.Code {
+	m := make(map[tradeunit.Code]codes.Code, len(codeTable))
+	for _, row := range codeTable {
+		m[row.domain] = row.grpc
+	}
+	return m
+}()
+
+// grpcCode returns the gRPC code of a domain code. A code this table does not
+// know yet (added to the domain later) is Internal on the wire, but its exact
+// value still reaches the client through the ErrorInfo reason.
+func grpcCode(c tradeunit.Code) codes.Code {
+	if gc, ok := grpcCodes[c]; ok {
+		return gc
+	}
+	return codes.Internal
+}
+
+// toStatus turns an error returned by the unit's OrderService into the
+// status error a handler returns. Only the code and the caller-safe message
+// cross the wire: the Op/Err chain of a SYSTEM_ERROR can hold SQL, addresses
+// or credentials, so it is logged here, on the server, instead.
+func toStatus(ctx context.Context, method string, err error) error {
+	// The caller gave up (deadline or cancel) and the failure is that: the
+	// unit reached no definite outcome, so answer like the transport would,
+	// without ErrorInfo, rather than as a SYSTEM_ERROR the proxy would read
+	// as a definite answer.
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return status.FromContextError(err).Err()
+	}
+	code := tradeunit.ErrorCode(err)
+	if code == tradeunit.CodeInternal {
+		slog.ErrorContext(ctx, "rpc: internal error", "method", method, "err", err)
+	}
+	st := status.New(grpcCode(code), tradeunit.ErrorMessage(err))
+	withInfo, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: string(code), Domain: ErrorDomain})
+	if derr != nil {
+		// Only possible for codes.OK, which grpcCode never returns; without
+		// the detail the client would see a transport failure, so say so.
+		slog.ErrorContext(ctx, "rpc: cannot attach error details", "method", method, "err", derr)
+		return st.Err()
+	}
+	return withInfo.Err()
+}
+
+// fromStatus turns an error returned by a gRPC call into the error the
+// client returns. A status with a tradeunit ErrorInfo is the unit's answer
+// and becomes the same *tradeunit.Error the unit returned (code and
+// message). Anything else, including the caller's own deadline or
+// cancellation, becomes UNIT_UNAVAILABLE marked with ErrTransport.
+func fromStatus(method string, err error) error {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain && info.GetReason() != "" {
+			return &tradeunit.Error{Code: tradeunit.Code(info.GetReason()), Message: st.Message()}
+		}
+	}
+	return transportError(method, st.Code(), err)
+}
+
+// transportError builds the error of a call that did not reach a definite
+// outcome. The message names only the gRPC code because it may be shown to
+// API callers; the full cause (addresses, dial errors) stays in Err for logs.
+func transportError(method string, code codes.Code, err error) error {
+	return &tradeunit.Error{
+		Code:    tradeunit.CodeUnitUnavailable,
+		Message: fmt.Sprintf("unit unreachable: %v", code),
+		Op:      "rpc." + method,
+		Err:     fmt.Errorf("%w: %w", ErrTransport, err),
+	}
+}
+
+// IsTransport reports whether err came from the transport rather than from
+// the unit's business logic: the unit could not be reached or did not answer
+// (connection refused or lost, deadline exceeded, caller canceled, a status
+// without tradeunit error details). After such an error the outcome of a
+// changing call is unknown; after any other error the unit has answered.
+func IsTransport(err error) bool { return errors.Is(err, ErrTransport) }

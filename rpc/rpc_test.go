@@ -1,0 +1,594 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"tradeunit"
+	"tradeunit/rpc/unitpb"
+)
+
+// fakeService is a tradeunit.OrderService that returns whatever the test
+// set and records what it was called with: enough to test the adapter
+// without the unit's business logic.
+type fakeService struct {
+	mu     sync.Mutex
+	order  *tradeunit.Order
+	refund *tradeunit.Refund
+	err    error
+	block  bool    // wait for ctx to end, then return an Internal-wrapped ctx error
+	calls  [][]any // per call: the method name, then its arguments
+}
+
+func (f *fakeService) set(o *tradeunit.Order, r *tradeunit.Refund, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.order, f.refund, f.err = o, r, err
+}
+
+func (f *fakeService) record(ctx context.Context, call ...any) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, call)
+	block, err := f.block, f.err
+	f.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return tradeunit.Internal("fake.wait", ctx.Err())
+	}
+	return err
+}
+
+func (f *fakeService) lastCall() []any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.calls) == 0 {
+		return nil
+	}
+	return f.calls[len(f.calls)-1]
+}
+
+func (f *fakeService) result(ctx context.Context, call ...any) (*tradeunit.Order, error) {
+	if err := f.record(ctx, call...); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.order, nil
+}
+
+func (f *fakeService) refundResult(ctx context.Context, call ...any) (*tradeunit.Refund, error) {
+	if err := f.record(ctx, call...); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refund, nil
+}
+
+func (f *fakeService) CreateOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
+	return f.result(ctx, "CreateOrder", r)
+}
+
+func (f *fakeService) Order(ctx context.Context, mchid, orderNo string) (*tradeunit.Order, error) {
+	return f.result(ctx, "Order", mchid, orderNo)
+}
+
+func (f *fakeService) OrderByOutTradeNo(ctx context.Context, mchid, outTradeNo string) (*tradeunit.Order, error) {
+	return f.result(ctx, "OrderByOutTradeNo", mchid, outTradeNo)
+}
+
+func (f *fakeService) PayOrder(ctx context.Context, r tradeunit.PayOrderRequest) (*tradeunit.Order, error) {
+	return f.result(ctx, "PayOrder", r)
+}
+
+func (f *fakeService) CloseOrder(ctx context.Context, mchid, orderNo string) (*tradeunit.Order, error) {
+	return f.result(ctx, "CloseOrder", mchid, orderNo)
+}
+
+func (f *fakeService) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequest) (*tradeunit.Refund, error) {
+	return f.refundResult(ctx, "CreateRefund", r)
+}
+
+func (f *fakeService) Refund(ctx context.Context, mchid, outRefundNo string) (*tradeunit.Refund, error) {
+	return f.refundResult(ctx, "Refund", mchid, outRefundNo)
+}
+
+// unit is a served fakeService and a Client of it.
+type unit struct {
+	svc    *fakeService
+	srv    *grpc.Server
+	client *Client
+}
+
+// startUnit serves a fakeService on a loopback port and dials it.
+func startUnit(tb testing.TB) *unit {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc := &fakeService{}
+	srv, _ := NewServer(svc)
+	go func() { _ = srv.Serve(lis) }()
+	tb.Cleanup(srv.Stop)
+	c, err := Dial(lis.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return &unit{svc: svc, srv: srv, client: c}
+}
+
+func testOrder() *tradeunit.Order {
+	t0 := time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
+	return &tradeunit.Order{
+		OrderNo:        "1000012503040000000042",
+		Mchid:          "1900000109",
+		OutTradeNo:     "out-trade-0001",
+		Description:    "Image形象店-深圳腾大-QQ公仔",
+		Amount:         tradeunit.Amount{Total: 8_888, Currency: "CNY"},
+		State:          tradeunit.StateRefund,
+		PaymentID:      "pay_4200001234",
+		Refunded:       100,
+		CreateTime:     t0,
+		UpdateTime:     t0.Add(3 * time.Second),
+		SuccessTime:    t0.Add(time.Second + time.Microsecond),
+		CloseTime:      t0.Add(time.Hour),
+		AbandonedUnits: []tradeunit.UnitID{7, 99999},
+	}
+}
+
+func testRefund() *tradeunit.Refund {
+	return &tradeunit.Refund{
+		RefundID:    "1000012503040000000042-1",
+		OutRefundNo: "refund@0001",
+		Mchid:       "1900000109",
+		OrderNo:     "1000012503040000000042",
+		Amount:      tradeunit.RefundAmount{Refund: 100, Currency: "CNY"},
+		Reason:      "商品已售完",
+		Status:      tradeunit.RefundSuccess,
+		CreateTime:  time.Date(2025, 3, 4, 6, 0, 0, 999999000, time.UTC),
+	}
+}
+
+// call is one OrderService method invoked through the client, for tests that
+// must hold for every method.
+type call struct {
+	name string
+	do   func(ctx context.Context, s tradeunit.OrderService) error
+}
+
+var calls = []call{
+	{"CreateOrder", func(ctx context.Context, s tradeunit.OrderService) error {
+		_, err := s.CreateOrder(ctx, tradeunit.CreateOrderRequest{Mchid: "m", OutTradeNo: "o"})
+		return err
+	}},
+	{"Order", func(ctx context.Context, s tradeunit.OrderService) error {
+		_, err := s.Order(ctx, "m", "n")
+		return err
+	}},
+	{"OrderByOutTradeNo", func(ctx context.Context, s tradeunit.OrderService) error {
+		_, err := s.OrderByOutTradeNo(ctx, "m", "o")
+		return err
+	}},
+	{"PayOrder", func(ctx context.Context, s tradeunit.OrderService) error {
+		_, err := s.PayOrder(ctx, tradeunit.PayOrderRequest{Mchid: "m", OrderNo: "n", PaymentID: "p"})
+		return err
+	}},
+	{"CloseOrder", func(ctx context.Context, s tradeunit.OrderService) error {
+		_, err := s.CloseOrder(ctx, "m", "n")
+		return err
+	}},
+	{"CreateRefund", func(ctx context.Context, s tradeunit.OrderService) error {
+		_, err := s.CreateRefund(ctx, tradeunit.CreateRefundRequest{Mchid: "m", OrderNo: "n"})
+		return err
+	}},
+	{"Refund", func(ctx context.Context, s tradeunit.OrderService) error {
+		_, err := s.Refund(ctx, "m", "r")
+		return err
+	}},
+}
+
+func TestServiceName(t *testing.T) {
+	if got, want := ServiceName, unitpb.UnitService_ServiceDesc.ServiceName; got != want {
+		t.Fatalf("ServiceName = %q, want %q", got, want)
+	}
+}
+
+func TestErrorCodesRoundTrip(t *testing.T) {
+	u := startUnit(t)
+	tests := []struct {
+		code tradeunit.Code
+		grpc codes.Code
+	}{
+		{tradeunit.CodeParamError, codes.InvalidArgument},
+		{tradeunit.CodeUnauthorized, codes.Unauthenticated},
+		{tradeunit.CodeNotFound, codes.NotFound},
+		{tradeunit.CodeInvalidRequest, codes.FailedPrecondition},
+		{tradeunit.CodeOrderClosed, codes.FailedPrecondition},
+		{tradeunit.CodeOrderPaid, codes.FailedPrecondition},
+		{tradeunit.CodeNotEnough, codes.FailedPrecondition},
+		{tradeunit.CodeOutTradeNoUsed, codes.AlreadyExists},
+		{tradeunit.CodeOutRefundNoUsed, codes.AlreadyExists},
+		{tradeunit.CodeUnitUnavailable, codes.Unavailable},
+		{tradeunit.CodeNoUnitAvailable, codes.Unavailable},
+		{tradeunit.CodeInternal, codes.Internal},
+		{"SOME_FUTURE_CODE", codes.Internal}, // unknown to the table, still carried exactly
+	}
+	if len(tests) != len(codeTable)+1 {
+		t.Fatalf("test covers %d codes, codeTable has %d: add the new code here", len(tests)-1, len(codeTable))
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.code), func(t *testing.T) {
+			msg := "message of " + string(tt.code) + " 订单"
+			u.svc.set(nil, nil, &tradeunit.Error{Code: tt.code, Message: msg, Op: "fake.op"})
+			for _, c := range calls {
+				err := c.do(t.Context(), u.client)
+				var e *tradeunit.Error
+				if !errors.As(err, &e) {
+					t.Fatalf("%s: got %T %v, want *tradeunit.Error", c.name, err, err)
+				}
+				want := &tradeunit.Error{Code: tt.code, Message: msg}
+				if !reflect.DeepEqual(e, want) {
+					t.Errorf("%s: got %#v, want %#v", c.name, e, want)
+				}
+				if IsTransport(err) {
+					t.Errorf("%s: IsTransport(%v) = true for an answer of the unit", c.name, err)
+				}
+			}
+
+			// On the wire: the gRPC code of the table and an ErrorInfo.
+			_, err := u.client.api.GetOrder(t.Context(), &unitpb.GetOrderRequest{Mchid: "m", OrderNo: "n"})
+			st := status.Convert(err)
+			if st.Code() != tt.grpc {
+				t.Errorf("gRPC code = %v, want %v", st.Code(), tt.grpc)
+			}
+			var info *errdetails.ErrorInfo
+			for _, d := range st.Details() {
+				if i, ok := d.(*errdetails.ErrorInfo); ok {
+					info = i
+				}
+			}
+			if info == nil || info.GetReason() != string(tt.code) || info.GetDomain() != "tradeunit" {
+				t.Errorf("ErrorInfo = %v, want reason %s, domain tradeunit", info, tt.code)
+			}
+		})
+	}
+}
+
+func TestSystemErrorCauseStaysOnServer(t *testing.T) {
+	var logs bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+
+	u := startUnit(t)
+	const secret = "dial tcp 10.1.2.3:3306: password=hunter2"
+	for _, cause := range []error{
+		tradeunit.Internal("store.PayOrder", errors.New(secret)),
+		errors.New(secret), // not even a *tradeunit.Error
+	} {
+		logs.Reset()
+		u.svc.set(nil, nil, cause)
+		_, err := u.client.PayOrder(t.Context(), tradeunit.PayOrderRequest{Mchid: "m", OrderNo: "n", PaymentID: "p"})
+		if got, want := tradeunit.ErrorCode(err), tradeunit.CodeInternal; got != want {
+			t.Fatalf("code = %s, want %s", got, want)
+		}
+		if got, want := tradeunit.ErrorMessage(err), "internal error"; got != want {
+			t.Errorf("message = %q, want %q", got, want)
+		}
+		if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "store.PayOrder") {
+			t.Errorf("client error %q leaks the internal cause", err)
+		}
+		if IsTransport(err) {
+			t.Errorf("IsTransport(%v) = true for an answer of the unit", err)
+		}
+		if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "PayOrder") || !strings.Contains(l, "hunter2") {
+			t.Errorf("server log %q lacks the level, method or cause", l)
+		}
+	}
+}
+
+func TestOrderRoundTrip(t *testing.T) {
+	u := startUnit(t)
+	want := testOrder()
+	u.svc.set(testOrder(), nil, nil)
+	for _, c := range calls[:5] { // the methods that return an order
+		t.Run(c.name, func(t *testing.T) {
+			var got *tradeunit.Order
+			var err error
+			switch c.name {
+			case "CreateOrder":
+				got, err = u.client.CreateOrder(t.Context(), tradeunit.CreateOrderRequest{})
+			case "Order":
+				got, err = u.client.Order(t.Context(), "m", "n")
+			case "OrderByOutTradeNo":
+				got, err = u.client.OrderByOutTradeNo(t.Context(), "m", "o")
+			case "PayOrder":
+				got, err = u.client.PayOrder(t.Context(), tradeunit.PayOrderRequest{})
+			case "CloseOrder":
+				got, err = u.client.CloseOrder(t.Context(), "m", "n")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+
+	// Unset times and no abandoned units survive as zero and nil.
+	bare := &tradeunit.Order{OrderNo: "n", State: tradeunit.StateNotPay, CreateTime: want.CreateTime}
+	u.svc.set(bare, nil, nil)
+	got, err := u.client.Order(t.Context(), "m", "n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, bare) {
+		t.Errorf("got  %+v\nwant %+v", got, bare)
+	}
+}
+
+func TestRefundRoundTrip(t *testing.T) {
+	u := startUnit(t)
+	want := testRefund()
+	u.svc.set(nil, testRefund(), nil)
+	got, err := u.client.CreateRefund(t.Context(), tradeunit.CreateRefundRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("CreateRefund: got %+v, want %+v", got, want)
+	}
+	got, err = u.client.Refund(t.Context(), "m", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Refund: got %+v, want %+v", got, want)
+	}
+}
+
+func TestTimesAreMicrosecondsUTC(t *testing.T) {
+	shanghai := time.FixedZone("CST", 8*3600)
+	in := time.Date(2025, 3, 4, 13, 6, 7, 123456789, shanghai)
+	got := fromMicros(toMicros(in))
+	want := time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)
+	if got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if toMicros(time.Time{}) != 0 || !fromMicros(0).IsZero() {
+		t.Errorf("zero time does not map to 0 and back")
+	}
+}
+
+func TestRequestsRoundTrip(t *testing.T) {
+	u := startUnit(t)
+	u.svc.set(testOrder(), testRefund(), nil)
+	ctx := t.Context()
+	createOrder := tradeunit.CreateOrderRequest{
+		Mchid: "1900000109", OutTradeNo: "out-trade-0001", Description: "公仔",
+		Amount: tradeunit.Amount{Total: 8_888, Currency: "USD"}, AbandonedUnits: []tradeunit.UnitID{3, 5},
+	}
+	pay := tradeunit.PayOrderRequest{Mchid: "1900000109", OrderNo: "100001", PaymentID: "pay-1"}
+	createRefund := tradeunit.CreateRefundRequest{
+		Mchid: "1900000109", OrderNo: "100001", OutRefundNo: "r-1",
+		Amount: tradeunit.RefundAmount{Refund: 1, Currency: "USD"}, Reason: "坏了",
+	}
+	tests := []struct {
+		do   func() error
+		want []any
+	}{
+		{func() error { _, err := u.client.CreateOrder(ctx, createOrder); return err }, []any{"CreateOrder", createOrder}},
+		{func() error { _, err := u.client.Order(ctx, "mch", "no"); return err }, []any{"Order", "mch", "no"}},
+		{func() error { _, err := u.client.OrderByOutTradeNo(ctx, "mch", "out"); return err }, []any{"OrderByOutTradeNo", "mch", "out"}},
+		{func() error { _, err := u.client.PayOrder(ctx, pay); return err }, []any{"PayOrder", pay}},
+		{func() error { _, err := u.client.CloseOrder(ctx, "mch", "no"); return err }, []any{"CloseOrder", "mch", "no"}},
+		{func() error { _, err := u.client.CreateRefund(ctx, createRefund); return err }, []any{"CreateRefund", createRefund}},
+		{func() error { _, err := u.client.Refund(ctx, "mch", "ref"); return err }, []any{"Refund", "mch", "ref"}},
+	}
+	for _, tt := range tests {
+		if err := tt.do(); err != nil {
+			t.Fatalf("%v: %v", tt.want[0], err)
+		}
+		if got := u.svc.lastCall(); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("service called with %+v, want %+v", got, tt.want)
+		}
+	}
+}
+
+func TestNilResultIsSystemError(t *testing.T) {
+	u := startUnit(t) // the fake returns (nil, nil) until set
+	for _, c := range calls {
+		if err := c.do(t.Context(), u.client); tradeunit.ErrorCode(err) != tradeunit.CodeInternal {
+			t.Errorf("%s: got %v, want SYSTEM_ERROR", c.name, err)
+		}
+	}
+}
+
+// wantTransport fails unless err is the UNIT_UNAVAILABLE transport error of
+// method.
+func wantTransport(tb testing.TB, err error, method string) {
+	tb.Helper()
+	if !IsTransport(err) {
+		tb.Errorf("IsTransport(%v) = false, want true", err)
+	}
+	if got, want := tradeunit.ErrorCode(err), tradeunit.CodeUnitUnavailable; got != want {
+		tb.Errorf("code of %v = %s, want %s", err, got, want)
+	}
+	var e *tradeunit.Error
+	if errors.As(err, &e) {
+		if got, want := e.Op, "rpc."+method; got != want {
+			tb.Errorf("Op = %q, want %q", got, want)
+		}
+		if !strings.HasPrefix(e.Message, "unit unreachable: ") {
+			tb.Errorf("Message = %q, want prefix %q", e.Message, "unit unreachable: ")
+		}
+		if _, ok := status.FromError(e.Err); !ok {
+			tb.Errorf("Err %v does not wrap the gRPC status", e.Err)
+		}
+	}
+}
+
+func TestStoppedServerFailsFast(t *testing.T) {
+	u := startUnit(t)
+	u.svc.set(testOrder(), nil, nil)
+	if _, err := u.client.Order(t.Context(), "m", "n"); err != nil {
+		t.Fatal(err) // the connection is up before the server goes away
+	}
+	u.srv.Stop()
+	for _, c := range calls {
+		start := time.Now()
+		err := c.do(context.Background(), u.client) // no deadline: failing fast is the client's job
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s took %v against a stopped server, want < 2s", c.name, d)
+		}
+		method := map[string]string{"Order": "GetOrder", "OrderByOutTradeNo": "GetOrderByOutTradeNo", "Refund": "GetRefund"}[c.name]
+		if method == "" {
+			method = c.name
+		}
+		wantTransport(t, err, method)
+	}
+}
+
+func TestNeverStartedServerFailsFast(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close() // nothing listens there now
+	c, err := Dial(addr)
+	if err != nil {
+		t.Fatalf("Dial must not connect, got %v", err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, err = c.Order(context.Background(), "m", "n")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("call took %v, want < 2s", d)
+	}
+	wantTransport(t, err, "GetOrder")
+}
+
+func TestCallerContextIsTransport(t *testing.T) {
+	u := startUnit(t)
+	u.svc.set(testOrder(), nil, nil)
+
+	expired, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err := u.client.Order(expired, "m", "n")
+	wantTransport(t, err, "GetOrder")
+	if got := status.Code(err); got != codes.DeadlineExceeded {
+		t.Errorf("status code = %v, want DeadlineExceeded", got)
+	}
+
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = u.client.Order(canceled, "m", "n")
+	wantTransport(t, err, "GetOrder")
+
+	// A unit that hangs until the deadline, then reports the context error
+	// wrapped as SYSTEM_ERROR: still no definite answer.
+	u.svc.mu.Lock()
+	u.svc.block = true
+	u.svc.mu.Unlock()
+	short, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err = u.client.PayOrder(short, tradeunit.PayOrderRequest{})
+	wantTransport(t, err, "PayOrder")
+}
+
+func TestServerContextErrorIsNotDomainAnswer(t *testing.T) {
+	// The server side of the case above, without the client's own deadline
+	// racing it: a handler whose ctx is done and whose error is that.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := toStatus(ctx, "PayOrder", tradeunit.Internal("store.PayOrder", ctx.Err()))
+	if got := status.Code(err); got != codes.Canceled {
+		t.Errorf("status code = %v, want Canceled", got)
+	}
+	if got := fromStatus("PayOrder", err); !IsTransport(got) {
+		t.Errorf("IsTransport(%v) = false, want true", got)
+	}
+	// A live ctx: a context error from deep inside is a unit fault.
+	err = toStatus(t.Context(), "PayOrder", tradeunit.Internal("store.PayOrder", context.DeadlineExceeded))
+	if got := tradeunit.ErrorCode(fromStatus("PayOrder", err)); got != tradeunit.CodeInternal {
+		t.Errorf("code = %s, want SYSTEM_ERROR", got)
+	}
+}
+
+func TestStatusWithoutErrorInfoIsTransport(t *testing.T) {
+	for _, err := range []error{
+		status.Error(codes.Unknown, "panic somewhere"),
+		status.Error(codes.NotFound, "no ErrorInfo: a proxy in between, not the unit"),
+		errors.New("not a status at all"),
+	} {
+		if got := fromStatus("GetOrder", err); !IsTransport(got) || tradeunit.ErrorCode(got) != tradeunit.CodeUnitUnavailable {
+			t.Errorf("fromStatus(%v) = %v, want a UNIT_UNAVAILABLE transport error", err, got)
+		}
+	}
+	st, _ := status.New(codes.NotFound, "x").WithDetails(&errdetails.ErrorInfo{Reason: "RESOURCE_NOT_EXISTS", Domain: "example.com"})
+	if got := fromStatus("GetOrder", st.Err()); !IsTransport(got) {
+		t.Errorf("ErrorInfo of another domain: IsTransport(%v) = false, want true", got)
+	}
+	if IsTransport(nil) || IsTransport(tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "x")) {
+		t.Error("IsTransport is true for an error that did not come from the transport")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, h := NewServer(&fakeService{})
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	c, err := Dial(lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, want := c.Addr(), lis.Addr().String(); got != want {
+		t.Errorf("Addr() = %q, want %q", got, want)
+	}
+
+	if err := c.Check(t.Context()); err != nil {
+		t.Fatalf("Check of a live server: %v", err)
+	}
+
+	// Draining: the replica answers, but not SERVING.
+	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	err = c.Check(t.Context())
+	if tradeunit.ErrorCode(err) != tradeunit.CodeUnitUnavailable || IsTransport(err) {
+		t.Errorf("Check of a draining server = %v, want a non-transport UNIT_UNAVAILABLE", err)
+	}
+	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	srv.Stop()
+	start := time.Now()
+	err = c.Check(context.Background())
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Check took %v against a stopped server, want < 2s", d)
+	}
+	if err == nil {
+		t.Fatal("Check of a stopped server succeeded")
+	}
+	wantTransport(t, err, "Check")
+}

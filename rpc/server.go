@@ -1,0 +1,139 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"tradeunit"
+	"tradeunit/rpc/unitpb"
+)
+
+// ServiceName is the full name of the unit's gRPC service. NewServer reports
+// its health under this name (and under ""), and Client.Check asks for it, so
+// a unit that is draining can be marked NOT_SERVING without stopping.
+const ServiceName = "tradeunit.v1.UnitService"
+
+// Keepalive settings of both ends. The client pings at clientPingEvery, so
+// the server must tolerate pings at least that often (serverMinPingEvery ≤
+// clientPingEvery) or it closes the connection with "too_many_pings".
+const (
+	serverMinPingEvery = 10 * time.Second
+	serverPingEvery    = 30 * time.Second // detects proxies that vanished
+	serverPingTimeout  = 10 * time.Second
+)
+
+// NewServer returns a gRPC server that serves svc as UnitService and the
+// standard gRPC health service, reporting SERVING. opts are applied after the
+// defaults, so they can override them.
+//
+// The returned health server lets the caller drain the unit: call its
+// Shutdown (every service becomes NOT_SERVING, so proxies stop choosing this
+// replica) some time before the grpc.Server's GracefulStop.
+func NewServer(svc tradeunit.OrderService, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+	defaults := []grpc.ServerOption{
+		// Accept the client's pings, also on idle connections: they are how a
+		// proxy notices a dead replica without waiting for a call to fail.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             serverMinPingEvery,
+			PermitWithoutStream: true,
+		}),
+		// Ping clients too, so connections of proxies that disappeared
+		// without closing (host down, partition) are freed.
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    serverPingEvery,
+			Timeout: serverPingTimeout,
+		}),
+	}
+	s := grpc.NewServer(append(defaults, opts...)...)
+	Register(s, svc)
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(s, h)
+	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return s, h
+}
+
+// Register registers svc on s as the UnitService. Use it to add the unit to a
+// server built elsewhere; NewServer does it for you.
+func Register(s *grpc.Server, svc tradeunit.OrderService) {
+	unitpb.RegisterUnitServiceServer(s, &server{svc: svc})
+}
+
+// server adapts a tradeunit.OrderService to the generated UnitServiceServer.
+// It holds no state: every call converts the request, calls svc, and
+// converts the result or error.
+type server struct {
+	unitpb.UnimplementedUnitServiceServer
+	svc tradeunit.OrderService
+}
+
+var _ unitpb.UnitServiceServer = (*server)(nil)
+
+func (s *server) CreateOrder(ctx context.Context, r *unitpb.CreateOrderRequest) (*unitpb.Order, error) {
+	o, err := s.svc.CreateOrder(ctx, createOrderFromProto(r))
+	return s.order(ctx, "CreateOrder", o, err)
+}
+
+func (s *server) GetOrder(ctx context.Context, r *unitpb.GetOrderRequest) (*unitpb.Order, error) {
+	o, err := s.svc.Order(ctx, r.GetMchid(), r.GetOrderNo())
+	return s.order(ctx, "GetOrder", o, err)
+}
+
+func (s *server) GetOrderByOutTradeNo(ctx context.Context, r *unitpb.GetOrderByOutTradeNoRequest) (*unitpb.Order, error) {
+	o, err := s.svc.OrderByOutTradeNo(ctx, r.GetMchid(), r.GetOutTradeNo())
+	return s.order(ctx, "GetOrderByOutTradeNo", o, err)
+}
+
+func (s *server) PayOrder(ctx context.Context, r *unitpb.PayOrderRequest) (*unitpb.Order, error) {
+	o, err := s.svc.PayOrder(ctx, payOrderFromProto(r))
+	return s.order(ctx, "PayOrder", o, err)
+}
+
+func (s *server) CloseOrder(ctx context.Context, r *unitpb.CloseOrderRequest) (*unitpb.Order, error) {
+	o, err := s.svc.CloseOrder(ctx, r.GetMchid(), r.GetOrderNo())
+	return s.order(ctx, "CloseOrder", o, err)
+}
+
+func (s *server) CreateRefund(ctx context.Context, r *unitpb.CreateRefundRequest) (*unitpb.Refund, error) {
+	f, err := s.svc.CreateRefund(ctx, createRefundFromProto(r))
+	return s.refund(ctx, "CreateRefund", f, err)
+}
+
+func (s *server) GetRefund(ctx context.Context, r *unitpb.GetRefundRequest) (*unitpb.Refund, error) {
+	f, err := s.svc.Refund(ctx, r.GetMchid(), r.GetOutRefundNo())
+	return s.refund(ctx, "GetRefund", f, err)
+}
+
+// errNilResult is the cause logged when a service breaks its contract by
+// returning neither a result nor an error.
+var errNilResult = errors.New("service returned neither a result nor an error")
+
+// order finishes a call returning an order. A nil order without an error is
+// a bug of the service; it is reported as SYSTEM_ERROR rather than sent as an
+// empty order the proxy would take for a real one.
+func (s *server) order(ctx context.Context, method string, o *tradeunit.Order, err error) (*unitpb.Order, error) {
+	if err == nil && o == nil {
+		err = tradeunit.Internal("rpc."+method, errNilResult)
+	}
+	if err != nil {
+		return nil, toStatus(ctx, method, err)
+	}
+	return orderToProto(o), nil
+}
+
+// refund is order for calls returning a refund.
+func (s *server) refund(ctx context.Context, method string, f *tradeunit.Refund, err error) (*unitpb.Refund, error) {
+	if err == nil && f == nil {
+		err = tradeunit.Internal("rpc."+method, errNilResult)
+	}
+	if err != nil {
+		return nil, toStatus(ctx, method, err)
+	}
+	return refundToProto(f), nil
+}
