@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
@@ -49,6 +50,7 @@ func NewServer(svc tradeunit.OrderService, opts ...grpc.ServerOption) (*grpc.Ser
 			Time:    serverPingEvery,
 			Timeout: serverPingTimeout,
 		}),
+		grpc.ChainUnaryInterceptor(recoverPanics),
 	}
 	s := grpc.NewServer(append(defaults, opts...)...)
 	Register(s, svc)
@@ -136,4 +138,15 @@ func (s *server) refund(ctx context.Context, method string, f *tradeunit.Refund,
 		return nil, toStatus(ctx, method, err)
 	}
 	return refundToProto(f), nil
+}
+
+// recoverPanics turns a panic in a handler into a SYSTEM_ERROR answer: one
+// bad request must not take down a replica and every call in flight on it.
+func recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = toStatus(ctx, info.FullMethod, tradeunit.Internal(info.FullMethod, fmt.Errorf("panic: %v", v)))
+		}
+	}()
+	return handler(ctx, req)
 }

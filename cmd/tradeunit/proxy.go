@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"tradeunit/proxy"
+	"tradeunit/routing"
+)
+
+var proxyCmd = &command{
+	name:  "proxy",
+	usage: "--routes FILE --merchants FILE [--listen ADDR]",
+	short: "run the stateless proxy: the public REST API, routing to the units of the routing table",
+}
+
+func init() { proxyCmd.run = runProxy }
+
+func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags(proxyCmd)
+	routesPath := fs.String("routes", "", "routing table file (JSON); reloaded when it changes")
+	merchants := fs.String("merchants", "", `merchants file: {"merchants":[{"mchid","api_key"}]}`)
+	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address")
+	attempts := fs.Int("create-attempts", 3, "units one create may try before giving up")
+	timeout := fs.Duration("unit-timeout", 3*time.Second, "timeout of one call to one logic-service replica")
+	logger := logLevelFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := logger()
+	if *routesPath == "" || *merchants == "" {
+		return errors.New("--routes and --merchants are required")
+	}
+	creds, err := proxy.LoadCredentials(*merchants)
+	if err != nil {
+		return err
+	}
+	routes, err := routing.OpenFile(*routesPath, routing.FileOptions{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer routes.Close()
+	p, err := proxy.New(proxy.Config{Routes: routes, Credentials: creds, MaxCreateAttempts: *attempts,
+		UnitTimeout: *timeout, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	server := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- server.Serve(ln) }()
+	fmt.Fprintf(stdout, "proxy listening on http://%s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return server.Shutdown(sctx)
+}

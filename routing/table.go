@@ -1,0 +1,316 @@
+// Package routing holds the routing table of the unitized order system: which
+// transaction units exist, where their logic services and storage are, and
+// which of them may take new orders. The stateless proxy reads it on every
+// request; operators edit it to add, mask, drain or cool units.
+//
+// A Table is immutable once published: readers share one *Table without
+// locks, and editors Clone it, change the copy and publish a new one. A Source
+// publishes the current table and its changes; File is the file backend.
+package routing
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"tradeunit"
+)
+
+// Temperature says what kind of traffic a unit serves, by the age of its
+// orders.
+type Temperature string
+
+// The temperatures of a unit.
+const (
+	Hot  Temperature = "hot"  // takes new orders, updates and reads
+	Warm Temperature = "warm" // no new orders; updates and reads of its orders
+	Cold Temperature = "cold" // data moved to cold storage; reads only
+)
+
+// DefaultPartition is the partition of a unit that names none.
+const DefaultPartition = "normal"
+
+// Storage is where a unit keeps its data: one primary and its replicas, each
+// a DSN such as "sqlite:data/unit-1.db" or
+// "mysql:root@tcp(127.0.0.1:3306)/tradeunit_u1".
+type Storage struct {
+	Primary  string   `json:"primary"`
+	Replicas []string `json:"replicas,omitempty"`
+}
+
+// Unit is one transaction unit's entry in the routing table.
+type Unit struct {
+	ID        tradeunit.UnitID `json:"unit"`
+	Partition string           `json:"partition"` // DefaultPartition when empty
+	// LogicAddrs are the host:port addresses of the unit's logic-service
+	// replicas.
+	LogicAddrs []string `json:"logic_addrs"`
+	Storage    Storage  `json:"storage"`
+	// Available false masks the unit (failed or under maintenance): no call
+	// is routed to it.
+	Available   bool        `json:"available"`
+	Temperature Temperature `json:"temperature"` // Hot when empty
+	// AcceptNew says whether the unit takes new orders; draining a unit
+	// sets it false.
+	AcceptNew bool `json:"accept_new"`
+	// Weight is the unit's capacity for new orders relative to the others;
+	// 0 means the default, 1. To stop new orders, clear AcceptNew.
+	Weight float64           `json:"weight,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"` // e.g. a release label for canary
+}
+
+// TakesNewOrders reports whether new orders may be created in u: it is
+// available, hot and accepts new orders.
+func (u *Unit) TakesNewOrders() bool {
+	return u.Available && u.AcceptNew && (u.Temperature == Hot || u.Temperature == "")
+}
+
+// partition returns u's partition with the default applied.
+func (u *Unit) partition() string {
+	if u.Partition == "" {
+		return DefaultPartition
+	}
+	return u.Partition
+}
+
+// Table is the routing table: every unit, with a revision that increases with
+// every change (backends use it for compare-and-swap).
+type Table struct {
+	Revision int64  `json:"revision"`
+	Units    []Unit `json:"units"`
+
+	// index maps a unit id to its position in Units. Built by Normalize;
+	// Unit checks each hit, so a stale index is slow, never wrong.
+	index map[tradeunit.UnitID]int
+}
+
+// Parse decodes a routing table from JSON, fills defaults and validates it.
+// Unknown fields and trailing data are rejected. Errors: PARAM_ERROR.
+func Parse(data []byte) (*Table, error) {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "routing table: not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	var t Table
+	if err := dec.Decode(&t); err != nil {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "routing table: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "routing table: data after the JSON object")
+	}
+	t.Normalize()
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Marshal encodes t as indented JSON with its units sorted by id. It does not
+// change t.
+func (t *Table) Marshal() ([]byte, error) {
+	out := Table{Revision: t.Revision, Units: slices.Clone(t.Units)}
+	if out.Units == nil {
+		out.Units = []Unit{} // "units": [] rather than null
+	}
+	slices.SortStableFunc(out.Units, compareUnits)
+	data, err := json.MarshalIndent(&out, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("marshal routing table: %w", err)
+	}
+	return append(data, '\n'), nil
+}
+
+// Normalize fills defaults (partition, temperature, weight), sorts the units
+// by id and builds the index that Unit uses. Call it on a table built as a
+// literal before publishing it, and again after changing Units; Parse does
+// it already and Clone keeps it.
+func (t *Table) Normalize() {
+	for i := range t.Units {
+		u := &t.Units[i]
+		if u.Partition == "" {
+			u.Partition = DefaultPartition
+		}
+		if u.Temperature == "" {
+			u.Temperature = Hot
+		}
+		if u.Weight == 0 {
+			u.Weight = 1
+		}
+		if u.LogicAddrs == nil {
+			u.LogicAddrs = []string{} // "logic_addrs": [] rather than null
+		}
+	}
+	slices.SortStableFunc(t.Units, compareUnits)
+	t.index = make(map[tradeunit.UnitID]int, len(t.Units))
+	for i, u := range t.Units {
+		t.index[u.ID] = i
+	}
+}
+
+func compareUnits(a, b Unit) int { return cmp.Compare(a.ID, b.ID) }
+
+// Validate checks every unit: ids in 1..tradeunit.MaxUnitID and unique;
+// temperature hot, warm or cold; weight finite and not negative; an available
+// unit has at least one logic address; every address is host:port; the
+// storage primary is set; partition names match [a-z0-9_-]{1,32}. Empty
+// partition and temperature stand for their defaults. Errors: PARAM_ERROR,
+// with a message naming the unit and the field.
+func (t *Table) Validate() error {
+	if t.Revision < 0 {
+		return tradeunit.Errorf(tradeunit.CodeParamError, "routing table: revision %d is negative", t.Revision)
+	}
+	seen := make(map[tradeunit.UnitID]bool, len(t.Units))
+	for i := range t.Units {
+		u := &t.Units[i]
+		if err := u.validate(); err != nil {
+			return err
+		}
+		if seen[u.ID] {
+			return unitErrorf(u, "unit: duplicate unit number")
+		}
+		seen[u.ID] = true
+	}
+	return nil
+}
+
+func (u *Unit) validate() error {
+	if u.ID == 0 || u.ID > tradeunit.MaxUnitID {
+		return unitErrorf(u, "unit: number out of range 1..%d", tradeunit.MaxUnitID)
+	}
+	if u.Partition != "" && !validPartition(u.Partition) {
+		return unitErrorf(u, "partition %q must match [a-z0-9_-]{1,32}", u.Partition)
+	}
+	switch u.Temperature {
+	case "", Hot, Warm, Cold:
+	default:
+		return unitErrorf(u, "temperature %q must be one of hot, warm, cold", u.Temperature)
+	}
+	if u.Weight < 0 || math.IsNaN(u.Weight) || math.IsInf(u.Weight, 0) {
+		return unitErrorf(u, "weight %v must be finite and not negative", u.Weight)
+	}
+	if u.Available && len(u.LogicAddrs) == 0 {
+		return unitErrorf(u, "logic_addrs: an available unit needs at least one address")
+	}
+	for i, a := range u.LogicAddrs {
+		if err := validateAddr(a); err != nil {
+			return unitErrorf(u, "logic_addrs[%d] %q: %v", i, a, err)
+		}
+	}
+	if strings.TrimSpace(u.Storage.Primary) == "" {
+		return unitErrorf(u, "storage.primary is empty")
+	}
+	for i, r := range u.Storage.Replicas {
+		if strings.TrimSpace(r) == "" {
+			return unitErrorf(u, "storage.replicas[%d] is empty", i)
+		}
+	}
+	return nil
+}
+
+func unitErrorf(u *Unit, format string, args ...any) error {
+	return tradeunit.Errorf(tradeunit.CodeParamError, "routing table: unit %d: %s", u.ID, fmt.Sprintf(format, args...))
+}
+
+// validPartition reports whether p matches [a-z0-9_-]{1,32}.
+func validPartition(p string) bool {
+	if len(p) == 0 || len(p) > 32 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validateAddr checks that a is host:port with a non-empty host and a port in
+// 1..65535.
+func validateAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return errors.New("not host:port")
+	}
+	if host == "" || strings.ContainsAny(host, " \t/") {
+		return errors.New("bad host")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return errors.New("port must be 1..65535")
+	}
+	return nil
+}
+
+// Unit returns the unit with the given id. It is O(1) on a table built by
+// Parse or Normalize (or cloned from one); after changing Units, call
+// Normalize again. The returned unit belongs to the table: do not change it
+// unless the table is your own clone.
+func (t *Table) Unit(id tradeunit.UnitID) (*Unit, bool) {
+	if i, ok := t.index[id]; ok && i < len(t.Units) && t.Units[i].ID == id {
+		return &t.Units[i], true
+	}
+	if t.index != nil && len(t.index) == len(t.Units) {
+		return nil, false // the index covers every unit: id is not there
+	}
+	// No index, or units were added or removed since Normalize: search.
+	for i := range t.Units {
+		if t.Units[i].ID == id {
+			return &t.Units[i], true
+		}
+	}
+	return nil, false
+}
+
+// NewOrderCandidates returns the units that take new orders (see
+// Unit.TakesNewOrders), in id order.
+func (t *Table) NewOrderCandidates() []*Unit {
+	var out []*Unit
+	for i := range t.Units {
+		if u := &t.Units[i]; u.TakesNewOrders() {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// NewOrderCandidatesIn returns the units of the given partition that take new
+// orders, in id order. An empty partition means DefaultPartition.
+func (t *Table) NewOrderCandidatesIn(partition string) []*Unit {
+	if partition == "" {
+		partition = DefaultPartition
+	}
+	var out []*Unit
+	for i := range t.Units {
+		if u := &t.Units[i]; u.TakesNewOrders() && u.partition() == partition {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// Clone returns a deep copy of t, for an editor to change and publish.
+func (t *Table) Clone() *Table {
+	if t == nil {
+		return nil
+	}
+	c := &Table{Revision: t.Revision, Units: make([]Unit, len(t.Units))}
+	for i, u := range t.Units {
+		u.LogicAddrs = slices.Clone(u.LogicAddrs)
+		u.Storage.Replicas = slices.Clone(u.Storage.Replicas)
+		u.Labels = maps.Clone(u.Labels)
+		c.Units[i] = u
+	}
+	c.index = maps.Clone(t.index)
+	return c
+}
