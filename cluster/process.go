@@ -132,6 +132,7 @@ func (r *Replica) stopLocked(sig syscall.Signal) error {
 	if err := r.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
+	r.cmd.Process.Signal(syscall.SIGCONT) // a paused process must run to handle SIGTERM
 	select {
 	case <-r.done:
 	case <-time.After(15 * time.Second):
@@ -140,4 +141,20 @@ func (r *Replica) stopLocked(sig syscall.Signal) error {
 	}
 	r.cmd = nil
 	return nil
+}
+
+// Pause freezes the process (SIGSTOP): it keeps its connections open but
+// answers nothing, like a hung host or a full stop-the-world pause.
+func (r *Replica) Pause() error { return r.send(syscall.SIGSTOP) }
+
+// Resume lets a paused process run again (SIGCONT).
+func (r *Replica) Resume() error { return r.send(syscall.SIGCONT) }
+
+func (r *Replica) send(sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return fmt.Errorf("%s is not running", r.Name)
+	}
+	return r.cmd.Process.Signal(sig)
 }

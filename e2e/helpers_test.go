@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"tradeunit"
+	"tradeunit/cluster"
+	"tradeunit/store/storetest"
+)
+
+// options of a test cluster.
+type options struct {
+	storage       string // "sqlite" (default) or "mysql"
+	units         int    // default 3
+	replicas      int    // default 2
+	sequenceBlock int64
+	unitTimeout   time.Duration
+}
+
+// startCluster starts a cluster of real processes and stops it when the test ends.
+func startCluster(t *testing.T, o options) *cluster.Cluster {
+	t.Helper()
+	if o.units == 0 {
+		o.units = 3
+	}
+	cfg := cluster.Config{
+		Dir: t.TempDir(), Binary: binary, Units: o.units, Replicas: o.replicas,
+		SequenceBlock: o.sequenceBlock, UnitTimeout: o.unitTimeout,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	if o.storage == "mysql" {
+		dsns := map[tradeunit.UnitID]string{}
+		for i := 1; i <= o.units; i++ {
+			dsns[tradeunit.UnitID(i)] = storetest.NewMySQLDatabase(t)
+		}
+		cfg.Storage = func(u tradeunit.UnitID) string { return dsns[u] }
+	}
+	c, err := cluster.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close cluster: %v", err)
+		}
+	})
+	return c
+}
+
+// client calls the public API as one merchant.
+type client struct {
+	t    *testing.T
+	base string
+	key  string
+	http *http.Client
+}
+
+func newClient(t *testing.T, c *cluster.Cluster, merchant int) *client {
+	return &client{t: t, base: c.ProxyURL, key: c.Credentials.Merchants[merchant].APIKey,
+		http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// response is a decoded API response.
+type response struct {
+	status int
+	body   map[string]any
+	header http.Header
+}
+
+func (r response) str(key string) string { s, _ := r.body[key].(string); return s }
+
+func (r response) code() string { return r.str("code") }
+
+// call sends a request; body is marshalled to JSON unless it is a string.
+func (c *client) call(method, path string, body any) response {
+	c.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out := response{status: resp.StatusCode, header: resp.Header}
+	data, _ := io.ReadAll(resp.Body)
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &out.body); err != nil {
+			c.t.Fatalf("%s %s: status %d, body not JSON: %q", method, path, resp.StatusCode, data)
+		}
+	}
+	if resp.Header.Get("Request-ID") == "" {
+		c.t.Errorf("%s %s: no Request-ID header", method, path)
+	}
+	return out
+}
+
+// want fails the test unless r has the status (and, for errors, the code).
+func want(t *testing.T, what string, r response, status int, code string) {
+	t.Helper()
+	if r.status != status || (code != "" && r.code() != code) {
+		t.Fatalf("%s: got %d %v, want %d %s", what, r.status, r.body, status, code)
+	}
+}
+
+func createBody(outTradeNo string, total int64) map[string]any {
+	return map[string]any{"out_trade_no": outTradeNo, "description": "e2e order",
+		"amount": map[string]any{"total": total, "currency": "CNY"}}
+}
+
+// mustCreate creates an order and returns its number.
+func (c *client) mustCreate(outTradeNo string, total int64) string {
+	c.t.Helper()
+	r := c.call("POST", "/v3/orders", createBody(outTradeNo, total))
+	want(c.t, "create "+outTradeNo, r, 200, "")
+	return r.str("order_no")
+}
+
+func unitOf(r response) tradeunit.UnitID {
+	f, _ := r.body["unit"].(float64)
+	return tradeunit.UnitID(f)
+}
+
+func uniq(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e12) }
