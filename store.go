@@ -20,16 +20,17 @@ type Store interface {
 	// OrderByOutTradeNo returns an order by merchant and merchant order
 	// number. Errors: RESOURCE_NOT_EXISTS.
 	OrderByOutTradeNo(ctx context.Context, mchid, outTradeNo string) (*Order, error)
-	// PayOrder moves an order NOTPAY → SUCCESS. Errors: those of
-	// Order.CheckPay, RESOURCE_NOT_EXISTS.
-	PayOrder(ctx context.Context, orderNo, paymentID string, at time.Time) (*Order, error)
-	// CloseOrder moves an order NOTPAY → CLOSED. Errors: those of
-	// Order.CheckClose, RESOURCE_NOT_EXISTS.
-	CloseOrder(ctx context.Context, orderNo string, at time.Time) (*Order, error)
-	// CreateRefund inserts a refund and adds it to its order's refunded sum.
-	// A refund with the same (Mchid, OutRefundNo) that exists is returned
-	// with created=false and nothing is written. Errors: those of
-	// Order.CheckRefund, RESOURCE_NOT_EXISTS.
+	// PayOrder moves a merchant's order NOTPAY → SUCCESS. Errors: those of
+	// Order.CheckPay, RESOURCE_NOT_EXISTS (also for another merchant's order).
+	PayOrder(ctx context.Context, mchid, orderNo, paymentID string, at time.Time) (*Order, error)
+	// CloseOrder moves a merchant's order NOTPAY → CLOSED. Errors: those of
+	// Order.CheckClose, RESOURCE_NOT_EXISTS (also for another merchant's order).
+	CloseOrder(ctx context.Context, mchid, orderNo string, at time.Time) (*Order, error)
+	// CreateRefund inserts a refund and adds it to its order's refunded sum,
+	// moving the order to REFUND. A refund with the same (Mchid, OutRefundNo)
+	// that exists is returned with created=false and nothing is written.
+	// Errors: those of Order.CheckRefund, RESOURCE_NOT_EXISTS (also for
+	// another merchant's order).
 	CreateRefund(ctx context.Context, r *Refund) (stored *Refund, created bool, err error)
 	// Refund returns a refund. Errors: RESOURCE_NOT_EXISTS.
 	Refund(ctx context.Context, mchid, outRefundNo string) (*Refund, error)

@@ -21,6 +21,8 @@ type callResult struct {
 	// sent is true when at least one replica may have received the call: a
 	// failure after that leaves the outcome of a change unknown.
 	sent bool
+	// tried is true when a call was made to at least one replica.
+	tried bool
 }
 
 // callUnit calls a unit through its logic-service replicas, starting at a
@@ -42,29 +44,38 @@ func callUnit[T any](ctx context.Context, p *Proxy, u *routing.Unit, call unitCa
 	}
 	start := rand.IntN(n)
 	var lastErr error
-	for i := 0; i < n; i++ {
-		addr := u.LogicAddrs[(start+i)%n]
-		c, err := p.pool.client(addr)
-		if err != nil {
+	// The first pass skips replicas whose connection is in failure; if none
+	// was live, the second pass asks them to reconnect now and tries them,
+	// so that a unit that has come back is used at once.
+	for pass := 0; pass < 2 && !res.tried; pass++ {
+		for i := 0; i < n; i++ {
+			addr := u.LogicAddrs[(start+i)%n]
+			c, err := p.pool.client(addr)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			if pass == 0 && c.Down() {
+				// gRPC fails calls on a connection in failure at once, without
+				// sending them: skip the replica without marking the call sent.
+				lastErr = tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "logic service %s is down", addr)
+				continue
+			}
+			if pass == 1 {
+				c.Redial()
+			}
+			res.tried = true
+			actx, cancel := context.WithTimeout(ctx, p.cfg.UnitTimeout)
+			v, err := call(actx, c)
+			cancel()
+			if err == nil || !rpc.IsTransport(err) {
+				return v, res, err
+			}
+			res.sent = true
 			lastErr = err
-			continue
-		}
-		if c.Down() {
-			// gRPC fails calls on a connection in failure at once, without
-			// sending them: skip the replica without marking the call sent.
-			lastErr = tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "logic service %s is down", addr)
-			continue
-		}
-		actx, cancel := context.WithTimeout(ctx, p.cfg.UnitTimeout)
-		v, err := call(actx, c)
-		cancel()
-		if err == nil || !rpc.IsTransport(err) {
-			return v, res, err
-		}
-		res.sent = true
-		lastErr = err
-		if ctx.Err() != nil {
-			break
+			if ctx.Err() != nil {
+				break
+			}
 		}
 	}
 	p.log.Warn("unit unreachable", "unit", u.ID, "err", lastErr)

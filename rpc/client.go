@@ -25,6 +25,7 @@ import (
 // did not answer. Calls never wait for a connection to come up: while the
 // replica is down they fail at once, so the proxy can move on quickly.
 type Client struct {
+	redialState
 	addr   string
 	conn   *grpc.ClientConn
 	api    unitpb.UnitServiceClient
