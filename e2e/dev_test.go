@@ -20,12 +20,10 @@ import (
 // prints works as printed, Ctrl-C stops it cleanly, and a restart on the same
 // data directory has every order.
 func TestDevCommand(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl not installed")
-	}
+	needCurl(t)
 	dir := filepath.Join(t.TempDir(), "data")
 
-	url, curl, stop := startDev(t, dir)
+	url, curl, stop := startDev(t, "", "--data", dir, "--listen", "127.0.0.1:0")
 	out, err := exec.Command("bash", "-c", curl).Output()
 	if err != nil {
 		t.Fatalf("printed curl example failed: %v\n%s", err, curl)
@@ -40,7 +38,7 @@ func TestDevCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url, _, stop = startDev(t, dir)
+	url, _, stop = startDev(t, "", "--data", dir, "--listen", "127.0.0.1:0")
 	defer stop()
 	api := &client{t: t, base: url, key: creds.Merchants[0].APIKey, http: &http.Client{Timeout: 30 * time.Second}}
 	got := api.call("GET", "/v3/orders/"+order["order_no"].(string), nil)
@@ -49,9 +47,10 @@ func TestDevCommand(t *testing.T) {
 
 // startDev starts `tradeunit dev` and returns its URL, its printed curl
 // example, and a function that interrupts it and checks it exits cleanly.
-func startDev(t *testing.T, dir string) (url, curl string, stop func()) {
+func startDev(t *testing.T, cwd string, args ...string) (url, curl string, stop func()) {
 	t.Helper()
-	cmd := exec.Command(binary, "dev", "--data", dir, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(binary, append([]string{"dev"}, args...)...)
+	cmd.Dir = cwd
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -106,5 +105,51 @@ func startDev(t *testing.T, dir string) (url, curl string, stop func()) {
 			cmd.Process.Kill()
 			t.Fatal("tradeunit dev did not stop within 30s of Ctrl-C")
 		}
+	}
+}
+
+// TestReadmeExamples runs the README's API examples, exactly as written,
+// against `tradeunit dev` started with its defaults (./data, 127.0.0.1:8080).
+func TestReadmeExamples(t *testing.T) {
+	needCurl(t)
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "With `tradeunit dev` running")
+	block := regexp.MustCompile("(?s)```sh\n(.*?)```").FindStringSubmatch(text[start:])
+	if start < 0 || block == nil {
+		t.Fatal("README has no API example block")
+	}
+	cwd := t.TempDir()
+	_, _, stop := startDev(t, cwd)
+	defer stop()
+	script := "set -e\n" + block[1]
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = cwd
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README examples failed: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, want := range []string{`"trade_state":"SUCCESS"`, `"out_refund_no":"readme-r1"`, `"status":"SUCCESS"`, "204"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("README examples printed no %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `"code"`) {
+		t.Fatalf("README examples printed an error:\n%s", got)
+	}
+}
+
+// needCurl fails under CI, and skips elsewhere, when curl is missing.
+func needCurl(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is required under CI=true")
+		}
+		t.Skip("curl not installed")
 	}
 }

@@ -44,9 +44,9 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 }
 
 const (
-	unit  tradeunit.UnitID = 7
-	mchA                   = "1900000001"
-	mchB                   = "1900000002"
+	unit tradeunit.UnitID = 7
+	mchA                  = "1900000001"
+	mchB                  = "1900000002"
 )
 
 var seq atomic.Uint64
