@@ -113,8 +113,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		u := &Unit{ID: id, DSN: cfg.Storage(id)}
 		c.Units = append(c.Units, u)
 		for r := 1; r <= cfg.Replicas; r++ {
-			rep := &Replica{Unit: id, Name: fmt.Sprintf("unit-%d-r%d", id, r), DSN: u.DSN,
-				binary: cfg.Binary, dir: cfg.Dir, block: cfg.SequenceBlock}
+			rep := newReplica(cfg.Binary, cfg.Dir, fmt.Sprintf("unit-%d-r%d", id, r), id, u.DSN, cfg.SequenceBlock)
 			if err := rep.Start(ctx); err != nil {
 				return nil, err
 			}

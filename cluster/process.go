@@ -17,12 +17,29 @@ import (
 
 // Replica is one logic-service process of a unit.
 type Replica struct {
+	*Process
 	Unit tradeunit.UnitID
-	Name string // e.g. "unit-2-r1"
 	DSN  string
+}
+
+func newReplica(binary, dir, name string, unit tradeunit.UnitID, dsn string, block int64) *Replica {
+	return &Replica{Unit: unit, DSN: dsn, Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
+		args := []string{"unit", "--unit", unit.String(), "--db", dsn, "--listen", listen, "--addr-file", addrFile}
+		if block > 0 {
+			args = append(args, "--sequence-block", fmt.Sprint(block))
+		}
+		return args
+	})}
+}
+
+// Process is a child process of the tradeunit binary that serves on a
+// listen address and reports the address it bound by writing it to a file
+// (its --addr-file flag), so that it can listen on port 0.
+type Process struct {
+	Name string // e.g. "unit-2-r1"; names its log file
 
 	binary, dir string
-	block       int64
+	args        func(listen, addrFile string) []string
 
 	mu   sync.Mutex
 	addr string
@@ -30,19 +47,35 @@ type Replica struct {
 	done chan struct{}
 }
 
-// Addr returns the replica's gRPC address.
-func (r *Replica) Addr() string {
+// NewProcess returns a Process, not started, running binary with args(listen,
+// addrFile); its logs go to dir/logs/name.log.
+func NewProcess(binary, dir, name string, args func(listen, addrFile string) []string) *Process {
+	return &Process{Name: name, binary: binary, dir: dir, args: args}
+}
+
+// Addr returns the address the process serves on.
+func (r *Process) Addr() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.addr
 }
 
-// LogPath is where the replica's output goes.
-func (r *Replica) LogPath() string { return filepath.Join(r.dir, "logs", r.Name+".log") }
+// Pid returns the process id, or 0 when it is not running.
+func (r *Process) Pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}
+
+// LogPath is where the process's output goes.
+func (r *Process) LogPath() string { return filepath.Join(r.dir, "logs", r.Name+".log") }
 
 // Start starts the process, on its previous address if it had one, and
 // waits until it serves.
-func (r *Replica) Start(ctx context.Context) error {
+func (r *Process) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd != nil {
@@ -64,11 +97,7 @@ func (r *Replica) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"unit", "--unit", r.Unit.String(), "--db", r.DSN, "--listen", listen, "--addr-file", addrFile}
-	if r.block > 0 {
-		args = append(args, "--sequence-block", fmt.Sprint(r.block))
-	}
-	cmd := exec.Command(r.binary, args...)
+	cmd := exec.Command(r.binary, r.args(listen, addrFile)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -106,26 +135,26 @@ func (r *Replica) Start(ctx context.Context) error {
 }
 
 // Stop stops the process gracefully (SIGTERM: it finishes calls in flight).
-func (r *Replica) Stop() error { return r.signal(syscall.SIGTERM) }
+func (r *Process) Stop() error { return r.signal(syscall.SIGTERM) }
 
 // Kill kills the process at once (SIGKILL), as a crash would.
-func (r *Replica) Kill() error { return r.signal(syscall.SIGKILL) }
+func (r *Process) Kill() error { return r.signal(syscall.SIGKILL) }
 
 // Running reports whether the process is running.
-func (r *Replica) Running() bool {
+func (r *Process) Running() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.cmd != nil
 }
 
-func (r *Replica) signal(sig syscall.Signal) error {
+func (r *Process) signal(sig syscall.Signal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.stopLocked(sig)
 }
 
 // stopLocked signals the process and waits for it to exit; r.mu is held.
-func (r *Replica) stopLocked(sig syscall.Signal) error {
+func (r *Process) stopLocked(sig syscall.Signal) error {
 	if r.cmd == nil {
 		return nil
 	}
@@ -145,12 +174,12 @@ func (r *Replica) stopLocked(sig syscall.Signal) error {
 
 // Pause freezes the process (SIGSTOP): it keeps its connections open but
 // answers nothing, like a hung host or a full stop-the-world pause.
-func (r *Replica) Pause() error { return r.send(syscall.SIGSTOP) }
+func (r *Process) Pause() error { return r.send(syscall.SIGSTOP) }
 
 // Resume lets a paused process run again (SIGCONT).
-func (r *Replica) Resume() error { return r.send(syscall.SIGCONT) }
+func (r *Process) Resume() error { return r.send(syscall.SIGCONT) }
 
-func (r *Replica) send(sig syscall.Signal) error {
+func (r *Process) send(sig syscall.Signal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd == nil {

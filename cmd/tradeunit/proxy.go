@@ -26,6 +26,7 @@ func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
 	routesPath := fs.String("routes", "", "routing table file (JSON); reloaded when it changes")
 	merchants := fs.String("merchants", "", `merchants file: {"merchants":[{"mchid","api_key"}]}`)
 	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address")
+	addrFile := fs.String("addr-file", "", "write the bound address to this file once serving (for port 0)")
 	attempts := fs.Int("create-attempts", 3, "units one create may try before giving up")
 	timeout := fs.Duration("unit-timeout", 3*time.Second, "timeout of one call to one logic-service replica")
 	logger := logLevelFlag(fs)
@@ -59,6 +60,12 @@ func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- server.Serve(ln) }()
 	fmt.Fprintf(stdout, "proxy listening on http://%s\n", ln.Addr())
+	if *addrFile != "" {
+		if err := writeAddrFile(*addrFile, ln.Addr().String()); err != nil {
+			server.Close()
+			return err
+		}
+	}
 	select {
 	case err := <-errc:
 		return err
