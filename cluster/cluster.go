@@ -113,7 +113,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		u := &Unit{ID: id, DSN: cfg.Storage(id)}
 		c.Units = append(c.Units, u)
 		for r := 1; r <= cfg.Replicas; r++ {
-			rep := newReplica(cfg.Binary, cfg.Dir, fmt.Sprintf("unit-%d-r%d", id, r), id, u.DSN, cfg.SequenceBlock)
+			rep := NewReplica(cfg.Binary, cfg.Dir, fmt.Sprintf("unit-%d-r%d", id, r), id, u.DSN, cfg.SequenceBlock)
 			if err := rep.Start(ctx); err != nil {
 				return nil, err
 			}

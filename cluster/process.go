@@ -22,7 +22,9 @@ type Replica struct {
 	DSN  string
 }
 
-func newReplica(binary, dir, name string, unit tradeunit.UnitID, dsn string, block int64) *Replica {
+// NewReplica returns a logic-service replica of unit over the storage dsn,
+// not started; block is its sequence block size (0: the default).
+func NewReplica(binary, dir, name string, unit tradeunit.UnitID, dsn string, block int64) *Replica {
 	return &Replica{Unit: unit, DSN: dsn, Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
 		args := []string{"unit", "--unit", unit.String(), "--db", dsn, "--listen", listen, "--addr-file", addrFile}
 		if block > 0 {

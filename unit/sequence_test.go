@@ -100,3 +100,16 @@ func TestSequencerReportsStorageFailure(t *testing.T) {
 		t.Fatalf("after recovery: got %d, %v; want 1", v, err)
 	}
 }
+
+func BenchmarkSequencerNext(b *testing.B) {
+	q := NewSequencer(&counterAllocator{}, DefaultSequenceBlock)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := q.Next(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+
+	"tradeunit"
+	"tradeunit/cluster"
+	"tradeunit/proxy"
+	"tradeunit/routing"
+)
+
+// Env starts the processes of a benchmark scenario — units and a proxy, each
+// a separate process so that each layer's CPU can be read from its own
+// accounting — and cleans up after it.
+type Env struct {
+	Binary  string // the tradeunit binary
+	Dir     string // logs, SQLite files, routing table
+	Storage string // "sqlite" or "mysql"
+	// MySQL is the server DSN for mysql storage (default root@tcp(127.0.0.1:3306)/).
+	MySQL string
+
+	procs []*cluster.Process
+	dbs   []string
+	n     int
+}
+
+// Mchid is the merchant benchmarks run as.
+const Mchid = "1900000001"
+
+// apiKey is the benchmark merchant's key in the scenario's merchants file.
+const apiKey = "bench-key-0123456789abcdef"
+
+// NewStorage returns a DSN of fresh, empty storage.
+func (e *Env) NewStorage() (string, error) {
+	e.n++
+	if e.Storage == "sqlite" {
+		return "sqlite:" + filepath.Join(e.Dir, fmt.Sprintf("bench-%d.db", e.n)), nil
+	}
+	if e.Storage != "mysql" {
+		return "", fmt.Errorf("storage %q: want sqlite or mysql", e.Storage)
+	}
+	server := e.MySQL
+	if server == "" {
+		server = "root@tcp(127.0.0.1:3306)/"
+	}
+	cfg, err := mysql.ParseDSN(server)
+	if err != nil {
+		return "", err
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	cfg.DBName = fmt.Sprintf("tradeunit_bench_%s_%d", hex.EncodeToString(b[:]), e.n)
+	e.dbs = append(e.dbs, cfg.DBName)
+	return "mysql:" + cfg.FormatDSN(), nil
+}
+
+// StartUnit starts one logic-service process of unit id over dsn.
+func (e *Env) StartUnit(ctx context.Context, id tradeunit.UnitID, dsn string) (*cluster.Replica, error) {
+	r := cluster.NewReplica(e.Binary, e.Dir, fmt.Sprintf("unit-%d", id), id, dsn, 0)
+	if err := r.Start(ctx); err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, r.Process)
+	return r, nil
+}
+
+// StartProxy writes a routing table of the given units and starts a proxy
+// process over it.
+func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica) (*cluster.Process, error) {
+	t := &routing.Table{Revision: 1}
+	for _, u := range units {
+		t.Units = append(t.Units, routing.Unit{ID: u.Unit, Partition: routing.DefaultPartition,
+			LogicAddrs: []string{u.Addr()}, Storage: routing.Storage{Primary: u.DSN},
+			Available: true, Temperature: routing.Hot, AcceptNew: true})
+	}
+	routes := filepath.Join(e.Dir, fmt.Sprintf("routes-%d.json", len(e.procs)))
+	if err := routing.WriteFile(routes, t); err != nil {
+		return nil, err
+	}
+	merchants := filepath.Join(e.Dir, "merchants.json")
+	data, _ := json.Marshal(proxy.Credentials{Merchants: []proxy.Merchant{{Mchid: Mchid, APIKey: apiKey}}})
+	if err := os.WriteFile(merchants, data, 0o600); err != nil {
+		return nil, err
+	}
+	p := cluster.NewProcess(e.Binary, e.Dir, fmt.Sprintf("proxy-%d", len(e.procs)), func(listen, addrFile string) []string {
+		return []string{"proxy", "--routes", routes, "--merchants", merchants, "--listen", listen, "--addr-file", addrFile}
+	})
+	if err := p.Start(ctx); err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, p)
+	return p, nil
+}
+
+// Target opens a benchmark target.
+func (e *Env) Target(ctx context.Context, spec string, unit tradeunit.UnitID, conc int) (Target, error) {
+	return OpenTarget(ctx, spec, apiKey, Mchid, unit, conc)
+}
+
+// StoragePids returns the processes of the storage server (mariadbd), whose
+// CPU counts as the storage layer's; none for SQLite, which runs inside the
+// logic service.
+func (e *Env) StoragePids() []int {
+	if e.Storage != "mysql" {
+		return nil
+	}
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		var pid int
+		if _, err := fmt.Sscan(ent.Name(), &pid); err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "comm"))
+		if err == nil && (strings.TrimSpace(string(comm)) == "mariadbd" || strings.TrimSpace(string(comm)) == "mysqld") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// Close stops every process and drops the MySQL databases.
+func (e *Env) Close() {
+	for _, p := range e.procs {
+		p.Stop()
+	}
+	if len(e.dbs) == 0 {
+		return
+	}
+	server := e.MySQL
+	if server == "" {
+		server = "root@tcp(127.0.0.1:3306)/"
+	}
+	db, err := sql.Open("mysql", server)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	for _, name := range e.dbs {
+		db.Exec("DROP DATABASE IF EXISTS `" + name + "`")
+	}
+}

@@ -1,0 +1,94 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// PrintResult writes a run's figures as a human table.
+func PrintResult(w io.Writer, r *Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "op\trequests\terrors\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t\n")
+	ops := make([]string, 0, len(r.PerOp))
+	for op := range r.PerOp {
+		ops = append(ops, string(op))
+	}
+	sort.Strings(ops)
+	row := func(name string, n, e int64, l Latency) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", name, n, e, l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
+	for _, op := range ops {
+		o := r.PerOp[Op(op)]
+		row(op, o.Requests, o.Errors, o.Latency)
+	}
+	row("all", r.Requests, r.Errors, r.Latency)
+	tw.Flush()
+	fmt.Fprintf(w, "\n%s loop, %d clients", r.Mode, r.Concurrency)
+	if r.Rate > 0 {
+		fmt.Fprintf(w, ", %.0f/s offered", r.Rate)
+	}
+	fmt.Fprintf(w, ", %.1f s: %.0f requests/s, %.0f orders created/s, %d create retries\n",
+		r.Seconds, r.Throughput, r.CreatesPerSec, r.CreateRetries)
+	if len(r.ErrorsByCode) > 0 {
+		var parts []string
+		for _, c := range r.Codes() {
+			parts = append(parts, fmt.Sprintf("%s=%d", c, r.ErrorsByCode[c]))
+		}
+		fmt.Fprintf(w, "errors: %s\n", strings.Join(parts, " "))
+	}
+	if v := r.Verification; v != nil {
+		status := "OK"
+		if !v.OK() {
+			status = "FAILED"
+		}
+		fmt.Fprintf(w, "verification %s: %d orders read back, %d lost, %d mismatched, %d unreadable\n",
+			status, v.Orders, v.Lost, v.Mismatched, v.Unreadable)
+		for _, ex := range v.Examples {
+			fmt.Fprintf(w, "  %s\n", ex)
+		}
+	}
+}
+
+// PrintBaseline writes a baseline comparison as a human table.
+func PrintBaseline(w io.Writer, storage string, rows []BaselineRow) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "storage\tclients\tpath\torders/s\tp50 ms\tp99 ms\tvs limit\tCPU µs/order\t\n")
+	for _, r := range rows {
+		for _, l := range []Layer{r.Storage, r.Direct, r.Full} {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.0f%%\t%s\t\n", storage, r.Clients, l.Name, l.OrdersPerSec,
+				l.Latency.P50, l.Latency.P99, 100*l.OrdersPerSec/r.Storage.OrdersPerSec, cpuList(l.CPUPerOrder))
+		}
+	}
+	tw.Flush()
+	for _, r := range rows {
+		fmt.Fprintf(w, "%d clients: full/limit %.0f%%, proxy adds %+.0f%% to p50 of a direct call, "+
+			"server CPU %.0f µs/order → %.0f cores for %d orders/s\n",
+			r.Clients, 100*r.FullOverLimit, 100*r.ProxyP50Overhead, r.ServerCPUPerOrder, r.CoresForPeak, AlipayPeak)
+	}
+}
+
+func cpuList(m map[string]float64) string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// PrintScaling writes a scaling curve as a human table.
+func PrintScaling(w io.Writer, points []ScalingPoint) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "units\torders/s\tp99 ms\tefficiency\tCPU busy\terrors\t\n")
+	for _, p := range points {
+		fmt.Fprintf(tw, "%d\t%.0f\t%.2f\t%.0f%%\t%.0f%%\t%d\t\n", p.Units, p.OrdersPerSec, p.P99, 100*p.Efficiency, 100*p.CPUBusy, p.Errors)
+	}
+	tw.Flush()
+}

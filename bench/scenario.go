@@ -1,0 +1,227 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+
+	"tradeunit"
+	"tradeunit/cluster"
+)
+
+// AlipayPeak is the 2019 peak of Alipay payments per second (MISSION.md),
+// the scale against which CPU per order is projected.
+const AlipayPeak = 544_000
+
+// Layer is one measured path in a baseline: its throughput and latency, and
+// the CPU each process group spent per acknowledged create.
+type Layer struct {
+	Name         string             `json:"name"` // storage, direct, full
+	Clients      int                `json:"clients"`
+	OrdersPerSec float64            `json:"orders_per_sec"`
+	Latency      Latency            `json:"latency_ms"`
+	Errors       int64              `json:"errors"`
+	CPUPerOrder  map[string]float64 `json:"cpu_us_per_order"` // by process group
+	Verified     bool               `json:"verified"`
+}
+
+// BaselineRow compares the three layers at one client count.
+type BaselineRow struct {
+	Clients           int     `json:"clients"`
+	Storage           Layer   `json:"storage"`
+	Direct            Layer   `json:"direct"`
+	Full              Layer   `json:"full"`
+	FullOverLimit     float64 `json:"full_over_limit"`    // full path / storage limit, orders/s
+	ProxyP50Overhead  float64 `json:"proxy_p50_overhead"` // full p50 / direct p50 - 1
+	CoresForPeak      float64 `json:"cores_for_544k"`     // full path, all server layers
+	ServerCPUPerOrder float64 `json:"server_cpu_us_per_order"`
+}
+
+// Baseline measures, in one run and for each client count, the storage
+// limit (the create transaction straight to a unit's storage), one unit
+// called directly over gRPC, and the full path through a proxy process.
+func Baseline(ctx context.Context, env *Env, clients []int, d time.Duration, progress io.Writer) ([]BaselineRow, error) {
+	var rows []BaselineRow
+	for _, c := range clients {
+		var row BaselineRow
+		row.Clients = c
+
+		dsn, err := env.NewStorage()
+		if err != nil {
+			return nil, err
+		}
+		t, err := env.Target(ctx, dsn, 1, c)
+		if err != nil {
+			return nil, err
+		}
+		// The storage limit is measured in this process: its CPU is the
+		// client's and, for SQLite, the storage's.
+		self := "client"
+		if env.Storage == "sqlite" {
+			self = "client+sqlite" // SQLite runs inside the client here
+		}
+		row.Storage, err = measure(ctx, "storage", t, c, d, map[string][]int{self: nil, "mariadbd": env.StoragePids()}, progress)
+		t.Release()
+		if err != nil {
+			return nil, err
+		}
+
+		direct, err := startUnitOn(ctx, env, 1)
+		if err != nil {
+			return nil, err
+		}
+		if t, err = env.Target(ctx, "grpc://"+direct.Addr(), 1, c); err != nil {
+			return nil, err
+		}
+		row.Direct, err = measure(ctx, "direct", t, c, d, map[string][]int{"client": nil, "unit": {direct.Pid()},
+			"mariadbd": env.StoragePids()}, progress)
+		t.Release()
+		if err != nil {
+			return nil, err
+		}
+
+		full, err := startUnitOn(ctx, env, 2)
+		if err != nil {
+			return nil, err
+		}
+		px, err := env.StartProxy(ctx, []*cluster.Replica{full})
+		if err != nil {
+			return nil, err
+		}
+		if t, err = env.Target(ctx, "http://"+px.Addr(), 2, c); err != nil {
+			return nil, err
+		}
+		row.Full, err = measure(ctx, "full", t, c, d, map[string][]int{"client": nil, "proxy": {px.Pid()},
+			"unit": {full.Pid()}, "mariadbd": env.StoragePids()}, progress)
+		t.Release()
+		if err != nil {
+			return nil, err
+		}
+		if row.Storage.OrdersPerSec > 0 {
+			row.FullOverLimit = row.Full.OrdersPerSec / row.Storage.OrdersPerSec
+		}
+		if row.Direct.Latency.P50 > 0 {
+			row.ProxyP50Overhead = row.Full.Latency.P50/row.Direct.Latency.P50 - 1
+		}
+		row.ServerCPUPerOrder = row.Full.CPUPerOrder["proxy"] + row.Full.CPUPerOrder["unit"] + row.Full.CPUPerOrder["mariadbd"]
+		row.CoresForPeak = row.ServerCPUPerOrder * AlipayPeak / 1e6
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func startUnitOn(ctx context.Context, env *Env, id tradeunit.UnitID) (*cluster.Replica, error) {
+	dsn, err := env.NewStorage()
+	if err != nil {
+		return nil, err
+	}
+	return env.StartUnit(ctx, id, dsn)
+}
+
+// measure runs a create-only closed loop against t and reads each process
+// group's CPU over the run. Every acknowledged create is read back.
+func measure(ctx context.Context, name string, t Target, clients int, d time.Duration, groups map[string][]int, progress io.Writer) (Layer, error) {
+	for g, pids := range groups {
+		if g == "mariadbd" && len(pids) == 0 {
+			delete(groups, g)
+		}
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "%s, %d clients:\n", name, clients)
+	}
+	meter := NewCPUMeter(groups)
+	res, err := Run(ctx, Config{Target: t, Concurrency: clients, Duration: d, Progress: progress})
+	if err != nil {
+		return Layer{}, err
+	}
+	used := meter.Used()
+	l := Layer{Name: name, Clients: clients, OrdersPerSec: res.CreatesPerSec, Latency: res.Latency,
+		Errors: res.Errors, CPUPerOrder: map[string]float64{}}
+	for g, cpu := range used {
+		if res.Creates > 0 {
+			l.CPUPerOrder[g] = float64(cpu.Microseconds()) / float64(res.Creates)
+		}
+	}
+	// Verification is outside the measured window.
+	res2, err := verifyOnly(ctx, t, res)
+	if err != nil {
+		return Layer{}, err
+	}
+	l.Verified = res2
+	return l, nil
+}
+
+func verifyOnly(ctx context.Context, t Target, res *Result) (bool, error) {
+	v := res.Verify(ctx, t)
+	if !v.OK() {
+		return false, fmt.Errorf("verification failed: %d lost, %d mismatched, %d unreadable of %d: %v",
+			v.Lost, v.Mismatched, v.Unreadable, v.Orders, v.Examples)
+	}
+	return true, nil
+}
+
+// ScalingPoint is the full path's throughput with n units.
+type ScalingPoint struct {
+	Units        int     `json:"units"`
+	OrdersPerSec float64 `json:"orders_per_sec"`
+	P99          float64 `json:"p99_ms"`
+	Efficiency   float64 `json:"efficiency"` // throughput(n) / (n × throughput(1))
+	CPUBusy      float64 `json:"cpu_busy"`   // share of the machine's cores the cluster and client used
+	Errors       int64   `json:"errors"`
+}
+
+// Scaling measures the full path with each number of units (SQLite: one
+// writer per file, so units add write parallelism) under the same client load.
+func Scaling(ctx context.Context, env *Env, units []int, clients int, d time.Duration, progress io.Writer) ([]ScalingPoint, error) {
+	var out []ScalingPoint
+	for _, n := range units {
+		var reps []*cluster.Replica
+		var pids []int
+		for i := 1; i <= n; i++ {
+			r, err := startUnitOn(ctx, env, tradeunit.UnitID(i))
+			if err != nil {
+				return nil, err
+			}
+			reps = append(reps, r)
+			pids = append(pids, r.Pid())
+		}
+		px, err := env.StartProxy(ctx, reps)
+		if err != nil {
+			return nil, err
+		}
+		t, err := env.Target(ctx, "http://"+px.Addr(), 1, clients)
+		if err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			fmt.Fprintf(progress, "%d units, %d clients:\n", n, clients)
+		}
+		meter := NewCPUMeter(map[string][]int{"client": nil, "servers": append(pids, px.Pid())})
+		start := time.Now()
+		res, err := Run(ctx, Config{Target: t, Concurrency: clients, Duration: d, Progress: progress})
+		if err != nil {
+			return nil, err
+		}
+		wall := time.Since(start)
+		used := meter.Used()
+		if _, err := verifyOnly(ctx, t, res); err != nil {
+			return nil, err
+		}
+		t.Release()
+		for _, r := range reps {
+			r.Stop()
+		}
+		px.Stop()
+		p := ScalingPoint{Units: n, OrdersPerSec: res.CreatesPerSec, P99: res.Latency.P99, Errors: res.Errors,
+			CPUBusy: (used["client"] + used["servers"]).Seconds() / (wall.Seconds() * float64(runtime.NumCPU()))}
+		out = append(out, p)
+	}
+	for i := range out {
+		if out[0].OrdersPerSec > 0 {
+			out[i].Efficiency = out[i].OrdersPerSec / (float64(out[i].Units) * out[0].OrdersPerSec / float64(out[0].Units))
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"tradeunit"
+	"tradeunit/bench"
+	"tradeunit/cluster"
+)
+
+var benchCmd = &command{
+	name:  "bench",
+	usage: "run|baseline|scaling|smoke [flags]",
+	short: "measure throughput, latency and CPU per order; verify that no acknowledged order is lost (see bench/README.md)",
+}
+
+func init() { benchCmd.run = runBench }
+
+func runBench(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("want a mode: run, baseline, scaling or smoke (tradeunit bench MODE -h)")
+	}
+	switch args[0] {
+	case "run":
+		return benchRun(ctx, args[1:], stdout)
+	case "baseline":
+		return benchBaseline(ctx, args[1:], stdout)
+	case "scaling":
+		return benchScaling(ctx, args[1:], stdout)
+	case "smoke":
+		return benchSmoke(ctx, args[1:], stdout)
+	}
+	return fmt.Errorf("unknown mode %q: want run, baseline, scaling or smoke", args[0])
+}
+
+// loadFlags are the flags every load-generating mode shares.
+type loadFlags struct {
+	clients  *int
+	rate     *float64
+	duration *time.Duration
+	requests *int
+	mix      *string
+	jsonOut  *string
+}
+
+func addLoadFlags(fs *flag.FlagSet) loadFlags {
+	return loadFlags{
+		clients:  fs.Int("clients", 16, "closed loop: concurrent clients; open loop: most requests in flight"),
+		rate:     fs.Float64("rate", 0, "open loop: requests per second (0: closed loop)"),
+		duration: fs.Duration("duration", 10*time.Second, "how long to run"),
+		requests: fs.Int("requests", 0, "stop after this many requests (0: run for --duration)"),
+		mix:      fs.String("mix", "create=1", "operation weights, e.g. create=4,pay=3,query=6,refund=1,close=1"),
+		jsonOut:  fs.String("json", "", "also write the result as JSON to this file (- for stdout)"),
+	}
+}
+
+func (lf loadFlags) config(t bench.Target) (bench.Config, error) {
+	mix, err := bench.ParseMix(*lf.mix)
+	if err != nil {
+		return bench.Config{}, err
+	}
+	return bench.Config{Target: t, Concurrency: *lf.clients, Rate: *lf.rate, Duration: *lf.duration,
+		Requests: *lf.requests, Mix: mix, Progress: os.Stderr, Verify: true}, nil
+}
+
+func benchRun(ctx context.Context, args []string, stdout io.Writer) error {
+	c := &command{name: "bench run", usage: "--target TARGET [flags]", short: benchCmd.short}
+	fs := newFlags(c)
+	target := fs.String("target", "", "http://PROXY (with --key), grpc://ADDR[,ADDR] (with --mchid), or a storage DSN (sqlite:PATH, mysql:DSN)")
+	key := fs.String("key", "", "API key for an http:// target")
+	mchid := fs.String("mchid", bench.Mchid, "merchant for grpc:// and storage targets")
+	unit := fs.Uint("unit", 1, "unit number for a storage target's order numbers")
+	lf := addLoadFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	t, err := bench.OpenTarget(ctx, *target, *key, *mchid, tradeunitUnit(*unit), *lf.clients)
+	if err != nil {
+		return err
+	}
+	defer t.Release()
+	cfg, err := lf.config(t)
+	if err != nil {
+		return err
+	}
+	return runAndReport(ctx, cfg, *lf.jsonOut, stdout)
+}
+
+// runAndReport runs one load, prints it, and fails if an order was lost.
+func runAndReport(ctx context.Context, cfg bench.Config, jsonOut string, stdout io.Writer) error {
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	bench.PrintResult(stdout, res)
+	if err := writeJSON(jsonOut, res, stdout); err != nil {
+		return err
+	}
+	if v := res.Verification; v != nil && !v.OK() {
+		return fmt.Errorf("verification failed: %d lost, %d mismatched, %d unreadable", v.Lost, v.Mismatched, v.Unreadable)
+	}
+	return nil
+}
+
+func writeJSON(path string, v any, stdout io.Writer) error {
+	if path == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if path == "-" {
+		_, err = fmt.Fprintf(stdout, "%s\n", data)
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// scenarioEnv makes the process environment of a scenario.
+func scenarioEnv(storage, dir string) (*bench.Env, func(), error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() {}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "tradeunit-bench-"); err != nil {
+			return nil, nil, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+	}
+	env := &bench.Env{Binary: bin, Dir: dir, Storage: storage, MySQL: os.Getenv("TRADEUNIT_BENCH_MYSQL")}
+	return env, func() { env.Close(); cleanup() }, nil
+}
+
+func benchBaseline(ctx context.Context, args []string, stdout io.Writer) error {
+	c := &command{name: "bench baseline", usage: "[--storage sqlite|mysql] [--clients 16,64] [--duration 10s]",
+		short: "storage limit, one unit direct and full path, side by side in one run"}
+	fs := newFlags(c)
+	storage := fs.String("storage", "sqlite", "sqlite or mysql (MariaDB at $TRADEUNIT_BENCH_MYSQL, default root@tcp(127.0.0.1:3306)/)")
+	clients := fs.String("clients", "16,64", "client counts, comma-separated")
+	duration := fs.Duration("duration", 10*time.Second, "length of each measurement")
+	dir := fs.String("dir", "", "keep data and logs here (default: a temporary directory)")
+	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	counts, err := intList(*clients)
+	if err != nil {
+		return err
+	}
+	env, cleanup, err := scenarioEnv(*storage, *dir)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	rows, err := bench.Baseline(ctx, env, counts, *duration, os.Stderr)
+	if err != nil {
+		return err
+	}
+	bench.PrintBaseline(stdout, *storage, rows)
+	return writeJSON(*jsonOut, rows, stdout)
+}
+
+func benchScaling(ctx context.Context, args []string, stdout io.Writer) error {
+	c := &command{name: "bench scaling", usage: "[--units 1,2,4,8] [--clients 64] [--duration 10s]",
+		short: "full-path throughput with 1, 2, 4, 8 SQLite units under the same client load"}
+	fs := newFlags(c)
+	units := fs.String("units", "1,2,4,8", "unit counts, comma-separated")
+	clients := fs.Int("clients", 64, "concurrent clients")
+	duration := fs.Duration("duration", 10*time.Second, "length of each measurement")
+	dir := fs.String("dir", "", "keep data and logs here (default: a temporary directory)")
+	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	counts, err := intList(*units)
+	if err != nil {
+		return err
+	}
+	env, cleanup, err := scenarioEnv("sqlite", *dir)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	points, err := bench.Scaling(ctx, env, counts, *clients, *duration, os.Stderr)
+	if err != nil {
+		return err
+	}
+	bench.PrintScaling(stdout, points)
+	return writeJSON(*jsonOut, points, stdout)
+}
+
+// benchSmoke starts a small local cluster and runs a mixed load against it,
+// failing if any acknowledged order is lost: what CI runs.
+func benchSmoke(ctx context.Context, args []string, stdout io.Writer) error {
+	c := &command{name: "bench smoke", usage: "[--duration 10s] [--clients 16]",
+		short: "a local cluster under a mixed load; fails if an acknowledged order is lost"}
+	fs := newFlags(c)
+	lf := addLoadFlags(fs)
+	fs.Set("mix", "create=4,pay=3,query=6,refund=1,close=1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "tradeunit-smoke-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cl, err := cluster.Start(ctx, cluster.Config{Dir: filepath.Join(dir, "data"), Binary: bin, Units: 3, Replicas: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	t, err := bench.OpenTarget(ctx, cl.ProxyURL, cl.Credentials.Merchants[0].APIKey, "", 0, *lf.clients)
+	if err != nil {
+		return err
+	}
+	defer t.Release()
+	cfg, err := lf.config(t)
+	if err != nil {
+		return err
+	}
+	return runAndReport(ctx, cfg, *lf.jsonOut, stdout)
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want positive integers separated by commas", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func tradeunitUnit(u uint) tradeunit.UnitID { return tradeunit.UnitID(u) }

@@ -1,0 +1,55 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"tradeunit/bench"
+)
+
+// TestBenchVerifiesEveryOrder runs the load generator's mixed load against a
+// cluster: every operation succeeds and every acknowledged order reads back
+// with its last acknowledged state. Then it deletes one order behind the
+// system's back and checks that verification catches the loss.
+func TestBenchVerifiesEveryOrder(t *testing.T) {
+	c := startCluster(t, options{units: 2, replicas: 1})
+	ctx := context.Background()
+	target, err := bench.OpenTarget(ctx, c.ProxyURL, c.Credentials.Merchants[0].APIKey, "", 0, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Release()
+	mix, _ := bench.ParseMix("create=4,pay=3,query=6,refund=1,close=1")
+	res, err := bench.Run(ctx, bench.Config{Target: target, Concurrency: 8, Duration: 2 * time.Second, Mix: mix, Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.Verification
+	if res.Errors != 0 || res.Creates < 100 || v == nil || !v.OK() || v.Orders != int(res.Creates) {
+		t.Fatalf("run: %d errors %v, %d creates, verification %+v; want 0 errors, ≥100 creates, all verified", res.Errors, res.ErrorsByCode, res.Creates, v)
+	}
+	for _, op := range []bench.Op{bench.OpPay, bench.OpRefund, bench.OpClose, bench.OpQuery} {
+		if res.PerOp[op] == nil || res.PerOp[op].Requests == 0 {
+			t.Fatalf("mix ran no %s", op)
+		}
+	}
+
+	// Lose an order behind the system's back: verification must say so.
+	db, err := sql.Open("sqlite", strings.TrimPrefix(c.Unit(1).DSN, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM orders WHERE order_no = (SELECT order_no FROM orders
+		WHERE mchid = ? AND order_no NOT IN (SELECT order_no FROM refunds) LIMIT 1)`, c.Credentials.Merchants[0].Mchid); err != nil {
+		t.Fatal(err)
+	}
+	if again := res.Verify(ctx, target); again.Lost != 1 || again.OK() {
+		t.Fatalf("after deleting one order: verification %+v, want 1 lost", again)
+	}
+}
