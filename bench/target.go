@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -124,8 +125,10 @@ func (t *httpTarget) Create(ctx context.Context, out string, total int64) (strin
 	h, err := t.do(ctx, "POST", "/v3/orders", map[string]any{"out_trade_no": out, "description": "bench",
 		"amount": map[string]any{"total": total, "currency": "CNY"}}, &o)
 	attempts := 1
-	if h != nil {
-		fmt.Sscan(h.Get("Create-Attempts"), &attempts)
+	if v := h.Get("Create-Attempts"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			attempts = n
+		}
 	}
 	return o.OrderNo, attempts, err
 }
