@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tradeunit"
@@ -54,6 +55,10 @@ type File struct {
 	seenHash [sha256.Size]byte
 	goodHash [sha256.Size]byte // of the file the current table came from
 	readErr  string            // the last read error logged, so it is logged once
+
+	// ownRevision is the revision this File's own Update last wrote and
+	// published, so the poll does not take it for a foreign change.
+	ownRevision atomic.Int64
 }
 
 var _ Source = (*File)(nil)
@@ -181,6 +186,9 @@ func (f *File) poll() {
 	}
 	f.goodHash = f.seenHash
 	cur := f.Current()
+	if t.Revision == cur.Revision && t.Revision == f.ownRevision.Load() {
+		return // our own Update wrote it and published it already
+	}
 	if t.Revision <= cur.Revision {
 		f.log.Warn("routing table revision did not increase", "path", f.path,
 			"revision", t.Revision, "previous", cur.Revision)

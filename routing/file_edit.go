@@ -16,6 +16,12 @@ func (f *File) Update(ctx context.Context, change Change, fn func(*Table) error)
 	if err != nil {
 		return nil, err
 	}
+	// Publish at once, so that the editor reads its own change; the poll
+	// will find the file holds what is current.
+	f.ownRevision.Store(t.Revision)
+	if t.Revision > f.Current().Revision {
+		f.feed.publish(t)
+	}
 	change.Revision = t.Revision
 	if change.Time.IsZero() {
 		change.Time = time.Now().UTC()

@@ -1,0 +1,234 @@
+// Package admin holds the operator's changes to the routing table: add,
+// drain and set units, map merchants to partitions, read the history. Every
+// change validates before it writes, runs as one compare-and-swap on the
+// table (routing.Editor), and is recorded with who made it. The CLI in
+// cmd/tradeunit only parses flags and prints.
+package admin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"tradeunit"
+	"tradeunit/routing"
+	"tradeunit/store/sqlstore"
+)
+
+// Admin changes one routing table.
+type Admin struct {
+	Routes routing.Editor
+	Who    string           // recorded with every change
+	Now    func() time.Time // the clock; time.Now if nil
+	// CheckStorage opens a new unit's storage, applying the schema, to
+	// prove that the DSN answers before the unit is registered. Default:
+	// sqlstore.Open.
+	CheckStorage func(ctx context.Context, dsn string) error
+}
+
+func (a *Admin) update(ctx context.Context, what string, fn func(*routing.Table) error) (*routing.Table, error) {
+	who := a.Who
+	if who == "" {
+		who = "admin"
+	}
+	return a.Routes.Update(ctx, routing.Change{Who: who, What: what}, fn)
+}
+
+func (a *Admin) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func paramErrorf(format string, args ...any) error {
+	return tradeunit.Errorf(tradeunit.CodeParamError, format, args...)
+}
+
+// unit returns the unit id of t, or a clear error.
+func unit(t *routing.Table, id tradeunit.UnitID) (*routing.Unit, error) {
+	u, ok := t.Unit(id)
+	if !ok {
+		return nil, paramErrorf("unit %d is not in the routing table", id)
+	}
+	return u, nil
+}
+
+// NewUnit describes a unit to add.
+type NewUnit struct {
+	ID         tradeunit.UnitID
+	Partition  string
+	LogicAddrs []string // empty: a local cluster (tradeunit dev) starts the logic services
+	Storage    routing.Storage
+	Weight     float64
+	Labels     map[string]string
+}
+
+// AddUnit prepares a new unit's storage (schema and sequence) and registers
+// it. A unit with logic addresses takes new orders at once; one without is
+// registered unavailable, for tradeunit dev to start its logic services and
+// make it available. Unit numbers only grow: a new unit's number must be
+// above every existing one, so an order number never names two units.
+func (a *Admin) AddUnit(ctx context.Context, n NewUnit) (*routing.Table, error) {
+	if err := n.ID.Validate(); err != nil {
+		return nil, err
+	}
+	if n.Storage.Primary == "" {
+		return nil, paramErrorf("unit %d needs a storage DSN", n.ID)
+	}
+	cur := a.Routes.Current()
+	if _, exists := cur.Unit(n.ID); exists {
+		return nil, paramErrorf("unit %d already exists", n.ID)
+	}
+	if top := maxUnit(cur); n.ID <= top {
+		return nil, paramErrorf("unit numbers only grow: the new unit's number must be above %d, got %d", top, n.ID)
+	}
+	check := a.CheckStorage
+	if check == nil {
+		check = openStorage
+	}
+	if err := check(ctx, n.Storage.Primary); err != nil {
+		return nil, paramErrorf("unit %d: storage %s does not answer: %v", n.ID, n.Storage.Primary, err)
+	}
+	return a.update(ctx, fmt.Sprintf("unit add %d", n.ID), func(t *routing.Table) error {
+		if _, exists := t.Unit(n.ID); exists || n.ID <= maxUnit(t) {
+			return paramErrorf("unit %d was added meanwhile", n.ID)
+		}
+		t.Units = append(t.Units, routing.Unit{
+			ID: n.ID, Partition: n.Partition, LogicAddrs: n.LogicAddrs, Storage: n.Storage,
+			Available: len(n.LogicAddrs) > 0, Temperature: routing.Hot, AcceptNew: true,
+			Weight: n.Weight, Labels: n.Labels,
+		})
+		t.Normalize()
+		return nil
+	})
+}
+
+func maxUnit(t *routing.Table) tradeunit.UnitID {
+	var top tradeunit.UnitID
+	for _, u := range t.Units {
+		top = max(top, u.ID)
+	}
+	return top
+}
+
+func openStorage(ctx context.Context, dsn string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// Drain stops new orders to a unit; updates and reads of its orders go on.
+// Draining the last unit of a partition that takes new orders is refused
+// unless force is set: the partition would refuse or spill every create.
+func (a *Admin) Drain(ctx context.Context, id tradeunit.UnitID, force bool) (*routing.Table, error) {
+	return a.update(ctx, fmt.Sprintf("unit drain %d", id), func(t *routing.Table) error {
+		u, err := unit(t, id)
+		if err != nil {
+			return err
+		}
+		u.AcceptNew = false
+		if !force && !anyTakesNew(t, u.Partition) {
+			return paramErrorf("unit %d is the last unit of partition %s that takes new orders; add or undrain another first (or --force)", id, u.Partition)
+		}
+		return nil
+	})
+}
+
+// Undrain lets a unit take new orders again.
+func (a *Admin) Undrain(ctx context.Context, id tradeunit.UnitID) (*routing.Table, error) {
+	return a.update(ctx, fmt.Sprintf("unit undrain %d", id), func(t *routing.Table) error {
+		u, err := unit(t, id)
+		if err != nil {
+			return err
+		}
+		u.AcceptNew = true
+		return nil
+	})
+}
+
+func anyTakesNew(t *routing.Table, partition string) bool {
+	for i := range t.Units {
+		if u := &t.Units[i]; u.Partition == partition && u.TakesNewOrders() {
+			return true
+		}
+	}
+	return false
+}
+
+// UnitChanges are the fields `unit set` may change; nil leaves a field alone.
+type UnitChanges struct {
+	Partition   *string
+	Weight      *float64
+	Temperature *routing.Temperature
+	Available   *bool
+	Labels      map[string]string // a value of "" removes the label
+}
+
+// SetUnit changes a unit's settings.
+func (a *Admin) SetUnit(ctx context.Context, id tradeunit.UnitID, c UnitChanges) (*routing.Table, error) {
+	var what []string
+	if c.Partition != nil {
+		what = append(what, "partition="+*c.Partition)
+	}
+	if c.Weight != nil {
+		what = append(what, fmt.Sprintf("weight=%g", *c.Weight))
+	}
+	if c.Temperature != nil {
+		what = append(what, "temperature="+string(*c.Temperature))
+	}
+	if c.Available != nil {
+		what = append(what, fmt.Sprintf("available=%v", *c.Available))
+	}
+	for k, v := range c.Labels {
+		what = append(what, "label "+k+"="+v)
+	}
+	if len(what) == 0 {
+		return nil, paramErrorf("unit set %d: nothing to change", id)
+	}
+	if c.Weight != nil && *c.Weight <= 0 {
+		return nil, paramErrorf("weight must be positive (drain the unit to stop new orders), got %g", *c.Weight)
+	}
+	return a.update(ctx, fmt.Sprintf("unit set %d %s", id, strings.Join(what, " ")), func(t *routing.Table) error {
+		u, err := unit(t, id)
+		if err != nil {
+			return err
+		}
+		if c.Partition != nil {
+			u.Partition = *c.Partition
+		}
+		if c.Weight != nil {
+			u.Weight = *c.Weight
+		}
+		if c.Temperature != nil {
+			u.Temperature = *c.Temperature
+		}
+		if c.Available != nil {
+			u.Available = *c.Available
+		}
+		for k, v := range c.Labels {
+			if u.Labels == nil {
+				u.Labels = map[string]string{}
+			}
+			if v == "" {
+				delete(u.Labels, k)
+			} else {
+				u.Labels[k] = v
+			}
+		}
+		return nil
+	})
+}
+
+// History returns the latest changes, newest first.
+func (a *Admin) History(ctx context.Context, limit int) ([]routing.Change, error) {
+	if limit < 1 {
+		return nil, paramErrorf("limit must be positive, got %d", limit)
+	}
+	return a.Routes.History(ctx, limit)
+}
