@@ -1,6 +1,7 @@
 package tradeunit
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -68,7 +69,12 @@ func (o *Order) CheckPay(paymentID string) (done bool, err error) {
 	case StateClosed:
 		return false, Errorf(CodeOrderClosed, "order %s is closed", o.OrderNo)
 	}
-	return false, Errorf(CodeInternal, "order %s has unknown state %q", o.OrderNo, o.State)
+	return false, o.unknownState("CheckPay")
+}
+
+// unknownState is a fault of ours: the storage holds a state no rule knows.
+func (o *Order) unknownState(op string) error {
+	return Internal("Order."+op, fmt.Errorf("order %s has unknown state %q", o.OrderNo, o.State))
 }
 
 // CheckClose decides whether o may be closed. done is true when it already
@@ -82,7 +88,7 @@ func (o *Order) CheckClose() (done bool, err error) {
 	case StateSuccess, StateRefund:
 		return false, Errorf(CodeOrderPaid, "order %s is paid and cannot be closed; refund it instead", o.OrderNo)
 	}
-	return false, Errorf(CodeInternal, "order %s has unknown state %q", o.OrderNo, o.State)
+	return false, o.unknownState("CheckClose")
 }
 
 // CheckRefund decides whether amount may be refunded from o.
@@ -94,7 +100,7 @@ func (o *Order) CheckRefund(amount RefundAmount) error {
 	case StateClosed:
 		return Errorf(CodeOrderClosed, "order %s is closed", o.OrderNo)
 	default:
-		return Errorf(CodeInternal, "order %s has unknown state %q", o.OrderNo, o.State)
+		return o.unknownState("CheckRefund")
 	}
 	if amount.Currency != o.Amount.Currency {
 		return Errorf(CodeParamError, "refund currency %s differs from the order's %s", amount.Currency, o.Amount.Currency)

@@ -17,6 +17,7 @@ import (
 	"tradeunit/cluster"
 	"tradeunit/proxy"
 	"tradeunit/routing"
+	"tradeunit/store/sqlstore"
 )
 
 // Env starts the processes of a benchmark scenario — units and a proxy, each
@@ -49,11 +50,7 @@ func (e *Env) NewStorage() (string, error) {
 	if e.Storage != "mysql" {
 		return "", fmt.Errorf("storage %q: want sqlite or mysql", e.Storage)
 	}
-	server := e.MySQL
-	if server == "" {
-		server = "root@tcp(127.0.0.1:3306)/"
-	}
-	cfg, err := mysql.ParseDSN(server)
+	cfg, err := mysql.ParseDSN(e.mysqlServer())
 	if err != nil {
 		return "", err
 	}
@@ -62,6 +59,13 @@ func (e *Env) NewStorage() (string, error) {
 	cfg.DBName = fmt.Sprintf("tradeunit_bench_%s_%d", hex.EncodeToString(b[:]), e.n)
 	e.dbs = append(e.dbs, cfg.DBName)
 	return "mysql:" + cfg.FormatDSN(), nil
+}
+
+func (e *Env) mysqlServer() string {
+	if e.MySQL != "" {
+		return e.MySQL
+	}
+	return sqlstore.LocalMySQL
 }
 
 // StartUnit starts one logic-service process of unit id over dsn.
@@ -137,11 +141,7 @@ func (e *Env) Close() {
 	if len(e.dbs) == 0 {
 		return
 	}
-	server := e.MySQL
-	if server == "" {
-		server = "root@tcp(127.0.0.1:3306)/"
-	}
-	db, err := sql.Open("mysql", server)
+	db, err := sql.Open("mysql", e.mysqlServer())
 	if err != nil {
 		return
 	}

@@ -78,3 +78,13 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // Code returns tradeunit.CodeParamError: a malformed order number is always
 // the caller's to fix.
 func (e *ParseError) Code() tradeunit.Code { return tradeunit.CodeParamError }
+
+// AsParamError returns a malformed order number's error as the PARAM_ERROR
+// that API callers see: the detailed message, with the parse error kept in
+// the chain (errors.Is(err, ErrChecksum) still holds).
+func AsParamError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &tradeunit.Error{Code: tradeunit.CodeParamError, Message: err.Error(), Err: err}
+}

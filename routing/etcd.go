@@ -174,7 +174,19 @@ func (e *Etcd) run(ctx context.Context, every time.Duration) {
 	defer close(e.done)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	var backoff time.Duration
 	for ctx.Err() == nil {
+		// A watch that fails at once (compacted revision, no leader) must
+		// not be remade in a tight loop: wait, growing up to the check
+		// interval; the check resyncs the table meanwhile.
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+		}
+		backoff = min(max(2*backoff, 10*time.Millisecond), every)
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		watch := e.client.Watch(wctx, e.key(), clientv3.WithRev(e.heldRev()+1))
 	follow:
@@ -187,6 +199,7 @@ func (e *Etcd) run(ctx context.Context, every time.Duration) {
 				if !ok || resp.Err() != nil {
 					break follow // compacted, leader lost, or closed: resync and watch again
 				}
+				backoff = 0
 				for _, ev := range resp.Events {
 					if ev.Type == clientv3.EventTypePut {
 						e.accept(ev.Kv.Value, ev.Kv.ModRevision)
@@ -204,6 +217,7 @@ func (e *Etcd) run(ctx context.Context, every time.Duration) {
 					e.log.Info("routing table: etcd reachable again; resynced", "revision", t.Revision)
 				}
 				if e.publish(t, rev) {
+					backoff = 0
 					break follow // the watch fell behind: restart it from here
 				}
 			}

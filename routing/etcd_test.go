@@ -106,8 +106,7 @@ func TestEtcdConcurrentUpdatesNeverLoseOne(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	got, _ := routing.OpenEtcd(ctx, spec, routing.EtcdOptions{Logger: quiet()})
-	defer got.Close()
+	got := openEtcd(t, spec)
 	u, _ := got.Current().Unit(1)
 	h, _ := got.History(ctx, 100)
 	// Every update that did not report a conflict is in the table.

@@ -22,10 +22,7 @@ func (f *File) Update(ctx context.Context, change Change, fn func(*Table) error)
 	if t.Revision > f.Current().Revision {
 		f.feed.publish(t)
 	}
-	change.Revision = t.Revision
-	if change.Time.IsZero() {
-		change.Time = time.Now().UTC()
-	}
+	change.Revision, change.Time = t.Revision, time.Now().UTC()
 	line, err := json.Marshal(change)
 	if err != nil {
 		return t, err

@@ -34,16 +34,14 @@ type Client struct {
 
 var _ tradeunit.OrderService = (*Client)(nil)
 
-// defaultServiceConfig applies to every call unless the caller's context has
-// an earlier deadline. The timeout bounds a call to a replica that accepts
-// connections but hangs (a stuck database, a GC storm), which keepalive
-// alone would not detect; waitForReady false is gRPC's default, written out
-// because failing fast is what the proxy relies on.
+// defaultServiceConfig: calls fail fast while the connection is down
+// (waitForReady false, gRPC's default, written out because the proxy relies
+// on it). It sets no timeout: every caller bounds its calls with its own
+// deadline (the proxy's --unit-timeout), which a default here would cap.
 const defaultServiceConfig = `{
 	"methodConfig": [{
-		"name": [{"service": "` + ServiceName + `"}, {"service": "grpc.health.v1.Health"}],
-		"waitForReady": false,
-		"timeout": "5s"
+		"name": [{"service": "tradeunit.v1.UnitService"}, {"service": "grpc.health.v1.Health"}],
+		"waitForReady": false
 	}]
 }`
 
@@ -65,8 +63,7 @@ const (
 // failure, so Dial succeeds even when the replica is down. opts are applied
 // after the defaults, so they can override them (e.g. TLS credentials).
 //
-// Every call is bounded by the 5s timeout of defaultServiceConfig even when
-// ctx allows longer; pass grpc.WithDefaultServiceConfig to change it.
+// Calls are bounded only by their ctx: give each a deadline.
 //
 // The default transport is insecure: units are reached over loopback or a
 // private network. TLS is to come.

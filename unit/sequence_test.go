@@ -19,8 +19,8 @@ type counterAllocator struct {
 }
 
 func (a *counterAllocator) AllocateSequence(_ context.Context, n int64) (int64, error) {
-	a.calls.Add(1)
 	time.Sleep(time.Duration(a.delay.Load()))
+	a.calls.Add(1) // counted once the block is ready: the test waits for it
 	if a.fail.Load() {
 		return 0, errors.New("storage down")
 	}

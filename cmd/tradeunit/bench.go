@@ -85,7 +85,10 @@ func benchRun(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	t, err := bench.OpenTarget(ctx, *target, *key, *mchid, tradeunitUnit(*unit), *lf.clients)
+	if *unit < 1 || *unit > uint(tradeunit.MaxUnitID) {
+		return fmt.Errorf("--unit %d out of range 1..%d", *unit, tradeunit.MaxUnitID)
+	}
+	t, err := bench.OpenTarget(ctx, *target, *key, *mchid, tradeunit.UnitID(*unit), *lf.clients)
 	if err != nil {
 		return err
 	}
@@ -252,5 +255,3 @@ func intList(s string) ([]int, error) {
 	}
 	return out, nil
 }
-
-func tradeunitUnit(u uint) tradeunit.UnitID { return tradeunit.UnitID(u) }

@@ -11,12 +11,18 @@ import (
 // dialect holds what differs between SQLite and MySQL.
 type dialect struct {
 	name string
+	// insertIgnore starts an INSERT that skips a row whose key exists.
+	insertIgnore string
 	// isUniqueViolation reports whether err is a duplicate-key error.
 	isUniqueViolation func(err error) bool
+	// isContention reports whether err aborted a transaction that may
+	// succeed when run again (deadlock, lock wait timeout, busy).
+	isContention func(err error) bool
 }
 
 var sqliteDialect = dialect{
-	name: "sqlite",
+	name:         "sqlite",
+	insertIgnore: "INSERT OR IGNORE",
 	isUniqueViolation: func(err error) bool {
 		var e *sqlite.Error
 		if !errors.As(err, &e) {
@@ -24,12 +30,21 @@ var sqliteDialect = dialect{
 		}
 		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	},
+	isContention: func(err error) bool {
+		var e *sqlite.Error
+		return errors.As(err, &e) && (e.Code()&0xff == sqlite3.SQLITE_BUSY || e.Code()&0xff == sqlite3.SQLITE_LOCKED)
+	},
 }
 
 var mysqlDialect = dialect{
-	name: "mysql",
+	name:         "mysql",
+	insertIgnore: "INSERT IGNORE",
 	isUniqueViolation: func(err error) bool {
 		var e *mysql.MySQLError
 		return errors.As(err, &e) && e.Number == 1062 // ER_DUP_ENTRY
+	},
+	isContention: func(err error) bool {
+		var e *mysql.MySQLError
+		return errors.As(err, &e) && (e.Number == 1213 || e.Number == 1205) // deadlock, lock wait timeout
 	},
 }

@@ -15,10 +15,13 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"tradeunit"
 )
+
+// LocalMySQL is the go-sql-driver DSN (no database) of the MariaDB server of
+// a development machine or CI: root with no password on the loopback port.
+const LocalMySQL = "root@tcp(127.0.0.1:3306)/"
 
 // Store is a unit's storage over database/sql.
 type Store struct {
@@ -29,7 +32,6 @@ type Store struct {
 	// read serves reads that need no transaction; on MySQL it is write.
 	read    *sql.DB
 	dialect dialect
-	now     func() time.Time
 }
 
 var _ tradeunit.Store = (*Store)(nil)
@@ -59,7 +61,6 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open storage %s: %w", redact(dsn), err)
 	}
-	s.now = time.Now
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("migrate storage %s: %w", redact(dsn), err)

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +57,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 		}
 		return nil
 	})
-	if err == errDuplicate {
+	if errors.Is(err, errDuplicate) {
 		existing, err := s.OrderByOutTradeNo(ctx, o.Mchid, o.OutTradeNo)
 		if err != nil {
 			// The duplicate was an order number, not the merchant's key: a
@@ -75,8 +76,9 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 	return &stored, true, nil
 }
 
-// errDuplicate signals a unique-key violation out of a transaction.
-var errDuplicate = &tradeunit.Error{Code: tradeunit.CodeInternal, Message: "duplicate key"}
+// errDuplicate signals a unique-key violation out of a transaction; it never
+// leaves the package.
+var errDuplicate = errors.New("duplicate key")
 
 // Order returns an order by number.
 func (s *Store) Order(ctx context.Context, orderNo string) (*tradeunit.Order, error) {
@@ -134,7 +136,9 @@ func (s *Store) transition(ctx context.Context, op, mchid, orderNo, update strin
 		if err != nil {
 			return tradeunit.Internal(op, err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
+		if n, err := res.RowsAffected(); err != nil {
+			return tradeunit.Internal(op, err)
+		} else if n != 1 {
 			return errGuard
 		}
 		if err := insertEvent(ctx, tx, orderNo, event, at, payload); err != nil {
@@ -143,7 +147,7 @@ func (s *Store) transition(ctx context.Context, op, mchid, orderNo, update strin
 		result, err = s.queryOrder(ctx, tx, op, "order_no = ?", orderNo)
 		return err
 	})
-	if err != errGuard {
+	if !errors.Is(err, errGuard) {
 		return result, err
 	}
 	o, err := s.queryOrder(ctx, s.write, op, "order_no = ?", orderNo)
@@ -164,11 +168,12 @@ func (s *Store) transition(ctx context.Context, op, mchid, orderNo, update strin
 }
 
 var (
-	// errGuard signals that a guarded update matched no row.
-	errGuard = &tradeunit.Error{Code: tradeunit.CodeInternal, Message: "guard matched no row"}
+	// errGuard signals that a guarded update matched no row; it never leaves
+	// the package.
+	errGuard = errors.New("guard matched no row")
 	// errGuardUnexplained: the guard failed but the state allows the move;
 	// states never return to NOTPAY, so this is a bug.
-	errGuardUnexplained = &tradeunit.Error{Code: tradeunit.CodeInternal, Message: "guarded update failed in a state that allows it"}
+	errGuardUnexplained = errors.New("guarded update failed in a state that allows it")
 )
 
 func formatUnits(units []tradeunit.UnitID) string {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 
 	"tradeunit"
@@ -23,7 +24,9 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 		if err != nil {
 			return tradeunit.Internal(op, err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
+		if n, err := res.RowsAffected(); err != nil {
+			return tradeunit.Internal(op, err)
+		} else if n != 1 {
 			return errGuard
 		}
 		res, err = tx.ExecContext(ctx, `INSERT INTO refunds (mchid, out_refund_no, order_no, amount, currency, reason,
@@ -47,17 +50,17 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 		}
 		return nil
 	})
-	switch err {
-	case nil:
+	switch {
+	case err == nil:
 		stored := *r
 		stored.RefundID = refundID(r.OrderNo, id)
 		stored.Status = tradeunit.RefundSuccess
 		stored.CreateTime = fromMicros(micros(r.CreateTime))
 		return &stored, true, nil
-	case errDuplicate:
+	case errors.Is(err, errDuplicate):
 		existing, err := s.Refund(ctx, r.Mchid, r.OutRefundNo)
 		return existing, false, err
-	case errGuard:
+	case errors.Is(err, errGuard):
 		// Either the refund was already made (a repeat: return it) or the
 		// order's state or sum forbids it (say why).
 		if existing, err := s.Refund(ctx, r.Mchid, r.OutRefundNo); err == nil {

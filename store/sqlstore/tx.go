@@ -10,8 +10,26 @@ import (
 	"tradeunit"
 )
 
-// inTx runs fn in a write transaction and commits if fn returns nil.
+// txAttempts bounds how often a transaction that lost a deadlock or lock
+// wait is run again before its error reaches the caller.
+const txAttempts = 3
+
+// inTx runs fn in a write transaction and commits if fn returns nil. A
+// transaction the storage aborted for contention (a deadlock, a lock wait
+// timeout, SQLite busy) is run again: contention is not a fault of the unit,
+// and a create that failed for it would be retried on another unit with an
+// outcome it need not leave unknown.
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.tryTx(ctx, op, fn)
+		if err == nil || attempt == txAttempts || ctx.Err() != nil || !s.dialect.isContention(err) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * 2 * time.Millisecond)
+	}
+}
+
+func (s *Store) tryTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return tradeunit.Internal(op, err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
+
+	"tradeunit/store/sqlstore"
 )
 
 // MySQLServerDSN returns the go-sql-driver DSN (no database) of the MariaDB or
@@ -19,7 +21,7 @@ func MySQLServerDSN(tb testing.TB) string {
 	tb.Helper()
 	dsn := os.Getenv("TRADEUNIT_TEST_MYSQL")
 	if dsn == "" {
-		dsn = "root@tcp(127.0.0.1:3306)/"
+		dsn = sqlstore.LocalMySQL
 	}
 	db, err := sql.Open("mysql", dsn)
 	if err == nil {

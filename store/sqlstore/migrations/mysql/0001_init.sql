@@ -1,6 +1,6 @@
 -- Orders, refunds, the order-event outbox and the per-unit sequence.
 -- Times are Unix microseconds (0 = unset); amounts are in the smallest currency unit.
-CREATE TABLE orders (
+CREATE TABLE IF NOT EXISTS orders (
   order_no        VARCHAR(40)  NOT NULL PRIMARY KEY,
   mchid           VARCHAR(32)  NOT NULL,
   out_trade_no    VARCHAR(32)  NOT NULL,
@@ -20,7 +20,7 @@ CREATE TABLE orders (
   CONSTRAINT orders_refunded_bounds CHECK (refunded >= 0 AND refunded <= total)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE refunds (
+CREATE TABLE IF NOT EXISTS refunds (
   id            BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
   mchid         VARCHAR(32)  NOT NULL,
   out_refund_no VARCHAR(64)  NOT NULL,
@@ -35,7 +35,7 @@ CREATE TABLE refunds (
   CONSTRAINT refunds_order FOREIGN KEY (order_no) REFERENCES orders (order_no)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE order_events (
+CREATE TABLE IF NOT EXISTS order_events (
   id          BIGINT      NOT NULL AUTO_INCREMENT PRIMARY KEY,
   order_no    VARCHAR(40) NOT NULL,
   event_type  VARCHAR(32) NOT NULL,
@@ -44,8 +44,8 @@ CREATE TABLE order_events (
   KEY order_events_order_no (order_no)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
-CREATE TABLE sequences (
+CREATE TABLE IF NOT EXISTS sequences (
   name       VARCHAR(32) NOT NULL PRIMARY KEY,
   next_value BIGINT      NOT NULL
 ) ENGINE=InnoDB;
-INSERT INTO sequences (name, next_value) VALUES ('order', 1);
+INSERT IGNORE INTO sequences (name, next_value) VALUES ('order', 1);

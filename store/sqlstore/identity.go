@@ -1,0 +1,32 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"tradeunit"
+)
+
+// BindUnit records that this storage holds unit id, or checks that it does.
+func (s *Store) BindUnit(ctx context.Context, id tradeunit.UnitID) error {
+	const op = "store.BindUnit"
+	var bound int64
+	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.dialect.insertIgnore+" INTO unit_identity (id, unit_id) VALUES (1, ?)", int64(id)); err != nil {
+			return tradeunit.Internal(op, err)
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT unit_id FROM unit_identity WHERE id = 1").Scan(&bound); err != nil {
+			return tradeunit.Internal(op, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if tradeunit.UnitID(bound) != id {
+		return &tradeunit.Error{Code: tradeunit.CodeInvalidRequest, Op: op,
+			Message: fmt.Sprintf("this storage holds unit %d, not unit %d", bound, id)}
+	}
+	return nil
+}
