@@ -1,0 +1,300 @@
+// Package localdb starts a replicated set of MariaDB servers on loopback
+// ports, each with its own data directory, for development and tests: one
+// primary and replicas, GTID replication with semi-synchronous
+// acknowledgement, configured as production storage is (see myCnf and the
+// replication package). It runs the mariadbd binaries of the machine and
+// leaves any other MariaDB (the service on 3306) alone.
+//
+// Every server has root@127.0.0.1 (no password), the replication user
+// repl and the application user tradeunit (ALL on `tradeunit\_%`.*, no
+// SUPER, so read_only fences it). A server always starts read-only; the
+// set makes its primary writable with replication.Promote and points the
+// replicas at it with replication.Repoint, the operations a failover uses.
+package localdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"tradeunit/replication"
+)
+
+// Config configures Start.
+type Config struct {
+	// Dir holds the set: set.json and one directory per instance. A Dir
+	// with a set.json is resumed: same instances, ports and data.
+	Dir string
+	// Instances is the number of servers, one primary and the rest
+	// replicas: at least 2 (a lone semi-sync primary blocks every commit).
+	// Default 3. Instances and BasePort apply to a new set; a resumed one
+	// keeps its own.
+	Instances int
+	// BasePort is the first instance's port, the others follow; 0 picks
+	// free ports.
+	BasePort int
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+	// Mariadbd and InstallDB are the binaries; empty finds them on PATH or
+	// in the usual places.
+	Mariadbd, InstallDB string
+}
+
+func (c *Config) setDefaults() error {
+	if c.Dir == "" {
+		return errors.New("localdb: Config.Dir is required")
+	}
+	if c.Instances == 0 {
+		c.Instances = 3
+	}
+	if c.Instances < 2 || c.Instances > 9 {
+		return fmt.Errorf("localdb: %d instances: want 2 to 9 (one primary, semi-sync replicas)", c.Instances)
+	}
+	if c.BasePort < 0 || c.BasePort+c.Instances > 65536 {
+		return fmt.Errorf("localdb: base port %d out of range", c.BasePort)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+// Set is a running replicated set.
+type Set struct {
+	Dir       string
+	Instances []*Instance
+
+	logger *slog.Logger
+}
+
+// setFile records what a later Start needs to resume the set.
+type setFile struct {
+	Instances []struct {
+		Name     string `json:"name"`
+		ServerID int    `json:"server_id"`
+		Port     int    `json:"port"`
+	} `json:"instances"`
+}
+
+// Start starts a set in cfg.Dir: a new one (install, start, create users,
+// promote the first instance, point the others at it) or, when Dir holds
+// one, the same set again, whose primary is the one instance without a
+// replication source. It returns once every replica is connected and
+// acknowledging.
+func Start(ctx context.Context, cfg Config) (*Set, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	bins, err := findBinaries(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{Dir: dir, logger: cfg.Logger}
+	data, err := os.ReadFile(s.statePath())
+	switch {
+	case err == nil:
+		err = s.resume(ctx, data, bins)
+	case errors.Is(err, os.ErrNotExist):
+		err = s.create(ctx, cfg, bins)
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Set) statePath() string { return filepath.Join(s.Dir, "set.json") }
+
+func (s *Set) create(ctx context.Context, cfg Config, bins binaries) error {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return err
+	}
+	ports, err := pickPorts(cfg.BasePort, cfg.Instances)
+	if err != nil {
+		return err
+	}
+	var state setFile
+	for i, port := range ports {
+		name := fmt.Sprintf("db%d", i+1)
+		if _, err := os.Stat(filepath.Join(s.Dir, name)); err == nil {
+			return fmt.Errorf("localdb: %s holds %s but no set.json: remove it or use another directory", s.Dir, name)
+		}
+		s.Instances = append(s.Instances, s.newInstance(name, i+1, port, bins))
+		state.Instances = append(state.Instances, struct {
+			Name     string `json:"name"`
+			ServerID int    `json:"server_id"`
+			Port     int    `json:"port"`
+		}{name, i + 1, port})
+	}
+	t0 := time.Now()
+	if err := s.each(func(in *Instance) error { return in.install(ctx) }); err != nil {
+		return err
+	}
+	s.logger.Info("mariadb data directories installed", "dir", s.Dir, "took", time.Since(t0).Round(time.Millisecond))
+	err = s.each(func(in *Instance) error {
+		role := Replica
+		if in == s.Instances[0] {
+			role = Primary
+		}
+		if err := in.StartAs(ctx, role); err != nil {
+			return err
+		}
+		return in.createUsers(ctx)
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.wire(ctx, s.Instances[0], true); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(state, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(s.statePath(), append(data, '\n'), 0o644)
+}
+
+func (s *Set) resume(ctx context.Context, data []byte, bins binaries) error {
+	var state setFile
+	if err := json.Unmarshal(data, &state); err != nil {
+		return fmt.Errorf("localdb: %s: %w", s.statePath(), err)
+	}
+	if len(state.Instances) < 2 {
+		return fmt.Errorf("localdb: %s lists %d instances", s.statePath(), len(state.Instances))
+	}
+	for _, r := range state.Instances {
+		s.Instances = append(s.Instances, s.newInstance(r.Name, r.ServerID, r.Port, bins))
+	}
+	// Every instance restarts as a replica: read-only, and crash recovery
+	// that cannot make an old primary diverge. The primary is then the one
+	// that replicates from no one.
+	if err := s.each(func(in *Instance) error { return in.StartAs(ctx, Replica) }); err != nil {
+		return err
+	}
+	var primaries []*Instance
+	for _, in := range s.Instances {
+		st, err := replication.Inspect(ctx, in.RootDSN())
+		if err != nil {
+			return err
+		}
+		if st.Replica == nil {
+			primaries = append(primaries, in)
+		}
+	}
+	if len(primaries) != 1 {
+		var names []string
+		for _, in := range primaries {
+			names = append(names, in.Name)
+		}
+		return fmt.Errorf("localdb: cannot tell the primary of %s: instances without a replication source: %v", s.Dir, names)
+	}
+	primaries[0].mu.Lock()
+	primaries[0].role = Primary
+	primaries[0].mu.Unlock()
+	return s.wire(ctx, primaries[0], false)
+}
+
+// wire promotes primary, points the replicas at it (repoint: on a new set;
+// a resumed replica keeps its source), and waits until every replica
+// acknowledges.
+func (s *Set) wire(ctx context.Context, primary *Instance, repoint bool) error {
+	if err := replication.Promote(ctx, primary.RootDSN()); err != nil {
+		return err
+	}
+	for _, in := range s.Instances {
+		if in != primary && repoint {
+			if err := replication.Repoint(ctx, in.RootDSN(), s.Source(primary)); err != nil {
+				return err
+			}
+		}
+	}
+	want := len(s.Instances) - 1
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		st, err := replication.Inspect(ctx, primary.RootDSN())
+		if err == nil && st.SemiSync.Clients >= want {
+			s.logger.Info("mariadb set ready", "primary", primary.Name, "replicas", want)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("localdb: %s has %d of %d semi-sync replicas after 30s (last error: %v)",
+				primary.Name, st.SemiSync.Clients, want, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Set) newInstance(name string, serverID, port int, bins binaries) *Instance {
+	dir := filepath.Join(s.Dir, name)
+	return &Instance{Name: name, ServerID: serverID, Port: port, Dir: dir, DataDir: filepath.Join(dir, "data"),
+		bins: bins, logger: s.logger, role: Replica}
+}
+
+// each runs f on every instance at once and joins the errors.
+func (s *Set) each(f func(*Instance) error) error {
+	errs := make([]error, len(s.Instances))
+	var wg sync.WaitGroup
+	for i, in := range s.Instances {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(in)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Source is how a replica reaches in as its source.
+func (s *Set) Source(in *Instance) replication.Source {
+	return replication.Source{Host: "127.0.0.1", Port: in.Port, User: ReplUser, Password: ReplPassword}
+}
+
+// Primary returns the instance that is now the writable primary, by
+// asking every running instance: after a failover it is no longer the
+// first. It is an error if there is not exactly one.
+func (s *Set) Primary(ctx context.Context) (*Instance, error) {
+	var found []*Instance
+	for _, in := range s.Instances {
+		if !in.Running() {
+			continue
+		}
+		st, err := replication.Inspect(ctx, in.RootDSN())
+		if err == nil && st.Role() == replication.RolePrimary {
+			found = append(found, in)
+		}
+	}
+	if len(found) != 1 {
+		return nil, fmt.Errorf("localdb: %d writable primaries", len(found))
+	}
+	return found[0], nil
+}
+
+// Instance returns the instance named name, or nil.
+func (s *Set) Instance(name string) *Instance {
+	for _, in := range s.Instances {
+		if in.Name == name {
+			return in
+		}
+	}
+	return nil
+}
+
+// Close shuts every server down cleanly, at once. The data stays in Dir.
+func (s *Set) Close() error {
+	return s.each(func(in *Instance) error { return in.Stop() })
+}
