@@ -37,8 +37,22 @@ type Store interface {
 	// AllocateSequence reserves n consecutive order sequence numbers and
 	// returns the first. Blocks never overlap, across processes and restarts.
 	AllocateSequence(ctx context.Context, n int64) (first int64, err error)
-	// Events returns up to limit outbox events with ID > afterID, oldest first.
+	// BindUnit records that the storage holds unit id, or checks that it
+	// does, so that a logic service started with the wrong unit number for
+	// its storage refuses to number orders. Errors: INVALID_REQUEST if the
+	// storage holds another unit.
+	BindUnit(ctx context.Context, id UnitID) error
+	// Events returns up to limit outbox events with ID > afterID, oldest
+	// first. IDs are assigned at insert, and on MySQL transactions commit in
+	// another order, so a consumer paging by ID must stay a safety margin
+	// behind the newest ID or re-read recent pages.
 	Events(ctx context.Context, afterID int64, limit int) ([]Event, error)
+	// DeleteProbeOrders deletes up to limit orders of the health checker's
+	// probe merchant (ProbeMchid) created before createdBefore, with their
+	// events and refunds, and returns how many orders it deleted. Orders of
+	// every other merchant are never deleted: payment records are kept.
+	// Errors: PARAM_ERROR if limit < 1.
+	DeleteProbeOrders(ctx context.Context, createdBefore time.Time, limit int) (deleted int, err error)
 	// Ping checks that the storage answers.
 	Ping(ctx context.Context) error
 	// Close releases the storage.

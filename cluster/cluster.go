@@ -19,7 +19,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"tradeunit"
+	"tradeunit/health"
 	"tradeunit/proxy"
 	"tradeunit/routing"
 )
@@ -38,7 +41,31 @@ type Config struct {
 	SequenceBlock     int64
 	MaxCreateAttempts int
 	UnitTimeout       time.Duration
-	Logger            *slog.Logger
+	// BalanceWindow is the proxy's hot-spot balancing window (0: its
+	// default).
+	BalanceWindow time.Duration
+	// Routes, if set, edits the initial routing table before it is written:
+	// partitions, merchants, labels, canary.
+	Routes func(*routing.Table)
+	// Health, if set, starts a health checker that the proxy follows.
+	Health *HealthConfig
+	// ProbeRetention is how long units keep probe orders (0: their default).
+	ProbeRetention time.Duration
+	// UnitMetrics makes every replica serve Prometheus metrics on a
+	// loopback port (Replica.MetricsURL).
+	UnitMetrics bool
+	Logger      *slog.Logger
+}
+
+// HealthConfig configures the cluster's health checker.
+type HealthConfig struct {
+	Addr         string // listen address (default 127.0.0.1:0)
+	Interval     time.Duration
+	ProbeTimeout time.Duration
+	Policy       health.Policy
+	// DialOptions shape the checker's connections to the units (tests route
+	// them through a fault-injecting TCP proxy); the proxy's are direct.
+	DialOptions []grpc.DialOption
 }
 
 func (c *Config) setDefaults() error {
@@ -77,9 +104,18 @@ type Cluster struct {
 	Credentials *proxy.Credentials
 	Units       []*Unit
 
-	routes *routing.File
-	proxy  *proxy.Proxy
-	server *http.Server
+	// HealthURL is the health checker's base URL ("" without one): its API
+	// is HealthURL+"/v1/units".
+	HealthURL string
+
+	cfg          Config
+	routes       *routing.File
+	proxy        *proxy.Proxy
+	server       *http.Server
+	health       *health.Checker
+	healthServer *http.Server
+	healthStop   context.CancelFunc
+	healthDone   chan struct{}
 }
 
 // Unit is one unit of the cluster.
@@ -97,7 +133,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: cfg.Dir, RoutesPath: filepath.Join(cfg.Dir, "routes.json")}
+	c := &Cluster{Dir: cfg.Dir, RoutesPath: filepath.Join(cfg.Dir, "routes.json"), cfg: cfg}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -109,20 +145,15 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 
 	table := &routing.Table{Revision: 1}
 	for i := 1; i <= cfg.Units; i++ {
-		id := tradeunit.UnitID(i)
-		u := &Unit{ID: id, DSN: cfg.Storage(id)}
-		c.Units = append(c.Units, u)
-		for r := 1; r <= cfg.Replicas; r++ {
-			rep := NewReplica(cfg.Binary, cfg.Dir, fmt.Sprintf("unit-%d-r%d", id, r), id, u.DSN, cfg.SequenceBlock)
-			if err := rep.Start(ctx); err != nil {
-				return nil, err
-			}
-			u.Replicas = append(u.Replicas, rep)
+		u, err := c.startUnit(ctx, tradeunit.UnitID(i))
+		if err != nil {
+			return nil, err
 		}
-		table.Units = append(table.Units, routing.Unit{
-			ID: id, Partition: routing.DefaultPartition, LogicAddrs: u.Addrs(),
-			Storage: routing.Storage{Primary: u.DSN}, Available: true, Temperature: routing.Hot, AcceptNew: true,
-		})
+		table.Units = append(table.Units, u)
+	}
+	keepPolicy(c.RoutesPath, table)
+	if cfg.Routes != nil {
+		cfg.Routes(table)
 	}
 	if err := routing.WriteFile(c.RoutesPath, table); err != nil {
 		return nil, err
@@ -130,9 +161,14 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if c.routes, err = routing.OpenFile(c.RoutesPath, routing.FileOptions{Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
+	if cfg.Health != nil {
+		if err := c.startHealth(*cfg.Health); err != nil {
+			return nil, err
+		}
+	}
 	c.proxy, err = proxy.New(proxy.Config{
 		Routes: c.routes, Credentials: c.Credentials, MaxCreateAttempts: cfg.MaxCreateAttempts,
-		UnitTimeout: cfg.UnitTimeout, Logger: cfg.Logger,
+		UnitTimeout: cfg.UnitTimeout, Health: c.HealthURL, BalanceWindow: cfg.BalanceWindow, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -178,6 +214,7 @@ func (c *Cluster) Close() error {
 	if c.proxy != nil {
 		c.proxy.Close()
 	}
+	c.StopHealth()
 	if c.routes != nil {
 		errs = append(errs, c.routes.Close())
 	}

@@ -25,13 +25,7 @@ type Replica struct {
 // NewReplica returns a logic-service replica of unit over the storage dsn,
 // not started; block is its sequence block size (0: the default).
 func NewReplica(binary, dir, name string, unit tradeunit.UnitID, dsn string, block int64) *Replica {
-	return &Replica{Unit: unit, DSN: dsn, Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
-		args := []string{"unit", "--unit", unit.String(), "--db", dsn, "--listen", listen, "--addr-file", addrFile}
-		if block > 0 {
-			args = append(args, "--sequence-block", fmt.Sprint(block))
-		}
-		return args
-	})}
+	return NewReplicaWith(binary, dir, name, unit, dsn, ReplicaOptions{SequenceBlock: block})
 }
 
 // Process is a child process of the tradeunit binary that serves on a

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"tradeunit/health"
 	"tradeunit/proxy"
 )
 
@@ -23,7 +24,8 @@ func TestDevCommand(t *testing.T) {
 	needCurl(t)
 	dir := filepath.Join(t.TempDir(), "data")
 
-	url, curl, stop := startDev(t, "", "--data", dir, "--listen", "127.0.0.1:0")
+	dev := startDev(t, "", "--data", dir, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--probe-interval", "200ms")
+	url, curl, stop := dev.url, dev.curl, dev.stop
 	out, err := exec.Command("bash", "-c", curl).Output()
 	if err != nil {
 		t.Fatalf("printed curl example failed: %v\n%s", err, curl)
@@ -32,23 +34,33 @@ func TestDevCommand(t *testing.T) {
 	if err := json.Unmarshal(out, &order); err != nil || order["trade_state"] != "NOTPAY" {
 		t.Fatalf("printed curl example answered %q (%v), want a NOTPAY order", out, err)
 	}
+	checkDevHealth(t, dev.healthURL)
 	stop()
 
 	creds, err := proxy.LoadCredentials(filepath.Join(dir, "dev-credentials.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	url, _, stop = startDev(t, "", "--data", dir, "--listen", "127.0.0.1:0")
+	dev = startDev(t, "", "--data", dir, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0")
+	url, stop = dev.url, dev.stop
 	defer stop()
 	api := &client{t: t, base: url, key: creds.Merchants[0].APIKey, http: &http.Client{Timeout: 30 * time.Second}}
 	got := api.call("GET", "/v3/orders/"+order["order_no"].(string), nil)
 	want(t, "order after restart", got, 200, "")
 }
 
-// startDev starts `tradeunit dev` and returns its URL, its printed curl
-// example, and a function that interrupts it and checks it exits cleanly.
-func startDev(t *testing.T, cwd string, args ...string) (url, curl string, stop func()) {
+// devRun is a running `tradeunit dev`.
+type devRun struct {
+	url, healthURL string // the proxy's and the health checker's
+	curl           string // the printed curl example
+	stop           func() // interrupts it and checks it exits cleanly
+}
+
+// startDev starts `tradeunit dev` and returns what it printed.
+func startDev(t *testing.T, cwd string, args ...string) devRun {
 	t.Helper()
+	var url, healthURL, curl string
+	var stop func()
 	cmd := exec.Command(binary, append([]string{"dev"}, args...)...)
 	cmd.Dir = cwd
 	stdout, err := cmd.StdoutPipe()
@@ -68,9 +80,10 @@ func startDev(t *testing.T, cwd string, args ...string) (url, curl string, stop 
 		close(lines)
 	}()
 	urlRe := regexp.MustCompile(`proxy at (http://\S+)`)
+	healthRe := regexp.MustCompile(`health checker: (http://\S+)/v1/units`)
 	var curlLines []string
 	timeout := time.After(30 * time.Second)
-	for url == "" || !strings.Contains(strings.Join(curlLines, "\n"), "-d '") {
+	for url == "" || !strings.Contains(strings.Join(curlLines, "\n"), "-d '") || healthURL == "" {
 		select {
 		case line, ok := <-lines:
 			if !ok {
@@ -78,6 +91,9 @@ func startDev(t *testing.T, cwd string, args ...string) (url, curl string, stop 
 			}
 			if m := urlRe.FindStringSubmatch(line); m != nil {
 				url = m[1]
+			}
+			if m := healthRe.FindStringSubmatch(line); m != nil {
+				healthURL = m[1]
 			}
 			if strings.HasPrefix(strings.TrimSpace(line), "curl ") || len(curlLines) > 0 && strings.HasSuffix(curlLines[len(curlLines)-1], "\\") {
 				curlLines = append(curlLines, line)
@@ -91,7 +107,8 @@ func startDev(t *testing.T, cwd string, args ...string) (url, curl string, stop 
 		for range lines { // keep reading, so that dev never blocks on its output
 		}
 	}()
-	return url, strings.Join(curlLines, "\n"), func() {
+	curl = strings.Join(curlLines, "\n")
+	stop = func() {
 		t.Helper()
 		cmd.Process.Signal(syscall.SIGINT)
 		done := make(chan error, 1)
@@ -106,6 +123,7 @@ func startDev(t *testing.T, cwd string, args ...string) (url, curl string, stop 
 			t.Fatal("tradeunit dev did not stop within 30s of Ctrl-C")
 		}
 	}
+	return devRun{url: url, healthURL: healthURL, curl: curl, stop: stop}
 }
 
 // TestReadmeExamples runs the README's API examples, exactly as written,
@@ -123,8 +141,8 @@ func TestReadmeExamples(t *testing.T) {
 		t.Fatal("README has no API example block")
 	}
 	cwd := t.TempDir()
-	_, _, stop := startDev(t, cwd)
-	defer stop()
+	dev := startDev(t, cwd)
+	defer dev.stop()
 	script := "set -e\n" + block[1]
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Dir = cwd
@@ -152,4 +170,23 @@ func needCurl(t *testing.T) {
 		}
 		t.Skip("curl not installed")
 	}
+}
+
+// checkDevHealth: the checker of `tradeunit dev` lists every unit with its
+// verdict and latency, once it has probed them all.
+func checkDevHealth(t *testing.T, url string) {
+	t.Helper()
+	var r health.Report
+	waitFor(t, 10*time.Second, "dev's checker judges every unit", func() bool {
+		r = getReport(t, url)
+		if len(r.Units) != 4 {
+			return false
+		}
+		for _, u := range r.Units {
+			if u.Verdict != health.Healthy || u.LatencyEWMAMS <= 0 || u.Samples == 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/cluster"
+	"tradeunit/routing"
 	"tradeunit/store/storetest"
 )
 
@@ -24,6 +25,16 @@ type options struct {
 	replicas      int    // default 2
 	sequenceBlock int64
 	unitTimeout   time.Duration
+	// health starts a health checker that the proxy follows.
+	health *cluster.HealthConfig
+	// routes edits the initial routing table (partitions, labels, ...).
+	routes func(*routing.Table)
+	// dsn rewrites a unit's storage DSN, e.g. to reach it through a link
+	// that injects faults.
+	dsn            func(tradeunit.UnitID, string) string
+	balanceWindow  time.Duration
+	probeRetention time.Duration
+	unitMetrics    bool
 }
 
 // startCluster starts a cluster of real processes and stops it when the test ends.
@@ -35,6 +46,8 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 	cfg := cluster.Config{
 		Dir: t.TempDir(), Binary: binary, Units: o.units, Replicas: o.replicas,
 		SequenceBlock: o.sequenceBlock, UnitTimeout: o.unitTimeout,
+		Health: o.health, Routes: o.routes, BalanceWindow: o.balanceWindow,
+		ProbeRetention: o.probeRetention, UnitMetrics: o.unitMetrics,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {
@@ -46,6 +59,14 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 			dsns[tradeunit.UnitID(i)] = storetest.NewMySQLDatabase(t)
 		}
 		cfg.Storage = func(u tradeunit.UnitID) string { return dsns[u] }
+	}
+	if o.dsn != nil {
+		storage := cfg.Storage
+		if storage == nil {
+			dir := cfg.Dir
+			storage = func(u tradeunit.UnitID) string { return fmt.Sprintf("sqlite:%s/unit-%d.db", dir, u) }
+		}
+		cfg.Storage = func(u tradeunit.UnitID) string { return o.dsn(u, storage(u)) }
 	}
 	c, err := cluster.Start(context.Background(), cfg)
 	if err != nil {
@@ -86,6 +107,16 @@ func (r response) code() string { return r.str("code") }
 // call sends a request; body is marshalled to JSON unless it is a string.
 func (c *client) call(method, path string, body any) response {
 	c.t.Helper()
+	r, err := c.try(method, path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r
+}
+
+// try is call that returns transport errors instead of failing the test,
+// for use from goroutines.
+func (c *client) try(method, path string, body any) (response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -94,13 +125,13 @@ func (c *client) call(method, path string, body any) response {
 	default:
 		data, err := json.Marshal(b)
 		if err != nil {
-			c.t.Fatal(err)
+			return response{}, err
 		}
 		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequest(method, c.base+path, rd)
 	if err != nil {
-		c.t.Fatal(err)
+		return response{}, err
 	}
 	if c.key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.key)
@@ -108,20 +139,20 @@ func (c *client) call(method, path string, body any) response {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		return response{}, fmt.Errorf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	out := response{status: resp.StatusCode, header: resp.Header}
 	data, _ := io.ReadAll(resp.Body)
 	if len(data) > 0 {
 		if err := json.Unmarshal(data, &out.body); err != nil {
-			c.t.Fatalf("%s %s: status %d, body not JSON: %q", method, path, resp.StatusCode, data)
+			return out, fmt.Errorf("%s %s: status %d, body not JSON: %q", method, path, resp.StatusCode, data)
 		}
 	}
 	if resp.Header.Get("Request-ID") == "" {
-		c.t.Errorf("%s %s: no Request-ID header", method, path)
+		return out, fmt.Errorf("%s %s: no Request-ID header", method, path)
 	}
-	return out
+	return out, nil
 }
 
 // want fails the test unless r has the status (and, for errors, the code).

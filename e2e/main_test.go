@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 	args := []string{"build", "-o", binary}
 	if raceEnabled {
 		args = append(args, "-race")
+		// A race-built process sleeps a second at exit (atexit_sleep_ms) so
+		// that late reports get out; the tests stop hundreds of processes,
+		// and races are reported when they happen anyway.
+		os.Setenv("GORACE", "atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	}
 	build := exec.Command("go", append(args, "tradeunit/cmd/tradeunit")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr

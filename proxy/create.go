@@ -4,13 +4,13 @@ import (
 	"context"
 
 	"tradeunit"
-	"tradeunit/routing"
 	"tradeunit/selection"
 )
 
-// createOrder places a new order: it ranks the units that take new orders for
-// the merchant's order key (see package selection) and tries them in that
-// order, up to MaxCreateAttempts units ("order retry").
+// createOrder places a new order: selection ranks the units that may take it
+// (its partition, health, canary, load and latency; see package selection)
+// and the proxy tries them in that order, up to MaxCreateAttempts units
+// ("order retry").
 //
 // A unit that answers decides the outcome, errors included. A unit that
 // cannot be reached is skipped. A unit that may have received the create but
@@ -25,22 +25,24 @@ func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest)
 		return nil, err
 	}
 	table := p.routes.Current()
-	units := table.NewOrderCandidates()
-	if len(units) == 0 {
-		return nil, tradeunit.Errorf(tradeunit.CodeNoUnitAvailable, "no unit takes new orders")
+	var buf [selection.MaxPick]tradeunit.UnitID
+	ranked, err := p.plan.Load().Pick(buf[:0], r.Mchid, r.OutTradeNo, p.cfg.MaxCreateAttempts)
+	if err != nil {
+		return nil, err
 	}
-	ranked := p.rankForCreate(r.Mchid+"/"+r.OutTradeNo, units)
+	p.metrics.selected.WithLabelValues(ranked[0].String()).Inc()
 	var lastErr error
 	for i, id := range ranked {
-		if i == p.cfg.MaxCreateAttempts {
-			break
+		u, ok := table.Unit(id)
+		if !ok {
+			continue // removed from the table since the plan was built
 		}
-		u, _ := table.Unit(id)
 		if i > 0 {
+			p.metrics.createRetries.Inc()
 			p.log.Info("create retried on another unit", "attempt", i+1, "unit", id, "previous_error", lastErr)
 		}
 		p.balancer.Record(id)
-		o, res, err := callUnit(ctx, p, u, func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+		o, res, err := callUnit(ctx, p, u, "create", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 			return svc.CreateOrder(ctx, r)
 		})
 		if err == nil {
@@ -66,12 +68,13 @@ func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest)
 	}
 }
 
-// rankForCreate returns the units in preference order for key.
-func (p *Proxy) rankForCreate(key string, units []*routing.Unit) []tradeunit.UnitID {
-	cands := make([]selection.Candidate, len(units))
-	for i, u := range units {
-		cands[i] = selection.Candidate{Unit: u.ID, Weight: u.Weight}
+// firstChoice returns the unit a create of the merchant's order key would
+// try first now, if any.
+func (p *Proxy) firstChoice(mchid, outTradeNo string) (tradeunit.UnitID, bool) {
+	var buf [1]tradeunit.UnitID
+	ranked, err := p.plan.Load().Pick(buf[:0], mchid, outTradeNo, 1)
+	if err != nil || len(ranked) == 0 {
+		return 0, false
 	}
-	p.balancer.Weigh(cands)
-	return selection.Rank(make([]tradeunit.UnitID, 0, len(cands)), key, cands)
+	return ranked[0], true
 }

@@ -10,7 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tradeunit"
 )
@@ -21,14 +25,17 @@ const maxBody = 64 << 10
 // Handler returns the public API.
 func (p *Proxy) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v3/orders", p.auth(p.handleCreateOrder))
-	mux.HandleFunc("GET /v3/orders/{order_no}", p.auth(p.handleGetOrder))
-	mux.HandleFunc("GET /v3/orders/out-trade-no/{out_trade_no}", p.auth(p.handleGetOrderByOutTradeNo))
-	mux.HandleFunc("POST /v3/orders/{order_no}/pay", p.auth(p.handlePayOrder))
-	mux.HandleFunc("POST /v3/orders/{order_no}/close", p.auth(p.handleCloseOrder))
-	mux.HandleFunc("POST /v3/refunds", p.auth(p.handleCreateRefund))
-	mux.HandleFunc("GET /v3/refunds/{out_refund_no}", p.auth(p.handleGetRefund))
+	mux.HandleFunc("POST /v3/orders", p.observe("create", p.auth(p.handleCreateOrder)))
+	mux.HandleFunc("GET /v3/orders/{order_no}", p.observe("get", p.auth(p.handleGetOrder)))
+	mux.HandleFunc("GET /v3/orders/out-trade-no/{out_trade_no}", p.observe("get_by_out_trade_no", p.auth(p.handleGetOrderByOutTradeNo)))
+	mux.HandleFunc("POST /v3/orders/{order_no}/pay", p.observe("pay", p.auth(p.handlePayOrder)))
+	mux.HandleFunc("POST /v3/orders/{order_no}/close", p.observe("close", p.auth(p.handleCloseOrder)))
+	mux.HandleFunc("POST /v3/refunds", p.observe("refund", p.auth(p.handleCreateRefund)))
+	mux.HandleFunc("GET /v3/refunds/{out_refund_no}", p.observe("get_refund", p.auth(p.handleGetRefund)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	// Operational metrics, unauthenticated like /healthz: they carry unit
+	// numbers and counts, never merchant data.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.cfg.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, tradeunit.Errorf(tradeunit.CodeNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -63,6 +70,30 @@ func (p *Proxy) withRequestID(next http.Handler) http.Handler {
 	})
 }
 
+// observe counts the requests of one operation by status, and their latency.
+func (p *Proxy) observe(op string, next http.HandlerFunc) http.HandlerFunc {
+	requests := p.metrics.httpRequests.MustCurryWith(map[string]string{"op": op})
+	duration := p.metrics.httpDuration.WithLabelValues(op)
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next(sw, r)
+		duration.Observe(time.Since(start).Seconds())
+		requests.WithLabelValues(strconv.Itoa(sw.status)).Inc()
+	}
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
 // auth resolves the merchant from "Authorization: Bearer <api_key>". The
 // merchant is always the key's owner, never a field of the request.
 func (p *Proxy) auth(next http.HandlerFunc) http.HandlerFunc {
@@ -71,6 +102,9 @@ func (p *Proxy) auth(next http.HandlerFunc) http.HandlerFunc {
 		mchid := ""
 		if ok {
 			mchid = p.keys[sha256.Sum256([]byte(strings.TrimSpace(key)))]
+		}
+		if tradeunit.IsProbe(mchid) {
+			mchid = "" // never reachable: Credentials refuse it; checked again here
 		}
 		if mchid == "" {
 			p.writeError(w, r, tradeunit.Errorf(tradeunit.CodeUnauthorized, "missing or unknown API key; send Authorization: Bearer <api_key>"))
@@ -97,7 +131,7 @@ func (p *Proxy) handleCreateOrder(w http.ResponseWriter, r *http.Request) {
 
 func (p *Proxy) handleGetOrder(w http.ResponseWriter, r *http.Request) {
 	orderNo := r.PathValue("order_no")
-	o, err := callOrder(r.Context(), p, orderNo, func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+	o, err := callOrder(r.Context(), p, orderNo, "get", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 		return svc.Order(ctx, mchidOf(r), orderNo)
 	})
 	p.writeOrder(w, r, o, err)
@@ -109,7 +143,7 @@ func (p *Proxy) handleGetOrderByOutTradeNo(w http.ResponseWriter, r *http.Reques
 		p.writeError(w, r, err)
 		return
 	}
-	o, err := findAcross(r.Context(), p, mchid+"/"+outTradeNo, "order with out_trade_no "+outTradeNo,
+	o, err := findAcross(r.Context(), p, mchid, outTradeNo, "order with out_trade_no "+outTradeNo, "get_by_out_trade_no",
 		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 			return svc.OrderByOutTradeNo(ctx, mchid, outTradeNo)
 		}, pickOrder)
@@ -127,7 +161,7 @@ func (p *Proxy) handlePayOrder(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, err)
 		return
 	}
-	o, err := callOrder(r.Context(), p, req.OrderNo, func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+	o, err := callOrder(r.Context(), p, req.OrderNo, "pay", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 		return svc.PayOrder(ctx, req)
 	})
 	p.writeOrder(w, r, o, err)
@@ -135,7 +169,7 @@ func (p *Proxy) handlePayOrder(w http.ResponseWriter, r *http.Request) {
 
 func (p *Proxy) handleCloseOrder(w http.ResponseWriter, r *http.Request) {
 	orderNo := r.PathValue("order_no")
-	_, err := callOrder(r.Context(), p, orderNo, func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+	_, err := callOrder(r.Context(), p, orderNo, "close", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 		return svc.CloseOrder(ctx, mchidOf(r), orderNo)
 	})
 	if err != nil {
@@ -160,7 +194,7 @@ func (p *Proxy) handleCreateRefund(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, err)
 		return
 	}
-	f, err := callOrder(r.Context(), p, req.OrderNo, func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
+	f, err := callOrder(r.Context(), p, req.OrderNo, "refund", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
 		return svc.CreateRefund(ctx, req)
 	})
 	p.writeRefund(w, r, f, err)
@@ -172,7 +206,7 @@ func (p *Proxy) handleGetRefund(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, err)
 		return
 	}
-	f, err := findAcross(r.Context(), p, "", "refund "+outRefundNo,
+	f, err := findAcross(r.Context(), p, mchid, "", "refund "+outRefundNo, "get_refund",
 		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
 			return svc.Refund(ctx, mchid, outRefundNo)
 		}, pickFirst[tradeunit.Refund])

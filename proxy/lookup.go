@@ -5,16 +5,15 @@ import (
 	"sync"
 
 	"tradeunit"
-	"tradeunit/routing"
 )
 
 // findAcross looks for a merchant's record by a key that names no unit
-// (out_trade_no, out_refund_no). If rankKey is set it first asks the unit
-// that rankKey ranks first, where a create lands while the units are stable;
-// then it asks every other unit at once. The result is found if any unit has
+// (out_trade_no, out_refund_no). If outTradeNo is set it first asks the unit
+// a create of (mchid, outTradeNo) would try first, where it lands while the
+// units are stable; then it asks every other unit at once. The result is found if any unit has
 // it; not found only if every unit answered that it has not; UNIT_UNAVAILABLE
 // if a unit that might hold it could not be asked.
-func findAcross[T any](ctx context.Context, p *Proxy, rankKey, what string, get unitCall[*T], pick func([]*T) *T) (*T, error) {
+func findAcross[T any](ctx context.Context, p *Proxy, mchid, outTradeNo, what, op string, get unitCall[*T], pick func([]*T) *T) (*T, error) {
 	table := p.routes.Current()
 	var (
 		mu          sync.Mutex
@@ -24,7 +23,7 @@ func findAcross[T any](ctx context.Context, p *Proxy, rankKey, what string, get 
 	)
 	ask := func(id tradeunit.UnitID) {
 		u, _ := table.Unit(id)
-		v, _, err := callUnit(ctx, p, u, get)
+		v, _, err := callUnit(ctx, p, u, op, get)
 		mu.Lock()
 		defer mu.Unlock()
 		switch tradeunit.ErrorCode(err) {
@@ -35,11 +34,14 @@ func findAcross[T any](ctx context.Context, p *Proxy, rankKey, what string, get 
 			unreachable = err
 		}
 	}
-	if rankKey != "" && len(table.Units) > 0 {
-		first := p.rankForCreate(rankKey, unitPtrs(table))[0]
-		asked[first] = true
-		if ask(first); len(found) > 0 {
-			return found[0], nil
+	if outTradeNo != "" {
+		if first, ok := p.firstChoice(mchid, outTradeNo); ok {
+			if _, inTable := table.Unit(first); inTable {
+				asked[first] = true
+				if ask(first); len(found) > 0 {
+					return found[0], nil
+				}
+			}
 		}
 	}
 	var wg sync.WaitGroup
@@ -80,14 +82,6 @@ func pickOrder(orders []*tradeunit.Order) *tradeunit.Order {
 		}
 	}
 	return best
-}
-
-func unitPtrs(t *routing.Table) []*routing.Unit {
-	out := make([]*routing.Unit, len(t.Units))
-	for i := range t.Units {
-		out[i] = &t.Units[i]
-	}
-	return out
 }
 
 func pickFirst[T any](v []*T) *T { return v[0] }

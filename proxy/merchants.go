@@ -48,6 +48,9 @@ func (c *Credentials) index() (map[[32]byte]string, error) {
 		if err := tradeunit.ValidateMchid(m.Mchid); err != nil {
 			return nil, err
 		}
+		if tradeunit.IsProbe(m.Mchid) {
+			return nil, fmt.Errorf("merchant %s is reserved for the health checker's probe orders", m.Mchid)
+		}
 		if len(m.APIKey) < minKeyLen {
 			return nil, fmt.Errorf("merchant %s: api_key must be at least %d characters", m.Mchid, minKeyLen)
 		}

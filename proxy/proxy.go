@@ -2,16 +2,23 @@
 // REST/JSON API. It creates each new order on a unit it chooses (late shard
 // binding, with order retry on other units), and routes every later call by
 // the unit number inside the order number. Any number of proxies can run
-// side by side; all they share is the routing table.
+// side by side; all they share is the routing table (and, optionally, the
+// health checker they follow).
 package proxy
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
 	"tradeunit/routing"
+	"tradeunit/rpc"
 	"tradeunit/selection"
 )
 
@@ -19,11 +26,26 @@ import (
 type Config struct {
 	Routes      routing.Source // the routing table
 	Credentials *Credentials   // merchants and their API keys
-	// MaxCreateAttempts is how many units one create may try (default 3).
+	// MaxCreateAttempts is how many units one create may try (default 3,
+	// at most selection.MaxPick).
 	MaxCreateAttempts int
 	// UnitTimeout bounds one call to one logic-service replica (default 3s).
 	UnitTimeout time.Duration
-	Logger      *slog.Logger // default slog.Default()
+	// Health is the base URL of the health checker to follow (e.g.
+	// http://127.0.0.1:8081); empty: the proxy relies on its own view.
+	Health string
+	// BalanceWindow is the history of request counts that hot-spot
+	// balancing weighs (default 10s); the selection plan is refreshed ten
+	// times per window.
+	BalanceWindow time.Duration
+	// Passive tunes the proxy's own view of failing units.
+	Passive selection.PassiveConfig
+	// DialOptions are passed to rpc.Dial for the units' connections.
+	DialOptions []grpc.DialOption
+	// Registry receives the proxy's metrics, served at GET /metrics; a new
+	// registry if nil.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger // default slog.Default()
 }
 
 // Validate fills defaults and checks cfg.
@@ -37,11 +59,17 @@ func (c *Config) Validate() error {
 	if c.MaxCreateAttempts == 0 {
 		c.MaxCreateAttempts = 3
 	}
-	if c.MaxCreateAttempts < 1 {
-		return errors.New("proxy: MaxCreateAttempts must be at least 1")
+	if c.MaxCreateAttempts < 1 || c.MaxCreateAttempts > selection.MaxPick {
+		return errors.New("proxy: MaxCreateAttempts must be between 1 and 8")
 	}
 	if c.UnitTimeout == 0 {
 		c.UnitTimeout = 3 * time.Second
+	}
+	if c.BalanceWindow <= 0 {
+		c.BalanceWindow = selection.DefaultBalanceWindow
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -54,10 +82,18 @@ type Proxy struct {
 	cfg      Config
 	routes   routing.Source
 	keys     map[[32]byte]string // SHA-256 of API key → mchid
-	pool     *pool
+	pool     *rpc.Pool
 	balancer *selection.Balancer
+	passive  *selection.Passive
+	metrics  *metrics
 	log      *slog.Logger
-	stop     context.CancelFunc
+
+	plan    atomic.Pointer[selection.Plan]
+	checker atomic.Pointer[selection.CheckerView] // nil: not following a checker
+	replan  chan struct{}                         // asks the planner for a new plan now
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 // New returns a Proxy. Close releases it.
@@ -71,15 +107,26 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	p := &Proxy{
-		cfg: cfg, routes: cfg.Routes, keys: keys, pool: newPool(),
-		balancer: selection.NewBalancer(nil), log: cfg.Logger, stop: stop,
+		cfg: cfg, routes: cfg.Routes, keys: keys, pool: rpc.NewPool(cfg.DialOptions...),
+		balancer: selection.NewBalancer(nil, cfg.BalanceWindow),
+		passive:  selection.NewPassive(cfg.Passive),
+		metrics:  newMetrics(cfg.Registry),
+		log:      cfg.Logger, replan: make(chan struct{}, 1), stop: stop,
 	}
-	go p.pool.follow(ctx, cfg.Routes, p.log)
+	p.rebuild() // the first request has a plan
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); p.planner(ctx) }()
+	if cfg.Health != "" {
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); p.followChecker(ctx) }()
+	}
 	return p, nil
 }
 
-// Close closes the connections to the units.
+// Close stops following the routing table and the checker, and closes the
+// connections to the units.
 func (p *Proxy) Close() {
 	p.stop()
-	p.pool.close()
+	p.wg.Wait()
+	p.pool.Close()
 }

@@ -68,6 +68,7 @@ func TestLoadCredentialsRejectsBadFiles(t *testing.T) {
 		"shared key": `{"merchants":[{"mchid":"1","api_key":"0123456789abcdef"},{"mchid":"2","api_key":"0123456789abcdef"}]}`,
 		"twice":      `{"merchants":[{"mchid":"1","api_key":"0123456789abcdef"},{"mchid":"1","api_key":"0123456789abcdeg"}]}`,
 		"bad mchid":  `{"merchants":[{"mchid":"a b","api_key":"0123456789abcdef"}]}`,
+		"probe":      `{"merchants":[{"mchid":"` + tradeunit.ProbeMchid + `","api_key":"0123456789abcdef"}]}`,
 	}
 	for name, body := range tests {
 		path := filepath.Join(t.TempDir(), "m.json")

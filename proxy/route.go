@@ -2,16 +2,14 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
+	"time"
 
 	"tradeunit"
 	"tradeunit/orderno"
 	"tradeunit/routing"
 	"tradeunit/rpc"
 )
-
-var errPoolClosed = errors.New("proxy is shutting down")
 
 // unitCall is one call to a unit's logic service.
 type unitCall[T any] func(ctx context.Context, svc tradeunit.OrderService) (T, error)
@@ -29,8 +27,33 @@ type callResult struct {
 // random one. Every unit call is idempotent (see tradeunit.OrderService), so
 // when a replica cannot be reached or does not answer, the call moves on to
 // the next replica of the same unit. It returns the unit's answer, or a
-// transport error once every replica has failed.
-func callUnit[T any](ctx context.Context, p *Proxy, u *routing.Unit, call unitCall[T]) (T, callResult, error) {
+// transport error once every replica has failed. The outcome feeds the
+// proxy's own view of the unit (selection.Passive) and its metrics, under
+// the operation name op.
+func callUnit[T any](ctx context.Context, p *Proxy, u *routing.Unit, op string, call unitCall[T]) (T, callResult, error) {
+	start := time.Now()
+	v, res, err := callReplicas(ctx, p, u, call)
+	d := time.Since(start)
+	outcome := "ok"
+	switch code := tradeunit.ErrorCode(err); {
+	case code == tradeunit.CodeUnitUnavailable || code == tradeunit.CodeInternal:
+		outcome = "failed"
+	case err != nil:
+		outcome = "answered"
+	}
+	p.metrics.unitCall(u.ID, op, outcome, d)
+	// A unit masked in the routing table or a caller that gave up says
+	// nothing about the unit's health.
+	if res.tried && (ctx.Err() == nil || outcome != "failed") {
+		if p.passive.Record(u.ID, outcome != "failed", d) {
+			p.askReplan()
+		}
+	}
+	return v, res, err
+}
+
+// callReplicas makes the call on the unit's replicas; see callUnit.
+func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call unitCall[T]) (T, callResult, error) {
 	var (
 		zero T
 		res  callResult
@@ -50,7 +73,7 @@ func callUnit[T any](ctx context.Context, p *Proxy, u *routing.Unit, call unitCa
 	for pass := 0; pass < 2 && !res.tried; pass++ {
 		for i := 0; i < n; i++ {
 			addr := u.LogicAddrs[(start+i)%n]
-			c, err := p.pool.client(addr)
+			c, err := p.pool.Client(addr)
 			if err != nil {
 				lastErr = err
 				continue
@@ -102,13 +125,13 @@ func (p *Proxy) unitOf(orderNo string) (*routing.Unit, error) {
 }
 
 // callOrder routes a call by order number.
-func callOrder[T any](ctx context.Context, p *Proxy, orderNo string, call unitCall[T]) (T, error) {
+func callOrder[T any](ctx context.Context, p *Proxy, orderNo, op string, call unitCall[T]) (T, error) {
 	u, err := p.unitOf(orderNo)
 	if err != nil {
 		var zero T
 		return zero, err
 	}
 	p.balancer.Record(u.ID)
-	v, _, err := callUnit(ctx, p, u, call)
+	v, _, err := callUnit(ctx, p, u, op, call)
 	return v, err
 }

@@ -83,10 +83,22 @@ func (u *Unit) partition() string {
 }
 
 // Table is the routing table: every unit, with a revision that increases with
-// every change (backends use it for compare-and-swap).
+// every change (backends use it for compare-and-swap), and the policy that
+// selection of a unit for a new order follows (see policy.go and package
+// selection).
 type Table struct {
 	Revision int64  `json:"revision"`
 	Units    []Unit `json:"units"`
+	// Partitions holds each partition's policy: what to do when it has no
+	// unit left, and its canary. A partition without an entry refuses and
+	// has no canary.
+	Partitions map[string]Partition `json:"partitions,omitempty"`
+	// Merchants maps a merchant id to the partition of its new orders;
+	// unmapped merchants go to DefaultPartition.
+	Merchants map[string]string `json:"merchants,omitempty"`
+	// Blacklist lists units that operators blocked from new orders, sorted
+	// by unit.
+	Blacklist []BlacklistEntry `json:"blacklist,omitempty"`
 
 	// index maps a unit id to its position in Units. Built by Normalize;
 	// Unit checks each hit, so a stale index is slow, never wrong.
@@ -119,7 +131,8 @@ func Parse(data []byte) (*Table, error) {
 // Marshal encodes t as indented JSON with its units sorted by id. It does not
 // change t.
 func (t *Table) Marshal() ([]byte, error) {
-	out := Table{Revision: t.Revision, Units: slices.Clone(t.Units)}
+	out := Table{Revision: t.Revision, Units: slices.Clone(t.Units),
+		Partitions: t.Partitions, Merchants: t.Merchants, Blacklist: t.Blacklist}
 	if out.Units == nil {
 		out.Units = []Unit{} // "units": [] rather than null
 	}
@@ -152,6 +165,7 @@ func (t *Table) Normalize() {
 		}
 	}
 	slices.SortStableFunc(t.Units, compareUnits)
+	slices.SortStableFunc(t.Blacklist, func(a, b BlacklistEntry) int { return cmp.Compare(a.Unit, b.Unit) })
 	t.index = make(map[tradeunit.UnitID]int, len(t.Units))
 	for i, u := range t.Units {
 		t.index[u.ID] = i
@@ -164,8 +178,12 @@ func compareUnits(a, b Unit) int { return cmp.Compare(a.ID, b.ID) }
 // temperature hot, warm or cold; weight finite and not negative; an available
 // unit has at least one logic address; every address is host:port; the
 // storage primary is set; partition names match [a-z0-9_-]{1,32}. Empty
-// partition and temperature stand for their defaults. Errors: PARAM_ERROR,
-// with a message naming the unit and the field.
+// partition and temperature stand for their defaults. Then the policy:
+// partition policies (refuse, or spill to another known partition that is
+// not PreReleasePartition; canary label, value and a share in 0..1), the
+// merchant map (valid ids, never the probe merchant, known partitions) and
+// the blacklist (units of the table, once each, with a reason). Errors:
+// PARAM_ERROR, with a message naming the unit or entry and the field.
 func (t *Table) Validate() error {
 	if t.Revision < 0 {
 		return tradeunit.Errorf(tradeunit.CodeParamError, "routing table: revision %d is negative", t.Revision)
@@ -181,7 +199,7 @@ func (t *Table) Validate() error {
 		}
 		seen[u.ID] = true
 	}
-	return nil
+	return t.validatePolicy()
 }
 
 func (u *Unit) validate() error {
@@ -304,7 +322,18 @@ func (t *Table) Clone() *Table {
 	if t == nil {
 		return nil
 	}
-	c := &Table{Revision: t.Revision, Units: make([]Unit, len(t.Units))}
+	c := &Table{Revision: t.Revision, Units: make([]Unit, len(t.Units)),
+		Merchants: maps.Clone(t.Merchants), Blacklist: slices.Clone(t.Blacklist)}
+	if t.Partitions != nil {
+		c.Partitions = make(map[string]Partition, len(t.Partitions))
+		for name, p := range t.Partitions {
+			if p.Canary != nil {
+				canary := *p.Canary
+				p.Canary = &canary
+			}
+			c.Partitions[name] = p
+		}
+	}
 	for i, u := range t.Units {
 		u.LogicAddrs = slices.Clone(u.LogicAddrs)
 		u.Storage.Replicas = slices.Clone(u.Storage.Replicas)

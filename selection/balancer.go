@@ -7,96 +7,89 @@ import (
 	"tradeunit"
 )
 
-// Balancer counts each unit's recent requests through this proxy and turns
-// them into a weight factor for new orders: a unit that got fewer than half
-// the mean share recently (a newly added or lightly loaded unit) counts
-// double, one that got more than twice the mean counts half, and every other
-// unit counts once.
+// Balancer counts each unit's recent requests through this proxy: creates
+// and every later call (pay, query, close, refund). Build turns the counts
+// into each unit's balancing factor (see the package doc): a unit that got
+// fewer than half the mean requests of its peers recently — a newly added
+// unit, or one whose orders are quiet — takes more new orders until the
+// counts even out, and a hot one takes fewer.
 //
-// The factor is coarse on purpose. While the units are balanced every factor
-// is 1 and Rank's order depends on the key alone, which keeps a repeated
-// create on the unit that holds the first one. Only an imbalance bigger than
-// 2x changes the ranking, and then only until it evens out.
+// Counts are kept in ten buckets spanning the window, so old history ages
+// out a bucket at a time.
 type Balancer struct {
-	now func() time.Time
+	now   func() time.Time
+	width int64 // bucket width, nanoseconds
 
 	mu      sync.Mutex
 	buckets [balanceBuckets]map[tradeunit.UnitID]uint32
-	stamps  [balanceBuckets]int64 // which second each bucket counts
+	stamps  [balanceBuckets]int64 // which bucket number each bucket counts
 }
 
-const balanceBuckets = 10 // seconds of history
+const balanceBuckets = 10
 
-// NewBalancer returns a Balancer using now as its clock (time.Now if nil).
-func NewBalancer(now func() time.Time) *Balancer {
+// DefaultBalanceWindow is the history a Balancer keeps when given none.
+const DefaultBalanceWindow = 10 * time.Second
+
+// NewBalancer returns a Balancer over the last window of requests
+// (DefaultBalanceWindow if 0), using now as its clock (time.Now if nil).
+func NewBalancer(now func() time.Time, window time.Duration) *Balancer {
 	if now == nil {
 		now = time.Now
 	}
-	b := &Balancer{now: now}
+	if window <= 0 {
+		window = DefaultBalanceWindow
+	}
+	b := &Balancer{now: now, width: max(int64(window/balanceBuckets), 1)}
 	for i := range b.buckets {
 		b.buckets[i] = map[tradeunit.UnitID]uint32{}
+		b.stamps[i] = -1
 	}
 	return b
 }
 
+// Window returns the span of history the Balancer counts.
+func (b *Balancer) Window() time.Duration { return time.Duration(b.width * balanceBuckets) }
+
 // Record counts one request to u.
 func (b *Balancer) Record(u tradeunit.UnitID) {
-	sec := b.now().Unix()
-	i := sec % balanceBuckets
+	n := b.now().UnixNano() / b.width
+	i := n % balanceBuckets
 	b.mu.Lock()
-	if b.stamps[i] != sec {
+	if b.stamps[i] != n {
 		clear(b.buckets[i])
-		b.stamps[i] = sec
+		b.stamps[i] = n
 	}
 	b.buckets[i][u]++
 	b.mu.Unlock()
 }
 
-// Recent returns u's request count over the last balanceBuckets seconds.
+// Recent returns u's request count over the window.
 func (b *Balancer) Recent(u tradeunit.UnitID) uint64 {
-	sec := b.now().Unix()
+	n := b.now().UnixNano() / b.width
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.recentLocked(u, sec)
-}
-
-func (b *Balancer) recentLocked(u tradeunit.UnitID, sec int64) uint64 {
-	var n uint64
+	var sum uint64
 	for i := range b.buckets {
-		if sec-b.stamps[i] < balanceBuckets {
-			n += uint64(b.buckets[i][u])
+		if n-b.stamps[i] < balanceBuckets {
+			sum += uint64(b.buckets[i][u])
 		}
 	}
-	return n
+	return sum
 }
 
-// Weigh multiplies each candidate's weight by its balancing factor, in place.
-func (b *Balancer) Weigh(cands []Candidate) {
-	if len(cands) < 2 {
-		return
-	}
-	sec := b.now().Unix()
-	var counts [64]uint64
-	recent := counts[:0]
-	var total uint64
+// Counts returns every unit's request count over the window, for Build.
+// Units without a request are absent.
+func (b *Balancer) Counts() map[tradeunit.UnitID]uint64 {
+	n := b.now().UnixNano() / b.width
+	out := map[tradeunit.UnitID]uint64{}
 	b.mu.Lock()
-	for _, c := range cands {
-		n := b.recentLocked(c.Unit, sec)
-		recent = append(recent, n)
-		total += n
-	}
-	b.mu.Unlock()
-	// Too little traffic to judge: leave the static weights alone.
-	if total < uint64(10*len(cands)) {
-		return
-	}
-	mean := float64(total) / float64(len(cands))
-	for i := range cands {
-		switch n := float64(recent[i]); {
-		case n < mean/2:
-			cands[i].Weight *= 2
-		case n > mean*2:
-			cands[i].Weight /= 2
+	defer b.mu.Unlock()
+	for i := range b.buckets {
+		if n-b.stamps[i] < balanceBuckets {
+			for u, c := range b.buckets[i] {
+				out[u] += uint64(c)
+			}
 		}
 	}
+	return out
 }

@@ -1,12 +1,46 @@
-// Package selection decides which unit takes a new order.
+// Package selection decides which unit takes a new order. Everything that
+// decides it is in one formula, built into a Plan (Build) whenever an input
+// changes and applied per create by Plan.Pick:
 //
-// Create ranks the candidate units for each order by weighted rendezvous
-// hashing of the merchant's order key: every proxy computes the same
-// preference order for the same key and the same candidates, so a create
-// repeated by the client lands on the same unit and is answered there
-// idempotently. Retries walk down the ranking. A unit's weight is its
-// capacity from the routing table times a balancing factor (see Balancer)
-// that favours units with fewer recent requests.
+//  1. Partition. A merchant's new orders go to its partition: the one the
+//     routing table maps it to ("merchants"), "normal" if none. So the
+//     key-merchant and pre-release partitions serve only their merchants.
+//  2. Eligible units: the partition's units that are available, hot and
+//     accept new orders, are not blacklisted (an entry stops counting at its
+//     expiry) and have a weight.
+//  3. Tiers. An eligible unit is suspect if the health checker ejected it, or
+//     if this proxy's own last calls to it failed (Passive). The checker's
+//     verdicts are ignored while the proxy cannot reach the checker and for
+//     a partition where the checker is in panic (more units looked bad at
+//     once than it may eject). Suspects are tried after every healthy unit:
+//     a last resort, never removed, so no verdict can empty a partition.
+//  4. Canary. If the partition has a canary, a share of order keys (a hash of
+//     the key below the share) prefers the units with the release label and
+//     the rest prefers the others; each falls back to the other group.
+//  5. Weight = routing weight × balance × speed, where
+//     balance = 2 for a healthy unit that got less than half the mean recent
+//     requests of its group through this proxy (a new or lightly loaded unit
+//     catches up; not for a slow unit, which is quiet because it is slow),
+//     ½ above twice the mean, else 1 (and 1 for all while the group averages
+//     fewer than 10 requests in the Balancer's window);
+//     speed = 1/2^k, k = ⌊log2(L/M)⌋ capped at 4, when the unit's latency L
+//     exceeds both 2M and M+50ms, M being the median of the partition's
+//     healthy units, else 1. L is the checker's probe latency EWMA, or this
+//     proxy's own when the checker is not trusted.
+//     The factors are powers of two on purpose: noise never changes them, so
+//     a key's ranking only changes when a unit really changes.
+//  6. Order. Within each tier and group, units are ranked by weighted
+//     rendezvous hashing of "mchid/out_trade_no" (Rank): highest
+//     -weight/ln(h(key, unit)) first, so every proxy computes the same order
+//     and a repeated create lands on the unit that has the first one. A key
+//     tries healthy(its group), healthy(other group), suspect(its group),
+//     suspect(other group); if the partition spills, the spill partition's
+//     order follows, with the last attempt kept for it.
+//  7. Refusal. If nothing is eligible in the partition (nor in its spill
+//     partition), the create fails with NO_UNIT_AVAILABLE naming it.
+//
+// A Plan is immutable and shared; Pick takes no lock, does not allocate, and
+// costs one hash per unit of the tiers it visits.
 package selection
 
 import (
@@ -64,20 +98,40 @@ type scored struct {
 	score float64
 }
 
+// FNV-1a, 64 bits.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
 // hashKey is 64-bit FNV-1a.
-func hashKey(key string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
-		h *= 1099511628211
+func hashKey(key string) uint64 { return fnvAdd(fnvOffset, key) }
+
+// hashKey2 is hashKey(a + "/" + b) without building the string.
+func hashKey2(a, b string) uint64 {
+	h := fnvAdd(fnvOffset, a)
+	h = (h ^ '/') * fnvPrime
+	return fnvAdd(h, b)
+}
+
+func fnvAdd(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
 	}
 	return h
 }
 
 // unitHash mixes the key's hash with the unit number (splitmix64 finalizer),
 // so that each unit's scores are independent.
-func unitHash(kh uint64, u tradeunit.UnitID) uint64 {
-	z := kh ^ (uint64(u) * 0x9e3779b97f4a7c15)
+func unitHash(kh uint64, u tradeunit.UnitID) uint64 { return mixHash(kh, unitMix(u)) }
+
+// unitMix is the part of unitHash that depends on the unit alone; a Plan
+// computes it once per unit.
+func unitMix(u tradeunit.UnitID) uint64 { return uint64(u) * 0x9e3779b97f4a7c15 }
+
+func mixHash(kh, mix uint64) uint64 {
+	z := kh ^ mix
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)

@@ -88,35 +88,35 @@ func TestRankSkipsNonPositiveWeights(t *testing.T) {
 	}
 }
 
-func TestBalancerFavoursQuietUnits(t *testing.T) {
+func TestBalancerCountsAWindow(t *testing.T) {
 	now := time.Unix(1000, 0)
-	b := NewBalancer(func() time.Time { return now })
+	b := NewBalancer(func() time.Time { return now }, 2*time.Second)
+	if got := b.Window(); got != 2*time.Second {
+		t.Fatalf("window: got %v, want 2s", got)
+	}
 	for i := 0; i < 100; i++ {
 		b.Record(1)
 		b.Record(2)
 	}
-	c := []Candidate{{1, 1}, {2, 1}, {3, 1}} // unit 3 was just added
-	b.Weigh(c)
-	if c[0].Weight != 1 || c[1].Weight != 1 || c[2].Weight != 2 {
-		t.Fatalf("weights %v, want [1 1 2]", c)
+	now = now.Add(time.Second)
+	b.Record(2)
+	if got := b.Counts(); got[1] != 100 || got[2] != 101 || len(got) != 2 {
+		t.Fatalf("counts: got %v, want map[1:100 2:101]", got)
 	}
-	// Old history ages out.
-	now = now.Add(11 * time.Second)
-	if n := b.Recent(1); n != 0 {
-		t.Fatalf("recent after 11s: got %d, want 0", n)
+	// History older than the window ages out a bucket at a time.
+	now = now.Add(1500 * time.Millisecond)
+	if got := b.Recent(1); got != 0 {
+		t.Fatalf("unit 1 after 2.5s: got %d, want 0", got)
+	}
+	if got := b.Recent(2); got != 1 {
+		t.Fatalf("unit 2 after 2.5s: got %d, want 1 (its last request)", got)
 	}
 }
 
-func TestBalancerLeavesBalancedUnitsAlone(t *testing.T) {
-	b := NewBalancer(nil)
-	for i := 0; i < 300; i++ {
-		b.Record(tradeunit.UnitID(i%3 + 1))
-	}
-	c := cands(1, 1, 1)
-	b.Weigh(c)
-	for _, x := range c {
-		if x.Weight != 1 {
-			t.Fatalf("weights %v, want all 1", c)
+func TestHashKey2(t *testing.T) {
+	for _, k := range [][2]string{{"", ""}, {"1900000001", "order-1"}, {"a/b", "c"}} {
+		if got, want := hashKey2(k[0], k[1]), hashKey(k[0]+"/"+k[1]); got != want {
+			t.Errorf("hashKey2(%q, %q) = %x, want hashKey of the joined key %x", k[0], k[1], got, want)
 		}
 	}
 }

@@ -7,14 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"tradeunit/cluster"
 )
 
 var devCmd = &command{
 	name:  "dev",
-	usage: "[--data DIR] [--listen ADDR]",
-	short: "run a whole local cluster: 4 units on SQLite, 2 logic-service replicas each, and the proxy",
+	usage: "[--data DIR] [--listen ADDR] [--health-listen ADDR]",
+	short: "run a whole local cluster: 4 units on SQLite, 2 logic-service replicas each, the health checker and the proxy",
 }
 
 func init() { devCmd.run = runDev }
@@ -25,6 +26,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "proxy HTTP listen address")
 	units := fs.Int("units", 4, "number of units")
 	replicas := fs.Int("replicas", 2, "logic-service replicas per unit")
+	healthListen := fs.String("health-listen", "127.0.0.1:8081", "health checker HTTP listen address (GET /v1/units, /metrics)")
+	interval := fs.Duration("probe-interval", time.Second, "time between two health probes of a unit")
 	logger := logLevelFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -38,7 +41,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	c, err := cluster.Start(ctx, cluster.Config{Dir: abs, Binary: bin, Units: *units, Replicas: *replicas,
-		ProxyAddr: *listen, Logger: logger()})
+		ProxyAddr: *listen, Health: &cluster.HealthConfig{Addr: *healthListen, Interval: *interval},
+		UnitMetrics: true, Logger: logger()})
 	if err != nil {
 		return err
 	}
@@ -58,8 +62,17 @@ func printWelcome(w io.Writer, c *cluster.Cluster) {
 	for _, u := range c.Units {
 		fmt.Fprintf(&b, "  unit %d  %s  logic services %v\n", u.ID, u.DSN, u.Addrs())
 	}
-	fmt.Fprintf(&b, "\nrouting table: %s\nlogs:          %s\n\nmerchants (also in %s):\n",
-		c.RoutesPath, filepath.Join(c.Dir, "logs"), filepath.Join(c.Dir, "dev-credentials.json"))
+	fmt.Fprintf(&b, "\nhealth checker: %s/v1/units (every unit's verdict and latency)\n", c.HealthURL)
+	fmt.Fprintf(&b, "metrics:        %s/metrics (proxy), %s/metrics (checker), units:", c.ProxyURL, c.HealthURL)
+	for _, u := range c.Units {
+		for _, r := range u.Replicas {
+			if m := r.MetricsURL(); m != "" {
+				fmt.Fprintf(&b, " %s", m)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "\nrouting table:  %s (tradeunit admin ... --routes %s)\nlogs:           %s\n\nmerchants (also in %s):\n",
+		c.RoutesPath, c.RoutesPath, filepath.Join(c.Dir, "logs"), filepath.Join(c.Dir, "dev-credentials.json"))
 	for _, m := range c.Credentials.Merchants {
 		fmt.Fprintf(&b, "  mchid %s  api_key %s\n", m.Mchid, m.APIKey)
 	}

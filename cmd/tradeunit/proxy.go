@@ -15,7 +15,7 @@ import (
 
 var proxyCmd = &command{
 	name:  "proxy",
-	usage: "--routes FILE --merchants FILE [--listen ADDR]",
+	usage: "--routes FILE --merchants FILE [--listen ADDR] [--health URL]",
 	short: "run the stateless proxy: the public REST API, routing to the units of the routing table",
 }
 
@@ -29,6 +29,7 @@ func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
 	addrFile := fs.String("addr-file", "", "write the bound address to this file once serving (for port 0)")
 	attempts := fs.Int("create-attempts", 3, "units one create may try before giving up")
 	timeout := fs.Duration("unit-timeout", 3*time.Second, "timeout of one call to one logic-service replica")
+	healthURL := fs.String("health", "", "health checker to follow, e.g. http://127.0.0.1:8081; without it the proxy relies on its own view of the units")
 	logger := logLevelFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,7 +48,7 @@ func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer routes.Close()
 	p, err := proxy.New(proxy.Config{Routes: routes, Credentials: creds, MaxCreateAttempts: *attempts,
-		UnitTimeout: *timeout, Logger: log})
+		UnitTimeout: *timeout, Health: *healthURL, Registry: newRegistry(), Logger: log})
 	if err != nil {
 		return err
 	}

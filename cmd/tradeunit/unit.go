@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"tradeunit"
 	"tradeunit/rpc"
 	"tradeunit/store/sqlstore"
@@ -17,7 +19,7 @@ import (
 
 var unitCmd = &command{
 	name:  "unit",
-	usage: "--unit N --db DSN [--listen ADDR]",
+	usage: "--unit N --db DSN [--listen ADDR] [--metrics ADDR] [--probe-retention 10m]",
 	short: "run a logic-service replica of unit N over its storage (sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB)",
 }
 
@@ -30,6 +32,9 @@ func runUnit(ctx context.Context, args []string, _ io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:9101", "gRPC listen address")
 	addrFile := fs.String("addr-file", "", "write the bound address to this file once serving (for port 0)")
 	block := fs.Int64("sequence-block", unit.DefaultSequenceBlock, "sequence numbers reserved per storage round trip")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics (GET /metrics) on this address; off if empty")
+	metricsAddrFile := fs.String("metrics-addr-file", "", "write the bound metrics address to this file (for port 0)")
+	retention := fs.Duration("probe-retention", 10*time.Minute, "delete the health checker's probe orders older than this")
 	logger := logLevelFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -54,7 +59,30 @@ func runUnit(ctx context.Context, args []string, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	server, health := rpc.NewServer(svc)
+	reg := newRegistry()
+	rpcMetrics := rpc.NewServerMetrics(reg)
+	probesDeleted := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tradeunit_unit_probe_orders_deleted_total", Help: "Probe orders of the health checker deleted after their retention.",
+	})
+	reg.MustRegister(probesDeleted)
+	if *metricsAddr != "" {
+		bound, stop, err := serveMetrics(*metricsAddr, reg)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		defer stop()
+		if *metricsAddrFile != "" {
+			if err := writeAddrFile(*metricsAddrFile, bound); err != nil {
+				return err
+			}
+		}
+		log.Info("metrics serving", "addr", bound)
+	}
+	janitorCtx, stopJanitor := context.WithCancel(ctx)
+	defer stopJanitor()
+	go unit.RunJanitor(janitorCtx, store, unit.JanitorConfig{Retention: *retention, Logger: log,
+		Deleted: func(n int) { probesDeleted.Add(float64(n)) }})
+	server, health := rpc.NewServer(svc, rpcMetrics.Interceptor())
 	errc := make(chan error, 1)
 	go func() { errc <- server.Serve(ln) }()
 	if *addrFile != "" {

@@ -37,6 +37,8 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 		{"SequenceBlocksAreDisjoint", testSequence},
 		{"EventsFollowEveryChange", testEvents},
 		{"SurvivesReopen", testReopen},
+		{"BindsOneUnit", testBindUnit},
+		{"DeleteProbeOrdersOnlyOldProbes", testDeleteProbeOrders},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStorage(t)) })
@@ -502,5 +504,63 @@ func testReopen(t *testing.T, open Opener) {
 	got, err := open(t).Order(context.Background(), o.OrderNo)
 	if err != nil || got.State != tradeunit.StateSuccess {
 		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+}
+
+func testDeleteProbeOrders(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t)
+	cutoff := time.Now().UTC().Truncate(time.Microsecond)
+	aged := func(mchid string, age time.Duration) *tradeunit.Order {
+		o := newOrder(t, mchid, 1)
+		o.CreateTime = cutoff.Add(-age)
+		return mustCreate(t, s, o)
+	}
+	var oldProbes []*tradeunit.Order
+	for i := 0; i < 5; i++ {
+		oldProbes = append(oldProbes, aged(tradeunit.ProbeMchid, time.Duration(i+1)*time.Minute))
+	}
+	closeOrder(s, oldProbes[0]) // probes close their orders: the ORDER_CLOSED event goes too
+	newProbe := aged(tradeunit.ProbeMchid, -time.Second)
+	merchant := aged(mchA, time.Hour) // older than every probe, and never deleted
+	pay("p")(s, merchant)
+	refundStep("r1", 1)(s, merchant)
+
+	_, err := s.DeleteProbeOrders(ctx, cutoff, 0)
+	wantCode(t, "limit 0", err, tradeunit.CodeParamError)
+	n, err := s.DeleteProbeOrders(ctx, cutoff, 3)
+	if err != nil || n != 3 {
+		t.Fatalf("first pass: deleted %d, err %v; want 3 (the limit)", n, err)
+	}
+	n, err = s.DeleteProbeOrders(ctx, cutoff, 100)
+	if err != nil || n != 2 {
+		t.Fatalf("second pass: deleted %d, err %v; want the 2 old probes left", n, err)
+	}
+	if n, err := s.DeleteProbeOrders(ctx, cutoff, 100); err != nil || n != 0 {
+		t.Fatalf("third pass: deleted %d, err %v; want 0", n, err)
+	}
+	for _, o := range oldProbes {
+		_, err := s.Order(ctx, o.OrderNo)
+		wantCode(t, "old probe order", err, tradeunit.CodeNotFound)
+	}
+	for _, o := range []*tradeunit.Order{newProbe, merchant} {
+		if _, err := s.Order(ctx, o.OrderNo); err != nil {
+			t.Fatalf("order %s of %s was deleted: %v", o.OrderNo, o.Mchid, err)
+		}
+	}
+	if _, err := s.Refund(ctx, mchA, "r1-"+merchant.OrderNo); err != nil {
+		t.Fatalf("merchant's refund: %v", err)
+	}
+	left := map[string]int{}
+	for _, e := range allEvents(t, s) {
+		left[e.OrderNo]++
+	}
+	for _, o := range oldProbes {
+		if left[o.OrderNo] != 0 {
+			t.Fatalf("events of deleted probe order %s remain", o.OrderNo)
+		}
+	}
+	if left[newProbe.OrderNo] != 1 || left[merchant.OrderNo] != 3 {
+		t.Fatalf("events left: new probe %d, merchant %d; want 1 and 3", left[newProbe.OrderNo], left[merchant.OrderNo])
 	}
 }

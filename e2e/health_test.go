@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"google.golang.org/grpc"
+
+	"tradeunit"
+	"tradeunit/cluster"
+	"tradeunit/health"
+	"tradeunit/routing"
+	"tradeunit/store/storetest"
+)
+
+// TestEjectsUnitWhoseStorageStopsAnswering: unit 2's MariaDB is reached
+// through a TCP proxy that starts dropping every byte. The checker ejects
+// the unit within 3 probe intervals; from then on no create needs a retry;
+// when the storage answers again the unit returns and takes orders. Creates
+// succeed throughout, and every acknowledged order is there afterwards.
+func TestEjectsUnitWhoseStorageStopsAnswering(t *testing.T) {
+	const (
+		interval = 300 * time.Millisecond
+		sick     = tradeunit.UnitID(2)
+	)
+	server, err := mysql.ParseDSN(storetest.MySQLServerDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storage := newToxics(t).link(server.Addr)
+	c := startCluster(t, options{storage: "mysql", units: 3, replicas: 2, unitTimeout: 300 * time.Millisecond,
+		sequenceBlock: 100000, // no block fetch waits on the dead storage when it comes back
+		health: &cluster.HealthConfig{Interval: interval, ProbeTimeout: 100 * time.Millisecond,
+			Policy: health.Policy{BaseEjection: time.Second}},
+		dsn: func(u tradeunit.UnitID, dsn string) string {
+			if u != sick {
+				return dsn
+			}
+			return strings.Replace(dsn, "tcp("+server.Addr+")", "tcp("+storage.Addr()+")", 1)
+		}})
+	api := newClient(t, c, 0)
+	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(3))
+	l := startLoad(t, api, 4, "sick")
+	time.Sleep(500 * time.Millisecond)
+
+	storage.Cut()
+	cut := time.Now()
+	r, ejectedAt := waitReport(t, c.HealthURL, 5*time.Second, "unit 2 ejected", func(r health.Report) bool {
+		return reportUnit(r, sick).Verdict == health.Ejected
+	})
+	took := ejectedAt.Sub(cut)
+	t.Logf("unit %d ejected %v after its storage stopped answering (%d consecutive failures: %s)",
+		sick, took.Round(time.Millisecond), reportUnit(r, sick).ConsecutiveFailures, reportUnit(r, sick).LastError)
+	if took > 3*interval {
+		t.Errorf("ejected after %v, want within 3 probe intervals (%v)", took, 3*interval)
+	}
+
+	// The proxy follows the checker at once; from then on creates do not
+	// touch the ejected unit, so none needs a retry.
+	time.Sleep(200 * time.Millisecond)
+	before := metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_create_retries_total")
+	quietFrom := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	retries := metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_create_retries_total") - before
+	quiet := between(l.snapshot(), quietFrom, time.Now().Add(-time.Second/2))
+	touched := 0
+	for _, q := range quiet {
+		if q.unit == sick || slices.Contains(q.abandoned, sick) {
+			touched++
+		}
+	}
+	t.Logf("after the ejection: %d creates, %d retries, %d touched unit %d", len(quiet), int(retries), touched, sick)
+	if retries != 0 || touched != 0 || len(quiet) < 20 {
+		t.Fatalf("after the ejection: %v create retries and %d creates touching unit %d (of %d); want 0 and 0 of at least 20",
+			retries, touched, sick, len(quiet))
+	}
+
+	// It returns once its storage answers again, and takes new orders.
+	storage.Restore()
+	restored := time.Now()
+	waitReport(t, c.HealthURL, 10*time.Second, "unit 2 back", func(r health.Report) bool {
+		return reportUnit(r, sick).Verdict == health.Healthy
+	})
+	t.Logf("unit %d returned %v after its storage recovered", sick, time.Since(restored).Round(time.Millisecond))
+	back := time.Now()
+	waitFor(t, 5*time.Second, "creates land on unit 2 again", func() bool {
+		return perUnit(between(l.snapshot(), back, time.Now()))[sick] > 0
+	})
+	rs := l.halt()
+	if f := failed(rs); len(f) > 0 {
+		t.Fatalf("%d of %d creates failed across the fault, first: %+v", len(f), len(rs), f[0])
+	}
+	checkAcknowledged(t, api, rs)
+}
+
+// TestCheckerNetworkFailureIsPanicNotEjection: the checker's own network
+// fails (every connection it has to the units goes through a TCP proxy that
+// drops every byte) while the proxies reach the units directly. Every unit
+// fails its probes at once; the checker ejects at most half of them, says it
+// is in panic, and the proxy keeps routing to every unit. Creates succeed
+// throughout.
+func TestCheckerNetworkFailureIsPanicNotEjection(t *testing.T) {
+	checkerNet := newTappedNet(newToxics(t))
+	c := startCluster(t, options{units: 4, replicas: 1, health: &cluster.HealthConfig{
+		Interval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
+		Policy:      health.Policy{BaseEjection: 500 * time.Millisecond},
+		DialOptions: []grpc.DialOption{checkerNet.DialOption()},
+	}})
+	api := newClient(t, c, 0)
+	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(4))
+	l := startLoad(t, api, 4, "panic")
+	time.Sleep(300 * time.Millisecond)
+
+	checkerNet.Cut()
+	r, _ := waitReport(t, c.HealthURL, 5*time.Second, "panic", func(r health.Report) bool {
+		return len(r.Partitions) == 1 && r.Partitions[0].Panic && r.Partitions[0].Bad == 4
+	})
+	ejected := 0
+	for _, u := range r.Units {
+		if u.Verdict == health.Ejected {
+			ejected++
+		}
+	}
+	p := r.Partitions[0]
+	t.Logf("checker network cut: %d of %d units bad, %d ejected (at most %d), panic %v", p.Bad, p.Units, ejected, p.MaxEjected, p.Panic)
+	if ejected > 2 || p.Ejected != ejected || p.MaxEjected != 2 {
+		t.Fatalf("%d units ejected (partition says %d of at most %d); want at most half of 4", ejected, p.Ejected, p.MaxEjected)
+	}
+	if got := metric(scrape(t, c.HealthURL+"/metrics"), "tradeunit_health_partition_panic", "partition", "normal"); got != 1 {
+		t.Fatalf("panic metric %v, want 1", got)
+	}
+
+	panicFrom := time.Now()
+	time.Sleep(time.Second)
+	during := perUnit(between(l.snapshot(), panicFrom, time.Now()))
+	t.Logf("creates per unit during the panic: %v", during)
+	for u := tradeunit.UnitID(1); u <= 4; u++ {
+		if during[u] == 0 {
+			t.Fatalf("unit %d got no create during the panic (%v): the proxy must route to every unit of the partition", u, during)
+		}
+	}
+
+	checkerNet.Restore()
+	waitReport(t, c.HealthURL, 15*time.Second, "panic over", func(r health.Report) bool {
+		return allHealthy(4)(r) && !r.Partitions[0].Panic
+	})
+	rs := l.halt()
+	if f := failed(rs); len(f) > 0 {
+		t.Fatalf("%d of %d creates failed, first: %+v", len(f), len(rs), f[0])
+	}
+}
+
+// TestProxyFallsBackToItsOwnView: with the checker gone, a unit whose logic
+// services are killed is avoided by the proxy's own view of its calls.
+func TestProxyFallsBackToItsOwnView(t *testing.T) {
+	c := startCluster(t, options{units: 3, replicas: 2, health: &cluster.HealthConfig{Interval: 200 * time.Millisecond}})
+	api := newClient(t, c, 0)
+	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(3))
+	reachable := func() float64 {
+		return metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_health_checker_reachable")
+	}
+	waitFor(t, 5*time.Second, "proxy follows the checker", func() bool { return reachable() == 1 })
+	c.StopHealth()
+	waitFor(t, 10*time.Second, "proxy notices the checker is gone", func() bool { return reachable() == 0 })
+
+	const dead tradeunit.UnitID = 2
+	for _, r := range c.Unit(dead).Replicas {
+		if err := r.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := startLoad(t, api, 4, "fallback")
+	time.Sleep(time.Second) // the proxy learns from its first failed calls
+	before := metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_create_retries_total")
+	from := time.Now()
+	time.Sleep(1500 * time.Millisecond)
+	retries := metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_create_retries_total") - before
+	window := between(l.snapshot(), from, time.Now())
+	rs := l.halt()
+	t.Logf("with only its own view: %v retries in %d creates", retries, len(window))
+	if f := failed(rs); len(f) > 0 {
+		t.Fatalf("%d creates failed, first: %+v", len(f), f[0])
+	}
+	// At most one probe by real traffic per hold period (5s), from each
+	// worker in flight at that moment.
+	if retries > 4 || len(window) < 20 {
+		t.Fatalf("%v create retries in %d creates; want the dead unit avoided (at most 4)", retries, len(window))
+	}
+}
+
+// TestSlowUnitGetsSmallerShare: every connection to unit 4's logic service
+// goes through a TCP proxy that delays each reply by 200 ms. The checker
+// measures it, and the unit gets a clearly smaller share of new orders.
+func TestSlowUnitGetsSmallerShare(t *testing.T) {
+	c := startCluster(t, options{units: 4, replicas: 1, health: &cluster.HealthConfig{
+		Interval: 300 * time.Millisecond, ProbeTimeout: 2 * time.Second}})
+	api := newClient(t, c, 0)
+	const slow tradeunit.UnitID = 4
+	link := newToxics(t).link(c.Unit(slow).Replicas[0].Addr())
+	link.Delay(200)
+	if _, err := routing.UpdateFile(c.RoutesPath, func(tbl *routing.Table) error {
+		u, _ := tbl.Unit(slow)
+		u.LogicAddrs = []string{link.Addr()}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := waitReport(t, c.HealthURL, 10*time.Second, "checker measures unit 4 slow", func(r health.Report) bool {
+		return allHealthy(4)(r) && reportUnit(r, slow).LatencyEWMAMS > 150 && reportUnit(r, 1).LatencyEWMAMS > 0
+	})
+	t.Logf("probe latency EWMA: unit 1 %.1fms, unit %d %.1fms", reportUnit(r, 1).LatencyEWMAMS, slow, reportUnit(r, slow).LatencyEWMAMS)
+	waitFor(t, 5*time.Second, "proxy weighs unit 4 down", func() bool {
+		return metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_unit_weight", "unit", "4") < 0.5
+	})
+
+	const n = 600
+	rs := createMany(t, api, n, 8, "slow")
+	if f := failed(rs); len(f) > 0 {
+		t.Fatalf("%d creates failed, first: %+v", len(f), f[0])
+	}
+	counts := perUnit(rs)
+	t.Logf("creates per unit: %v", counts)
+	for u := tradeunit.UnitID(1); u <= 3; u++ {
+		if share := float64(counts[u]) / n; share < 0.2 {
+			t.Errorf("healthy unit %d got %.1f%% of new orders, want over 20%%", u, share*100)
+		}
+	}
+	if share := float64(counts[slow]) / n; share > 0.08 {
+		t.Errorf("slow unit got %.1f%% of new orders, want clearly less than its peers' ~25%% (under 8%%)", share*100)
+	}
+}

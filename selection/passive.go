@@ -1,0 +1,110 @@
+package selection
+
+import (
+	"sync"
+	"time"
+
+	"tradeunit"
+)
+
+// PassiveConfig tunes a Passive view. The zero value uses the defaults.
+type PassiveConfig struct {
+	// Failures is how many consecutive failed calls make a unit failing
+	// (default 3).
+	Failures int
+	// Hold is how long a failing unit stays failing after its last failure
+	// (default 5s). Then one call is let through again: if it fails, the
+	// unit is failing again at once; if it succeeds, the count restarts.
+	Hold time.Duration
+	// Alpha is the weight of a new sample in the latency EWMA (default 0.2).
+	Alpha float64
+	Now   func() time.Time // time.Now if nil
+}
+
+// Passive is a proxy's own view of each unit, kept from the outcome of every
+// call it makes: consecutive failures (a transport failure or a fault of the
+// unit; a business error such as ORDER_PAID is an answer, so a success) and
+// the latency EWMA of successful calls. It is what the proxy knows without
+// the health checker, and what it falls back on when the checker cannot be
+// reached or is in panic.
+type Passive struct {
+	cfg PassiveConfig
+
+	mu    sync.Mutex
+	units map[tradeunit.UnitID]*passiveUnit
+}
+
+type passiveUnit struct {
+	consecutive int
+	lastFailure time.Time
+	ewma        float64 // seconds; 0 until the first success
+}
+
+// NewPassive returns an empty Passive view.
+func NewPassive(cfg PassiveConfig) *Passive {
+	if cfg.Failures <= 0 {
+		cfg.Failures = 3
+	}
+	if cfg.Hold <= 0 {
+		cfg.Hold = 5 * time.Second
+	}
+	if cfg.Alpha <= 0 || cfg.Alpha > 1 {
+		cfg.Alpha = 0.2
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Passive{cfg: cfg, units: map[tradeunit.UnitID]*passiveUnit{}}
+}
+
+// Record notes the outcome of one call to u. It reports whether u's failing
+// state changed, so that the caller can rebuild its plan at once.
+func (p *Passive) Record(u tradeunit.UnitID, ok bool, latency time.Duration) (changed bool) {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.units[u]
+	if s == nil {
+		s = &passiveUnit{}
+		p.units[u] = s
+	}
+	before := p.failing(s, now)
+	if ok {
+		s.consecutive = 0
+		if sec := latency.Seconds(); s.ewma == 0 {
+			s.ewma = sec
+		} else {
+			s.ewma += p.cfg.Alpha * (sec - s.ewma)
+		}
+	} else {
+		s.consecutive++
+		s.lastFailure = now
+	}
+	return p.failing(s, now) != before
+}
+
+func (p *Passive) failing(s *passiveUnit, now time.Time) bool {
+	return s.consecutive >= p.cfg.Failures && now.Sub(s.lastFailure) < p.cfg.Hold
+}
+
+// Snapshot returns the view of every unit called so far, and the earliest
+// time at which a failing unit's hold ends (zero if none), when the view
+// changes without a call.
+func (p *Passive) Snapshot() (map[tradeunit.UnitID]Observed, time.Time) {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[tradeunit.UnitID]Observed, len(p.units))
+	var next time.Time
+	for u, s := range p.units {
+		o := Observed{Failing: p.failing(s, now), Latency: time.Duration(s.ewma * float64(time.Second))}
+		if o.Failing {
+			o.Failures = s.consecutive
+			if end := s.lastFailure.Add(p.cfg.Hold); next.IsZero() || end.Before(next) {
+				next = end
+			}
+		}
+		out[u] = o
+	}
+	return out, next
+}
