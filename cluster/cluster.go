@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -47,6 +48,9 @@ type Config struct {
 	// Routes, if set, edits the initial routing table before it is written:
 	// partitions, merchants, labels, canary.
 	Routes func(*routing.Table)
+	// RoutesSpec is where the routing table lives: "" for Dir/routes.json,
+	// or etcd://HOST:PORT/PREFIX.
+	RoutesSpec string
 	// Health, if set, starts a health checker that the proxy follows.
 	Health *HealthConfig
 	// ProbeRetention is how long units keep probe orders (0: their default).
@@ -98,7 +102,9 @@ func (c *Config) setDefaults() error {
 
 // Cluster is a running cluster.
 type Cluster struct {
-	Dir         string
+	Dir string
+	// RoutesPath is the routing table's spec: a file path, or etcd://...
+	// when the cluster runs on etcd.
 	RoutesPath  string
 	ProxyURL    string // e.g. http://127.0.0.1:8080
 	Credentials *proxy.Credentials
@@ -109,7 +115,10 @@ type Cluster struct {
 	HealthURL string
 
 	cfg          Config
-	routes       *routing.File
+	mu           sync.Mutex // guards Units against the goroutine that starts added units
+	routes       routing.Editor
+	stopManage   context.CancelFunc
+	manageDone   chan struct{}
 	proxy        *proxy.Proxy
 	server       *http.Server
 	health       *health.Checker
@@ -133,7 +142,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: cfg.Dir, RoutesPath: filepath.Join(cfg.Dir, "routes.json"), cfg: cfg}
+	spec := cfg.RoutesSpec
+	if spec == "" {
+		spec = filepath.Join(cfg.Dir, "routes.json")
+	}
+	c := &Cluster{Dir: cfg.Dir, RoutesPath: spec, cfg: cfg}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -143,24 +156,31 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 
+	// A restart brings back every unit the table knows, those added by an
+	// operator included, with the policy operators set.
+	old, err := previousTable(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
 	table := &routing.Table{Revision: 1}
-	for i := 1; i <= cfg.Units; i++ {
-		u, err := c.startUnit(ctx, tradeunit.UnitID(i))
+	for _, id := range unitsToStart(cfg.Units, old) {
+		u, err := c.startUnit(ctx, id, storageOf(old, id))
 		if err != nil {
 			return nil, err
 		}
 		table.Units = append(table.Units, u)
 	}
-	keepPolicy(c.RoutesPath, table)
+	keepPolicy(old, table)
 	if cfg.Routes != nil {
 		cfg.Routes(table)
 	}
-	if err := routing.WriteFile(c.RoutesPath, table); err != nil {
+	if err := publishTable(ctx, spec, old != nil, table); err != nil {
 		return nil, err
 	}
-	if c.routes, err = routing.OpenFile(c.RoutesPath, routing.FileOptions{Logger: cfg.Logger}); err != nil {
+	if c.routes, err = routing.Open(ctx, spec, routing.FileOptions{Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
+	c.manage()
 	if cfg.Health != nil {
 		if err := c.startHealth(*cfg.Health); err != nil {
 			return nil, err
@@ -194,6 +214,8 @@ func (u *Unit) Addrs() []string {
 
 // Unit returns the unit with the given number.
 func (c *Cluster) Unit(id tradeunit.UnitID) *Unit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, u := range c.Units {
 		if u.ID == id {
 			return u
@@ -215,6 +237,10 @@ func (c *Cluster) Close() error {
 		c.proxy.Close()
 	}
 	c.StopHealth()
+	if c.stopManage != nil {
+		c.stopManage()
+		<-c.manageDone
+	}
 	if c.routes != nil {
 		errs = append(errs, c.routes.Close())
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,11 +14,17 @@ import (
 	"tradeunit/routing"
 )
 
-// startUnit starts the replicas of unit id and returns its routing entry.
-func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID) (routing.Unit, error) {
+// startUnit starts the replicas of unit id over dsn (the configured storage
+// if empty) and returns its routing entry.
+func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, dsn string) (routing.Unit, error) {
 	cfg := c.cfg
-	u := &Unit{ID: id, DSN: cfg.Storage(id)}
+	if dsn == "" {
+		dsn = cfg.Storage(id)
+	}
+	u := &Unit{ID: id, DSN: dsn}
+	c.mu.Lock()
 	c.Units = append(c.Units, u)
+	c.mu.Unlock()
 	for r := 1; r <= cfg.Replicas; r++ {
 		rep := NewReplicaWith(cfg.Binary, cfg.Dir, fmt.Sprintf("unit-%d-r%d", id, r), id, u.DSN, ReplicaOptions{
 			SequenceBlock: cfg.SequenceBlock, ProbeRetention: cfg.ProbeRetention, Metrics: cfg.UnitMetrics,
@@ -44,14 +49,14 @@ func (c *Cluster) AddUnit(ctx context.Context, edit func(*routing.Unit)) (*Unit,
 	for _, u := range c.Units {
 		top = max(top, u.ID)
 	}
-	entry, err := c.startUnit(ctx, top+1)
+	entry, err := c.startUnit(ctx, top+1, "")
 	if err != nil {
 		return nil, err
 	}
 	if edit != nil {
 		edit(&entry)
 	}
-	if _, err := routing.UpdateFile(c.RoutesPath, func(t *routing.Table) error {
+	if _, err := c.routes.Update(ctx, routing.Change{Who: "cluster", What: fmt.Sprintf("unit add %d", entry.ID)}, func(t *routing.Table) error {
 		t.Units = append(t.Units, entry)
 		return nil
 	}); err != nil {
@@ -107,16 +112,11 @@ func (c *Cluster) StopHealth() {
 }
 
 // keepPolicy carries the operators' policy over from the routing table a
-// previous run left at path, so that restarting a local cluster keeps its
+// previous run left, so that restarting a local cluster keeps its
 // blacklist, merchant partitions, canary settings and unit labels; the
 // units' addresses are new.
-func keepPolicy(path string, t *routing.Table) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return
-	}
-	old, err := routing.Parse(data)
-	if err != nil {
+func keepPolicy(old, t *routing.Table) {
+	if old == nil {
 		return
 	}
 	t.Revision = old.Revision + 1

@@ -35,6 +35,8 @@ type options struct {
 	balanceWindow  time.Duration
 	probeRetention time.Duration
 	unitMetrics    bool
+	// routesSpec keeps the routing table in etcd (etcd://...).
+	routesSpec string
 }
 
 // startCluster starts a cluster of real processes and stops it when the test ends.
@@ -47,7 +49,7 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 		Dir: t.TempDir(), Binary: binary, Units: o.units, Replicas: o.replicas,
 		SequenceBlock: o.sequenceBlock, UnitTimeout: o.unitTimeout,
 		Health: o.health, Routes: o.routes, BalanceWindow: o.balanceWindow,
-		ProbeRetention: o.probeRetention, UnitMetrics: o.unitMetrics,
+		ProbeRetention: o.probeRetention, UnitMetrics: o.unitMetrics, RoutesSpec: o.routesSpec,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {

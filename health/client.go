@@ -85,3 +85,8 @@ func fetch(ctx context.Context, client *http.Client, u string) (*Report, error) 
 	}
 	return &r, nil
 }
+
+// Fetch returns the checker's current report, from its base URL.
+func Fetch(ctx context.Context, baseURL string) (*Report, error) {
+	return fetch(ctx, &http.Client{Timeout: 5 * time.Second}, strings.TrimSuffix(baseURL, "/")+"/v1/units")
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"tradeunit/admin"
@@ -60,9 +61,24 @@ func newAdminFlags(c *command) (*flag.FlagSet, adminFlags) {
 		who = "admin"
 	}
 	return fs, adminFlags{
-		routes: fs.String("routes", "./data/routes.json", "routing table: a file (the dev cluster's by default), or etcd://HOST:PORT/PREFIX"),
+		routes: fs.String("routes", defaultRoutes(), "routing table: a file, or etcd://HOST:PORT/PREFIX (default: the local cluster's, from ./data/"+routesSpecFile+")"),
 		who:    fs.String("who", who, "recorded with the change"),
 	}
+}
+
+// routesSpecFile, in a local cluster's data directory, names where its
+// routing table lives (a file or etcd), so that admin commands find it.
+const routesSpecFile = "routes.spec"
+
+// defaultRoutes is the local cluster's routing table, as tradeunit dev on
+// ./data recorded it.
+func defaultRoutes() string {
+	if data, err := os.ReadFile(filepath.Join("data", routesSpecFile)); err == nil {
+		if spec := strings.TrimSpace(string(data)); spec != "" {
+			return spec
+		}
+	}
+	return "./data/routes.json"
 }
 
 // open opens the routing table for an admin command.

@@ -14,7 +14,7 @@ import (
 
 var devCmd = &command{
 	name:  "dev",
-	usage: "[--data DIR] [--listen ADDR] [--health-listen ADDR]",
+	usage: "[--data DIR] [--listen ADDR] [--health-listen ADDR] [--routes etcd://HOST:PORT/PREFIX]",
 	short: "run a whole local cluster: 4 units on SQLite, 2 logic-service replicas each, the health checker and the proxy",
 }
 
@@ -28,6 +28,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	replicas := fs.Int("replicas", 2, "logic-service replicas per unit")
 	healthListen := fs.String("health-listen", "127.0.0.1:8081", "health checker HTTP listen address (GET /v1/units, /metrics)")
 	interval := fs.Duration("probe-interval", time.Second, "time between two health probes of a unit")
+	routes := fs.String("routes", "", "keep the routing table in etcd (etcd://HOST:PORT/PREFIX) instead of DIR/routes.json")
 	logger := logLevelFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -42,8 +43,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	c, err := cluster.Start(ctx, cluster.Config{Dir: abs, Binary: bin, Units: *units, Replicas: *replicas,
 		ProxyAddr: *listen, Health: &cluster.HealthConfig{Addr: *healthListen, Interval: *interval},
-		UnitMetrics: true, Logger: logger()})
+		UnitMetrics: true, RoutesSpec: *routes, Logger: logger()})
 	if err != nil {
+		return err
+	}
+	// tradeunit admin finds the local cluster's routing table through this
+	// file, wherever the table lives.
+	if err := os.WriteFile(filepath.Join(abs, routesSpecFile), []byte(c.RoutesPath+"\n"), 0o644); err != nil {
+		c.Close()
 		return err
 	}
 	printWelcome(stdout, c)

@@ -207,3 +207,15 @@ func strArgs(args []any) []string {
 	}
 	return out
 }
+
+// CreatedSince counts the orders created at or after t, probe orders
+// excluded: how busy the unit is, for operators.
+func (s *Store) CreatedSince(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := s.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE create_time >= ? AND mchid <> ?",
+		micros(t), tradeunit.ProbeMchid).Scan(&n)
+	if err != nil {
+		return 0, tradeunit.Internal("store.CreatedSince", err)
+	}
+	return n, nil
+}

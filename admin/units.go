@@ -1,0 +1,75 @@
+package admin
+
+import (
+	"context"
+	"time"
+
+	"tradeunit"
+	"tradeunit/health"
+	"tradeunit/routing"
+	"tradeunit/store/sqlstore"
+)
+
+// UnitView is one line of `tradeunit admin units`.
+type UnitView struct {
+	Unit        tradeunit.UnitID    `json:"unit"`
+	Partition   string              `json:"partition"`
+	Temperature routing.Temperature `json:"temperature"`
+	Available   bool                `json:"available"`
+	AcceptNew   bool                `json:"accept_new"`
+	Blacklisted string              `json:"blacklisted,omitempty"` // the reason, while active
+	Health      string              `json:"health"`                // the checker's verdict, or "unknown"
+	LatencyMS   float64             `json:"latency_ms,omitempty"`  // probe latency (EWMA)
+	// OrdersPerSec is the unit's rate of new orders over the last minute,
+	// counted in its storage; -1 when the storage could not be read.
+	OrdersPerSec float64  `json:"orders_per_sec"`
+	LogicAddrs   []string `json:"logic_addrs"`
+	Storage      string   `json:"storage"`
+}
+
+// recentWindow is the window of UnitView.OrdersPerSec.
+const recentWindow = time.Minute
+
+// Units lists every unit with its settings, the health checker's verdict
+// (if healthURL is set and answers) and its recent rate of new orders.
+func (a *Admin) Units(ctx context.Context, healthURL string) ([]UnitView, error) {
+	t := a.Routes.Current()
+	verdicts := map[tradeunit.UnitID]*health.UnitReport{}
+	if healthURL != "" {
+		if r, err := health.Fetch(ctx, healthURL); err == nil {
+			for i := range r.Units {
+				verdicts[r.Units[i].Unit] = &r.Units[i]
+			}
+		}
+	}
+	now := a.now()
+	out := make([]UnitView, 0, len(t.Units))
+	for _, u := range t.Units {
+		v := UnitView{Unit: u.ID, Partition: u.Partition, Temperature: u.Temperature, Available: u.Available,
+			AcceptNew: u.AcceptNew, Health: "unknown", LogicAddrs: u.LogicAddrs, Storage: u.Storage.Primary,
+			OrdersPerSec: recentRate(ctx, u.Storage.Primary, now)}
+		if e, active := t.Blacklisted(u.ID, now); active {
+			v.Blacklisted = e.Reason
+		}
+		if r := verdicts[u.ID]; r != nil {
+			v.Health, v.LatencyMS = r.Verdict, r.LatencyEWMAMS
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func recentRate(ctx context.Context, dsn string, now time.Time) float64 {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	s, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		return -1
+	}
+	defer s.Close()
+	n, err := s.CreatedSince(ctx, now.Add(-recentWindow))
+	if err != nil {
+		return -1
+	}
+	return float64(n) / recentWindow.Seconds()
+}

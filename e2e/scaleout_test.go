@@ -1,0 +1,193 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"tradeunit"
+	"tradeunit/admin"
+	"tradeunit/bench"
+	"tradeunit/cluster"
+	"tradeunit/internal/etcdtest"
+	"tradeunit/routing"
+)
+
+// TestOnlineScaleOutOnEtcd drives steady create/pay/query load through a
+// cluster whose routing table is in etcd, adds two units mid-run, and checks
+// that no request fails, that the new units take their fair share of new
+// orders within seconds, and that every order is intact. It also counts what
+// hash-mod-N sharding would have had to move for the same growth.
+func TestOnlineScaleOutOnEtcd(t *testing.T) {
+	spec := etcdtest.Start(t, 1).Spec("/scaleout")
+	c := startCluster(t, options{units: 3, replicas: 1, routesSpec: spec, balanceWindow: 2 * time.Second})
+	ctx := context.Background()
+	target, err := bench.OpenTarget(ctx, c.ProxyURL, c.Credentials.Merchants[0].APIKey, "", 0, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Release()
+	mix, _ := bench.ParseMix("create=4,pay=3,query=6")
+
+	var (
+		res    *bench.Result
+		runErr error
+		wg     sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		res, runErr = bench.Run(ctx, bench.Config{Target: target, Concurrency: 8, Duration: 8 * time.Second, Mix: mix, Verify: true})
+	}()
+	time.Sleep(2 * time.Second)
+	before := ordersPerUnit(t, c.Units)
+	added := time.Now()
+	for i := 0; i < 2; i++ {
+		if _, err := c.AddUnit(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if runErr != nil {
+		t.Fatal(runErr)
+	}
+	if res.Errors != 0 || !res.Verification.OK() {
+		t.Fatalf("scale-out under load: %d failed requests %v, verification %+v; want none and every order intact",
+			res.Errors, res.ErrorsByCode, res.Verification)
+	}
+
+	// The new units' share of the orders created in the last 3 seconds.
+	late := time.Now().Add(-3 * time.Second)
+	if late.Before(added) {
+		t.Fatalf("test too slow: the run ended %v after the units were added", time.Since(added))
+	}
+	recent := createdSince(t, c.Units, late)
+	var total, newer int64
+	for id, n := range recent {
+		total += n
+		if id > 3 {
+			newer += n
+		}
+	}
+	share := float64(newer) / float64(total)
+	t.Logf("%d requests, 0 failed; last 3 s: new units took %d of %d new orders (%.0f%%; fair share 40%%)", res.Requests, newer, total, 100*share)
+	if total < 50 || share < 0.32 {
+		t.Fatalf("new units took %.0f%% of %d recent orders, want at least 32%% (fair share 40%%)", 100*share, total)
+	}
+
+	// Moved rows: none here. Hash-mod-N sharding growing 3 → 5 shards moves
+	// every row whose hash mod 3 differs from its hash mod 5.
+	var rows, moved int
+	for _, nos := range before {
+		for _, no := range nos {
+			rows++
+			h := fnv.New64a()
+			h.Write([]byte(no))
+			if v := h.Sum64(); v%3 != v%5 {
+				moved++
+			}
+		}
+	}
+	t.Logf("orders existing before the scale-out: %d; moved by tradeunit: 0; hash-mod-N (3→5) would move %d (%.0f%%)",
+		rows, moved, 100*float64(moved)/float64(rows))
+	after := ordersPerUnit(t, c.Units[:3])
+	for id, nos := range before {
+		if len(after[id]) < len(nos) {
+			t.Fatalf("unit %d had %d orders before the scale-out and %d after", id, len(nos), len(after[id]))
+		}
+	}
+}
+
+// ordersPerUnit lists every merchant order number in each unit's SQLite file.
+func ordersPerUnit(t *testing.T, units []*cluster.Unit) map[tradeunit.UnitID][]string {
+	t.Helper()
+	out := map[tradeunit.UnitID][]string{}
+	for _, u := range units {
+		db := openSQLite(t, u.DSN)
+		rows, err := db.Query("SELECT order_no FROM orders WHERE mchid <> ?", tradeunit.ProbeMchid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var no string
+			rows.Scan(&no)
+			out[u.ID] = append(out[u.ID], no)
+		}
+		rows.Close()
+	}
+	return out
+}
+
+func createdSince(t *testing.T, units []*cluster.Unit, since time.Time) map[tradeunit.UnitID]int64 {
+	t.Helper()
+	out := map[tradeunit.UnitID]int64{}
+	for _, u := range units {
+		var n int64
+		err := openSQLite(t, u.DSN).QueryRow("SELECT COUNT(*) FROM orders WHERE create_time >= ? AND mchid <> ?",
+			since.UnixMicro(), tradeunit.ProbeMchid).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[u.ID] = n
+	}
+	return out
+}
+
+func openSQLite(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", strings.TrimPrefix(dsn, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestProxyFollowsEtcdAndSurvivesItsLoss: a drain made through etcd reaches
+// the proxy within a second (measured), and the proxy keeps serving from its
+// last good table while etcd is down.
+func TestProxyFollowsEtcdAndSurvivesItsLoss(t *testing.T) {
+	etcd := etcdtest.Start(t, 1)
+	spec := etcd.Spec("/follow")
+	c := startCluster(t, options{units: 3, replicas: 1, routesSpec: spec})
+	api := newClient(t, c, 0)
+	ctx := context.Background()
+	ed, err := routing.OpenEtcd(ctx, spec, routing.EtcdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ed.Close()
+	a := &admin.Admin{Routes: ed, Who: "e2e"}
+	if _, err := a.Drain(ctx, 2, false); err != nil {
+		t.Fatal(err)
+	}
+	drained := time.Now()
+	// The proxy's own copy of the table (it runs in this process).
+	waitFor(t, time.Second, "the proxy sees the drain", func() bool {
+		u, _ := c.Routes().Unit(2)
+		return !u.AcceptNew
+	})
+	t.Logf("the proxy applied the drain %v after it was written to etcd", time.Since(drained))
+	for i := 0; i < 50; i++ {
+		r := api.call("POST", "/v3/orders", createBody(uniq("follow"), 100))
+		want(t, "create after drain", r, 200, "")
+		if unitOf(r) == 2 {
+			t.Fatal("a create landed on the drained unit after the proxy applied the drain")
+		}
+	}
+
+	etcd.Members[0].Kill()
+	for i := 0; i < 50; i++ {
+		r := api.call("POST", "/v3/orders", createBody(uniq("no-etcd"), 100))
+		want(t, "create while etcd is down", r, 200, "")
+		if unitOf(r) == 2 {
+			t.Fatal("a create landed on the drained unit while etcd was down: the proxy lost its table")
+		}
+	}
+}
