@@ -34,7 +34,7 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	w := flag.CommandLine.Output()
-	fmt.Fprintln(w, "Usage: tradeunit admin SUBCOMMAND [flags]\n\nSubcommands (each takes --routes FILE, default ./data/routes.json):")
+	fmt.Fprintln(w, "Usage: tradeunit admin SUBCOMMAND [flags]\n\nSubcommands (each takes --routes FILE or etcd://HOST:PORT/PREFIX; default: the local cluster's table):")
 	for _, c := range adminCommands {
 		fmt.Fprintf(w, "  %-19s %s\n  %-19s   %s\n", c.name, c.usage, "", c.short)
 	}

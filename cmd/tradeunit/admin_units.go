@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,6 +40,11 @@ var (
 		usage: "ORDER_NO",
 		short: "print the fields of an order number",
 	}
+	initCmd = &command{
+		name:  "init",
+		usage: "--routes etcd://HOST:PORT/PREFIX --from FILE",
+		short: "store a routing table file in etcd as the first table of PREFIX",
+	}
 	historyCmd = &command{
 		name:  "history",
 		usage: "[--limit 20] [--json]",
@@ -64,11 +70,12 @@ func init() {
 	merchantGroupCmd.run = runMerchantGroup
 	adminDecodeCmd.run = runDecode
 	historyCmd.run = runHistory
+	initCmd.run = runInit
 	unitAddCmd.run = runUnitAdd
 	unitDrainCmd.run = runUnitDrain
 	unitUndrainCmd.run = runUnitUndrain
 	unitSetCmd.run = runUnitSet
-	adminCommands = append(adminCommands, unitsCmd, unitGroupCmd, merchantGroupCmd, adminDecodeCmd, historyCmd)
+	adminCommands = append(adminCommands, unitsCmd, unitGroupCmd, merchantGroupCmd, adminDecodeCmd, historyCmd, initCmd)
 }
 
 // unitActions are `tradeunit admin unit ACTION`; blacklist and unblacklist
@@ -334,6 +341,30 @@ func runHistory(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", c.Revision, c.Time.Format("2006-01-02 15:04:05Z07:00"), c.Who, c.What)
 	}
 	return tw.Flush()
+}
+
+func runInit(ctx context.Context, args []string, stdout io.Writer) error {
+	fs, af := newAdminFlags(initCmd)
+	from := fs.String("from", "", "routing table file to store")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(*af.routes, "etcd://") || *from == "" {
+		return errors.New("want --routes etcd://HOST:PORT/PREFIX and --from FILE")
+	}
+	data, err := os.ReadFile(*from)
+	if err != nil {
+		return err
+	}
+	t, err := routing.Parse(data)
+	if err != nil {
+		return err
+	}
+	if err := routing.InitEtcd(ctx, *af.routes, t, routing.Change{Who: *af.who, What: "init from " + *from}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "stored %s (%d units, revision %d) in %s\n", *from, len(t.Units), t.Revision, *af.routes)
+	return nil
 }
 
 // labelFlag collects repeated --label KEY=VALUE flags.
