@@ -42,13 +42,15 @@ func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	routes, err := routing.OpenFile(*routesPath, routing.FileOptions{Logger: log})
+	routes, err := routing.Open(ctx, *routesPath, routing.FileOptions{Logger: log})
 	if err != nil {
 		return err
 	}
 	defer routes.Close()
+	reg := newRegistry()
+	registerRoutesMetrics(reg, routes)
 	p, err := proxy.New(proxy.Config{Routes: routes, Credentials: creds, MaxCreateAttempts: *attempts,
-		UnitTimeout: *timeout, Health: *healthURL, Registry: newRegistry(), Logger: log})
+		UnitTimeout: *timeout, Health: *healthURL, Registry: reg, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -57,7 +59,8 @@ func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	server := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- server.Serve(ln) }()
 	fmt.Fprintf(stdout, "proxy listening on http://%s\n", ln.Addr())
