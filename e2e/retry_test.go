@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/orderno"
 	"tradeunit/rpc"
 	"tradeunit/selection"
+	"tradeunit/store/sqlstore"
 )
 
 // TestOrderRetry kills one unit's logic services under create load: every
@@ -158,7 +160,11 @@ func TestUnknownOutcomeIsRecorded(t *testing.T) {
 			t.Fatalf("orphan %+v", orphan)
 		}
 	case tradeunit.IsCode(err, tradeunit.CodeNotFound):
-		t.Log("the paused unit dropped the canceled create: no orphan")
+		// The paused unit dropped the canceled create. Commit the orphan it
+		// could have left had it been further along, straight into its
+		// storage, so that the lookup below always meets one.
+		t.Log("the paused unit dropped the canceled create; planting the orphan it could have committed")
+		plantOrphan(t, c.Unit(paused).DSN, mchid, out, paused)
 	default:
 		t.Fatal(err)
 	}
@@ -238,5 +244,26 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %v", what, timeout)
 		}
+	}
+}
+
+// plantOrphan commits, in a unit's storage, the order a create with an
+// unknown outcome may leave behind.
+func plantOrphan(t *testing.T, dsn, mchid, outTradeNo string, unit tradeunit.UnitID) {
+	t.Helper()
+	store, err := sqlstore.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	no, err := orderno.New(unit, now, orderno.MaxSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := store.CreateOrder(context.Background(), &tradeunit.Order{OrderNo: no.String(), Mchid: mchid,
+		OutTradeNo: outTradeNo, Description: "e2e order", Amount: tradeunit.Amount{Total: 100, Currency: "CNY"},
+		CreateTime: now}); err != nil || !created {
+		t.Fatalf("plant orphan: created %v, %v", created, err)
 	}
 }

@@ -67,14 +67,3 @@ func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest)
 		Err:     lastErr,
 	}
 }
-
-// firstChoice returns the unit a create of the merchant's order key would
-// try first now, if any.
-func (p *Proxy) firstChoice(mchid, outTradeNo string) (tradeunit.UnitID, bool) {
-	var buf [1]tradeunit.UnitID
-	ranked, err := p.plan.Load().Pick(buf[:0], mchid, outTradeNo, 1)
-	if err != nil || len(ranked) == 0 {
-		return 0, false
-	}
-	return ranked[0], true
-}

@@ -143,7 +143,7 @@ func (p *Proxy) handleGetOrderByOutTradeNo(w http.ResponseWriter, r *http.Reques
 		p.writeError(w, r, err)
 		return
 	}
-	o, err := findAcross(r.Context(), p, mchid, outTradeNo, "order with out_trade_no "+outTradeNo, "get_by_out_trade_no",
+	o, err := findAcross(r.Context(), p, "order with out_trade_no "+outTradeNo, "get_by_out_trade_no",
 		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 			return svc.OrderByOutTradeNo(ctx, mchid, outTradeNo)
 		}, pickOrder)
@@ -206,7 +206,7 @@ func (p *Proxy) handleGetRefund(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, err)
 		return
 	}
-	f, err := findAcross(r.Context(), p, mchid, "", "refund "+outRefundNo, "get_refund",
+	f, err := findAcross(r.Context(), p, "refund "+outRefundNo, "get_refund",
 		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
 			return svc.Refund(ctx, mchid, outRefundNo)
 		}, pickFirst[tradeunit.Refund])

@@ -8,18 +8,18 @@ import (
 )
 
 // findAcross looks for a merchant's record by a key that names no unit
-// (out_trade_no, out_refund_no). If outTradeNo is set it first asks the unit
-// a create of (mchid, outTradeNo) would try first, where it lands while the
-// units are stable; then it asks every other unit at once. The result is found if any unit has
+// (out_trade_no, out_refund_no) by asking every unit at once. It must ask
+// them all even when the unit a create would try first has it: that unit may
+// hold the orphan of a create whose outcome was unknown, and the winner —
+// the order pick prefers — is elsewhere. The result is found if any unit has
 // it; not found only if every unit answered that it has not; UNIT_UNAVAILABLE
 // if a unit that might hold it could not be asked.
-func findAcross[T any](ctx context.Context, p *Proxy, mchid, outTradeNo, what, op string, get unitCall[*T], pick func([]*T) *T) (*T, error) {
+func findAcross[T any](ctx context.Context, p *Proxy, what, op string, get unitCall[*T], pick func([]*T) *T) (*T, error) {
 	table := p.routes.Current()
 	var (
 		mu          sync.Mutex
 		found       []*T
 		unreachable error
-		asked       = map[tradeunit.UnitID]bool{}
 	)
 	ask := func(id tradeunit.UnitID) {
 		u, _ := table.Unit(id)
@@ -34,21 +34,8 @@ func findAcross[T any](ctx context.Context, p *Proxy, mchid, outTradeNo, what, o
 			unreachable = err
 		}
 	}
-	if outTradeNo != "" {
-		if first, ok := p.firstChoice(mchid, outTradeNo); ok {
-			if _, inTable := table.Unit(first); inTable {
-				asked[first] = true
-				if ask(first); len(found) > 0 {
-					return found[0], nil
-				}
-			}
-		}
-	}
 	var wg sync.WaitGroup
 	for _, u := range table.Units {
-		if asked[u.ID] {
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
