@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"slices"
 
 	"tradeunit"
 	"tradeunit/selection"
@@ -9,8 +10,10 @@ import (
 
 // createOrder places a new order: selection ranks the units that may take it
 // (its partition, health, canary, load and latency; see package selection)
-// and the proxy tries them in that order, up to MaxCreateAttempts units
-// ("order retry").
+// and the proxy tries them in that order, until MaxCreateAttempts units
+// were called ("order retry"); a unit skipped without a call (every replica
+// known down) does not use up an attempt. It returns how many units it
+// called.
 //
 // A unit that answers decides the outcome, errors included. A unit that
 // cannot be reached is skipped. A unit that may have received the create but
@@ -19,38 +22,50 @@ import (
 // abandoned_units, so the orphan it may have left can be found and closed
 // when the unit returns. That orphan is the one window in which a merchant
 // order number can exist twice; the winning order names the unit holding it.
-func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
+func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (_ *tradeunit.Order, attempts int, _ error) {
 	r.Normalize()
 	if err := r.Validate(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	table := p.routes.Current()
-	var buf [selection.MaxPick]tradeunit.UnitID
-	ranked, err := p.plan.Load().Pick(buf[:0], r.Mchid, r.OutTradeNo, p.cfg.MaxCreateAttempts)
+	plan := p.plan.Load()
+	var buf, wide [selection.MaxPick]tradeunit.UnitID
+	ranked, err := plan.Pick(buf[:0], r.Mchid, r.OutTradeNo, p.cfg.MaxCreateAttempts)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	p.metrics.selected.WithLabelValues(ranked[0].String()).Inc()
 	var lastErr error
-	for i, id := range ranked {
+	for i := 0; i < len(ranked) && attempts < p.cfg.MaxCreateAttempts; i++ {
+		if i == len(ranked)-1 && len(ranked) < selection.MaxPick {
+			// Units skipped without a call used no attempt: let the next
+			// ones in the key's order follow.
+			if more, err := plan.Pick(wide[:0], r.Mchid, r.OutTradeNo, selection.MaxPick); err == nil {
+				ranked = appendNew(ranked, more)
+			}
+		}
+		id := ranked[i]
 		u, ok := table.Unit(id)
 		if !ok {
 			continue // removed from the table since the plan was built
 		}
-		if i > 0 {
+		if attempts > 0 {
 			p.metrics.createRetries.Inc()
-			p.log.Info("create retried on another unit", "attempt", i+1, "unit", id, "previous_error", lastErr)
+			p.log.Info("create retried on another unit", "attempt", attempts+1, "unit", id, "previous_error", lastErr)
 		}
 		p.balancer.Record(id)
 		o, res, err := callUnit(ctx, p, u, "create", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 			return svc.CreateOrder(ctx, r)
 		})
+		if res.tried {
+			attempts++
+		}
 		if err == nil {
-			return o, nil
+			return o, attempts, nil
 		}
 		code := tradeunit.ErrorCode(err)
 		if code != tradeunit.CodeUnitUnavailable && code != tradeunit.CodeInternal {
-			return nil, err // the unit's definite answer: a caller's mistake or a conflict
+			return nil, attempts, err // the unit's definite answer: a caller's mistake or a conflict
 		}
 		if res.sent || code == tradeunit.CodeInternal {
 			r.AbandonedUnits = append(r.AbandonedUnits, id)
@@ -60,10 +75,20 @@ func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest)
 			break
 		}
 	}
-	return nil, &tradeunit.Error{
+	return nil, attempts, &tradeunit.Error{
 		Code:    tradeunit.CodeNoUnitAvailable,
 		Message: "no unit could take the order; retry later with the same out_trade_no",
 		Op:      "proxy.createOrder",
 		Err:     lastErr,
 	}
+}
+
+// appendNew appends the units of more that ranked does not hold yet.
+func appendNew(ranked, more []tradeunit.UnitID) []tradeunit.UnitID {
+	for _, id := range more {
+		if !slices.Contains(ranked, id) {
+			ranked = append(ranked, id)
+		}
+	}
+	return ranked
 }

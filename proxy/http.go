@@ -122,10 +122,12 @@ func (p *Proxy) handleCreateOrder(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, err)
 		return
 	}
-	o, err := p.createOrder(r.Context(), tradeunit.CreateOrderRequest{
+	o, attempts, err := p.createOrder(r.Context(), tradeunit.CreateOrderRequest{
 		Mchid: mchidOf(r), OutTradeNo: body.OutTradeNo, Description: body.Description,
 		Amount: tradeunit.Amount{Total: body.Amount.Total, Currency: body.Amount.Currency},
 	})
+	// How many units this create called: more than one is an order retry.
+	w.Header().Set("Create-Attempts", strconv.Itoa(attempts))
 	p.writeOrder(w, r, o, err)
 }
 
@@ -255,8 +257,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON object")
+	if err == nil {
+		if _, tail := dec.Token(); tail != io.EOF {
+			err = errors.New("trailing data after the JSON object")
+		}
 	}
 	if err == nil {
 		return nil

@@ -46,6 +46,8 @@ func TestDecodeBody(t *testing.T) {
 		{`{"amount":{"total":1.5}}`, "amount.total must be a JSON integer"},
 		{`{"extra":1}`, "unknown field"},
 		{`{} {}`, "trailing data"},
+		{`{} }`, "trailing data"},
+		{`{} ]`, "trailing data"},
 		{`{"description":"` + strings.Repeat("x", maxBody) + `"}`, "exceeds"},
 	}
 	for _, tt := range tests {
