@@ -246,7 +246,7 @@ func testMerchantIsolation(t *testing.T, open Opener) {
 	}
 	_, err = s.Refund(ctx, mchB, "r1")
 	wantCode(t, "B reads A's refund", err, tradeunit.CodeNotFound)
-	got, _ := s.Order(ctx, o.OrderNo)
+	got := mustOrder(t, s, o.OrderNo)
 	if got.Refunded != 10 || got.PaymentID != "p" {
 		t.Fatalf("after B's attempts: refunded %d payment %q, want 10 and p", got.Refunded, got.PaymentID)
 	}
@@ -256,7 +256,7 @@ func testRefunds(t *testing.T, open Opener) {
 	ctx := context.Background()
 	s := open(t)
 	o := mustCreate(t, s, newOrder(t, mchA, 100))
-	pay("p")(s, o)
+	mustStep(t, "pay", pay("p"), s, o)
 	first, created, err := s.CreateRefund(ctx, refund(mchA, o.OrderNo, "r1", 30))
 	if err != nil || !created || first.RefundID == "" || first.Status != tradeunit.RefundSuccess {
 		t.Fatalf("first refund: %+v created %v err %v", first, created, err)
@@ -276,7 +276,7 @@ func testRefunds(t *testing.T, open Opener) {
 	if again, _, err := s.CreateRefund(ctx, refund(mchA, o.OrderNo, "r1", 30)); err != nil || again.RefundID != first.RefundID {
 		t.Fatalf("repeat after full refund: %+v, %v", again, err)
 	}
-	ord, _ := s.Order(ctx, o.OrderNo)
+	ord := mustOrder(t, s, o.OrderNo)
 	if ord.Refunded != 100 || ord.State != tradeunit.StateRefund {
 		t.Fatalf("order after refunds: refunded %d state %s, want 100 REFUND", ord.Refunded, ord.State)
 	}
@@ -329,7 +329,7 @@ func testConcurrentRefunds(t *testing.T, open Opener) {
 	ctx := context.Background()
 	s1, s2 := open(t), open(t)
 	o := mustCreate(t, s1, newOrder(t, mchA, 1000))
-	pay("p")(s1, o)
+	mustStep(t, "pay", pay("p"), s1, o)
 	var ok, notEnough atomic.Int32
 	hammer(goroutines, func(i int) {
 		s := []tradeunit.Store{s1, s2}[i%2]
@@ -346,7 +346,7 @@ func testConcurrentRefunds(t *testing.T, open Opener) {
 	if ok.Load() != 33 || notEnough.Load() != goroutines-33 {
 		t.Fatalf("got %d refunds and %d NOT_ENOUGH, want 33 and %d", ok.Load(), notEnough.Load(), goroutines-33)
 	}
-	got, _ := s1.Order(ctx, o.OrderNo)
+	got := mustOrder(t, s1, o.OrderNo)
 	if got.Refunded != 990 {
 		t.Fatalf("refunded sum: got %d, want 990", got.Refunded)
 	}
@@ -359,7 +359,7 @@ func testConcurrentSameRefund(t *testing.T, open Opener) {
 	ctx := context.Background()
 	s1, s2 := open(t), open(t)
 	o := mustCreate(t, s1, newOrder(t, mchA, 1000))
-	pay("p")(s1, o)
+	mustStep(t, "pay", pay("p"), s1, o)
 	ids := make([]string, goroutines)
 	var created atomic.Int32
 	hammer(goroutines, func(i int) {
@@ -379,7 +379,7 @@ func testConcurrentSameRefund(t *testing.T, open Opener) {
 			t.Fatalf("refund %d has id %s, refund 0 has %s", i, id, ids[0])
 		}
 	}
-	got, _ := s1.Order(ctx, o.OrderNo)
+	got := mustOrder(t, s1, o.OrderNo)
 	if created.Load() != 1 || got.Refunded != 100 {
 		t.Fatalf("got %d created and refunded %d, want 1 and 100", created.Load(), got.Refunded)
 	}
@@ -391,9 +391,14 @@ func testConcurrentCreate(t *testing.T, open Opener) {
 	nos := make([]string, goroutines)
 	var created atomic.Int32
 	hammer(goroutines, func(i int) {
-		o := newOrder(t, mchA, 100)
-		o.OutTradeNo = proto.OutTradeNo
-		got, c, err := []tradeunit.Store{s1, s2}[i%2].CreateOrder(context.Background(), o)
+		o := *proto // a new order number for each, as replicas would allocate
+		no, err := orderno.New(unit, time.Now(), seq.Add(1))
+		if err != nil {
+			t.Errorf("create %d: %v", i, err)
+			return
+		}
+		o.OrderNo = no.String()
+		got, c, err := []tradeunit.Store{s1, s2}[i%2].CreateOrder(context.Background(), &o)
 		if err != nil {
 			t.Errorf("create %d: %v", i, err)
 			return
@@ -473,7 +478,7 @@ func allEvents(t *testing.T, s tradeunit.Store) []tradeunit.Event {
 func testEvents(t *testing.T, open Opener) {
 	s := open(t)
 	o := mustCreate(t, s, newOrder(t, mchA, 100))
-	pay("p")(s, o)
+	mustStep(t, "pay", pay("p"), s, o)
 	pay("p")(s, o) // idempotent repeat: no second event
 	refundStep("r1", 10)(s, o)
 	pay("other")(s, o) // refused: no event
@@ -497,7 +502,7 @@ func testEvents(t *testing.T, open Opener) {
 func testReopen(t *testing.T, open Opener) {
 	s := open(t)
 	o := mustCreate(t, s, newOrder(t, mchA, 100))
-	pay("p")(s, o)
+	mustStep(t, "pay", pay("p"), s, o)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +528,7 @@ func testDeleteProbeOrders(t *testing.T, open Opener) {
 	closeOrder(s, oldProbes[0]) // probes close their orders: the ORDER_CLOSED event goes too
 	newProbe := aged(tradeunit.ProbeMchid, -time.Second)
 	merchant := aged(mchA, time.Hour) // older than every probe, and never deleted
-	pay("p")(s, merchant)
+	mustStep(t, "pay", pay("p"), s, merchant)
 	refundStep("r1", 1)(s, merchant)
 
 	_, err := s.DeleteProbeOrders(ctx, cutoff, 0)
@@ -563,4 +568,21 @@ func testDeleteProbeOrders(t *testing.T, open Opener) {
 	if left[newProbe.OrderNo] != 1 || left[merchant.OrderNo] != 3 {
 		t.Fatalf("events left: new probe %d, merchant %d; want 1 and 3", left[newProbe.OrderNo], left[merchant.OrderNo])
 	}
+}
+
+// mustStep applies a setup step that must succeed.
+func mustStep(t *testing.T, what string, st step, s tradeunit.Store, o *tradeunit.Order) {
+	t.Helper()
+	if err := st(s, o); err != nil {
+		t.Fatalf("setup %s: %v", what, err)
+	}
+}
+
+func mustOrder(t *testing.T, s tradeunit.Store, orderNo string) *tradeunit.Order {
+	t.Helper()
+	o, err := s.Order(context.Background(), orderNo)
+	if err != nil {
+		t.Fatalf("read order %s: %v", orderNo, err)
+	}
+	return o
 }
