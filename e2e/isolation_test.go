@@ -50,8 +50,8 @@ func TestIdempotentCreate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := api.call("POST", "/v3/orders", createBody(out2, 100))
-			if r.status != 200 {
+			r, err := api.try("POST", "/v3/orders", createBody(out2, 100))
+			if err != nil || r.status != 200 {
 				t.Errorf("concurrent create %d: %d %v", i, r.status, r.body)
 			}
 			nos[i] = r.str("order_no")

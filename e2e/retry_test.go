@@ -47,9 +47,9 @@ func TestOrderRetry(t *testing.T) {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
 				startedAfterKill := killed.Load()
-				r := api.call("POST", "/v3/orders", createBody(fmt.Sprintf("load-%d-%d-%d", w, i, time.Now().UnixNano()%1e9), 100))
+				r, err := api.try("POST", "/v3/orders", createBody(fmt.Sprintf("load-%d-%d-%d", w, i, time.Now().UnixNano()%1e9), 100))
 				mu.Lock()
-				if r.status != 200 {
+				if err != nil || r.status != 200 {
 					failures++
 					t.Errorf("create during failure: %d %v", r.status, r.body)
 				} else {
