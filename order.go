@@ -45,6 +45,11 @@ type Order struct {
 	// (Mchid, OutTradeNo) on that unit; reconciliation finds it through this
 	// list and closes it.
 	AbandonedUnits []UnitID
+
+	// Read says where this copy of the order was read from: the zero
+	// value for the primary; a replica for an eventual read, or for a
+	// real-time read in degraded mode. It is not stored.
+	Read ReadInfo
 }
 
 // SameRequest reports whether o was created from the same request body as r.

@@ -20,6 +20,10 @@ type Refund struct {
 	Reason      string
 	Status      RefundStatus
 	CreateTime  time.Time
+
+	// Read says where this copy of the refund was read from (see
+	// Order.Read). It is not stored.
+	Read ReadInfo
 }
 
 // SameRequest reports whether f was created from the same request as r.

@@ -12,6 +12,12 @@ import "context"
 // returns the paid order, closing a closed order succeeds, and a repeated
 // refund (same out_refund_no, same body) returns the first refund. So a call
 // whose outcome is unknown may be repeated on the same unit.
+//
+// Reads (Order, OrderByOutTradeNo, Refund) honour the consistency of their
+// ctx (WithConsistency): real-time by default, served by the unit's primary;
+// eventual, served by a replica within the unit's lag bound. The result's
+// Read field says where it came from and whether the unit was degraded.
+// Changes always go to the primary.
 type OrderService interface {
 	// CreateOrder creates an order in this unit. Errors: PARAM_ERROR,
 	// OUT_TRADE_NO_USED (same out_trade_no, different body).

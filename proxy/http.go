@@ -131,9 +131,25 @@ func (p *Proxy) handleCreateOrder(w http.ResponseWriter, r *http.Request) {
 	p.writeOrder(w, r, o, err)
 }
 
+// readContext returns the request's context carrying the consistency its
+// ?consistency= asks for (realtime, the default, or eventual), which the
+// unit honours (see tradeunit.WithConsistency).
+func readContext(r *http.Request) (context.Context, error) {
+	c, err := tradeunit.ParseConsistency(r.URL.Query().Get("consistency"))
+	if err != nil {
+		return nil, err
+	}
+	return tradeunit.WithConsistency(r.Context(), c), nil
+}
+
 func (p *Proxy) handleGetOrder(w http.ResponseWriter, r *http.Request) {
 	orderNo := r.PathValue("order_no")
-	o, err := callOrder(r.Context(), p, orderNo, "get", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+	ctx, err := readContext(r)
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	o, err := callOrder(ctx, p, orderNo, "get", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 		return svc.Order(ctx, mchidOf(r), orderNo)
 	})
 	p.writeOrder(w, r, o, err)
@@ -145,7 +161,12 @@ func (p *Proxy) handleGetOrderByOutTradeNo(w http.ResponseWriter, r *http.Reques
 		p.writeError(w, r, err)
 		return
 	}
-	o, err := findAcross(r.Context(), p, "order with out_trade_no "+outTradeNo, "get_by_out_trade_no",
+	ctx, err := readContext(r)
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	o, err := findAcross(ctx, p, "order with out_trade_no "+outTradeNo, "get_by_out_trade_no",
 		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 			return svc.OrderByOutTradeNo(ctx, mchid, outTradeNo)
 		}, pickOrder)
@@ -208,7 +229,12 @@ func (p *Proxy) handleGetRefund(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, err)
 		return
 	}
-	f, err := findAcross(r.Context(), p, "refund "+outRefundNo, "get_refund",
+	ctx, err := readContext(r)
+	if err != nil {
+		p.writeError(w, r, err)
+		return
+	}
+	f, err := findAcross(ctx, p, "refund "+outRefundNo, "get_refund",
 		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
 			return svc.Refund(ctx, mchid, outRefundNo)
 		}, pickFirst[tradeunit.Refund])

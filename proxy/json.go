@@ -45,6 +45,26 @@ type orderJSON struct {
 	CloseTime      string               `json:"close_time,omitempty"`
 	Unit           tradeunit.UnitID     `json:"unit"`
 	AbandonedUnits []tradeunit.UnitID   `json:"abandoned_units,omitempty"`
+	readJSON
+}
+
+// readJSON says where a result was read from; absent for the primary.
+type readJSON struct {
+	// ReadFrom is "replica" for a result a replica served: an eventual
+	// read, or a real-time read while the unit's primary is down.
+	ReadFrom tradeunit.ReadSource `json:"read_from,omitempty"`
+	// Degraded marks a real-time read the primary could not serve.
+	Degraded bool `json:"degraded,omitempty"`
+	// StalenessMS bounds how old the replica's data may be, in ms.
+	StalenessMS int64 `json:"staleness_ms,omitempty"`
+}
+
+func toReadJSON(r tradeunit.ReadInfo) readJSON {
+	if r.Source == tradeunit.FromPrimary {
+		return readJSON{}
+	}
+	// Rounded up: a bound must not shrink.
+	return readJSON{ReadFrom: r.Source, Degraded: r.Degraded, StalenessMS: (r.Staleness + time.Millisecond - 1).Milliseconds()}
 }
 
 type orderAmountJSON struct {
@@ -61,6 +81,7 @@ type refundJSON struct {
 	Reason      string                 `json:"reason,omitempty"`
 	Status      tradeunit.RefundStatus `json:"status"`
 	CreateTime  string                 `json:"create_time"`
+	readJSON
 }
 
 type refundAmountJSON struct {
@@ -75,7 +96,7 @@ func toOrderJSON(o *tradeunit.Order) orderJSON {
 		Amount:     orderAmountJSON{Total: o.Amount.Total, Refunded: o.Refunded, Currency: o.Amount.Currency},
 		TradeState: o.State, PaymentID: o.PaymentID,
 		CreateTime: timeJSON(o.CreateTime), SuccessTime: timeJSON(o.SuccessTime), CloseTime: timeJSON(o.CloseTime),
-		Unit: unit, AbandonedUnits: o.AbandonedUnits,
+		Unit: unit, AbandonedUnits: o.AbandonedUnits, readJSON: toReadJSON(o.Read),
 	}
 }
 
@@ -83,7 +104,7 @@ func toRefundJSON(f *tradeunit.Refund) refundJSON {
 	return refundJSON{
 		RefundID: f.RefundID, OutRefundNo: f.OutRefundNo, OrderNo: f.OrderNo,
 		Amount: refundAmountJSON{Refund: f.Amount.Refund, Currency: f.Amount.Currency},
-		Reason: f.Reason, Status: f.Status, CreateTime: timeJSON(f.CreateTime),
+		Reason: f.Reason, Status: f.Status, CreateTime: timeJSON(f.CreateTime), readJSON: toReadJSON(f.Read),
 	}
 }
 

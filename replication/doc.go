@@ -4,7 +4,9 @@
 // steps of a failover (Fence, MostAdvanced, WaitApplied, Promote, Repoint)
 // and of bringing a server back (ErrantGTIDs, Rejoin). Every operation
 // takes a go-sql-driver DSN of an administrative user (root), opens one
-// connection, and is bounded by its context.
+// connection, and is bounded by its context; InspectPrimary and
+// HeartbeatAge need no privilege beyond the application user's, for a
+// unit's logic service to check its primary and measure its replicas.
 //
 // # Why no acknowledged order is lost
 //
@@ -35,7 +37,9 @@
 // # Failover, in order
 //
 //  1. Fence the old primary (read_only, its clients killed); if it cannot
-//     be reached it must be known dead, or cut off by other means.
+//     be reached it must be known dead, or cut off by other means:
+//     StopReceiving on every replica leaves it no one to acknowledge a
+//     commit.
 //  2. Inspect every replica; MostAdvanced chooses one, or refuses.
 //  3. WaitApplied on it, then Promote it (semi-sync primary side on, writable).
 //  4. Point the routing table's storage mapping at it (before traffic,

@@ -161,6 +161,17 @@ func Inspect(ctx context.Context, dsn string) (Status, error) {
 }
 
 func (s *session) status(ctx context.Context) (Status, error) {
+	st, err := s.primaryStatus(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Replica, err = s.replicaStatus(ctx)
+	return st, err
+}
+
+// primaryStatus reads everything of Status but Replica: what any user may
+// read.
+func (s *session) primaryStatus(ctx context.Context) (Status, error) {
 	st := Status{Addr: s.addr}
 	v, _, err := s.row(ctx, `SELECT @@server_id AS server_id, @@version AS version, @@read_only AS read_only,
 		@@gtid_binlog_pos AS binlog_pos, @@gtid_binlog_state AS binlog_state,
@@ -204,9 +215,7 @@ func (s *session) status(ctx context.Context) (Status, error) {
 		return st, fmt.Errorf("%s: semi-sync waits: %w", s.addr, err)
 	}
 	st.SemiSync.LongestWait = time.Duration(waitMS * float64(time.Millisecond))
-
-	st.Replica, err = s.replicaStatus(ctx)
-	return st, err
+	return st, nil
 }
 
 // replicaStatus reads SHOW SLAVE STATUS; nil when no source is configured.

@@ -41,10 +41,22 @@ const DefaultPartition = "normal"
 
 // Storage is where a unit keeps its data: one primary and its replicas, each
 // a DSN such as "sqlite:data/unit-1.db" or
-// "mysql:root@tcp(127.0.0.1:3306)/tradeunit_u1".
+// "mysql:tradeunit:PASSWORD@tcp(127.0.0.1:3306)/tradeunit_u1". A unit's
+// logic services started with --routes follow it: they write to the primary
+// and serve eventual reads (and, when the primary is down, degraded ones)
+// from the replicas.
 type Storage struct {
+	// Primary is the one writable server. It is empty only while a
+	// failover is under way (see admin.Failover): the old primary is
+	// fenced and the new one not yet promoted, so changes are refused and
+	// reads go to the replicas.
 	Primary  string   `json:"primary"`
 	Replicas []string `json:"replicas,omitempty"`
+	// Fenced lists servers a failover took out of the unit: old primaries,
+	// read-only, that may hold transactions no other server has. Nothing
+	// reads or writes them; each rejoins as a replica (admin.Rejoin) or is
+	// rebuilt.
+	Fenced []string `json:"fenced,omitempty"`
 }
 
 // Unit is one transaction unit's entry in the routing table.
@@ -177,7 +189,9 @@ func compareUnits(a, b Unit) int { return cmp.Compare(a.ID, b.ID) }
 // Validate checks every unit: ids in 1..tradeunit.MaxUnitID and unique;
 // temperature hot, warm or cold; weight finite and not negative; an available
 // unit has at least one logic address; every address is host:port; the
-// storage primary is set; partition names match [a-z0-9_-]{1,32}. Empty
+// storage primary is set (or, while a failover is under way, at least one
+// replica), no storage DSN is empty or listed twice; partition names match
+// [a-z0-9_-]{1,32}. Empty
 // partition and temperature stand for their defaults. Then the policy:
 // partition policies (refuse, or spill to another known partition that is
 // not PreReleasePartition; canary label, value and a share in 0..1), the
@@ -225,12 +239,40 @@ func (u *Unit) validate() error {
 			return unitErrorf(u, "logic_addrs[%d] %q: %v", i, a, err)
 		}
 	}
-	if strings.TrimSpace(u.Storage.Primary) == "" {
+	return u.Storage.validate(u)
+}
+
+// validate checks a unit's storage: a primary (or, during a failover, none
+// but at least one replica to read), no empty DSN, and no server in two
+// roles.
+func (s *Storage) validate(u *Unit) error {
+	if strings.TrimSpace(s.Primary) == "" && len(s.Replicas) == 0 {
 		return unitErrorf(u, "storage.primary is empty")
 	}
-	for i, r := range u.Storage.Replicas {
-		if strings.TrimSpace(r) == "" {
-			return unitErrorf(u, "storage.replicas[%d] is empty", i)
+	seen := map[string]string{}
+	check := func(field, dsn string) error {
+		if strings.TrimSpace(dsn) == "" {
+			return unitErrorf(u, "%s is empty", field)
+		}
+		if prev, dup := seen[dsn]; dup {
+			return unitErrorf(u, "%s names the same server as %s", field, prev)
+		}
+		seen[dsn] = field
+		return nil
+	}
+	if s.Primary != "" {
+		if err := check("storage.primary", s.Primary); err != nil {
+			return err
+		}
+	}
+	for i, r := range s.Replicas {
+		if err := check(fmt.Sprintf("storage.replicas[%d]", i), r); err != nil {
+			return err
+		}
+	}
+	for i, f := range s.Fenced {
+		if err := check(fmt.Sprintf("storage.fenced[%d]", i), f); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -337,6 +379,7 @@ func (t *Table) Clone() *Table {
 	for i, u := range t.Units {
 		u.LogicAddrs = slices.Clone(u.LogicAddrs)
 		u.Storage.Replicas = slices.Clone(u.Storage.Replicas)
+		u.Storage.Fenced = slices.Clone(u.Storage.Fenced)
 		u.Labels = maps.Clone(u.Labels)
 		c.Units[i] = u
 	}

@@ -197,6 +197,12 @@ func TestValidateLiteral(t *testing.T) {
 		{"NaN weight", Unit{ID: 1, Weight: math.NaN(), Storage: Storage{Primary: "p"}}, "unit 1: weight NaN"},
 		{"infinite weight", Unit{ID: 1, Weight: math.Inf(1), Storage: Storage{Primary: "p"}}, "unit 1: weight +Inf"},
 		{"no storage", Unit{ID: 1}, "unit 1: storage.primary is empty"},
+		{"failing over: no primary, replicas", Unit{ID: 1, Storage: Storage{Replicas: []string{"r"}, Fenced: []string{"p"}}}, ""},
+		{"primary also a replica", Unit{ID: 1, Storage: Storage{Primary: "p", Replicas: []string{"r", "p"}}},
+			"unit 1: storage.replicas[1] names the same server as storage.primary"},
+		{"fenced also a replica", Unit{ID: 1, Storage: Storage{Primary: "p", Replicas: []string{"r"}, Fenced: []string{"r"}}},
+			"unit 1: storage.fenced[0] names the same server as storage.replicas[0]"},
+		{"empty fenced", Unit{ID: 1, Storage: Storage{Primary: "p", Fenced: []string{""}}}, "unit 1: storage.fenced[0] is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

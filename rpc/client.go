@@ -20,6 +20,9 @@ import (
 // proxy holds one per logic-service address; it is safe for concurrent use
 // and reconnects by itself.
 //
+// Reads carry the consistency of their ctx (tradeunit.WithConsistency) to
+// the unit, and return where the unit read them from (Order.Read).
+//
 // Errors are those of the remote service, with the same codes and messages,
 // or UNIT_UNAVAILABLE errors for which IsTransport is true when the replica
 // did not answer. Calls never wait for a connection to come up: while the
@@ -142,7 +145,8 @@ func (c *Client) CreateOrder(ctx context.Context, r tradeunit.CreateOrderRequest
 
 // Order implements tradeunit.OrderService.
 func (c *Client) Order(ctx context.Context, mchid, orderNo string) (*tradeunit.Order, error) {
-	p, err := c.api.GetOrder(ctx, &unitpb.GetOrderRequest{Mchid: mchid, OrderNo: orderNo})
+	p, err := c.api.GetOrder(ctx, &unitpb.GetOrderRequest{Mchid: mchid, OrderNo: orderNo,
+		Consistency: consistencyToProto(tradeunit.ConsistencyFrom(ctx))})
 	if err != nil {
 		return nil, fromStatus("GetOrder", err)
 	}
@@ -151,7 +155,8 @@ func (c *Client) Order(ctx context.Context, mchid, orderNo string) (*tradeunit.O
 
 // OrderByOutTradeNo implements tradeunit.OrderService.
 func (c *Client) OrderByOutTradeNo(ctx context.Context, mchid, outTradeNo string) (*tradeunit.Order, error) {
-	p, err := c.api.GetOrderByOutTradeNo(ctx, &unitpb.GetOrderByOutTradeNoRequest{Mchid: mchid, OutTradeNo: outTradeNo})
+	p, err := c.api.GetOrderByOutTradeNo(ctx, &unitpb.GetOrderByOutTradeNoRequest{Mchid: mchid, OutTradeNo: outTradeNo,
+		Consistency: consistencyToProto(tradeunit.ConsistencyFrom(ctx))})
 	if err != nil {
 		return nil, fromStatus("GetOrderByOutTradeNo", err)
 	}
@@ -187,7 +192,8 @@ func (c *Client) CreateRefund(ctx context.Context, r tradeunit.CreateRefundReque
 
 // Refund implements tradeunit.OrderService.
 func (c *Client) Refund(ctx context.Context, mchid, outRefundNo string) (*tradeunit.Refund, error) {
-	p, err := c.api.GetRefund(ctx, &unitpb.GetRefundRequest{Mchid: mchid, OutRefundNo: outRefundNo})
+	p, err := c.api.GetRefund(ctx, &unitpb.GetRefundRequest{Mchid: mchid, OutRefundNo: outRefundNo,
+		Consistency: consistencyToProto(tradeunit.ConsistencyFrom(ctx))})
 	if err != nil {
 		return nil, fromStatus("GetRefund", err)
 	}

@@ -56,6 +56,46 @@ func unitsFromProto(us []uint32) []tradeunit.UnitID {
 	return out
 }
 
+// readToProto encodes where a result was read from; nil (nothing on the
+// wire) for the primary, the common case.
+func readToProto(r tradeunit.ReadInfo) *unitpb.ReadInfo {
+	if r == (tradeunit.ReadInfo{}) {
+		return nil
+	}
+	return &unitpb.ReadInfo{
+		Source:      string(r.Source),
+		Degraded:    r.Degraded,
+		StalenessUs: r.Staleness.Microseconds(),
+	}
+}
+
+func readFromProto(p *unitpb.ReadInfo) tradeunit.ReadInfo {
+	return tradeunit.ReadInfo{
+		Source:    tradeunit.ReadSource(p.GetSource()),
+		Degraded:  p.GetDegraded(),
+		Staleness: time.Duration(p.GetStalenessUs()) * time.Microsecond,
+	}
+}
+
+// consistencyToProto encodes a read's consistency: "" for the default,
+// real-time, so that a request of a caller that never asks is unchanged.
+func consistencyToProto(c tradeunit.Consistency) string {
+	if c == tradeunit.RealTime {
+		return ""
+	}
+	return string(c)
+}
+
+// consistencyFromProto decodes consistencyToProto. A value this unit does
+// not know (a newer proxy's) is read as real-time, the safe choice.
+func consistencyFromProto(s string) tradeunit.Consistency {
+	c, err := tradeunit.ParseConsistency(s)
+	if err != nil {
+		return tradeunit.RealTime
+	}
+	return c
+}
+
 func orderToProto(o *tradeunit.Order) *unitpb.Order {
 	return &unitpb.Order{
 		OrderNo:        o.OrderNo,
@@ -72,6 +112,7 @@ func orderToProto(o *tradeunit.Order) *unitpb.Order {
 		SuccessTimeUs:  toMicros(o.SuccessTime),
 		CloseTimeUs:    toMicros(o.CloseTime),
 		AbandonedUnits: unitsToProto(o.AbandonedUnits),
+		Read:           readToProto(o.Read),
 	}
 }
 
@@ -90,6 +131,7 @@ func orderFromProto(p *unitpb.Order) *tradeunit.Order {
 		SuccessTime:    fromMicros(p.GetSuccessTimeUs()),
 		CloseTime:      fromMicros(p.GetCloseTimeUs()),
 		AbandonedUnits: unitsFromProto(p.GetAbandonedUnits()),
+		Read:           readFromProto(p.GetRead()),
 	}
 }
 
@@ -104,6 +146,7 @@ func refundToProto(f *tradeunit.Refund) *unitpb.Refund {
 		Reason:       f.Reason,
 		Status:       string(f.Status),
 		CreateTimeUs: toMicros(f.CreateTime),
+		Read:         readToProto(f.Read),
 	}
 }
 
@@ -117,6 +160,7 @@ func refundFromProto(p *unitpb.Refund) *tradeunit.Refund {
 		Reason:      p.GetReason(),
 		Status:      tradeunit.RefundStatus(p.GetStatus()),
 		CreateTime:  fromMicros(p.GetCreateTimeUs()),
+		Read:        readFromProto(p.GetRead()),
 	}
 }
 

@@ -32,6 +32,8 @@ type fakeService struct {
 	err    error
 	block  bool    // wait for ctx to end, then return an Internal-wrapped ctx error
 	calls  [][]any // per call: the method name, then its arguments
+	// consistency is what the last call's ctx asked for.
+	consistency tradeunit.Consistency
 }
 
 func (f *fakeService) set(o *tradeunit.Order, r *tradeunit.Refund, err error) {
@@ -43,6 +45,7 @@ func (f *fakeService) set(o *tradeunit.Order, r *tradeunit.Refund, err error) {
 func (f *fakeService) record(ctx context.Context, call ...any) error {
 	f.mu.Lock()
 	f.calls = append(f.calls, call)
+	f.consistency = tradeunit.ConsistencyFrom(ctx)
 	block, err := f.block, f.err
 	f.mu.Unlock()
 	if block {
@@ -149,6 +152,7 @@ func testOrder() *tradeunit.Order {
 		SuccessTime:    t0.Add(time.Second + time.Microsecond),
 		CloseTime:      t0.Add(time.Hour),
 		AbandonedUnits: []tradeunit.UnitID{7, 99999},
+		Read:           tradeunit.ReadInfo{Source: tradeunit.FromReplica, Degraded: true, Staleness: 1234 * time.Microsecond},
 	}
 }
 
@@ -162,6 +166,7 @@ func testRefund() *tradeunit.Refund {
 		Reason:      "商品已售完",
 		Status:      tradeunit.RefundSuccess,
 		CreateTime:  time.Date(2025, 3, 4, 6, 0, 0, 999999000, time.UTC),
+		Read:        tradeunit.ReadInfo{Source: tradeunit.FromReplica, Staleness: 5 * time.Millisecond},
 	}
 }
 
@@ -408,6 +413,34 @@ func TestRequestsRoundTrip(t *testing.T) {
 		}
 		if got := u.svc.lastCall(); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("service called with %+v, want %+v", got, tt.want)
+		}
+	}
+}
+
+// TestConsistencyRoundTrip: a read's consistency, set in the caller's ctx,
+// reaches the service's ctx; a call that sets none arrives real-time.
+func TestConsistencyRoundTrip(t *testing.T) {
+	u := startUnit(t)
+	u.svc.set(testOrder(), testRefund(), nil)
+	eventual := tradeunit.WithConsistency(t.Context(), tradeunit.Eventual)
+	for _, c := range calls {
+		for _, tt := range []struct {
+			ctx  context.Context
+			want tradeunit.Consistency
+		}{{t.Context(), tradeunit.RealTime}, {eventual, tradeunit.Eventual}} {
+			if err := c.do(tt.ctx, u.client); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			want := tt.want
+			if c.name != "Order" && c.name != "OrderByOutTradeNo" && c.name != "Refund" {
+				want = tradeunit.RealTime // changes always go to the primary
+			}
+			u.svc.mu.Lock()
+			got := u.svc.consistency
+			u.svc.mu.Unlock()
+			if got != want {
+				t.Errorf("%s with %s: service saw %s, want %s", c.name, tradeunit.ConsistencyFrom(tt.ctx), got, want)
+			}
 		}
 	}
 }

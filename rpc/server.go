@@ -69,7 +69,8 @@ func Register(s *grpc.Server, svc tradeunit.OrderService) {
 
 // server adapts a tradeunit.OrderService to the generated UnitServiceServer.
 // It holds no state: every call converts the request, calls svc, and
-// converts the result or error.
+// converts the result or error. A read's consistency travels as a field of
+// its request and is restored into the ctx the service sees.
 type server struct {
 	unitpb.UnimplementedUnitServiceServer
 	svc tradeunit.OrderService
@@ -83,11 +84,13 @@ func (s *server) CreateOrder(ctx context.Context, r *unitpb.CreateOrderRequest) 
 }
 
 func (s *server) GetOrder(ctx context.Context, r *unitpb.GetOrderRequest) (*unitpb.Order, error) {
+	ctx = tradeunit.WithConsistency(ctx, consistencyFromProto(r.GetConsistency()))
 	o, err := s.svc.Order(ctx, r.GetMchid(), r.GetOrderNo())
 	return s.order(ctx, "GetOrder", o, err)
 }
 
 func (s *server) GetOrderByOutTradeNo(ctx context.Context, r *unitpb.GetOrderByOutTradeNoRequest) (*unitpb.Order, error) {
+	ctx = tradeunit.WithConsistency(ctx, consistencyFromProto(r.GetConsistency()))
 	o, err := s.svc.OrderByOutTradeNo(ctx, r.GetMchid(), r.GetOutTradeNo())
 	return s.order(ctx, "GetOrderByOutTradeNo", o, err)
 }
@@ -108,6 +111,7 @@ func (s *server) CreateRefund(ctx context.Context, r *unitpb.CreateRefundRequest
 }
 
 func (s *server) GetRefund(ctx context.Context, r *unitpb.GetRefundRequest) (*unitpb.Refund, error) {
+	ctx = tradeunit.WithConsistency(ctx, consistencyFromProto(r.GetConsistency()))
 	f, err := s.svc.Refund(ctx, r.GetMchid(), r.GetOutRefundNo())
 	return s.refund(ctx, "GetRefund", f, err)
 }

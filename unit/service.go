@@ -5,6 +5,7 @@ package unit
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"tradeunit"
@@ -13,10 +14,10 @@ import (
 
 // Service implements tradeunit.OrderService for one unit.
 type Service struct {
-	unit  tradeunit.UnitID
-	store tradeunit.Store
-	seq   *Sequencer
-	now   func() time.Time
+	unit    tradeunit.UnitID
+	storage Storage
+	seq     *Sequencer
+	now     func() time.Time
 }
 
 var _ tradeunit.OrderService = (*Service)(nil)
@@ -28,8 +29,25 @@ type Config struct {
 	Now           func() time.Time // the clock; time.Now if nil
 }
 
-// New returns the logic service of cfg.Unit over store.
+// New returns the logic service of cfg.Unit over store, its one storage:
+// every call goes to it.
 func New(cfg Config, store tradeunit.Store) (*Service, error) {
+	if err := cfg.Unit.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := store.BindUnit(ctx, cfg.Unit); err != nil {
+		return nil, fmt.Errorf("unit %d: %w", cfg.Unit, err)
+	}
+	return NewWithStorage(cfg, Fixed(store))
+}
+
+// NewWithStorage returns the logic service of cfg.Unit over a storage that
+// may change under it: a primary and replicas that follow the routing table
+// (package store/replicated). The storage binds each primary it opens to
+// the unit (Store.BindUnit).
+func NewWithStorage(cfg Config, storage Storage) (*Service, error) {
 	if err := cfg.Unit.Validate(); err != nil {
 		return nil, err
 	}
@@ -37,7 +55,7 @@ func New(cfg Config, store tradeunit.Store) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{unit: cfg.Unit, store: store, seq: NewSequencer(store, cfg.SequenceBlock), now: now}, nil
+	return &Service{unit: cfg.Unit, storage: storage, seq: NewSequencer(primaryAllocator{storage}, cfg.SequenceBlock), now: now}, nil
 }
 
 // Unit returns the unit this service serves.
@@ -52,8 +70,15 @@ func (s *Service) CreateOrder(ctx context.Context, r tradeunit.CreateOrderReques
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
+	store, err := s.storage.Primary()
+	if err != nil {
+		return nil, err
+	}
 	seq, err := s.seq.Next(ctx)
 	if err != nil {
+		if tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable) {
+			return nil, err
+		}
 		return nil, tradeunit.Internal("unit.CreateOrder: next sequence", err)
 	}
 	now := s.clock()
@@ -65,7 +90,7 @@ func (s *Service) CreateOrder(ctx context.Context, r tradeunit.CreateOrderReques
 		OrderNo: no.String(), Mchid: r.Mchid, OutTradeNo: r.OutTradeNo, Description: r.Description,
 		Amount: r.Amount, AbandonedUnits: r.AbandonedUnits, CreateTime: now,
 	}
-	stored, created, err := s.store.CreateOrder(ctx, o)
+	stored, created, err := store.CreateOrder(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +106,9 @@ func (s *Service) Order(ctx context.Context, mchid, orderNo string) (*tradeunit.
 	if err := s.checkOrderNo(orderNo); err != nil {
 		return nil, err
 	}
-	o, err := s.store.Order(ctx, orderNo)
+	o, err := read(ctx, s.storage, func(store tradeunit.Store) (*tradeunit.Order, error) {
+		return store.Order(ctx, orderNo)
+	}, orderRead)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +127,9 @@ func (s *Service) OrderByOutTradeNo(ctx context.Context, mchid, outTradeNo strin
 	if err := tradeunit.ValidateOutTradeNo(outTradeNo); err != nil {
 		return nil, err
 	}
-	return s.store.OrderByOutTradeNo(ctx, mchid, outTradeNo)
+	return read(ctx, s.storage, func(store tradeunit.Store) (*tradeunit.Order, error) {
+		return store.OrderByOutTradeNo(ctx, mchid, outTradeNo)
+	}, orderRead)
 }
 
 // PayOrder marks the order paid by r.PaymentID.
@@ -111,7 +140,11 @@ func (s *Service) PayOrder(ctx context.Context, r tradeunit.PayOrderRequest) (*t
 	if err := s.checkOrderNo(r.OrderNo); err != nil {
 		return nil, err
 	}
-	return s.store.PayOrder(ctx, r.Mchid, r.OrderNo, r.PaymentID, s.clock())
+	store, err := s.storage.Primary()
+	if err != nil {
+		return nil, err
+	}
+	return store.PayOrder(ctx, r.Mchid, r.OrderNo, r.PaymentID, s.clock())
 }
 
 // CloseOrder closes an unpaid order.
@@ -122,7 +155,11 @@ func (s *Service) CloseOrder(ctx context.Context, mchid, orderNo string) (*trade
 	if err := s.checkOrderNo(orderNo); err != nil {
 		return nil, err
 	}
-	return s.store.CloseOrder(ctx, mchid, orderNo, s.clock())
+	store, err := s.storage.Primary()
+	if err != nil {
+		return nil, err
+	}
+	return store.CloseOrder(ctx, mchid, orderNo, s.clock())
 }
 
 // CreateRefund refunds part or all of a paid order.
@@ -134,7 +171,11 @@ func (s *Service) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequ
 	if err := s.checkOrderNo(r.OrderNo); err != nil {
 		return nil, err
 	}
-	stored, created, err := s.store.CreateRefund(ctx, &tradeunit.Refund{
+	store, err := s.storage.Primary()
+	if err != nil {
+		return nil, err
+	}
+	stored, created, err := store.CreateRefund(ctx, &tradeunit.Refund{
 		OutRefundNo: r.OutRefundNo, Mchid: r.Mchid, OrderNo: r.OrderNo, Amount: r.Amount,
 		Reason: r.Reason, CreateTime: s.clock(),
 	})
@@ -156,7 +197,9 @@ func (s *Service) Refund(ctx context.Context, mchid, outRefundNo string) (*trade
 	if err := tradeunit.ValidateOutRefundNo(outRefundNo); err != nil {
 		return nil, err
 	}
-	return s.store.Refund(ctx, mchid, outRefundNo)
+	return read(ctx, s.storage, func(store tradeunit.Store) (*tradeunit.Refund, error) {
+		return store.Refund(ctx, mchid, outRefundNo)
+	}, refundRead)
 }
 
 // checkOrderNo rejects a malformed number and one of another unit: a call
@@ -164,7 +207,7 @@ func (s *Service) Refund(ctx context.Context, mchid, outRefundNo string) (*trade
 func (s *Service) checkOrderNo(orderNo string) error {
 	u, err := orderno.UnitOf(orderNo)
 	if err != nil {
-		return tradeunit.Errorf(tradeunit.CodeParamError, "%s", err.Error())
+		return orderno.AsParamError(err)
 	}
 	if u != s.unit {
 		return tradeunit.Errorf(tradeunit.CodeNotFound, "order %s does not exist", orderNo)

@@ -16,7 +16,7 @@ import (
 var adminCmd = &command{
 	name:  "admin",
 	usage: "SUBCOMMAND [flags]",
-	short: "change the routing table: blacklist units, canary shares, merchant partitions, partition policy",
+	short: "change the routing table: blacklist units, canary shares, merchant partitions, partition policy, storage failover",
 }
 
 // adminCommands are the subcommands of tradeunit admin; each lives in an

@@ -23,7 +23,7 @@ type command struct {
 	run   func(ctx context.Context, args []string, stdout io.Writer) error
 }
 
-var commands = []*command{devCmd, proxyCmd, unitCmd, healthCmd, adminCmd, benchCmd, decodeCmd}
+var commands = []*command{devCmd, proxyCmd, unitCmd, healthCmd, adminCmd, mariadbCmd, benchCmd, decodeCmd}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

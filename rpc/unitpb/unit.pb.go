@@ -56,8 +56,10 @@ type Order struct {
 	// abandoned_units lists units where an earlier attempt at creating this
 	// order had an unknown outcome; reconciliation closes any orphan there.
 	AbandonedUnits []uint32 `protobuf:"varint,14,rep,packed,name=abandoned_units,json=abandonedUnits,proto3" json:"abandoned_units,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// read says where this copy was read from; unset for the primary.
+	Read          *ReadInfo `protobuf:"bytes,15,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
@@ -188,6 +190,78 @@ func (x *Order) GetAbandonedUnits() []uint32 {
 	return nil
 }
 
+func (x *Order) GetRead() *ReadInfo {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+// ReadInfo says where a result was read from (tradeunit.ReadInfo).
+type ReadInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source is "" for the unit's primary, "replica" for one of its replicas.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// degraded is set when a real-time read was served by a replica because
+	// the primary could not serve it: the result may miss recent changes.
+	Degraded bool `protobuf:"varint,2,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	// staleness_us bounds how old a replica's data may be, in microseconds.
+	StalenessUs   int64 `protobuf:"varint,3,opt,name=staleness_us,json=stalenessUs,proto3" json:"staleness_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadInfo) Reset() {
+	*x = ReadInfo{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadInfo) ProtoMessage() {}
+
+func (x *ReadInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadInfo.ProtoReflect.Descriptor instead.
+func (*ReadInfo) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReadInfo) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ReadInfo) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
+func (x *ReadInfo) GetStalenessUs() int64 {
+	if x != nil {
+		return x.StalenessUs
+	}
+	return 0
+}
+
 // Refund is one refund of a paid order (tradeunit.Refund).
 type Refund struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -208,14 +282,16 @@ type Refund struct {
 	// status is the refund's status (tradeunit.RefundStatus), e.g. SUCCESS.
 	Status string `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
 	// create_time_us is when the refund was created (Unix microseconds, UTC).
-	CreateTimeUs  int64 `protobuf:"varint,9,opt,name=create_time_us,json=createTimeUs,proto3" json:"create_time_us,omitempty"`
+	CreateTimeUs int64 `protobuf:"varint,9,opt,name=create_time_us,json=createTimeUs,proto3" json:"create_time_us,omitempty"`
+	// read says where this copy was read from; unset for the primary.
+	Read          *ReadInfo `protobuf:"bytes,10,opt,name=read,proto3" json:"read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Refund) Reset() {
 	*x = Refund{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[1]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -227,7 +303,7 @@ func (x *Refund) String() string {
 func (*Refund) ProtoMessage() {}
 
 func (x *Refund) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[1]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -240,7 +316,7 @@ func (x *Refund) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refund.ProtoReflect.Descriptor instead.
 func (*Refund) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{1}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Refund) GetRefundId() string {
@@ -306,6 +382,13 @@ func (x *Refund) GetCreateTimeUs() int64 {
 	return 0
 }
 
+func (x *Refund) GetRead() *ReadInfo {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
 // CreateOrderRequest asks a unit to create an order
 // (tradeunit.CreateOrderRequest).
 type CreateOrderRequest struct {
@@ -330,7 +413,7 @@ type CreateOrderRequest struct {
 
 func (x *CreateOrderRequest) Reset() {
 	*x = CreateOrderRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[2]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +425,7 @@ func (x *CreateOrderRequest) String() string {
 func (*CreateOrderRequest) ProtoMessage() {}
 
 func (x *CreateOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[2]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +438,7 @@ func (x *CreateOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOrderRequest.ProtoReflect.Descriptor instead.
 func (*CreateOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{2}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateOrderRequest) GetMchid() string {
@@ -406,14 +489,17 @@ type GetOrderRequest struct {
 	// mchid is the merchant asking; another merchant's order is not found.
 	Mchid string `protobuf:"bytes,1,opt,name=mchid,proto3" json:"mchid,omitempty"`
 	// order_no is the unit-assigned order number.
-	OrderNo       string `protobuf:"bytes,2,opt,name=order_no,json=orderNo,proto3" json:"order_no,omitempty"`
+	OrderNo string `protobuf:"bytes,2,opt,name=order_no,json=orderNo,proto3" json:"order_no,omitempty"`
+	// consistency is "" or "realtime" (the primary) or "eventual" (a replica
+	// within the unit's lag bound).
+	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[3]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +511,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[3]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +524,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{3}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetOrderRequest) GetMchid() string {
@@ -455,20 +541,30 @@ func (x *GetOrderRequest) GetOrderNo() string {
 	return ""
 }
 
+func (x *GetOrderRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
 // GetOrderByOutTradeNoRequest names an order by the merchant's number.
 type GetOrderByOutTradeNoRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// mchid is the merchant asking.
 	Mchid string `protobuf:"bytes,1,opt,name=mchid,proto3" json:"mchid,omitempty"`
 	// out_trade_no is the merchant's own order number.
-	OutTradeNo    string `protobuf:"bytes,2,opt,name=out_trade_no,json=outTradeNo,proto3" json:"out_trade_no,omitempty"`
+	OutTradeNo string `protobuf:"bytes,2,opt,name=out_trade_no,json=outTradeNo,proto3" json:"out_trade_no,omitempty"`
+	// consistency is "" or "realtime" (the primary) or "eventual" (a replica
+	// within the unit's lag bound).
+	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetOrderByOutTradeNoRequest) Reset() {
 	*x = GetOrderByOutTradeNoRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[4]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +576,7 @@ func (x *GetOrderByOutTradeNoRequest) String() string {
 func (*GetOrderByOutTradeNoRequest) ProtoMessage() {}
 
 func (x *GetOrderByOutTradeNoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[4]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +589,7 @@ func (x *GetOrderByOutTradeNoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderByOutTradeNoRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderByOutTradeNoRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{4}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetOrderByOutTradeNoRequest) GetMchid() string {
@@ -506,6 +602,13 @@ func (x *GetOrderByOutTradeNoRequest) GetMchid() string {
 func (x *GetOrderByOutTradeNoRequest) GetOutTradeNo() string {
 	if x != nil {
 		return x.OutTradeNo
+	}
+	return ""
+}
+
+func (x *GetOrderByOutTradeNoRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
 	}
 	return ""
 }
@@ -526,7 +629,7 @@ type PayOrderRequest struct {
 
 func (x *PayOrderRequest) Reset() {
 	*x = PayOrderRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[5]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +641,7 @@ func (x *PayOrderRequest) String() string {
 func (*PayOrderRequest) ProtoMessage() {}
 
 func (x *PayOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[5]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +654,7 @@ func (x *PayOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrderRequest.ProtoReflect.Descriptor instead.
 func (*PayOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{5}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PayOrderRequest) GetMchid() string {
@@ -588,7 +691,7 @@ type CloseOrderRequest struct {
 
 func (x *CloseOrderRequest) Reset() {
 	*x = CloseOrderRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[6]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +703,7 @@ func (x *CloseOrderRequest) String() string {
 func (*CloseOrderRequest) ProtoMessage() {}
 
 func (x *CloseOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[6]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +716,7 @@ func (x *CloseOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseOrderRequest.ProtoReflect.Descriptor instead.
 func (*CloseOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{6}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CloseOrderRequest) GetMchid() string {
@@ -653,7 +756,7 @@ type CreateRefundRequest struct {
 
 func (x *CreateRefundRequest) Reset() {
 	*x = CreateRefundRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[7]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +768,7 @@ func (x *CreateRefundRequest) String() string {
 func (*CreateRefundRequest) ProtoMessage() {}
 
 func (x *CreateRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[7]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +781,7 @@ func (x *CreateRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRefundRequest.ProtoReflect.Descriptor instead.
 func (*CreateRefundRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{7}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRefundRequest) GetMchid() string {
@@ -729,14 +832,17 @@ type GetRefundRequest struct {
 	// mchid is the merchant asking; another merchant's refund is not found.
 	Mchid string `protobuf:"bytes,1,opt,name=mchid,proto3" json:"mchid,omitempty"`
 	// out_refund_no is the merchant's own refund number.
-	OutRefundNo   string `protobuf:"bytes,2,opt,name=out_refund_no,json=outRefundNo,proto3" json:"out_refund_no,omitempty"`
+	OutRefundNo string `protobuf:"bytes,2,opt,name=out_refund_no,json=outRefundNo,proto3" json:"out_refund_no,omitempty"`
+	// consistency is "" or "realtime" (the primary) or "eventual" (a replica
+	// within the unit's lag bound).
+	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetRefundRequest) Reset() {
 	*x = GetRefundRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[8]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +854,7 @@ func (x *GetRefundRequest) String() string {
 func (*GetRefundRequest) ProtoMessage() {}
 
 func (x *GetRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[8]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +867,7 @@ func (x *GetRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRefundRequest.ProtoReflect.Descriptor instead.
 func (*GetRefundRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{8}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetRefundRequest) GetMchid() string {
@@ -778,11 +884,18 @@ func (x *GetRefundRequest) GetOutRefundNo() string {
 	return ""
 }
 
+func (x *GetRefundRequest) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
 var File_tradeunit_v1_unit_proto protoreflect.FileDescriptor
 
 const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\n" +
-	"\x17tradeunit/v1/unit.proto\x12\ftradeunit.v1\"\xcb\x03\n" +
+	"\x17tradeunit/v1/unit.proto\x12\ftradeunit.v1\"\xf7\x03\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_no\x18\x01 \x01(\tR\aorderNo\x12\x14\n" +
 	"\x05mchid\x18\x02 \x01(\tR\x05mchid\x12 \n" +
@@ -801,7 +914,12 @@ const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\x0eupdate_time_us\x18\v \x01(\x03R\fupdateTimeUs\x12&\n" +
 	"\x0fsuccess_time_us\x18\f \x01(\x03R\rsuccessTimeUs\x12\"\n" +
 	"\rclose_time_us\x18\r \x01(\x03R\vcloseTimeUs\x12'\n" +
-	"\x0fabandoned_units\x18\x0e \x03(\rR\x0eabandonedUnits\"\x84\x02\n" +
+	"\x0fabandoned_units\x18\x0e \x03(\rR\x0eabandonedUnits\x12*\n" +
+	"\x04read\x18\x0f \x01(\v2\x16.tradeunit.v1.ReadInfoR\x04read\"a\n" +
+	"\bReadInfo\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1a\n" +
+	"\bdegraded\x18\x02 \x01(\bR\bdegraded\x12!\n" +
+	"\fstaleness_us\x18\x03 \x01(\x03R\vstalenessUs\"\xb0\x02\n" +
 	"\x06Refund\x12\x1b\n" +
 	"\trefund_id\x18\x01 \x01(\tR\brefundId\x12\"\n" +
 	"\rout_refund_no\x18\x02 \x01(\tR\voutRefundNo\x12\x14\n" +
@@ -811,7 +929,9 @@ const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\bcurrency\x18\x06 \x01(\tR\bcurrency\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12\x16\n" +
 	"\x06status\x18\b \x01(\tR\x06status\x12$\n" +
-	"\x0ecreate_time_us\x18\t \x01(\x03R\fcreateTimeUs\"\xc9\x01\n" +
+	"\x0ecreate_time_us\x18\t \x01(\x03R\fcreateTimeUs\x12*\n" +
+	"\x04read\x18\n" +
+	" \x01(\v2\x16.tradeunit.v1.ReadInfoR\x04read\"\xc9\x01\n" +
 	"\x12CreateOrderRequest\x12\x14\n" +
 	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12 \n" +
 	"\fout_trade_no\x18\x02 \x01(\tR\n" +
@@ -819,14 +939,16 @@ const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x14\n" +
 	"\x05total\x18\x04 \x01(\x03R\x05total\x12\x1a\n" +
 	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12'\n" +
-	"\x0fabandoned_units\x18\x06 \x03(\rR\x0eabandonedUnits\"B\n" +
+	"\x0fabandoned_units\x18\x06 \x03(\rR\x0eabandonedUnits\"d\n" +
 	"\x0fGetOrderRequest\x12\x14\n" +
 	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12\x19\n" +
-	"\border_no\x18\x02 \x01(\tR\aorderNo\"U\n" +
+	"\border_no\x18\x02 \x01(\tR\aorderNo\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"w\n" +
 	"\x1bGetOrderByOutTradeNoRequest\x12\x14\n" +
 	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12 \n" +
 	"\fout_trade_no\x18\x02 \x01(\tR\n" +
-	"outTradeNo\"a\n" +
+	"outTradeNo\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"a\n" +
 	"\x0fPayOrderRequest\x12\x14\n" +
 	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12\x19\n" +
 	"\border_no\x18\x02 \x01(\tR\aorderNo\x12\x1d\n" +
@@ -841,10 +963,11 @@ const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\rout_refund_no\x18\x03 \x01(\tR\voutRefundNo\x12\x16\n" +
 	"\x06refund\x18\x04 \x01(\x03R\x06refund\x12\x1a\n" +
 	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"L\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"n\n" +
 	"\x10GetRefundRequest\x12\x14\n" +
 	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12\"\n" +
-	"\rout_refund_no\x18\x02 \x01(\tR\voutRefundNo2\xfb\x03\n" +
+	"\rout_refund_no\x18\x02 \x01(\tR\voutRefundNo\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency2\xfb\x03\n" +
 	"\vUnitService\x12D\n" +
 	"\vCreateOrder\x12 .tradeunit.v1.CreateOrderRequest\x1a\x13.tradeunit.v1.Order\x12>\n" +
 	"\bGetOrder\x12\x1d.tradeunit.v1.GetOrderRequest\x1a\x13.tradeunit.v1.Order\x12V\n" +
@@ -867,38 +990,41 @@ func file_tradeunit_v1_unit_proto_rawDescGZIP() []byte {
 	return file_tradeunit_v1_unit_proto_rawDescData
 }
 
-var file_tradeunit_v1_unit_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_tradeunit_v1_unit_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_tradeunit_v1_unit_proto_goTypes = []any{
 	(*Order)(nil),                       // 0: tradeunit.v1.Order
-	(*Refund)(nil),                      // 1: tradeunit.v1.Refund
-	(*CreateOrderRequest)(nil),          // 2: tradeunit.v1.CreateOrderRequest
-	(*GetOrderRequest)(nil),             // 3: tradeunit.v1.GetOrderRequest
-	(*GetOrderByOutTradeNoRequest)(nil), // 4: tradeunit.v1.GetOrderByOutTradeNoRequest
-	(*PayOrderRequest)(nil),             // 5: tradeunit.v1.PayOrderRequest
-	(*CloseOrderRequest)(nil),           // 6: tradeunit.v1.CloseOrderRequest
-	(*CreateRefundRequest)(nil),         // 7: tradeunit.v1.CreateRefundRequest
-	(*GetRefundRequest)(nil),            // 8: tradeunit.v1.GetRefundRequest
+	(*ReadInfo)(nil),                    // 1: tradeunit.v1.ReadInfo
+	(*Refund)(nil),                      // 2: tradeunit.v1.Refund
+	(*CreateOrderRequest)(nil),          // 3: tradeunit.v1.CreateOrderRequest
+	(*GetOrderRequest)(nil),             // 4: tradeunit.v1.GetOrderRequest
+	(*GetOrderByOutTradeNoRequest)(nil), // 5: tradeunit.v1.GetOrderByOutTradeNoRequest
+	(*PayOrderRequest)(nil),             // 6: tradeunit.v1.PayOrderRequest
+	(*CloseOrderRequest)(nil),           // 7: tradeunit.v1.CloseOrderRequest
+	(*CreateRefundRequest)(nil),         // 8: tradeunit.v1.CreateRefundRequest
+	(*GetRefundRequest)(nil),            // 9: tradeunit.v1.GetRefundRequest
 }
 var file_tradeunit_v1_unit_proto_depIdxs = []int32{
-	2, // 0: tradeunit.v1.UnitService.CreateOrder:input_type -> tradeunit.v1.CreateOrderRequest
-	3, // 1: tradeunit.v1.UnitService.GetOrder:input_type -> tradeunit.v1.GetOrderRequest
-	4, // 2: tradeunit.v1.UnitService.GetOrderByOutTradeNo:input_type -> tradeunit.v1.GetOrderByOutTradeNoRequest
-	5, // 3: tradeunit.v1.UnitService.PayOrder:input_type -> tradeunit.v1.PayOrderRequest
-	6, // 4: tradeunit.v1.UnitService.CloseOrder:input_type -> tradeunit.v1.CloseOrderRequest
-	7, // 5: tradeunit.v1.UnitService.CreateRefund:input_type -> tradeunit.v1.CreateRefundRequest
-	8, // 6: tradeunit.v1.UnitService.GetRefund:input_type -> tradeunit.v1.GetRefundRequest
-	0, // 7: tradeunit.v1.UnitService.CreateOrder:output_type -> tradeunit.v1.Order
-	0, // 8: tradeunit.v1.UnitService.GetOrder:output_type -> tradeunit.v1.Order
-	0, // 9: tradeunit.v1.UnitService.GetOrderByOutTradeNo:output_type -> tradeunit.v1.Order
-	0, // 10: tradeunit.v1.UnitService.PayOrder:output_type -> tradeunit.v1.Order
-	0, // 11: tradeunit.v1.UnitService.CloseOrder:output_type -> tradeunit.v1.Order
-	1, // 12: tradeunit.v1.UnitService.CreateRefund:output_type -> tradeunit.v1.Refund
-	1, // 13: tradeunit.v1.UnitService.GetRefund:output_type -> tradeunit.v1.Refund
-	7, // [7:14] is the sub-list for method output_type
-	0, // [0:7] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	1, // 0: tradeunit.v1.Order.read:type_name -> tradeunit.v1.ReadInfo
+	1, // 1: tradeunit.v1.Refund.read:type_name -> tradeunit.v1.ReadInfo
+	3, // 2: tradeunit.v1.UnitService.CreateOrder:input_type -> tradeunit.v1.CreateOrderRequest
+	4, // 3: tradeunit.v1.UnitService.GetOrder:input_type -> tradeunit.v1.GetOrderRequest
+	5, // 4: tradeunit.v1.UnitService.GetOrderByOutTradeNo:input_type -> tradeunit.v1.GetOrderByOutTradeNoRequest
+	6, // 5: tradeunit.v1.UnitService.PayOrder:input_type -> tradeunit.v1.PayOrderRequest
+	7, // 6: tradeunit.v1.UnitService.CloseOrder:input_type -> tradeunit.v1.CloseOrderRequest
+	8, // 7: tradeunit.v1.UnitService.CreateRefund:input_type -> tradeunit.v1.CreateRefundRequest
+	9, // 8: tradeunit.v1.UnitService.GetRefund:input_type -> tradeunit.v1.GetRefundRequest
+	0, // 9: tradeunit.v1.UnitService.CreateOrder:output_type -> tradeunit.v1.Order
+	0, // 10: tradeunit.v1.UnitService.GetOrder:output_type -> tradeunit.v1.Order
+	0, // 11: tradeunit.v1.UnitService.GetOrderByOutTradeNo:output_type -> tradeunit.v1.Order
+	0, // 12: tradeunit.v1.UnitService.PayOrder:output_type -> tradeunit.v1.Order
+	0, // 13: tradeunit.v1.UnitService.CloseOrder:output_type -> tradeunit.v1.Order
+	2, // 14: tradeunit.v1.UnitService.CreateRefund:output_type -> tradeunit.v1.Refund
+	2, // 15: tradeunit.v1.UnitService.GetRefund:output_type -> tradeunit.v1.Refund
+	9, // [9:16] is the sub-list for method output_type
+	2, // [2:9] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_tradeunit_v1_unit_proto_init() }
@@ -912,7 +1038,7 @@ func file_tradeunit_v1_unit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradeunit_v1_unit_proto_rawDesc), len(file_tradeunit_v1_unit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

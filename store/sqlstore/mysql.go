@@ -15,12 +15,26 @@ import (
 const mysqlConns = 16
 
 func openMySQL(ctx context.Context, rest string) (*Store, error) {
+	s, cfg, err := openMySQLPool(rest, mysqlConns)
+	if err != nil {
+		return nil, err
+	}
+	if err := createDatabase(ctx, cfg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openMySQLPool opens a pool of conns connections to the database of rest,
+// without touching the server: connections are made when used.
+func openMySQLPool(rest string, conns int) (*Store, mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(rest)
 	if err != nil {
-		return nil, fmt.Errorf("parse mysql DSN: %w", err)
+		return nil, mysql.Config{}, fmt.Errorf("parse mysql DSN: %w", err)
 	}
 	if cfg.DBName == "" {
-		return nil, errors.New("mysql DSN needs a database name: one database per unit")
+		return nil, mysql.Config{}, errors.New("mysql DSN needs a database name: one database per unit")
 	}
 	// interpolateParams saves a round trip per statement (MEASURED.md).
 	cfg.InterpolateParams = true
@@ -28,18 +42,15 @@ func openMySQL(ctx context.Context, rest string) (*Store, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 3 * time.Second
 	}
-	if err := createDatabase(ctx, *cfg); err != nil {
-		return nil, err
-	}
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return nil, err
+		return nil, mysql.Config{}, err
 	}
 	db := sql.OpenDB(connector)
-	db.SetMaxOpenConns(mysqlConns)
-	db.SetMaxIdleConns(mysqlConns)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxLifetime(30 * time.Minute)
-	return &Store{write: db, read: db, dialect: mysqlDialect}, nil
+	return &Store{write: db, read: db, dialect: mysqlDialect}, *cfg, nil
 }
 
 // createDatabase creates the unit's database if it does not exist, so that a

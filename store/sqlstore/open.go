@@ -68,6 +68,37 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return s, nil
 }
 
+// replicaConns is the pool size of a replica opened for reads.
+const replicaConns = 8
+
+// OpenReplica opens the storage named by dsn (as Open) for reads only: a
+// replica of a unit's primary. It neither creates the database nor migrates
+// the schema, since a replica is read-only and gets both from its primary,
+// and it does not connect until the first read. The Store's changing
+// methods fail on a read-only server; use only its reads.
+func OpenReplica(ctx context.Context, dsn string) (*Store, error) {
+	scheme, rest, ok := strings.Cut(dsn, ":")
+	if !ok || rest == "" {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q must start with sqlite: or mysql:", redact(dsn))
+	}
+	var (
+		s   *Store
+		err error
+	)
+	switch scheme {
+	case "sqlite":
+		s, err = openSQLite(rest)
+	case "mysql":
+		s, _, err = openMySQLPool(rest, replicaConns)
+	default:
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q: unknown scheme %q (want sqlite or mysql)", redact(dsn), scheme)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open replica %s: %w", redact(dsn), err)
+	}
+	return s, nil
+}
+
 func openSQLite(rest string) (*Store, error) {
 	path, query, _ := strings.Cut(rest, "?")
 	params, err := url.ParseQuery(query)
@@ -125,6 +156,9 @@ func (s *Store) Close() error {
 	return err
 }
 
+// Redact returns dsn with its password hidden, for logs and errors.
+func Redact(dsn string) string { return redact(dsn) }
+
 // redact hides a password in a DSN for logs and errors.
 func redact(dsn string) string {
 	at := strings.LastIndex(dsn, "@")
@@ -138,4 +172,18 @@ func redact(dsn string) string {
 		}
 	}
 	return dsn
+}
+
+// ReadOnly reports whether the server refuses the application's writes now:
+// @@global.read_only on MySQL (a fenced or not yet promoted server), always
+// false on SQLite.
+func (s *Store) ReadOnly(ctx context.Context) (bool, error) {
+	if s.dialect.name != mysqlDialect.name {
+		return false, nil
+	}
+	var ro bool
+	if err := s.read.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&ro); err != nil {
+		return false, tradeunit.Internal("store.ReadOnly", err)
+	}
+	return ro, nil
 }

@@ -1,0 +1,371 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"tradeunit"
+	"tradeunit/admin"
+	"tradeunit/cluster"
+	"tradeunit/proxy"
+	"tradeunit/replication/localdb"
+	"tradeunit/routing"
+	"tradeunit/rpc"
+)
+
+// haOptions shape a cluster with one unit on replicated MariaDB storage.
+type haOptions struct {
+	sqliteUnits   int           // units 1..n on SQLite files, one logic service each; the replicated unit is n+1
+	logicReplicas int           // logic services of the replicated unit (default 2)
+	maxLag        time.Duration // their --replica-max-lag (default 1s)
+}
+
+// haCluster is a cluster of real processes whose last unit keeps its
+// storage on a local replicated MariaDB set (three mariadbd: one primary,
+// two semi-sync replicas) and whose logic services follow the routing
+// table (tradeunit unit --routes): the table names the unit's primary and
+// replicas, and a failover changes it. The proxy runs in the test process.
+type haCluster struct {
+	t       *testing.T
+	dir     string
+	set     *localdb.Set
+	unit    tradeunit.UnitID // the replicated unit
+	db      string           // its database on the set
+	path    string           // routes.json
+	routes  *routing.File
+	admin   *admin.Admin
+	logic   []*cluster.Process // the replicated unit's logic services
+	api     *client
+	mchid   string
+	proxy   *proxy.Proxy
+	server  *http.Server
+	cleanup []func()
+}
+
+// needMariaDB skips the test when the MariaDB server binaries are missing,
+// except under CI=true, where it fails.
+func needMariaDB(t *testing.T) {
+	t.Helper()
+	if err := localdb.Available(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+}
+
+// startSet starts a replicated set of three MariaDB servers for the test.
+func startSet(t *testing.T, dir string) *localdb.Set {
+	t.Helper()
+	needMariaDB(t)
+	// Killed servers and connections are the point: keep the driver quiet.
+	mysql.SetLogger(log.New(io.Discard, "", 0))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	set, err := localdb.Start(ctx, localdb.Config{Dir: dir})
+	if err != nil {
+		t.Fatalf("start MariaDB set: %v", err)
+	}
+	t.Cleanup(func() { set.Close() })
+	return set
+}
+
+// storageDSN is the routing table's DSN of the unit's database on in, as
+// the application user (which read_only fences).
+func storageDSN(in *localdb.Instance, db string) string { return "mysql:" + in.AppDSN(db) }
+
+func startHA(t *testing.T, o haOptions) *haCluster {
+	t.Helper()
+	needMariaDB(t)
+	if o.logicReplicas == 0 {
+		o.logicReplicas = 2
+	}
+	if o.maxLag == 0 {
+		o.maxLag = time.Second
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := &haCluster{t: t, dir: dir, unit: tradeunit.UnitID(o.sqliteUnits + 1), path: filepath.Join(dir, "routes.json")}
+	c.db = fmt.Sprintf("tradeunit_u%d", c.unit)
+	c.set = startSet(t, filepath.Join(dir, "mariadb"))
+	// Cleanups run last first: the processes stop before the servers, so
+	// that no commit (a heartbeat) waits at shutdown for an acknowledgement.
+	t.Cleanup(c.close)
+
+	table := &routing.Table{Revision: 1}
+	for i := 1; i <= o.sqliteUnits; i++ {
+		id := tradeunit.UnitID(i)
+		r := cluster.NewReplica(binary, dir, fmt.Sprintf("unit-%d-r1", id), id, fmt.Sprintf("sqlite:%s/unit-%d.db", dir, id), 0)
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.cleanup = append(c.cleanup, func() { r.Stop() })
+		table.Units = append(table.Units, routing.Unit{ID: id, LogicAddrs: []string{r.Addr()},
+			Storage: routing.Storage{Primary: r.DSN}, Available: true, AcceptNew: true})
+	}
+	// The replicated unit is listed before its logic services start, masked:
+	// they read their storage from the table.
+	in := c.set.Instances
+	table.Units = append(table.Units, routing.Unit{ID: c.unit, Storage: routing.Storage{
+		Primary: storageDSN(in[0], c.db), Replicas: []string{storageDSN(in[1], c.db), storageDSN(in[2], c.db)}}})
+	if err := routing.WriteFile(c.path, table); err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for i := 1; i <= o.logicReplicas; i++ {
+		p := cluster.NewProcess(binary, dir, fmt.Sprintf("unit-%d-r%d", c.unit, i), func(listen, addrFile string) []string {
+			return []string{"unit", "--unit", c.unit.String(), "--routes", c.path, "--listen", listen, "--addr-file", addrFile,
+				"--replica-max-lag", o.maxLag.String(), "--storage-check", "100ms", "--heartbeat", "50ms"}
+		})
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.logic = append(c.logic, p)
+		c.cleanup = append(c.cleanup, func() { p.Stop() })
+		addrs = append(addrs, p.Addr())
+	}
+	if _, err := routing.UpdateFile(c.path, func(t *routing.Table) error {
+		u, _ := t.Unit(c.unit)
+		u.LogicAddrs, u.Available, u.AcceptNew = addrs, true, true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if c.routes, err = routing.OpenFile(c.path, routing.FileOptions{PollInterval: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	c.admin = &admin.Admin{Routes: c.routes, Who: "e2e"}
+
+	c.mchid = "1900000001"
+	creds := &proxy.Credentials{Merchants: []proxy.Merchant{{Mchid: c.mchid, APIKey: "key-" + uniq("ha") + "-0123456789"}}}
+	// The proxy logs every refused call of the failing unit: the figures
+	// the tests print tell more.
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if c.proxy, err = proxy.New(proxy.Config{Routes: c.routes, Credentials: creds, UnitTimeout: 2 * time.Second, Logger: logger}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.server = &http.Server{Handler: c.proxy.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go c.server.Serve(ln)
+	c.api = &client{t: t, base: "http://" + ln.Addr().String(), key: creds.Merchants[0].APIKey, http: &http.Client{Timeout: 30 * time.Second}}
+	c.waitServing(30 * time.Second)
+	return c
+}
+
+func (c *haCluster) close() {
+	if c.t.Failed() {
+		for _, p := range c.logic {
+			if data, err := os.ReadFile(p.LogPath()); err == nil {
+				c.t.Logf("%s log (tail):\n%s", p.Name, tail(string(data), 40))
+			}
+		}
+	}
+	if c.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.server.Shutdown(ctx)
+		cancel()
+	}
+	if c.proxy != nil {
+		c.proxy.Close()
+	}
+	for i := len(c.cleanup) - 1; i >= 0; i-- {
+		c.cleanup[i]()
+	}
+	if c.routes != nil {
+		c.routes.Close()
+	}
+}
+
+// waitServing waits until every logic service of the replicated unit
+// reports SERVING: its primary is open, writable and acknowledged.
+func (c *haCluster) waitServing(timeout time.Duration) {
+	c.t.Helper()
+	for _, p := range c.logic {
+		rc, err := rpc.Dial(p.Addr())
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		waitFor(c.t, timeout, p.Name+" serving", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return rc.Check(ctx) == nil
+		})
+		rc.Close()
+	}
+}
+
+// storage returns the replicated unit's storage in the routing table now.
+func (c *haCluster) storage() routing.Storage {
+	u, _ := c.routes.Current().Unit(c.unit)
+	return u.Storage
+}
+
+// instance returns the set's server of a storage DSN.
+func (c *haCluster) instance(dsn string) *localdb.Instance {
+	for _, in := range c.set.Instances {
+		if storageDSN(in, c.db) == dsn {
+			return in
+		}
+	}
+	c.t.Fatalf("no instance has DSN %s", dsn)
+	return nil
+}
+
+// createOn creates orders until one lands on unit u, and returns it.
+func (c *haCluster) createOn(u tradeunit.UnitID, prefix string) response {
+	c.t.Helper()
+	for i := 0; i < 200; i++ {
+		r := c.api.call("POST", "/v3/orders", createBody(uniq(fmt.Sprintf("%s-%d", prefix, i)), 100))
+		want(c.t, "create", r, 200, "")
+		if unitOf(r) == u {
+			return r
+		}
+	}
+	c.t.Fatalf("no create landed on unit %d in 200 tries", u)
+	return response{}
+}
+
+// rootExec runs a statement as root on in.
+func rootExec(t *testing.T, in *localdb.Instance, q string) {
+	t.Helper()
+	db, err := sql.Open("mysql", in.RootDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		t.Fatalf("%s: %s: %v", in.Name, q, err)
+	}
+}
+
+// appWrite writes a row through the application user on in and returns
+// the error: read_only fences it.
+func appWrite(in *localdb.Instance, db string) error {
+	h, err := sql.Open("mysql", in.AppDSN(db)+"?timeout=2s")
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err = h.ExecContext(ctx, "UPDATE sequences SET next_value = next_value + 1 WHERE name = 'order'")
+	return err
+}
+
+// isReadOnly reports whether err is MariaDB's refusal of a write on a
+// read-only server (ER_OPTION_PREVENTS_STATEMENT).
+func isReadOnly(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1290
+}
+
+// primaryWatch polls @@read_only on every server of a set at once, every
+// few milliseconds, and counts the rounds in which more than one server
+// was writable: a unit's storage must never have two writable primaries.
+type primaryWatch struct {
+	stop   chan struct{}
+	done   chan struct{}
+	rounds atomic.Int64
+	double atomic.Int64
+	mu     sync.Mutex
+	first  string // the first double round, described
+}
+
+func watchPrimaries(t *testing.T, set *localdb.Set) *primaryWatch {
+	t.Helper()
+	w := &primaryWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	dbs := make([]*sql.DB, len(set.Instances))
+	for i, in := range set.Instances {
+		db, err := sql.Open("mysql", in.RootDSN()+"?timeout=200ms")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		dbs[i] = db
+	}
+	go func() {
+		defer close(w.done)
+		defer func() {
+			for _, db := range dbs {
+				db.Close()
+			}
+		}()
+		writable := make([]bool, len(dbs))
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			var wg sync.WaitGroup
+			for i, db := range dbs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+					defer cancel()
+					var ro bool
+					writable[i] = db.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&ro) == nil && !ro
+				}()
+			}
+			wg.Wait()
+			w.rounds.Add(1)
+			n := 0
+			for _, ok := range writable {
+				if ok {
+					n++
+				}
+			}
+			if n > 1 {
+				if w.double.Add(1) == 1 {
+					w.mu.Lock()
+					w.first = fmt.Sprintf("writable: %v at %s", writable, time.Now().Format("15:04:05.000"))
+					w.mu.Unlock()
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+// halt stops the watch and returns its rounds and double rounds.
+func (w *primaryWatch) halt() (rounds, double int64, first string) {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rounds.Load(), w.double.Load(), w.first
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
