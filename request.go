@@ -73,14 +73,8 @@ type CreateRefundRequest struct {
 	Reason      string
 }
 
-// Normalize fills defaults; call it before Validate.
-func (r *CreateRefundRequest) Normalize() {
-	if r.Amount.Currency == "" {
-		r.Amount.Currency = DefaultCurrency
-	}
-}
-
-// Validate checks every field except the order number, which the router parses.
+// Validate checks every field except the order number, which the router
+// parses. An empty currency is allowed: the refund takes its order's.
 func (r *CreateRefundRequest) Validate() error {
 	if err := ValidateMchid(r.Mchid); err != nil {
 		return err
@@ -91,8 +85,10 @@ func (r *CreateRefundRequest) Validate() error {
 	if err := validateMoney("amount.refund", r.Amount.Refund); err != nil {
 		return err
 	}
-	if err := validateCurrency("amount.currency", r.Amount.Currency); err != nil {
-		return err
+	if r.Amount.Currency != "" {
+		if err := validateCurrency("amount.currency", r.Amount.Currency); err != nil {
+			return err
+		}
 	}
 	return validateText("reason", r.Reason, 0, 80)
 }

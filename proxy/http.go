@@ -212,7 +212,6 @@ func (p *Proxy) handleCreateRefund(w http.ResponseWriter, r *http.Request) {
 		Mchid: mchidOf(r), OrderNo: body.OrderNo, OutRefundNo: body.OutRefundNo,
 		Amount: tradeunit.RefundAmount{Refund: body.Amount.Refund, Currency: body.Amount.Currency}, Reason: body.Reason,
 	}
-	req.Normalize()
 	if err := req.Validate(); err != nil {
 		p.writeError(w, r, err)
 		return

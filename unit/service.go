@@ -164,7 +164,6 @@ func (s *Service) CloseOrder(ctx context.Context, mchid, orderNo string) (*trade
 
 // CreateRefund refunds part or all of a paid order.
 func (s *Service) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequest) (*tradeunit.Refund, error) {
-	r.Normalize()
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -174,6 +173,18 @@ func (s *Service) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequ
 	store, err := s.storage.Primary()
 	if err != nil {
 		return nil, err
+	}
+	if r.Amount.Currency == "" {
+		// A refund is in its order's currency unless the caller says
+		// otherwise; a stated currency must match it.
+		o, err := store.Order(ctx, r.OrderNo)
+		if err != nil {
+			return nil, err
+		}
+		if o.Mchid != r.Mchid {
+			return nil, tradeunit.Errorf(tradeunit.CodeNotFound, "order %s does not exist", r.OrderNo)
+		}
+		r.Amount.Currency = o.Amount.Currency
 	}
 	stored, created, err := store.CreateRefund(ctx, &tradeunit.Refund{
 		OutRefundNo: r.OutRefundNo, Mchid: r.Mchid, OrderNo: r.OrderNo, Amount: r.Amount,

@@ -97,3 +97,33 @@ func TestRefundNumberReusedForAnotherRefundConflicts(t *testing.T) {
 		t.Fatalf("got %v, want OUT_REFUND_NO_USED", err)
 	}
 }
+
+func TestRefundWithoutCurrencyTakesTheOrders(t *testing.T) {
+	ctx := context.Background()
+	svc := newService(t, 1, time.Now())
+	r := req("order-usd-1", 100)
+	r.Amount.Currency = "USD"
+	o, err := svc.CreateOrder(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PayOrder(ctx, tradeunit.PayOrderRequest{Mchid: o.Mchid, OrderNo: o.OrderNo, PaymentID: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := svc.CreateRefund(ctx, tradeunit.CreateRefundRequest{Mchid: o.Mchid, OrderNo: o.OrderNo, OutRefundNo: "r1",
+		Amount: tradeunit.RefundAmount{Refund: 10}})
+	if err != nil || f.Amount.Currency != "USD" {
+		t.Fatalf("refund without a currency of a USD order: %+v, %v; want a USD refund", f, err)
+	}
+	// Repeating it, still without a currency, is the same refund.
+	again, err := svc.CreateRefund(ctx, tradeunit.CreateRefundRequest{Mchid: o.Mchid, OrderNo: o.OrderNo, OutRefundNo: "r1",
+		Amount: tradeunit.RefundAmount{Refund: 10}})
+	if err != nil || again.RefundID != f.RefundID {
+		t.Fatalf("repeat: %+v, %v", again, err)
+	}
+	_, err = svc.CreateRefund(ctx, tradeunit.CreateRefundRequest{Mchid: o.Mchid, OrderNo: o.OrderNo, OutRefundNo: "r2",
+		Amount: tradeunit.RefundAmount{Refund: 10, Currency: "CNY"}})
+	if tradeunit.ErrorCode(err) != tradeunit.CodeParamError {
+		t.Fatalf("CNY refund of a USD order: got %v, want PARAM_ERROR", err)
+	}
+}

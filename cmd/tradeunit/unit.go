@@ -136,8 +136,9 @@ func runUnit(ctx context.Context, args []string, _ io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	// Report NOT_SERVING first so health checks move traffic away, then
-	// finish the calls in flight; every acknowledged change is committed.
+	// Report NOT_SERVING to gRPC health checks, then finish the calls in
+	// flight: every acknowledged change is committed. New calls are refused
+	// at once, and the proxy moves them to the unit's other replicas.
 	health.Shutdown()
 	stopped := make(chan struct{})
 	go func() { server.GracefulStop(); close(stopped) }()
