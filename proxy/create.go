@@ -15,13 +15,14 @@ import (
 // known down) does not use up an attempt. It returns how many units it
 // called.
 //
-// A unit that answers decides the outcome, errors included. A unit that
-// cannot be reached is skipped. A unit that may have received the create but
-// did not answer (a timeout, a connection lost mid-call, a storage fault) may
-// have committed it: the next unit's create records that unit in the order's
-// abandoned_units, so the orphan it may have left can be found and closed
-// when the unit returns. That orphan is the one window in which a merchant
-// order number can exist twice; the winning order names the unit holding it.
+// A unit that answers decides the outcome, errors included. Any unit ranked
+// before the one that wins and passed over — it may have received this
+// create but did not answer (a timeout, a connection lost mid-call, a storage
+// fault), or it could not be reached now but may hold an earlier attempt of
+// the same create whose answer was lost — is recorded in the winning order's
+// abandoned_units, so an orphan it may hold can be found and closed when the
+// unit returns. That orphan is the one window in which a merchant order
+// number can exist twice; the winning order names the unit holding it.
 func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (_ *tradeunit.Order, attempts int, _ error) {
 	r.Normalize()
 	if err := r.Validate(); err != nil {
@@ -67,9 +68,7 @@ func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest)
 		if code != tradeunit.CodeUnitUnavailable && code != tradeunit.CodeInternal {
 			return nil, attempts, err // the unit's definite answer: a caller's mistake or a conflict
 		}
-		if res.sent || code == tradeunit.CodeInternal {
-			r.AbandonedUnits = append(r.AbandonedUnits, id)
-		}
+		r.AbandonedUnits = append(r.AbandonedUnits, id)
 		lastErr = err
 		if ctx.Err() != nil {
 			break

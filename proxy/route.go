@@ -16,10 +16,8 @@ type unitCall[T any] func(ctx context.Context, svc tradeunit.OrderService) (T, e
 
 // callResult says how a call to a unit ended, beyond its error.
 type callResult struct {
-	// sent is true when at least one replica may have received the call: a
-	// failure after that leaves the outcome of a change unknown.
-	sent bool
-	// tried is true when a call was made to at least one replica.
+	// tried is true when a call was made to at least one replica: it used
+	// up an attempt of a create.
 	tried bool
 }
 
@@ -80,7 +78,7 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 			}
 			if pass == 0 && c.Down() {
 				// gRPC fails calls on a connection in failure at once, without
-				// sending them: skip the replica without marking the call sent.
+				// sending them: skip the replica without calling it.
 				lastErr = tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "logic service %s is down", addr)
 				continue
 			}
@@ -94,7 +92,6 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 			if err == nil || !rpc.IsTransport(err) {
 				return v, res, err
 			}
-			res.sent = true
 			lastErr = err
 			if ctx.Err() != nil {
 				break
