@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"tradeunit"
 )
 
 func mustTime() time.Time { return time.Now() }
@@ -62,5 +65,33 @@ func TestIdempotentCreate(t *testing.T) {
 		if no != nos[0] {
 			t.Fatalf("concurrent create %d returned %s, create 0 returned %s", i, no, nos[0])
 		}
+	}
+}
+
+// TestRefundNumberIsUniqueAcrossUnits: an out_refund_no used for a refund of
+// an order in one unit is refused for an order in another.
+func TestRefundNumberIsUniqueAcrossUnits(t *testing.T) {
+	c := startCluster(t, options{units: 2, replicas: 1})
+	api := newClient(t, c, 0)
+	byUnit := map[tradeunit.UnitID]string{}
+	for i := 0; len(byUnit) < 2 && i < 200; i++ {
+		r := api.call("POST", "/v3/orders", createBody(uniq(fmt.Sprintf("rn-%d", i)), 100))
+		want(t, "create", r, 200, "")
+		byUnit[unitOf(r)] = r.str("order_no")
+	}
+	if len(byUnit) < 2 {
+		t.Fatal("200 creates all landed on one unit")
+	}
+	refund := func(orderNo, outRefundNo string) response {
+		want(t, "pay", api.call("POST", "/v3/orders/"+orderNo+"/pay", map[string]any{"payment_id": "p-" + orderNo}), 200, "")
+		return api.call("POST", "/v3/refunds", map[string]any{"order_no": orderNo, "out_refund_no": outRefundNo,
+			"amount": map[string]any{"refund": 10}})
+	}
+	no := uniq("rn-refund")
+	want(t, "refund on unit 1", refund(byUnit[1], no), 200, "")
+	want(t, "same out_refund_no on unit 2", refund(byUnit[2], no), 409, "OUT_REFUND_NO_USED")
+	got := api.call("GET", "/v3/refunds/"+no, nil)
+	if got.str("order_no") != byUnit[1] {
+		t.Fatalf("refund %s belongs to %s, want %s", no, got.str("order_no"), byUnit[1])
 	}
 }

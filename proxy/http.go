@@ -216,10 +216,30 @@ func (p *Proxy) handleCreateRefund(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, err)
 		return
 	}
+	if err := p.checkRefundNoUnused(r.Context(), req); err != nil {
+		p.writeError(w, r, err)
+		return
+	}
 	f, err := callOrder(r.Context(), p, req.OrderNo, "refund", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
 		return svc.CreateRefund(ctx, req)
 	})
 	p.writeRefund(w, r, f, err)
+}
+
+// checkRefundNoUnused refuses an out_refund_no the merchant already used for
+// a refund of an order in another unit. Each unit's storage keeps the number
+// unique among its own refunds; across units this check is best effort: a
+// unit that cannot be asked, or two refunds racing, can still reuse one.
+func (p *Proxy) checkRefundNoUnused(ctx context.Context, req tradeunit.CreateRefundRequest) error {
+	f, err := findAcross(ctx, p, "refund "+req.OutRefundNo, "get_refund",
+		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
+			return svc.Refund(ctx, req.Mchid, req.OutRefundNo)
+		}, pickFirst[tradeunit.Refund])
+	if err == nil && f.OrderNo != req.OrderNo {
+		return tradeunit.Errorf(tradeunit.CodeOutRefundNoUsed,
+			"out_refund_no %s was already used for a refund of another order", req.OutRefundNo)
+	}
+	return nil
 }
 
 func (p *Proxy) handleGetRefund(w http.ResponseWriter, r *http.Request) {
