@@ -11,26 +11,6 @@ import (
 // written side by side so that a field added to one direction is hard to
 // forget in the other; the round-trip tests check every field.
 
-// toMicros encodes a time as Unix microseconds, 0 for the zero time (the
-// domain's "unset", e.g. SuccessTime of an unpaid order). Precision below a
-// microsecond is dropped: units store microseconds. The Unix epoch itself
-// would read back as unset, which no order or refund time can be.
-func toMicros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-// fromMicros decodes toMicros. It returns UTC so that decoded times compare
-// equal (==, reflect.DeepEqual) to the UTC times the units produce.
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
-}
-
 // Empty lists decode as nil on the wire, so they encode to nil too: a round
 // trip then returns exactly what was sent, whether nil or not.
 
@@ -107,10 +87,10 @@ func orderToProto(o *tradeunit.Order) *unitpb.Order {
 		TradeState:     string(o.State),
 		PaymentId:      o.PaymentID,
 		Refunded:       o.Refunded,
-		CreateTimeUs:   toMicros(o.CreateTime),
-		UpdateTimeUs:   toMicros(o.UpdateTime),
-		SuccessTimeUs:  toMicros(o.SuccessTime),
-		CloseTimeUs:    toMicros(o.CloseTime),
+		CreateTimeUs:   tradeunit.UnixMicros(o.CreateTime),
+		UpdateTimeUs:   tradeunit.UnixMicros(o.UpdateTime),
+		SuccessTimeUs:  tradeunit.UnixMicros(o.SuccessTime),
+		CloseTimeUs:    tradeunit.UnixMicros(o.CloseTime),
 		AbandonedUnits: unitsToProto(o.AbandonedUnits),
 		Read:           readToProto(o.Read),
 	}
@@ -126,10 +106,10 @@ func orderFromProto(p *unitpb.Order) *tradeunit.Order {
 		State:          tradeunit.TradeState(p.GetTradeState()),
 		PaymentID:      p.GetPaymentId(),
 		Refunded:       p.GetRefunded(),
-		CreateTime:     fromMicros(p.GetCreateTimeUs()),
-		UpdateTime:     fromMicros(p.GetUpdateTimeUs()),
-		SuccessTime:    fromMicros(p.GetSuccessTimeUs()),
-		CloseTime:      fromMicros(p.GetCloseTimeUs()),
+		CreateTime:     tradeunit.FromUnixMicros(p.GetCreateTimeUs()),
+		UpdateTime:     tradeunit.FromUnixMicros(p.GetUpdateTimeUs()),
+		SuccessTime:    tradeunit.FromUnixMicros(p.GetSuccessTimeUs()),
+		CloseTime:      tradeunit.FromUnixMicros(p.GetCloseTimeUs()),
 		AbandonedUnits: unitsFromProto(p.GetAbandonedUnits()),
 		Read:           readFromProto(p.GetRead()),
 	}
@@ -145,7 +125,7 @@ func refundToProto(f *tradeunit.Refund) *unitpb.Refund {
 		Currency:     f.Amount.Currency,
 		Reason:       f.Reason,
 		Status:       string(f.Status),
-		CreateTimeUs: toMicros(f.CreateTime),
+		CreateTimeUs: tradeunit.UnixMicros(f.CreateTime),
 		Read:         readToProto(f.Read),
 	}
 }
@@ -159,7 +139,7 @@ func refundFromProto(p *unitpb.Refund) *tradeunit.Refund {
 		Amount:      tradeunit.RefundAmount{Refund: p.GetRefund(), Currency: p.GetCurrency()},
 		Reason:      p.GetReason(),
 		Status:      tradeunit.RefundStatus(p.GetStatus()),
-		CreateTime:  fromMicros(p.GetCreateTimeUs()),
+		CreateTime:  tradeunit.FromUnixMicros(p.GetCreateTimeUs()),
 		Read:        readFromProto(p.GetRead()),
 	}
 }

@@ -27,8 +27,8 @@ func scanOrder(row rowScanner) (*tradeunit.Order, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.CreateTime, o.UpdateTime = fromMicros(created), fromMicros(updated)
-	o.SuccessTime, o.CloseTime = fromMicros(success), fromMicros(closeAt)
+	o.CreateTime, o.UpdateTime = tradeunit.FromUnixMicros(created), tradeunit.FromUnixMicros(updated)
+	o.SuccessTime, o.CloseTime = tradeunit.FromUnixMicros(success), tradeunit.FromUnixMicros(closeAt)
 	o.AbandonedUnits, err = parseUnits(abandoned)
 	return &o, err
 }
@@ -41,7 +41,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 		_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
 			trade_state, abandoned_units, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
-			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), micros(o.CreateTime), micros(o.CreateTime))
+			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime))
 		if err != nil {
 			if s.dialect.isUniqueViolation(err) {
 				return errDuplicate
@@ -71,7 +71,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 	}
 	stored := *o
 	stored.State = tradeunit.StateNotPay
-	stored.CreateTime = fromMicros(micros(o.CreateTime))
+	stored.CreateTime = tradeunit.FromUnixMicros(tradeunit.UnixMicros(o.CreateTime))
 	stored.UpdateTime = stored.CreateTime
 	return &stored, true, nil
 }
@@ -110,7 +110,7 @@ func (s *Store) PayOrder(ctx context.Context, mchid, orderNo, paymentID string, 
 	return s.transition(ctx, "store.PayOrder", mchid, orderNo,
 		`UPDATE orders SET trade_state = 'SUCCESS', payment_id = ?, success_time = ?, update_time = ?, version = version + 1
 		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
-		[]any{paymentID, micros(at), micros(at), orderNo, mchid},
+		[]any{paymentID, tradeunit.UnixMicros(at), tradeunit.UnixMicros(at), orderNo, mchid},
 		tradeunit.EventOrderPaid, at, map[string]any{"payment_id": paymentID},
 		func(o *tradeunit.Order) (bool, error) { return o.CheckPay(paymentID) })
 }
@@ -120,7 +120,7 @@ func (s *Store) CloseOrder(ctx context.Context, mchid, orderNo string, at time.T
 	return s.transition(ctx, "store.CloseOrder", mchid, orderNo,
 		`UPDATE orders SET trade_state = 'CLOSED', close_time = ?, update_time = ?, version = version + 1
 		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
-		[]any{micros(at), micros(at), orderNo, mchid},
+		[]any{tradeunit.UnixMicros(at), tradeunit.UnixMicros(at), orderNo, mchid},
 		tradeunit.EventOrderClosed, at, map[string]any{},
 		func(o *tradeunit.Order) (bool, error) { return o.CheckClose() })
 }
@@ -213,7 +213,7 @@ func strArgs(args []any) []string {
 func (s *Store) CreatedSince(ctx context.Context, t time.Time) (int64, error) {
 	var n int64
 	err := s.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE create_time >= ? AND mchid <> ?",
-		micros(t), tradeunit.ProbeMchid).Scan(&n)
+		tradeunit.UnixMicros(t), tradeunit.ProbeMchid).Scan(&n)
 	if err != nil {
 		return 0, tradeunit.Internal("store.CreatedSince", err)
 	}

@@ -22,7 +22,7 @@ func (s *Store) DeleteProbeOrders(ctx context.Context, createdBefore time.Time, 
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx,
 			"SELECT order_no FROM orders WHERE mchid = ? AND create_time < ? ORDER BY create_time LIMIT ?",
-			tradeunit.ProbeMchid, micros(createdBefore), limit)
+			tradeunit.ProbeMchid, tradeunit.UnixMicros(createdBefore), limit)
 		if err != nil {
 			return tradeunit.Internal(op, err)
 		}

@@ -20,7 +20,7 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 			update_time = ?, version = version + 1
 			WHERE order_no = ? AND mchid = ? AND currency = ? AND trade_state IN ('SUCCESS', 'REFUND')
 			  AND refunded + ? <= total`,
-			r.Amount.Refund, micros(r.CreateTime), r.OrderNo, r.Mchid, r.Amount.Currency, r.Amount.Refund)
+			r.Amount.Refund, tradeunit.UnixMicros(r.CreateTime), r.OrderNo, r.Mchid, r.Amount.Currency, r.Amount.Refund)
 		if err != nil {
 			return tradeunit.Internal(op, err)
 		}
@@ -32,7 +32,7 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 		res, err = tx.ExecContext(ctx, `INSERT INTO refunds (mchid, out_refund_no, order_no, amount, currency, reason,
 			status, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.Mchid, r.OutRefundNo, r.OrderNo, r.Amount.Refund, r.Amount.Currency, r.Reason,
-			string(tradeunit.RefundSuccess), micros(r.CreateTime))
+			string(tradeunit.RefundSuccess), tradeunit.UnixMicros(r.CreateTime))
 		if err != nil {
 			if s.dialect.isUniqueViolation(err) {
 				return errDuplicate
@@ -55,7 +55,7 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 		stored := *r
 		stored.RefundID = refundID(r.OrderNo, id)
 		stored.Status = tradeunit.RefundSuccess
-		stored.CreateTime = fromMicros(micros(r.CreateTime))
+		stored.CreateTime = tradeunit.FromUnixMicros(tradeunit.UnixMicros(r.CreateTime))
 		return &stored, true, nil
 	case errors.Is(err, errDuplicate):
 		existing, err := s.Refund(ctx, r.Mchid, r.OutRefundNo)
@@ -100,7 +100,7 @@ func (s *Store) Refund(ctx context.Context, mchid, outRefundNo string) (*tradeun
 	}
 	r.RefundID = refundID(r.OrderNo, id)
 	r.Status = tradeunit.RefundStatus(status)
-	r.CreateTime = fromMicros(at)
+	r.CreateTime = tradeunit.FromUnixMicros(at)
 	return &r, nil
 }
 

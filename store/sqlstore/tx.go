@@ -52,7 +52,7 @@ func insertEvent(ctx context.Context, tx *sql.Tx, orderNo string, typ tradeunit.
 	}
 	_, err = tx.ExecContext(ctx,
 		"INSERT INTO order_events (order_no, event_type, payload, create_time) VALUES (?, ?, ?, ?)",
-		orderNo, string(typ), string(body), micros(at))
+		orderNo, string(typ), string(body), tradeunit.UnixMicros(at))
 	return err
 }
 
@@ -74,7 +74,7 @@ func (s *Store) Events(ctx context.Context, afterID int64, limit int) ([]tradeun
 		if err := rows.Scan(&e.ID, &e.OrderNo, &e.Type, &e.Payload, &at); err != nil {
 			return nil, tradeunit.Internal("store.Events", err)
 		}
-		e.Time = fromMicros(at)
+		e.Time = tradeunit.FromUnixMicros(at)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -104,20 +104,6 @@ func (s *Store) AllocateSequence(ctx context.Context, n int64) (int64, error) {
 		return 0, err
 	}
 	return next - n, nil
-}
-
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-func fromMicros(us int64) time.Time {
-	if us == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(us).UTC()
 }
 
 func notFound(what, key string) error {
