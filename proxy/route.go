@@ -112,7 +112,7 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 func (p *Proxy) unitOf(orderNo string) (*routing.Unit, error) {
 	id, err := orderno.UnitOf(orderNo)
 	if err != nil {
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "%s", err.Error())
+		return nil, orderno.AsParamError(err)
 	}
 	u, ok := p.routes.Current().Unit(id)
 	if !ok {
