@@ -332,33 +332,6 @@ func (t *Table) Unit(id tradeunit.UnitID) (*Unit, bool) {
 	return nil, false
 }
 
-// NewOrderCandidates returns the units that take new orders (see
-// Unit.TakesNewOrders), in id order.
-func (t *Table) NewOrderCandidates() []*Unit {
-	var out []*Unit
-	for i := range t.Units {
-		if u := &t.Units[i]; u.TakesNewOrders() {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
-// NewOrderCandidatesIn returns the units of the given partition that take new
-// orders, in id order. An empty partition means DefaultPartition.
-func (t *Table) NewOrderCandidatesIn(partition string) []*Unit {
-	if partition == "" {
-		partition = DefaultPartition
-	}
-	var out []*Unit
-	for i := range t.Units {
-		if u := &t.Units[i]; u.TakesNewOrders() && u.partition() == partition {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
 // Clone returns a deep copy of t, for an editor to change and publish.
 func (t *Table) Clone() *Table {
 	if t == nil {

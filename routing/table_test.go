@@ -263,43 +263,6 @@ func TestUnitLookup(t *testing.T) {
 	}
 }
 
-func TestNewOrderCandidates(t *testing.T) {
-	u := func(id tradeunit.UnitID, part string, avail bool, temp Temperature, accept bool) Unit {
-		return Unit{ID: id, Partition: part, LogicAddrs: []string{"h:1"}, Storage: Storage{Primary: "p"},
-			Available: avail, Temperature: temp, AcceptNew: accept}
-	}
-	tbl := &Table{Units: []Unit{
-		u(7, "", true, "", true), // defaults: normal, hot
-		u(1, "normal", true, Hot, true),
-		u(2, "normal", false, Hot, true), // masked
-		u(3, "normal", true, Warm, true), // warm
-		u(4, "normal", true, Cold, true), // cold
-		u(5, "normal", true, Hot, false), // drained
-		u(6, "key", true, Hot, true),
-	}}
-	if got, want := unitIDs(derefs(tbl.NewOrderCandidates())), []tradeunit.UnitID{7, 1, 6}; !slices.Equal(got, want) {
-		t.Errorf("before Normalize: got %v, want %v (table order)", got, want)
-	}
-	tbl.Normalize()
-	tests := []struct {
-		partition string
-		want      []tradeunit.UnitID
-	}{
-		{"", []tradeunit.UnitID{1, 7}},
-		{"normal", []tradeunit.UnitID{1, 7}},
-		{"key", []tradeunit.UnitID{6}},
-		{"canary", nil},
-	}
-	for _, tt := range tests {
-		if got := unitIDs(derefs(tbl.NewOrderCandidatesIn(tt.partition))); !slices.Equal(got, tt.want) {
-			t.Errorf("NewOrderCandidatesIn(%q): got %v, want %v", tt.partition, got, tt.want)
-		}
-	}
-	if got, want := unitIDs(derefs(tbl.NewOrderCandidates())), []tradeunit.UnitID{1, 6, 7}; !slices.Equal(got, want) {
-		t.Errorf("NewOrderCandidates: got %v, want %v", got, want)
-	}
-}
-
 func TestTakesNewOrders(t *testing.T) {
 	tests := []struct {
 		name string
