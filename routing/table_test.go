@@ -330,10 +330,3 @@ func unitIDs(units []Unit) []tradeunit.UnitID {
 	return ids
 }
 
-func derefs(units []*Unit) []Unit {
-	var out []Unit
-	for _, u := range units {
-		out = append(out, *u)
-	}
-	return out
-}
