@@ -329,4 +329,3 @@ func unitIDs(units []Unit) []tradeunit.UnitID {
 	}
 	return ids
 }
-
