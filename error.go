@@ -87,3 +87,48 @@ func ErrorMessage(err error) string {
 
 // IsCode reports whether err carries code.
 func IsCode(err error, code Code) bool { return ErrorCode(err) == code }
+
+// The two ways a change can end without a definite answer. Both are wrapped
+// in a UNIT_UNAVAILABLE *Error (see NoAnswer and UnknownOutcome), so callers
+// that only read codes still see "retry later"; the proxy tells them apart
+// from a definite "nothing written" with OutcomeUnknown.
+var (
+	// ErrNoAnswer marks a call that got no answer: the callee could not be
+	// reached, did not answer in time, or the connection was lost. A change
+	// may or may not have been applied.
+	ErrNoAnswer = errors.New("no answer")
+	// ErrOutcomeUnknown marks a change whose own storage cannot tell
+	// whether it committed: the connection died while COMMIT was on its way.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
+)
+
+// NoAnswer returns the UNIT_UNAVAILABLE error of a call that got no answer.
+func NoAnswer(op, message string, cause error) *Error {
+	return &Error{Code: CodeUnitUnavailable, Message: message, Op: op, Err: fmt.Errorf("%w: %w", ErrNoAnswer, cause)}
+}
+
+// UnknownOutcome returns the UNIT_UNAVAILABLE error of a change that may
+// have committed.
+func UnknownOutcome(op string, cause error) *Error {
+	return &Error{Code: CodeUnitUnavailable, Op: op, Err: fmt.Errorf("%w: %w", ErrOutcomeUnknown, cause),
+		Message: "the storage connection was lost while committing: the change may or may not have been made; retry it (it is idempotent)"}
+}
+
+// Unavailable returns the UNIT_UNAVAILABLE error of a definite refusal:
+// nothing was written, and the same call may succeed later.
+func Unavailable(op, message string, cause error) *Error {
+	return &Error{Code: CodeUnitUnavailable, Message: message, Op: op, Err: cause}
+}
+
+// Answered reports whether err is an answer of the callee, success
+// included: anything but ErrNoAnswer.
+func Answered(err error) bool { return !errors.Is(err, ErrNoAnswer) }
+
+// OutcomeUnknown reports whether a change that returned err may have been
+// applied: no answer came (ErrNoAnswer), or the answer was that the storage
+// cannot tell (ErrOutcomeUnknown), or the failure is a fault of ours
+// (SYSTEM_ERROR), after which nothing can be promised. A nil error and
+// every other error are definite.
+func OutcomeUnknown(err error) bool {
+	return err != nil && (errors.Is(err, ErrNoAnswer) || errors.Is(err, ErrOutcomeUnknown) || ErrorCode(err) == CodeInternal)
+}

@@ -80,3 +80,40 @@ type Event struct {
 	Payload string // JSON describing the change
 	Time    time.Time
 }
+
+// Storage is a unit's storage as its logic service sees it: a primary for
+// changes and real-time reads, and the stores a read may use. It may change
+// under the service (a failover): every call asks it again. One store that
+// serves everything (FixedStorage) or a replicated set that follows the
+// storage topology (package store/replicated) implement it.
+type Storage interface {
+	// Primary returns the store of the unit's primary. Errors:
+	// UNIT_UNAVAILABLE when the unit has no primary that can take a change
+	// now (down, failing over, fenced, or unable to get a replica's
+	// acknowledgement): a definite answer, nothing was written.
+	Primary() (Store, error)
+	// Readers returns the stores a read of consistency c may use, best
+	// first, each with what to tell the caller about it: for a real-time
+	// read the primary, then a replica in degraded mode; for an eventual
+	// read a replica within the lag bound, then the primary. Errors:
+	// UNIT_UNAVAILABLE when no store can serve the read.
+	Readers(c Consistency) ([]Reader, error)
+}
+
+// Reader is one store a read may use, and where its results come from.
+type Reader struct {
+	Store Store
+	Info  ReadInfo
+}
+
+// FixedStorage returns the Storage of one store that serves everything: a
+// unit on one SQLite file, or on one database whose replicas it does not use.
+func FixedStorage(store Store) Storage { return fixedStorage{store} }
+
+type fixedStorage struct{ store Store }
+
+func (f fixedStorage) Primary() (Store, error) { return f.store, nil }
+
+func (f fixedStorage) Readers(Consistency) ([]Reader, error) {
+	return []Reader{{Store: f.store}}, nil
+}

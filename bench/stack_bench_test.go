@@ -55,7 +55,7 @@ func BenchmarkCreateStack(b *testing.B) {
 	}
 	defer src.Close()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := proxy.New(proxy.Config{Routes: src, Logger: quiet,
+	p, err := proxy.New(proxy.Config{Routes: src, Dialer: rpc.NewPool(), Logger: quiet,
 		Credentials: &proxy.Credentials{Merchants: []proxy.Merchant{{Mchid: Mchid, APIKey: apiKey}}}})
 	if err != nil {
 		b.Fatal(err)

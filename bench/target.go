@@ -224,7 +224,7 @@ func (t *grpcTarget) Release() error {
 
 // transportCode relabels an RPC transport failure, whose outcome is unknown.
 func transportCode(err error) error {
-	if err != nil && rpc.IsTransport(err) {
+	if err != nil && !tradeunit.Answered(err) {
 		return &tradeunit.Error{Code: codeTransport, Message: "rpc failed", Err: err}
 	}
 	return err

@@ -26,6 +26,7 @@ import (
 	"tradeunit/health"
 	"tradeunit/proxy"
 	"tradeunit/routing"
+	"tradeunit/rpc"
 )
 
 // Config describes a cluster.
@@ -187,7 +188,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		}
 	}
 	c.proxy, err = proxy.New(proxy.Config{
-		Routes: c.routes, Credentials: c.Credentials, MaxCreateAttempts: cfg.MaxCreateAttempts,
+		Routes: c.routes, Dialer: rpc.NewPool(), Credentials: c.Credentials, MaxCreateAttempts: cfg.MaxCreateAttempts,
 		UnitTimeout: cfg.UnitTimeout, Health: c.HealthURL, BalanceWindow: cfg.BalanceWindow, Logger: cfg.Logger,
 	})
 	if err != nil {

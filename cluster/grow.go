@@ -12,6 +12,7 @@ import (
 	"tradeunit"
 	"tradeunit/health"
 	"tradeunit/routing"
+	"tradeunit/rpc"
 )
 
 // startUnit starts the replicas of unit id over dsn (the configured storage
@@ -74,7 +75,7 @@ func (c *Cluster) startHealth(hc HealthConfig) error {
 	reg := prometheus.NewRegistry()
 	checker, err := health.New(health.Config{
 		Routes: c.routes, Interval: hc.Interval, ProbeTimeout: hc.ProbeTimeout, Policy: hc.Policy,
-		DialOptions: hc.DialOptions, Registry: reg, Logger: c.cfg.Logger,
+		Dialer: rpc.NewPool(hc.DialOptions...), Registry: reg, Logger: c.cfg.Logger,
 	})
 	if err != nil {
 		return err

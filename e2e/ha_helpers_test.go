@@ -159,7 +159,7 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	// The proxy logs every refused call of the failing unit: the figures
 	// the tests print tell more.
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if c.proxy, err = proxy.New(proxy.Config{Routes: c.routes, Credentials: creds, UnitTimeout: 2 * time.Second, Logger: logger}); err != nil {
+	if c.proxy, err = proxy.New(proxy.Config{Routes: c.routes, Dialer: rpc.NewPool(), Credentials: creds, UnitTimeout: 2 * time.Second, Logger: logger}); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -201,7 +201,7 @@ func TestSequenceAcrossReplicas(t *testing.T) {
 				Mchid: mchid, OutTradeNo: fmt.Sprintf("seq-%d-%d", w, i), Description: "seq",
 				Amount: tradeunit.Amount{Total: 1, Currency: "CNY"},
 			})
-			if err != nil && rpc.IsTransport(err) && attempt < 20 {
+			if err != nil && !tradeunit.Answered(err) && attempt < 20 {
 				time.Sleep(50 * time.Millisecond) // the other replica restarting
 				continue
 			}

@@ -20,11 +20,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 
 	"tradeunit"
 	"tradeunit/routing"
-	"tradeunit/rpc"
 )
 
 // Config configures a Checker.
@@ -38,9 +36,10 @@ type Config struct {
 	// by default).
 	ProbeTimeout time.Duration
 	Policy       Policy
-	// DialOptions are passed to rpc.Dial for the probes' connections.
-	DialOptions []grpc.DialOption
-	// Prober runs the probes; an RPCProber over its own connections if nil.
+	// Dialer connects to the units' logic services; the checker closes
+	// it. Required unless Prober is set.
+	Dialer tradeunit.LogicDialer
+	// Prober runs the probes; an RPCProber over Dialer if nil.
 	Prober   Prober
 	Registry prometheus.Registerer // where metrics go; a new registry if nil
 	Now      func() time.Time      // the clock; time.Now if nil
@@ -51,7 +50,7 @@ type Config struct {
 type Checker struct {
 	cfg     Config
 	policy  Policy
-	pool    *rpc.Pool
+	dialer  tradeunit.LogicDialer // nil with a Prober of the caller
 	metrics *metrics
 	log     *slog.Logger
 
@@ -107,8 +106,11 @@ func New(cfg Config) (*Checker, error) {
 		changed: make(chan struct{}),
 	}
 	if cfg.Prober == nil {
-		c.pool = rpc.NewPool(cfg.DialOptions...)
-		c.cfg.Prober = &RPCProber{Pool: c.pool}
+		if cfg.Dialer == nil {
+			return nil, errors.New("health: no Dialer to reach the units")
+		}
+		c.dialer = cfg.Dialer
+		c.cfg.Prober = &RPCProber{Dialer: c.dialer}
 	}
 	return c, nil
 }
@@ -125,8 +127,8 @@ func (c *Checker) Run(ctx context.Context) {
 		}
 		c.mu.Unlock()
 		wg.Wait()
-		if c.pool != nil {
-			c.pool.Close()
+		if c.dialer != nil {
+			c.dialer.Close()
 		}
 	}()
 	tables := c.cfg.Routes.Watch(ctx)
@@ -196,8 +198,8 @@ func (c *Checker) follow(ctx context.Context, t *routing.Table, wg *sync.WaitGro
 			c.metrics.forget(id)
 		}
 	}
-	if c.pool != nil {
-		c.pool.Retain(addrs)
+	if c.dialer != nil {
+		c.dialer.Retain(addrs)
 	}
 	c.judgeLocked()
 	c.publishLocked()

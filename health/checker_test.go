@@ -297,7 +297,7 @@ func TestRPCProber(t *testing.T) {
 	defer server.Stop()
 	pool := rpc.NewPool()
 	defer pool.Close()
-	p := &RPCProber{Pool: pool}
+	p := &RPCProber{Dialer: pool}
 	target := Target{Unit: 7, Addrs: []string{ln.Addr().String()}, Order: true, Timeout: time.Second}
 
 	res := p.Probe(ctx, target)

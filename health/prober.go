@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"tradeunit"
-	"tradeunit/rpc"
 )
 
 // Target is one unit to probe.
@@ -37,12 +36,13 @@ type Prober interface {
 	Probe(ctx context.Context, t Target) []ReplicaResult
 }
 
-// RPCProber probes units through their normal gRPC path, as the probe
+// RPCProber probes units through their normal path (their logic services'
+// connections, gRPC in production), as the probe
 // merchant (tradeunit.ProbeMchid): a real order, written to and read from the
 // unit's storage, so a unit whose storage is read-only, full or slow fails
 // or shows its latency.
 type RPCProber struct {
-	Pool *rpc.Pool
+	Dialer tradeunit.LogicDialer
 }
 
 // Probe probes every replica of t at once.
@@ -62,13 +62,13 @@ func (p *RPCProber) Probe(ctx context.Context, t Target) []ReplicaResult {
 
 func (p *RPCProber) probeReplica(ctx context.Context, t Target, addr string) ReplicaResult {
 	res := ReplicaResult{Addr: addr}
-	c, err := p.Pool.Client(addr)
+	c, err := p.Dialer.Conn(addr)
 	if err != nil {
 		res.Err = err
 		return res
 	}
 	if c.Down() {
-		c.Redial() // a replica that came back is seen at this probe, not after gRPC's back-off
+		c.Reconnect() // a replica that came back is seen at this probe, not after gRPC's back-off
 	}
 	start := time.Now()
 	calls := 0

@@ -3,7 +3,7 @@ package proxy
 import "tradeunit/routing"
 
 // retainClients closes the connections of logic services that left the
-// routing table t; the pool (rpc.Pool) dials the others on first use.
+// routing table t; the dialer connects to the others on first use.
 func (p *Proxy) retainClients(t *routing.Table) {
 	keep := map[string]bool{}
 	for _, u := range t.Units {
@@ -11,7 +11,7 @@ func (p *Proxy) retainClients(t *routing.Table) {
 			keep[a] = true
 		}
 	}
-	for _, addr := range p.pool.Retain(keep) {
+	for _, addr := range p.dialer.Retain(keep) {
 		p.log.Info("closed client of removed logic service", "addr", addr)
 	}
 }

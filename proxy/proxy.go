@@ -15,10 +15,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 
+	"tradeunit"
 	"tradeunit/routing"
-	"tradeunit/rpc"
 	"tradeunit/selection"
 )
 
@@ -40,8 +39,9 @@ type Config struct {
 	BalanceWindow time.Duration
 	// Passive tunes the proxy's own view of failing units.
 	Passive selection.PassiveConfig
-	// DialOptions are passed to rpc.Dial for the units' connections.
-	DialOptions []grpc.DialOption
+	// Dialer connects to the units' logic services (rpc.Pool over gRPC);
+	// the proxy closes it.
+	Dialer tradeunit.LogicDialer
 	// Registry receives the proxy's metrics, served at GET /metrics; a new
 	// registry if nil.
 	Registry *prometheus.Registry
@@ -52,6 +52,9 @@ type Config struct {
 func (c *Config) Validate() error {
 	if c.Routes == nil {
 		return errors.New("proxy: no routing table")
+	}
+	if c.Dialer == nil {
+		return errors.New("proxy: no Dialer to reach the units")
 	}
 	if c.Credentials == nil || len(c.Credentials.Merchants) == 0 {
 		return errors.New("proxy: no merchants configured")
@@ -82,7 +85,7 @@ type Proxy struct {
 	cfg      Config
 	routes   routing.Source
 	keys     map[[32]byte]string // SHA-256 of API key → mchid
-	pool     *rpc.Pool
+	dialer   tradeunit.LogicDialer
 	balancer *selection.Balancer
 	passive  *selection.Passive
 	metrics  *metrics
@@ -107,7 +110,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	p := &Proxy{
-		cfg: cfg, routes: cfg.Routes, keys: keys, pool: rpc.NewPool(cfg.DialOptions...),
+		cfg: cfg, routes: cfg.Routes, keys: keys, dialer: cfg.Dialer,
 		balancer: selection.NewBalancer(nil, cfg.BalanceWindow),
 		passive:  selection.NewPassive(cfg.Passive),
 		metrics:  newMetrics(cfg.Registry),
@@ -128,5 +131,5 @@ func New(cfg Config) (*Proxy, error) {
 func (p *Proxy) Close() {
 	p.stop()
 	p.wg.Wait()
-	p.pool.Close()
+	p.dialer.Close()
 }

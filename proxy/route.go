@@ -8,7 +8,6 @@ import (
 	"tradeunit"
 	"tradeunit/orderno"
 	"tradeunit/routing"
-	"tradeunit/rpc"
 )
 
 // unitCall is one call to a unit's logic service.
@@ -71,7 +70,7 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 	for pass := 0; pass < 2 && !res.tried; pass++ {
 		for i := 0; i < n; i++ {
 			addr := u.LogicAddrs[(start+i)%n]
-			c, err := p.pool.Client(addr)
+			c, err := p.dialer.Conn(addr)
 			if err != nil {
 				lastErr = err
 				continue
@@ -83,13 +82,13 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 				continue
 			}
 			if pass == 1 {
-				c.Redial()
+				c.Reconnect()
 			}
 			res.tried = true
 			actx, cancel := context.WithTimeout(ctx, p.cfg.UnitTimeout)
 			v, err := call(actx, c)
 			cancel()
-			if err == nil || !rpc.IsTransport(err) {
+			if tradeunit.Answered(err) {
 				return v, res, err
 			}
 			lastErr = err

@@ -24,7 +24,7 @@ import (
 // the unit, and return where the unit read them from (Order.Read).
 //
 // Errors are those of the remote service, with the same codes and messages,
-// or UNIT_UNAVAILABLE errors for which IsTransport is true when the replica
+// or UNIT_UNAVAILABLE errors marked tradeunit.ErrNoAnswer when the replica
 // did not answer. Calls never wait for a connection to come up: while the
 // replica is down they fail at once, so the proxy can move on quickly.
 type Client struct {
@@ -35,7 +35,7 @@ type Client struct {
 	health healthpb.HealthClient
 }
 
-var _ tradeunit.OrderService = (*Client)(nil)
+var _ tradeunit.LogicConn = (*Client)(nil)
 
 // defaultServiceConfig: calls fail fast while the connection is down
 // (waitForReady false, gRPC's default, written out because the proxy relies
@@ -112,8 +112,8 @@ func (c *Client) Close() error { return c.conn.Close() }
 func (c *Client) Addr() string { return c.addr }
 
 // Check asks the replica's gRPC health service whether UnitService is
-// SERVING. It returns nil if so; a transport error (IsTransport) if the
-// replica cannot be reached; and a UNIT_UNAVAILABLE error otherwise, e.g.
+// SERVING. It returns nil if so; an error marked tradeunit.ErrNoAnswer if
+// the replica cannot be reached; and a UNIT_UNAVAILABLE error otherwise, e.g.
 // while the replica drains. Health checkers and the proxy use it to stop
 // choosing a replica before real calls fail.
 func (c *Client) Check(ctx context.Context) error {

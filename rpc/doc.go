@@ -11,7 +11,7 @@
 // must tell "the unit answered with a definite outcome" from "the unit could
 // not be reached or did not answer", because only the latter may leave an
 // unknown outcome behind and justifies retrying elsewhere or blocking the
-// unit: IsTransport reports the latter.
+// unit: tradeunit.Answered is false for the latter.
 //
 // The wire contract is proto/tradeunit/v1/unit.proto; the generated code in
 // rpc/unitpb is kept in the repository and rebuilt by `go generate ./rpc/`.

@@ -18,11 +18,10 @@ import (
 // definite answer from the unit; any other status is a transport failure.
 const ErrorDomain = "tradeunit"
 
-// ErrTransport marks errors that came from the transport, not from the unit's
-// business logic: the unit could not be reached, did not answer in time, or
-// the caller gave up. The outcome of a changing call that failed this way is
-// unknown. Test for it with IsTransport (or errors.Is).
-var ErrTransport = errors.New("rpc transport failure")
+// outcomeKey is the ErrorInfo metadata key that carries
+// tradeunit.ErrOutcomeUnknown across the wire: the unit answered, but its
+// storage cannot tell whether the change committed.
+const outcomeKey, outcomeUnknown = "outcome", "unknown"
 
 // codeTable is the one mapping between domain codes and gRPC codes. The
 // domain code itself travels in the ErrorInfo reason, so the gRPC code is
@@ -81,7 +80,11 @@ func toStatus(ctx context.Context, method string, err error) error {
 		slog.ErrorContext(ctx, "rpc: internal error", "method", method, "err", err)
 	}
 	st := status.New(grpcCode(code), tradeunit.ErrorMessage(err))
-	withInfo, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: string(code), Domain: ErrorDomain})
+	info := &errdetails.ErrorInfo{Reason: string(code), Domain: ErrorDomain}
+	if errors.Is(err, tradeunit.ErrOutcomeUnknown) {
+		info.Metadata = map[string]string{outcomeKey: outcomeUnknown}
+	}
+	withInfo, derr := st.WithDetails(info)
 	if derr != nil {
 		// Only possible for codes.OK, which grpcCode never returns; without
 		// the detail the client would see a transport failure, so say so.
@@ -93,14 +96,19 @@ func toStatus(ctx context.Context, method string, err error) error {
 
 // fromStatus turns an error returned by a gRPC call into the error the
 // client returns. A status with a tradeunit ErrorInfo is the unit's answer
-// and becomes the same *tradeunit.Error the unit returned (code and
-// message). Anything else, including the caller's own deadline or
-// cancellation, becomes UNIT_UNAVAILABLE marked with ErrTransport.
+// and becomes the same *tradeunit.Error the unit returned (code, message,
+// and whether the outcome is unknown). Anything else, including the
+// caller's own deadline or cancellation, becomes UNIT_UNAVAILABLE marked
+// with tradeunit.ErrNoAnswer.
 func fromStatus(method string, err error) error {
 	st, _ := status.FromError(err)
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain && info.GetReason() != "" {
-			return &tradeunit.Error{Code: tradeunit.Code(info.GetReason()), Message: st.Message()}
+			e := &tradeunit.Error{Code: tradeunit.Code(info.GetReason()), Message: st.Message()}
+			if info.GetMetadata()[outcomeKey] == outcomeUnknown {
+				e.Err = tradeunit.ErrOutcomeUnknown
+			}
+			return e
 		}
 	}
 	return transportError(method, st.Code(), err)
@@ -110,17 +118,5 @@ func fromStatus(method string, err error) error {
 // outcome. The message names only the gRPC code because it may be shown to
 // API callers; the full cause (addresses, dial errors) stays in Err for logs.
 func transportError(method string, code codes.Code, err error) error {
-	return &tradeunit.Error{
-		Code:    tradeunit.CodeUnitUnavailable,
-		Message: fmt.Sprintf("unit unreachable: %v", code),
-		Op:      "rpc." + method,
-		Err:     fmt.Errorf("%w: %w", ErrTransport, err),
-	}
+	return tradeunit.NoAnswer("rpc."+method, fmt.Sprintf("unit unreachable: %v", code), err)
 }
-
-// IsTransport reports whether err came from the transport rather than from
-// the unit's business logic: the unit could not be reached or did not answer
-// (connection refused or lost, deadline exceeded, caller canceled, a status
-// without tradeunit error details). After such an error the outcome of a
-// changing call is unknown; after any other error the unit has answered.
-func IsTransport(err error) bool { return errors.Is(err, ErrTransport) }

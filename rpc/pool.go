@@ -5,14 +5,16 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+
+	"tradeunit"
 )
 
 // ErrPoolClosed is returned by Pool.Client after Close.
 var ErrPoolClosed = errors.New("rpc: client pool closed")
 
-// Pool holds one Client per logic-service address, dialed on first use. The
-// proxy and the health checker each keep one, and drop the clients of
-// addresses that leave the routing table with Retain.
+// Pool holds one Client per logic-service address, dialed on first use: the
+// tradeunit.LogicDialer of the proxy and the health checker, which drop the
+// clients of addresses that leave the routing table with Retain.
 type Pool struct {
 	opts []grpc.DialOption
 
@@ -25,6 +27,17 @@ type Pool struct {
 // Dial).
 func NewPool(opts ...grpc.DialOption) *Pool {
 	return &Pool{opts: opts, clients: map[string]*Client{}}
+}
+
+var _ tradeunit.LogicDialer = (*Pool)(nil)
+
+// Conn implements tradeunit.LogicDialer.
+func (p *Pool) Conn(addr string) (tradeunit.LogicConn, error) {
+	c, err := p.Client(addr)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Client returns the client of addr, dialing it if needed.
@@ -67,7 +80,7 @@ func (p *Pool) Retain(keep map[string]bool) (closed []string) {
 }
 
 // Close closes every client; later calls to Client fail.
-func (p *Pool) Close() {
+func (p *Pool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
@@ -75,4 +88,5 @@ func (p *Pool) Close() {
 		c.Close()
 		delete(p.clients, addr)
 	}
+	return nil
 }

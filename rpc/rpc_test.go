@@ -251,8 +251,8 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 				if !reflect.DeepEqual(e, want) {
 					t.Errorf("%s: got %#v, want %#v", c.name, e, want)
 				}
-				if IsTransport(err) {
-					t.Errorf("%s: IsTransport(%v) = true for an answer of the unit", c.name, err)
+				if !tradeunit.Answered(err) {
+					t.Errorf("%s: Answered(%v) = false for an answer of the unit", c.name, err)
 				}
 			}
 
@@ -272,6 +272,30 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 				t.Errorf("ErrorInfo = %v, want reason %s, domain tradeunit", info, tt.code)
 			}
 		})
+	}
+}
+
+// TestOutcomeUnknownCrossesTheWire: a unit whose storage lost the
+// connection during COMMIT says so, and the client sees an answered
+// UNIT_UNAVAILABLE whose outcome is unknown, unlike a definite refusal.
+func TestOutcomeUnknownCrossesTheWire(t *testing.T) {
+	u := startUnit(t)
+	for _, tt := range []struct {
+		name    string
+		err     error
+		unknown bool
+	}{
+		{"commit lost", tradeunit.UnknownOutcome("store.PayOrder", errors.New("bad connection")), true},
+		{"nothing written", tradeunit.Unavailable("store.PayOrder", "primary is read-only", nil), false},
+	} {
+		u.svc.set(nil, nil, tt.err)
+		_, err := u.client.PayOrder(t.Context(), tradeunit.PayOrderRequest{Mchid: "m", OrderNo: "n", PaymentID: "p"})
+		if tradeunit.ErrorCode(err) != tradeunit.CodeUnitUnavailable || !tradeunit.Answered(err) {
+			t.Errorf("%s: got %v, want an answered UNIT_UNAVAILABLE", tt.name, err)
+		}
+		if got := tradeunit.OutcomeUnknown(err); got != tt.unknown {
+			t.Errorf("%s: OutcomeUnknown(%v) = %v, want %v", tt.name, err, got, tt.unknown)
+		}
 	}
 }
 
@@ -299,8 +323,8 @@ func TestSystemErrorCauseStaysOnServer(t *testing.T) {
 		if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "store.PayOrder") {
 			t.Errorf("client error %q leaks the internal cause", err)
 		}
-		if IsTransport(err) {
-			t.Errorf("IsTransport(%v) = true for an answer of the unit", err)
+		if !tradeunit.Answered(err) {
+			t.Errorf("Answered(%v) = false for an answer of the unit", err)
 		}
 		if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "PayOrder") || !strings.Contains(l, "hunter2") {
 			t.Errorf("server log %q lacks the level, method or cause", l)
@@ -445,8 +469,8 @@ func TestNilResultIsSystemError(t *testing.T) {
 // method.
 func wantTransport(tb testing.TB, err error, method string) {
 	tb.Helper()
-	if !IsTransport(err) {
-		tb.Errorf("IsTransport(%v) = false, want true", err)
+	if tradeunit.Answered(err) {
+		tb.Errorf("Answered(%v) = true, want false", err)
 	}
 	if got, want := tradeunit.ErrorCode(err), tradeunit.CodeUnitUnavailable; got != want {
 		tb.Errorf("code of %v = %s, want %s", err, got, want)
@@ -506,7 +530,7 @@ func TestNeverStartedServerFailsFast(t *testing.T) {
 	wantTransport(t, err, "GetOrder")
 }
 
-func TestCallerContextIsTransport(t *testing.T) {
+func TestCallerContextIsNoAnswer(t *testing.T) {
 	u := startUnit(t)
 	u.svc.set(testOrder(), nil, nil)
 
@@ -543,8 +567,8 @@ func TestServerContextErrorIsNotDomainAnswer(t *testing.T) {
 	if got := status.Code(err); got != codes.Canceled {
 		t.Errorf("status code = %v, want Canceled", got)
 	}
-	if got := fromStatus("PayOrder", err); !IsTransport(got) {
-		t.Errorf("IsTransport(%v) = false, want true", got)
+	if got := fromStatus("PayOrder", err); tradeunit.Answered(got) {
+		t.Errorf("Answered(%v) = true, want false", got)
 	}
 	// A live ctx: a context error from deep inside is a unit fault.
 	err = toStatus(t.Context(), "PayOrder", tradeunit.Internal("store.PayOrder", context.DeadlineExceeded))
@@ -553,22 +577,22 @@ func TestServerContextErrorIsNotDomainAnswer(t *testing.T) {
 	}
 }
 
-func TestStatusWithoutErrorInfoIsTransport(t *testing.T) {
+func TestStatusWithoutErrorInfoIsNoAnswer(t *testing.T) {
 	for _, err := range []error{
 		status.Error(codes.Unknown, "panic somewhere"),
 		status.Error(codes.NotFound, "no ErrorInfo: a proxy in between, not the unit"),
 		errors.New("not a status at all"),
 	} {
-		if got := fromStatus("GetOrder", err); !IsTransport(got) || tradeunit.ErrorCode(got) != tradeunit.CodeUnitUnavailable {
+		if got := fromStatus("GetOrder", err); tradeunit.Answered(got) || tradeunit.ErrorCode(got) != tradeunit.CodeUnitUnavailable {
 			t.Errorf("fromStatus(%v) = %v, want a UNIT_UNAVAILABLE transport error", err, got)
 		}
 	}
 	st, _ := status.New(codes.NotFound, "x").WithDetails(&errdetails.ErrorInfo{Reason: "RESOURCE_NOT_EXISTS", Domain: "example.com"})
-	if got := fromStatus("GetOrder", st.Err()); !IsTransport(got) {
-		t.Errorf("ErrorInfo of another domain: IsTransport(%v) = false, want true", got)
+	if got := fromStatus("GetOrder", st.Err()); tradeunit.Answered(got) {
+		t.Errorf("ErrorInfo of another domain: Answered(%v) = true, want false", got)
 	}
-	if IsTransport(nil) || IsTransport(tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "x")) {
-		t.Error("IsTransport is true for an error that did not come from the transport")
+	if !tradeunit.Answered(nil) || !tradeunit.Answered(tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "x")) {
+		t.Error("Answered is false for an error that did not come from the transport")
 	}
 }
 
@@ -596,7 +620,7 @@ func TestCheck(t *testing.T) {
 	// Draining: the replica answers, but not SERVING.
 	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	err = c.Check(t.Context())
-	if tradeunit.ErrorCode(err) != tradeunit.CodeUnitUnavailable || IsTransport(err) {
+	if tradeunit.ErrorCode(err) != tradeunit.CodeUnitUnavailable || !tradeunit.Answered(err) {
 		t.Errorf("Check of a draining server = %v, want a non-transport UNIT_UNAVAILABLE", err)
 	}
 	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)

@@ -15,14 +15,14 @@ func (c *Client) Down() bool {
 	return s == connectivity.TransientFailure || s == connectivity.Shutdown
 }
 
-// redialEvery bounds how often Redial skips gRPC's reconnect back-off.
+// redialEvery bounds how often Reconnect skips gRPC's reconnect back-off.
 const redialEvery = 500 * time.Millisecond
 
-// Redial makes a connection in failure try to connect again now rather than
-// at the end of its back-off, at most once per redialEvery. A caller with no
-// live replica left uses it so that a replica that has come back is used
-// within redialEvery, not after a back-off of seconds.
-func (c *Client) Redial() {
+// Reconnect makes a connection in failure try to connect again now rather
+// than at the end of its back-off, at most once per redialEvery. A caller
+// with no live replica left uses it so that a replica that has come back is
+// used within redialEvery, not after a back-off of seconds.
+func (c *Client) Reconnect() {
 	now := time.Now().UnixNano()
 	last := c.lastRedial.Load()
 	if now-last < int64(redialEvery) || !c.lastRedial.CompareAndSwap(last, now) {

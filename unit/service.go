@@ -15,7 +15,7 @@ import (
 // Service implements tradeunit.OrderService for one unit.
 type Service struct {
 	unit    tradeunit.UnitID
-	storage Storage
+	storage tradeunit.Storage
 	seq     *Sequencer
 	now     func() time.Time
 }
@@ -40,14 +40,14 @@ func New(cfg Config, store tradeunit.Store) (*Service, error) {
 	if err := store.BindUnit(ctx, cfg.Unit); err != nil {
 		return nil, fmt.Errorf("unit %d: %w", cfg.Unit, err)
 	}
-	return NewWithStorage(cfg, Fixed(store))
+	return NewWithStorage(cfg, tradeunit.FixedStorage(store))
 }
 
 // NewWithStorage returns the logic service of cfg.Unit over a storage that
 // may change under it: a primary and replicas that follow the routing table
 // (package store/replicated). The storage binds each primary it opens to
 // the unit (Store.BindUnit).
-func NewWithStorage(cfg Config, storage Storage) (*Service, error) {
+func NewWithStorage(cfg Config, storage tradeunit.Storage) (*Service, error) {
 	if err := cfg.Unit.Validate(); err != nil {
 		return nil, err
 	}

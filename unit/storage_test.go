@@ -25,11 +25,11 @@ func (emptyStore) Order(_ context.Context, no string) (*tradeunit.Order, error) 
 	return nil, tradeunit.Errorf(tradeunit.CodeNotFound, "order %s does not exist", no)
 }
 
-// storage is a unit.Storage with fixed readers per consistency.
+// storage is a tradeunit.Storage with fixed readers per consistency.
 type storage struct {
 	primary  tradeunit.Store
-	realtime []unit.Reader
-	eventual []unit.Reader
+	realtime []tradeunit.Reader
+	eventual []tradeunit.Reader
 }
 
 func (s *storage) Primary() (tradeunit.Store, error) {
@@ -39,7 +39,7 @@ func (s *storage) Primary() (tradeunit.Store, error) {
 	return s.primary, nil
 }
 
-func (s *storage) Readers(c tradeunit.Consistency) ([]unit.Reader, error) {
+func (s *storage) Readers(c tradeunit.Consistency) ([]tradeunit.Reader, error) {
 	if c == tradeunit.Eventual {
 		return s.eventual, nil
 	}
@@ -68,17 +68,17 @@ func TestReadFallsBack(t *testing.T) {
 	degraded := tradeunit.ReadInfo{Source: tradeunit.FromReplica, Degraded: true, Staleness: 3 * time.Second}
 	tests := []struct {
 		name     string
-		readers  []unit.Reader
+		readers  []tradeunit.Reader
 		wantInfo tradeunit.ReadInfo
 		wantCode tradeunit.Code
 	}{
-		{"primary", []unit.Reader{{Store: good}}, tradeunit.ReadInfo{}, ""},
-		{"primary down, degraded replica", []unit.Reader{{Store: brokenStore{}}, {Store: good, Info: degraded}}, degraded, ""},
-		{"fresh replica", []unit.Reader{{Store: good, Info: replica}, {Store: brokenStore{}}}, replica, ""},
-		{"replica behind, then primary", []unit.Reader{{Store: emptyStore{}, Info: replica}, {Store: good}}, tradeunit.ReadInfo{}, ""},
-		{"primary says not found", []unit.Reader{{Store: emptyStore{}}, {Store: good, Info: degraded}}, tradeunit.ReadInfo{}, tradeunit.CodeNotFound},
-		{"only a replica, behind", []unit.Reader{{Store: brokenStore{}}, {Store: emptyStore{}, Info: degraded}}, tradeunit.ReadInfo{}, tradeunit.CodeUnitUnavailable},
-		{"all down", []unit.Reader{{Store: brokenStore{}}}, tradeunit.ReadInfo{}, tradeunit.CodeInternal},
+		{"primary", []tradeunit.Reader{{Store: good}}, tradeunit.ReadInfo{}, ""},
+		{"primary down, degraded replica", []tradeunit.Reader{{Store: brokenStore{}}, {Store: good, Info: degraded}}, degraded, ""},
+		{"fresh replica", []tradeunit.Reader{{Store: good, Info: replica}, {Store: brokenStore{}}}, replica, ""},
+		{"replica behind, then primary", []tradeunit.Reader{{Store: emptyStore{}, Info: replica}, {Store: good}}, tradeunit.ReadInfo{}, ""},
+		{"primary says not found", []tradeunit.Reader{{Store: emptyStore{}}, {Store: good, Info: degraded}}, tradeunit.ReadInfo{}, tradeunit.CodeNotFound},
+		{"only a replica, behind", []tradeunit.Reader{{Store: brokenStore{}}, {Store: emptyStore{}, Info: degraded}}, tradeunit.ReadInfo{}, tradeunit.CodeUnitUnavailable},
+		{"all down", []tradeunit.Reader{{Store: brokenStore{}}}, tradeunit.ReadInfo{}, tradeunit.CodeInternal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +98,7 @@ func TestReadFallsBack(t *testing.T) {
 	}
 
 	// Changes go to the primary, and fail as UNIT_UNAVAILABLE without one.
-	st := &storage{eventual: []unit.Reader{{Store: good, Info: replica}}}
+	st := &storage{eventual: []tradeunit.Reader{{Store: good, Info: replica}}}
 	svc, err = unit.NewWithStorage(unit.Config{Unit: 1}, st)
 	if err != nil {
 		t.Fatal(err)

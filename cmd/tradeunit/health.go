@@ -11,6 +11,7 @@ import (
 
 	"tradeunit/health"
 	"tradeunit/routing"
+	"tradeunit/rpc"
 )
 
 var healthCmd = &command{
@@ -47,7 +48,7 @@ func runHealth(ctx context.Context, args []string, stdout io.Writer) error {
 	defer routes.Close()
 	reg := newRegistry()
 	checker, err := health.New(health.Config{
-		Routes: routes, Interval: *interval, ProbeTimeout: *probeTimeout, Registry: reg, Logger: log,
+		Routes: routes, Dialer: rpc.NewPool(), Interval: *interval, ProbeTimeout: *probeTimeout, Registry: reg, Logger: log,
 		Policy: health.Policy{MaxEjectShare: *share, FailuresToEject: *failures, MinSuccessRate: *minRate, BaseEjection: *baseEjection},
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"tradeunit/proxy"
 	"tradeunit/routing"
+	"tradeunit/rpc"
 )
 
 var proxyCmd = &command{
@@ -49,7 +50,7 @@ func runProxy(ctx context.Context, args []string, stdout io.Writer) error {
 	defer routes.Close()
 	reg := newRegistry()
 	registerRoutesMetrics(reg, routes)
-	p, err := proxy.New(proxy.Config{Routes: routes, Credentials: creds, MaxCreateAttempts: *attempts,
+	p, err := proxy.New(proxy.Config{Routes: routes, Dialer: rpc.NewPool(), Credentials: creds, MaxCreateAttempts: *attempts,
 		UnitTimeout: *timeout, Health: *healthURL, Registry: reg, Logger: log})
 	if err != nil {
 		return err

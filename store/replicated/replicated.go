@@ -1,6 +1,6 @@
 // Package replicated gives a unit's logic service its storage as the
 // routing table describes it: one primary and its replicas
-// (routing.Unit.Storage). It implements unit.Storage:
+// (routing.Unit.Storage). It implements tradeunit.Storage:
 //
 //   - It follows the table. When the unit's primary changes (a failover),
 //     it stops using the old one at once, closes its pool after a grace
@@ -38,7 +38,6 @@ import (
 	"tradeunit"
 	"tradeunit/replication"
 	"tradeunit/routing"
-	"tradeunit/unit"
 )
 
 // Config configures a Storage. Zero durations take their defaults.
@@ -114,7 +113,7 @@ type Storage struct {
 	lastWhy  string
 }
 
-var _ unit.Storage = (*Storage)(nil)
+var _ tradeunit.Storage = (*Storage)(nil)
 
 // primary is the unit's primary of the moment.
 type primary struct {
@@ -185,7 +184,7 @@ func (s *Storage) Close() error {
 	return errors.Join(errs...)
 }
 
-// Primary implements unit.Storage.
+// Primary implements tradeunit.Storage.
 func (s *Storage) Primary() (tradeunit.Store, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -206,25 +205,25 @@ func (s *Storage) unavailable(why string) error {
 		Message: fmt.Sprintf("unit %d %s; retry later", s.cfg.Unit, why)}
 }
 
-// Readers implements unit.Storage.
-func (s *Storage) Readers(c tradeunit.Consistency) ([]unit.Reader, error) {
+// Readers implements tradeunit.Storage.
+func (s *Storage) Readers(c tradeunit.Consistency) ([]tradeunit.Reader, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	now := time.Now()
-	var out []unit.Reader
+	var out []tradeunit.Reader
 	if c == tradeunit.Eventual {
 		if r, staleness, ok := s.freshReplica(now); ok {
-			out = append(out, unit.Reader{Store: r.store, Info: tradeunit.ReadInfo{Source: tradeunit.FromReplica, Staleness: staleness}})
+			out = append(out, tradeunit.Reader{Store: r.store, Info: tradeunit.ReadInfo{Source: tradeunit.FromReplica, Staleness: staleness}})
 		}
 	}
 	p := s.primary
 	if p != nil && p.store != nil && (p.reachable || !p.checked) {
-		out = append(out, unit.Reader{Store: p.reader})
+		out = append(out, tradeunit.Reader{Store: p.reader})
 	}
 	if r, staleness, ok := s.freshestReplica(now); ok {
 		// The primary cannot serve, or may fail: the freshest replica,
 		// whatever its lag, in degraded mode.
-		out = append(out, unit.Reader{Store: r.store, Info: tradeunit.ReadInfo{
+		out = append(out, tradeunit.Reader{Store: r.store, Info: tradeunit.ReadInfo{
 			Source: tradeunit.FromReplica, Degraded: true, Staleness: staleness}})
 	}
 	if len(out) == 0 {
