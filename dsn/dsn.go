@@ -84,8 +84,13 @@ type DSN struct {
 // SQLite DSN without a path or with an option other than synchronous=FULL
 // or NORMAL (in any case), and a MySQL DSN that is not USER@tcp(HOST:PORT),
 // that the driver cannot parse, or whose parameters would set a user or a
-// password. Errors are PARAM_ERROR *tradeunit.Error values whose messages
-// say what to write instead and never hold the password of the input.
+// password. A parameter value is letters, digits and -._~+,'* with others
+// escaped as %XX (as the driver's FormatDSN writes them), so that a DSN's
+// only '@' is the user's. The driver checks the values as it would when
+// connecting, so a tls= or serverPubKey= name must be registered with it
+// in this process first. Errors are PARAM_ERROR *tradeunit.Error values
+// whose messages say what to write instead and never hold the password of
+// the input.
 func Parse(s string) (DSN, error) {
 	if s == "" {
 		return DSN{}, errorf("the storage DSN is empty: write sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB")
