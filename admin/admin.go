@@ -7,32 +7,57 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/routing"
 	"tradeunit/store/sqlstore"
 )
 
-// Admin changes one routing table.
+// Admin changes one routing table and the storage topology beside it.
 type Admin struct {
 	Routes routing.Editor
-	Who    string           // recorded with every change
-	Now    func() time.Time // the clock; time.Now if nil
+	// Topology is the storage topology beside Routes; nil for the commands
+	// that change only the routing table.
+	Topology routing.TopologyEditor
+	// Passwords resolves the passwords of the users the storage commands
+	// connect as (the secrets file and environment); nil: none.
+	Passwords dsn.Passwords
+	Who       string           // recorded with every change
+	Now       func() time.Time // the clock; time.Now if nil
 	// CheckStorage opens a new unit's storage, applying the schema, to
 	// prove that the DSN answers before the unit is registered. Default:
-	// sqlstore.Open.
-	CheckStorage func(ctx context.Context, dsn string) error
+	// sqlstore.Open with Passwords.
+	CheckStorage func(ctx context.Context, d dsn.DSN) error
 }
 
 func (a *Admin) update(ctx context.Context, what string, fn func(*routing.Table) error) (*routing.Table, error) {
-	who := a.Who
-	if who == "" {
-		who = "admin"
+	return a.Routes.Update(ctx, routing.Change{Who: a.who(), What: what}, fn)
+}
+
+// updateStorage changes the storage topology.
+func (a *Admin) updateStorage(ctx context.Context, what string, fn func(*routing.Topology) error) (*routing.Topology, error) {
+	if a.Topology == nil {
+		return nil, errors.New("admin: no storage topology")
 	}
-	return a.Routes.Update(ctx, routing.Change{Who: who, What: what}, fn)
+	return a.Topology.Update(ctx, routing.Change{Who: a.who(), What: what}, fn)
+}
+
+// storageOf returns unit id's storage in the topology.
+func (a *Admin) storageOf(id tradeunit.UnitID) (routing.Storage, error) {
+	if a.Topology == nil {
+		return routing.Storage{}, errors.New("admin: no storage topology")
+	}
+	u, ok := a.Topology.Current().Unit(id)
+	if !ok {
+		return routing.Storage{}, paramErrorf("unit %d has no storage in the storage topology", id)
+	}
+	return u.Storage, nil
 }
 
 func (a *Admin) now() time.Time {
@@ -66,15 +91,18 @@ type NewUnit struct {
 }
 
 // AddUnit prepares a new unit's storage (schema and sequence) and registers
-// it. A unit with logic addresses takes new orders at once; one without is
-// registered unavailable, for tradeunit dev to start its logic services and
-// make it available. Unit numbers only grow: a new unit's number must be
-// above every existing one, so an order number never names two units.
+// it: its storage in the topology first, then the unit in the routing
+// table, so that no proxy routes to a unit whose logic services cannot find
+// their storage. A unit with logic addresses takes new orders at once; one
+// without is registered unavailable, for tradeunit dev to start its logic
+// services and make it available. Unit numbers only grow: a new unit's
+// number must be above every existing one, so an order number never names
+// two units.
 func (a *Admin) AddUnit(ctx context.Context, n NewUnit) (*routing.Table, error) {
 	if err := n.ID.Validate(); err != nil {
 		return nil, err
 	}
-	if n.Storage.Primary == "" {
+	if !n.Storage.HasPrimary() {
 		return nil, paramErrorf("unit %d needs a storage DSN", n.ID)
 	}
 	cur := a.Routes.Current()
@@ -84,25 +112,41 @@ func (a *Admin) AddUnit(ctx context.Context, n NewUnit) (*routing.Table, error) 
 	if top := maxUnit(cur); n.ID <= top {
 		return nil, paramErrorf("unit numbers only grow: the new unit's number must be above %d, got %d", top, n.ID)
 	}
-	check := a.CheckStorage
-	if check == nil {
-		check = openStorage
-	}
-	if err := check(ctx, n.Storage.Primary); err != nil {
-		return nil, paramErrorf("unit %d: storage %s does not answer: %v", n.ID, n.Storage.Primary, err)
-	}
-	return a.update(ctx, fmt.Sprintf("unit add %d", n.ID), func(t *routing.Table) error {
+	add := func(t *routing.Table) error {
 		if _, exists := t.Unit(n.ID); exists || n.ID <= maxUnit(t) {
 			return paramErrorf("unit %d was added meanwhile", n.ID)
 		}
 		t.Units = append(t.Units, routing.Unit{
-			ID: n.ID, Partition: n.Partition, LogicAddrs: n.LogicAddrs, Storage: n.Storage,
+			ID: n.ID, Partition: n.Partition, LogicAddrs: n.LogicAddrs,
 			Available: len(n.LogicAddrs) > 0, Temperature: routing.Hot, AcceptNew: true,
 			Weight: n.Weight, Labels: n.Labels,
 		})
 		t.Normalize()
 		return nil
-	})
+	}
+	// The table change is checked before anything is written: the storage
+	// goes first, and a refused unit must leave no storage entry behind.
+	trial := cur.Clone()
+	if err := add(trial); err != nil {
+		return nil, err
+	}
+	if err := trial.Validate(); err != nil {
+		return nil, err
+	}
+	check := a.CheckStorage
+	if check == nil {
+		check = a.openStorage
+	}
+	if err := check(ctx, n.Storage.Primary); err != nil {
+		return nil, paramErrorf("unit %d: storage %s does not answer: %v", n.ID, n.Storage.Primary, err)
+	}
+	if _, err := a.updateStorage(ctx, fmt.Sprintf("unit add %d: storage %s", n.ID, n.Storage.Primary), func(t *routing.Topology) error {
+		t.Set(n.ID, n.Storage)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return a.update(ctx, fmt.Sprintf("unit add %d", n.ID), add)
 }
 
 func maxUnit(t *routing.Table) tradeunit.UnitID {
@@ -113,10 +157,10 @@ func maxUnit(t *routing.Table) tradeunit.UnitID {
 	return top
 }
 
-func openStorage(ctx context.Context, dsn string) error {
+func (a *Admin) openStorage(ctx context.Context, d dsn.DSN) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := sqlstore.Open(ctx, dsn)
+	s, err := sqlstore.Open(ctx, d, a.Passwords)
 	if err != nil {
 		return err
 	}
@@ -225,10 +269,36 @@ func (a *Admin) SetUnit(ctx context.Context, id tradeunit.UnitID, c UnitChanges)
 	})
 }
 
-// History returns the latest changes, newest first.
-func (a *Admin) History(ctx context.Context, limit int) ([]routing.Change, error) {
+// HistoryEntry is one change of the routing table or of the storage
+// topology.
+type HistoryEntry struct {
+	Document string `json:"document"` // "table" or "storage"
+	routing.Change
+}
+
+// History returns the latest changes of the table and of the storage
+// topology, newest first.
+func (a *Admin) History(ctx context.Context, limit int) ([]HistoryEntry, error) {
 	if limit < 1 {
 		return nil, paramErrorf("limit must be positive, got %d", limit)
 	}
-	return a.Routes.History(ctx, limit)
+	var out []HistoryEntry
+	table, err := a.Routes.History(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range table {
+		out = append(out, HistoryEntry{Document: "table", Change: c})
+	}
+	if a.Topology != nil {
+		storage, err := a.Topology.History(ctx, limit)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range storage {
+			out = append(out, HistoryEntry{Document: "storage", Change: c})
+		}
+	}
+	slices.SortStableFunc(out, func(x, y HistoryEntry) int { return y.Time.Compare(x.Time) })
+	return out[:min(limit, len(out))], nil
 }

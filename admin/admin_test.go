@@ -5,10 +5,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"tradeunit"
 	"tradeunit/admin"
+	"tradeunit/dsn"
 	"tradeunit/routing"
 )
 
@@ -17,21 +19,33 @@ import (
 func newAdmin(t *testing.T) (*admin.Admin, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "routes.json")
-	table := &routing.Table{Revision: 1}
+	table, top := &routing.Table{Revision: 1}, &routing.Topology{Revision: 1}
 	for i, p := range []string{"normal", "normal", "key"} {
-		table.Units = append(table.Units, routing.Unit{ID: tradeunit.UnitID(i + 1), Partition: p,
-			LogicAddrs: []string{"127.0.0.1:9001"}, Storage: routing.Storage{Primary: "sqlite:x.db"}, Available: true, AcceptNew: true})
+		id := tradeunit.UnitID(i + 1)
+		table.Units = append(table.Units, routing.Unit{ID: id, Partition: p,
+			LogicAddrs: []string{"127.0.0.1:9001"}, Available: true, AcceptNew: true})
+		top.Set(id, routing.Storage{Primary: sqlite(filepath.Join(t.TempDir(), "x.db"))})
 	}
 	if err := routing.WriteFile(path, table); err != nil {
 		t.Fatal(err)
 	}
-	f, err := routing.OpenFile(path, routing.FileOptions{})
+	if err := routing.WriteTopologyFile(routing.TopologyPath(path), top); err != nil {
+		t.Fatal(err)
+	}
+	f, err := routing.OpenFile(path, routing.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return &admin.Admin{Routes: f, Who: "test"}, path
+	s, err := routing.OpenTopologyFile(routing.TopologyPath(path), routing.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &admin.Admin{Routes: f, Topology: s, Who: "test"}, path
 }
+
+func sqlite(path string) dsn.DSN { return dsn.MustParse("sqlite:" + path) }
 
 func ptr[T any](v T) *T { return &v }
 
@@ -45,16 +59,16 @@ func TestBadInputChangesNothing(t *testing.T) {
 		want string // part of the message
 	}{
 		{"add existing number", func(a *admin.Admin) error {
-			_, err := a.AddUnit(ctx, admin.NewUnit{ID: 2, Storage: routing.Storage{Primary: "sqlite:" + filepath.Join(dir, "2.db")}})
+			_, err := a.AddUnit(ctx, admin.NewUnit{ID: 2, Storage: routing.Storage{Primary: sqlite(filepath.Join(dir, "2.db"))}})
 			return err
 		}, "already exists"},
 		{"add lower number", func(a *admin.Admin) error {
 			a.Routes.Update(ctx, routing.Change{}, func(t *routing.Table) error { t.Units = t.Units[1:]; t.Normalize(); return nil })
-			_, err := a.AddUnit(ctx, admin.NewUnit{ID: 1, Storage: routing.Storage{Primary: "sqlite:" + filepath.Join(dir, "1.db")}})
+			_, err := a.AddUnit(ctx, admin.NewUnit{ID: 1, Storage: routing.Storage{Primary: sqlite(filepath.Join(dir, "1.db"))}})
 			return err
 		}, "only grow"},
 		{"add unit 0", func(a *admin.Admin) error {
-			_, err := a.AddUnit(ctx, admin.NewUnit{ID: 0, Storage: routing.Storage{Primary: "sqlite:x"}})
+			_, err := a.AddUnit(ctx, admin.NewUnit{ID: 0, Storage: routing.Storage{Primary: sqlite("x")}})
 			return err
 		}, "out of range"},
 		{"add without storage", func(a *admin.Admin) error {
@@ -62,12 +76,12 @@ func TestBadInputChangesNothing(t *testing.T) {
 			return err
 		}, "storage"},
 		{"add with storage that does not answer", func(a *admin.Admin) error {
-			_, err := a.AddUnit(ctx, admin.NewUnit{ID: 9, Storage: routing.Storage{Primary: "mysql:root@tcp(127.0.0.1:1)/tradeunit_x"}})
+			_, err := a.AddUnit(ctx, admin.NewUnit{ID: 9, Storage: routing.Storage{Primary: dsn.MustParse("mysql:root@tcp(127.0.0.1:1)/tradeunit_x")}})
 			return err
 		}, "does not answer"},
 		{"add with bad partition", func(a *admin.Admin) error {
 			_, err := a.AddUnit(ctx, admin.NewUnit{ID: 9, Partition: "Bad Name", LogicAddrs: []string{"127.0.0.1:1"},
-				Storage: routing.Storage{Primary: "sqlite:" + filepath.Join(dir, "9.db")}})
+				Storage: routing.Storage{Primary: sqlite(filepath.Join(dir, "9.db"))}})
 			return err
 		}, "partition"},
 		{"drain unknown unit", func(a *admin.Admin) error { _, err := a.Drain(ctx, 42, false); return err }, "not in the routing table"},
@@ -94,6 +108,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, path := newAdmin(t)
+			storageBefore, _ := os.ReadFile(routing.TopologyPath(path))
 			err := tt.run(a)
 			before, _ := os.ReadFile(path)
 			if err == nil || tradeunit.ErrorCode(err) != tradeunit.CodeParamError || !bytes.Contains([]byte(err.Error()), []byte(tt.want)) {
@@ -105,6 +120,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 			if !bytes.Equal(before, after) {
 				t.Fatal("a refused command changed the table")
 			}
+			if storageAfter, _ := os.ReadFile(routing.TopologyPath(path)); !bytes.Equal(storageBefore, storageAfter) {
+				t.Fatal("a refused command changed the storage topology")
+			}
 		})
 	}
 }
@@ -112,12 +130,15 @@ func TestBadInputChangesNothing(t *testing.T) {
 func TestCommandsChangeTheTable(t *testing.T) {
 	ctx := context.Background()
 	a, _ := newAdmin(t)
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "unit-4.db")
-	if _, err := a.AddUnit(ctx, admin.NewUnit{ID: 4, Partition: "key", LogicAddrs: []string{"127.0.0.1:9004"}, Storage: routing.Storage{Primary: dsn}}); err != nil {
+	db4 := sqlite(filepath.Join(t.TempDir(), "unit-4.db"))
+	if _, err := a.AddUnit(ctx, admin.NewUnit{ID: 4, Partition: "key", LogicAddrs: []string{"127.0.0.1:9004"}, Storage: routing.Storage{Primary: db4}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(dsn[len("sqlite:"):]), "unit-4.db")); err != nil {
+	if _, err := os.Stat(db4.Path); err != nil {
 		t.Fatalf("unit add did not prepare the storage: %v", err)
+	}
+	if u, ok := a.Topology.Current().Unit(4); !ok || u.Primary != db4 {
+		t.Fatalf("unit add: storage topology has %+v, want %s", u, db4)
 	}
 	if _, err := a.Drain(ctx, 3, false); err != nil { // unit 4 now serves partition key too
 		t.Fatal(err)
@@ -138,11 +159,12 @@ func TestCommandsChangeTheTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, err := a.History(ctx, 10)
-	if err != nil || len(h) != 5 || h[0].What != "unit undrain 3" || h[4].What != "unit add 4" || h[0].Who != "test" {
+	if err != nil || len(h) != 6 || h[0].What != "unit undrain 3" || h[4].What != "unit add 4" || h[0].Who != "test" ||
+		h[5].Document != "storage" || !strings.HasPrefix(h[5].What, "unit add 4: storage") {
 		t.Fatalf("history %+v, %v", h, err)
 	}
 	// A dev-managed unit: no addresses, registered unavailable.
-	tbl, err = a.AddUnit(ctx, admin.NewUnit{ID: 5, Storage: routing.Storage{Primary: "sqlite:" + filepath.Join(t.TempDir(), "5.db")}})
+	tbl, err = a.AddUnit(ctx, admin.NewUnit{ID: 5, Storage: routing.Storage{Primary: sqlite(filepath.Join(t.TempDir(), "5.db"))}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func TestConcurrentUnitSetOnEtcd(t *testing.T) {
 	ctx := context.Background()
 	spec := etcdtest.Start(t, 1).Spec("/admin")
 	table := &routing.Table{Revision: 1, Units: []routing.Unit{{ID: 1, LogicAddrs: []string{"127.0.0.1:9001"},
-		Storage: routing.Storage{Primary: "sqlite:x.db"}, Available: true, AcceptNew: true}}}
+		Available: true, AcceptNew: true}}}
 	if err := routing.InitEtcd(ctx, spec, table, routing.Change{Who: "test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestConcurrentUnitSetOnEtcd(t *testing.T) {
 			errs = make([]error, 2)
 		)
 		for op := 0; op < 2; op++ {
-			e, err := routing.OpenEtcd(ctx, spec, routing.EtcdOptions{})
+			e, err := routing.OpenEtcd(ctx, spec, routing.DefaultOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,7 +42,7 @@ func TestConcurrentUnitSetOnEtcd(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		e, err := routing.OpenEtcd(ctx, spec, routing.EtcdOptions{})
+		e, err := routing.OpenEtcd(ctx, spec, routing.DefaultOptions())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,25 +10,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/replication"
 	"tradeunit/routing"
-	"tradeunit/store/sqlstore"
 )
 
-// FailoverOptions configures Failover and Rejoin. The routing table holds
-// the application user's DSNs; the replication operations need an
-// administrative user (fencing kills connections and sets read_only,
-// promotion stops replication) and the replication user that re-pointed
-// replicas connect as. The defaults are those of a local replicated set
-// (tradeunit mariadb up, replication/localdb).
+// FailoverOptions configures Failover and Rejoin. Start from
+// DefaultFailoverOptions. The storage topology holds the application user's
+// DSNs; the replication operations need an administrative user (fencing
+// kills connections and sets read_only, promotion stops replication) and
+// the replication user that re-pointed replicas connect as. Their passwords
+// come from Admin.Passwords (the secrets file or environment), never from
+// flags.
 type FailoverOptions struct {
-	AdminUser     string // default root
-	AdminPassword string
-	ReplUser      string // default repl
-	ReplPassword  string // default repl
+	AdminUser string
+	ReplUser  string
 	// MaxBacklog refuses a replica holding more than this many received
 	// but unapplied transactions (0: no bound): applying them would keep
 	// the unit without a primary too long.
@@ -37,28 +34,28 @@ type FailoverOptions struct {
 	// may hold acknowledged orders the others lack. Off by default.
 	AllowUnreachable bool
 	// ApplyTimeout bounds the wait for the chosen replica to apply what it
-	// has received (default 30s).
+	// has received.
 	ApplyTimeout time.Duration
 	// AckTimeout bounds the wait for the new primary's first acknowledging
-	// replica (default 15s).
+	// replica.
 	AckTimeout time.Duration
 	// Progress, if set, is called after each step.
 	Progress func(FailoverStep)
+
+	passwords dsn.Passwords // the Admin's, set by Failover and Rejoin
 }
 
-func (o *FailoverOptions) setDefaults() {
-	if o.AdminUser == "" {
-		o.AdminUser = "root"
+// DefaultFailoverOptions returns the options of tradeunit admin failover:
+// the users of a local replicated set (root and repl).
+func DefaultFailoverOptions() FailoverOptions {
+	return FailoverOptions{AdminUser: "root", ReplUser: "repl", ApplyTimeout: 30 * time.Second, AckTimeout: 15 * time.Second}
+}
+
+func (o FailoverOptions) validate() error {
+	if o.AdminUser == "" || o.ReplUser == "" || o.ApplyTimeout <= 0 || o.AckTimeout <= 0 {
+		return paramErrorf("failover: an admin user, a replication user and positive timeouts are required")
 	}
-	if o.ReplUser == "" {
-		o.ReplUser, o.ReplPassword = "repl", "repl"
-	}
-	if o.ApplyTimeout <= 0 {
-		o.ApplyTimeout = 30 * time.Second
-	}
-	if o.AckTimeout <= 0 {
-		o.AckTimeout = 15 * time.Second
-	}
+	return nil
 }
 
 // FailoverStep is one step of a failover, as it went.
@@ -71,20 +68,20 @@ type FailoverStep struct {
 // FailoverResult says what a failover did.
 type FailoverResult struct {
 	Unit       tradeunit.UnitID
-	OldPrimary string // storage DSN of the old primary ("" if the unit had none)
+	OldPrimary dsn.DSN // of the old primary (the zero DSN if the unit had none)
 	// OldFenced is true when the old primary was reached and fenced
 	// (read-only, its connections killed); false when it could not be
 	// reached (killed, or cut off), in which case every replica stopped
 	// receiving from it before one was chosen, so it cannot get a commit
 	// acknowledged any more.
 	OldFenced  bool
-	NewPrimary string   // storage DSN of the promoted replica
-	Replicas   []string // the unit's replicas now
+	NewPrimary dsn.DSN   // of the promoted replica
+	Replicas   []dsn.DSN // the unit's replicas now
 	Steps      []FailoverStep
-	// Revision is the routing table revision that names the new primary.
+	// Revision is the storage topology revision that names the new primary.
 	Revision int64
-	// Remapped is the time from the start to the routing table naming the
-	// new primary; Took, to the new primary having an acknowledging
+	// Remapped is the time from the start to the topology naming the new
+	// primary; Took, to the new primary having an acknowledging
 	// replica (the unit takes changes again).
 	Remapped, Took time.Duration
 }
@@ -118,7 +115,10 @@ type FailoverResult struct {
 // replication.ErrNoSafeReplica for a refusal; others for a step that
 // failed, naming it.
 func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOptions) (*FailoverResult, error) {
-	o.setDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	o.passwords = a.Passwords
 	start := time.Now()
 	res := &FailoverResult{Unit: id}
 	step := func(name string, t0 time.Time, detail string) {
@@ -128,17 +128,16 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 			o.Progress(s)
 		}
 	}
-	u, err := unit(a.Routes.Current(), id)
+	st, err := a.storageOf(id)
 	if err != nil {
 		return nil, err
 	}
-	st := u.Storage
 	res.OldPrimary = st.Primary
 	if len(st.Replicas) == 0 {
 		return nil, paramErrorf("unit %d has no replica to promote", id)
 	}
-	for _, dsn := range slices.Concat([]string{st.Primary}, st.Replicas, st.Fenced) {
-		if _, err := o.serverDSN(dsn); dsn != "" && err != nil {
+	for _, d := range slices.Concat([]dsn.DSN{st.Primary}, st.Replicas, st.Fenced) {
+		if _, err := o.serverDSN(d); d != (dsn.DSN{}) && err != nil {
 			return nil, paramErrorf("unit %d: %v", id, err)
 		}
 	}
@@ -156,55 +155,52 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 	t0 = time.Now()
 	res.OldFenced = true
 	var fenced []string
-	for _, dsn := range slices.Concat([]string{st.Primary}, st.Fenced) {
-		if dsn == "" {
+	for _, d := range slices.Concat([]dsn.DSN{st.Primary}, st.Fenced) {
+		if d == (dsn.DSN{}) {
 			continue
 		}
-		err := replication.Fence(ctx, o.mustServerDSN(dsn))
+		err := replication.Fence(ctx, o.mustServerDSN(d))
 		switch {
 		case err == nil:
-			fenced = append(fenced, addrOf(dsn)+" fenced")
+			fenced = append(fenced, d.Server()+" fenced")
 		case errors.Is(err, replication.ErrUnreachable):
 			res.OldFenced = false
-			fenced = append(fenced, addrOf(dsn)+" unreachable")
+			fenced = append(fenced, d.Server()+" unreachable")
 		default:
-			return res, fmt.Errorf("failover of unit %d: fence %s: %w", id, addrOf(dsn), err)
+			return res, fmt.Errorf("failover of unit %d: fence %s: %w", id, d.Server(), err)
 		}
 	}
 	step("fence", t0, strings.Join(fenced, ", "))
 	if !res.OldFenced {
 		t0 = time.Now()
 		var stopped []string
-		for _, dsn := range st.Replicas {
-			err := replication.StopReceiving(ctx, o.mustServerDSN(dsn))
+		for _, d := range st.Replicas {
+			err := replication.StopReceiving(ctx, o.mustServerDSN(d))
 			if err != nil {
-				stopped = append(stopped, addrOf(dsn)+": "+err.Error())
+				stopped = append(stopped, d.Server()+": "+err.Error())
 			} else {
-				stopped = append(stopped, addrOf(dsn))
+				stopped = append(stopped, d.Server())
 			}
 		}
 		step("stop-receiving", t0, strings.Join(stopped, ", "))
 	}
 
 	// 3. Unmap the old primary: no logic service writes to it any more.
-	if st.Primary != "" {
+	if st.HasPrimary() {
 		t0 = time.Now()
-		_, err := a.update(ctx, fmt.Sprintf("failover %d: unmap primary %s", id, addrOf(st.Primary)), func(t *routing.Table) error {
-			u, err := unit(t, id)
-			if err != nil {
-				return err
-			}
-			if u.Storage.Primary != st.Primary {
+		_, err := a.updateStorage(ctx, fmt.Sprintf("failover %d: unmap primary %s", id, st.Primary.Server()), func(t *routing.Topology) error {
+			u, ok := t.Unit(id)
+			if !ok || u.Primary != st.Primary {
 				return paramErrorf("unit %d: its primary changed meanwhile", id)
 			}
-			u.Storage.Primary = ""
-			u.Storage.Fenced = append(u.Storage.Fenced, st.Primary)
+			u.Primary = dsn.DSN{}
+			u.Fenced = append(u.Fenced, st.Primary)
 			return nil
 		})
 		if err != nil {
 			return res, fmt.Errorf("failover of unit %d: unmap the old primary (it is fenced; re-run to resume): %w", id, err)
 		}
-		step("unmap", t0, "routing table: unit has no primary; "+addrOf(st.Primary)+" listed as fenced")
+		step("unmap", t0, "storage topology: unit has no primary; "+st.Primary.Server()+" listed as fenced")
 	}
 
 	// 4. Choose now that nothing moves; wait; promote.
@@ -235,30 +231,28 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 
 	// 5. Map the new primary: the logic services open it.
 	t0 = time.Now()
-	var others []string
-	for _, dsn := range st.Replicas {
-		if dsn != newPrimary {
-			others = append(others, dsn)
+	var others []dsn.DSN
+	for _, d := range st.Replicas {
+		if d != newPrimary {
+			others = append(others, d)
 		}
 	}
-	t, err := a.update(ctx, fmt.Sprintf("failover %d: primary %s", id, chosen.Name), func(t *routing.Table) error {
-		u, err := unit(t, id)
-		if err != nil {
-			return err
-		}
-		if u.Storage.Primary != "" || !slices.Contains(u.Storage.Replicas, newPrimary) {
+	t, err := a.updateStorage(ctx, fmt.Sprintf("failover %d: primary %s", id, chosen.Name), func(t *routing.Topology) error {
+		u, ok := t.Unit(id)
+		if !ok || u.HasPrimary() || !slices.Contains(u.Replicas, newPrimary) {
 			return paramErrorf("unit %d: its storage changed meanwhile", id)
 		}
-		u.Storage.Primary = newPrimary
-		u.Storage.Replicas = slices.DeleteFunc(u.Storage.Replicas, func(d string) bool { return d == newPrimary })
+		u.Primary = newPrimary
+		u.Replicas = slices.DeleteFunc(u.Replicas, func(d dsn.DSN) bool { return d == newPrimary })
+		u.LastFailover = time.Now().UTC()
 		return nil
 	})
 	if err != nil {
-		return res, fmt.Errorf("failover of unit %d: %s is promoted but the routing table could not name it (re-run to resume): %w", id, chosen.Name, err)
+		return res, fmt.Errorf("failover of unit %d: %s is promoted but the storage topology could not name it (re-run to resume): %w", id, chosen.Name, err)
 	}
 	res.Revision, res.Remapped = t.Revision, time.Since(start)
 	res.Replicas = others
-	step("remap", t0, fmt.Sprintf("routing table revision %d: primary %s", t.Revision, chosen.Name))
+	step("remap", t0, fmt.Sprintf("storage topology revision %d: primary %s", t.Revision, chosen.Name))
 
 	// 6. Re-point the other replicas; the unit takes changes once one
 	// acknowledges.
@@ -268,9 +262,9 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 		return res, err
 	}
 	var repointErrs []error
-	for _, dsn := range others {
-		if err := replication.Repoint(ctx, o.mustServerDSN(dsn), src); err != nil {
-			repointErrs = append(repointErrs, fmt.Errorf("%s: %w", addrOf(dsn), err))
+	for _, d := range others {
+		if err := replication.Repoint(ctx, o.mustServerDSN(d), src); err != nil {
+			repointErrs = append(repointErrs, fmt.Errorf("%s: %w", d.Server(), err))
 		}
 	}
 	step("repoint", t0, fmt.Sprintf("%d replica(s) to %s", len(others)-len(repointErrs), chosen.Name))
@@ -287,26 +281,26 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 }
 
 // inspect reads every replica as the administrative user; a candidate is
-// named by its address, never its DSN (which holds a password).
-func (o *FailoverOptions) inspect(ctx context.Context, replicas []string) []replication.Candidate {
+// named by its server (host:port).
+func (o *FailoverOptions) inspect(ctx context.Context, replicas []dsn.DSN) []replication.Candidate {
 	cands := make([]replication.Candidate, len(replicas))
-	for i, dsn := range replicas {
+	for i, d := range replicas {
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := replication.Inspect(ictx, o.mustServerDSN(dsn))
+		st, err := replication.Inspect(ictx, o.mustServerDSN(d))
 		cancel()
-		cands[i] = replication.Candidate{Name: addrOf(dsn), Status: st, Err: err}
+		cands[i] = replication.Candidate{Name: d.Server(), Status: st, Err: err}
 	}
 	return cands
 }
 
-// chosenDSN returns the storage DSN of the replica MostAdvanced chose.
-func chosenDSN(replicas []string, chosen replication.Candidate) string {
-	for _, dsn := range replicas {
-		if addrOf(dsn) == chosen.Name {
-			return dsn
+// chosenDSN returns the DSN of the replica MostAdvanced chose.
+func chosenDSN(replicas []dsn.DSN, chosen replication.Candidate) dsn.DSN {
+	for _, d := range replicas {
+		if d.Server() == chosen.Name {
+			return d
 		}
 	}
-	return ""
+	return dsn.DSN{}
 }
 
 // describe says what each candidate had received, and which was chosen.
@@ -315,9 +309,9 @@ func describe(cands []replication.Candidate, chosen replication.Candidate) strin
 	for _, c := range cands {
 		switch {
 		case c.Err != nil:
-			parts = append(parts, addrOf(c.Name)+" unreachable")
+			parts = append(parts, c.Name+" unreachable")
 		case c.Status.Replica != nil:
-			parts = append(parts, fmt.Sprintf("%s received %s applied %s", addrOf(c.Name), c.Status.Replica.ReceivedPos, c.Status.Replica.AppliedPos))
+			parts = append(parts, fmt.Sprintf("%s received %s applied %s", c.Name, c.Status.Replica.ReceivedPos, c.Status.Replica.AppliedPos))
 		}
 	}
 	return "chose " + chosen.Name + " (" + strings.Join(parts, "; ") + ")"
@@ -348,61 +342,40 @@ func waitAcknowledged(ctx context.Context, dsn string, timeout time.Duration) er
 	}
 }
 
-// serverDSN turns a storage DSN of the table (mysql:USER:PASS@tcp(HOST:PORT)/DB)
-// into the go-sql-driver DSN of the administrative user on that server.
-func (o *FailoverOptions) serverDSN(dsn string) (string, error) {
-	cfg, err := parseStorageDSN(dsn)
+// serverDSN turns a storage DSN of the topology into the go-sql-driver
+// DSN, with its password, of the administrative user on that server.
+func (o *FailoverOptions) serverDSN(d dsn.DSN) (string, error) {
+	if d.Scheme != dsn.MySQL {
+		return "", fmt.Errorf("storage %s is not MariaDB (mysql:...): it has no replication to fail over", d)
+	}
+	cfg, err := d.WithUser(o.AdminUser).ServerOnly().MySQLConfig(o.passwords)
 	if err != nil {
 		return "", err
 	}
-	cfg.User, cfg.Passwd, cfg.DBName = o.AdminUser, o.AdminPassword, ""
 	return cfg.FormatDSN(), nil
 }
 
 // mustServerDSN is serverDSN for a DSN Failover has checked already.
-func (o *FailoverOptions) mustServerDSN(dsn string) string {
-	s, _ := o.serverDSN(dsn)
+func (o *FailoverOptions) mustServerDSN(d dsn.DSN) string {
+	s, _ := o.serverDSN(d)
 	return s
 }
 
-// source is how replicas reach the server of dsn.
-func (o *FailoverOptions) source(dsn string) (replication.Source, error) {
-	cfg, err := parseStorageDSN(dsn)
+// source is how replicas reach the server of d.
+func (o *FailoverOptions) source(d dsn.DSN) (replication.Source, error) {
+	host, port, err := net.SplitHostPort(d.Addr)
 	if err != nil {
-		return replication.Source{}, err
-	}
-	host, port, err := net.SplitHostPort(cfg.Addr)
-	if err != nil {
-		return replication.Source{}, fmt.Errorf("storage %s: address %q: %w", addrOf(dsn), cfg.Addr, err)
+		return replication.Source{}, fmt.Errorf("storage %s: address %q: %w", d.Server(), d.Addr, err)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil {
-		return replication.Source{}, fmt.Errorf("storage %s: port %q: %w", addrOf(dsn), port, err)
+		return replication.Source{}, fmt.Errorf("storage %s: port %q: %w", d.Server(), port, err)
 	}
-	return replication.Source{Host: host, Port: p, User: o.ReplUser, Password: o.ReplPassword}, nil
-}
-
-func parseStorageDSN(dsn string) (*mysql.Config, error) {
-	rest, ok := strings.CutPrefix(dsn, "mysql:")
-	if !ok {
-		return nil, fmt.Errorf("storage %q is not MariaDB (mysql:...): it has no replication to fail over", sqlstore.Redact(dsn))
+	var pw string
+	if o.passwords != nil {
+		pw, _ = o.passwords.Password(o.ReplUser, d.Addr)
 	}
-	cfg, err := mysql.ParseDSN(rest)
-	if err != nil {
-		return nil, fmt.Errorf("storage %q: %w", sqlstore.Redact(dsn), err)
-	}
-	if cfg.Net != "tcp" {
-		return nil, fmt.Errorf("storage %q: want tcp(HOST:PORT), replicas must reach it", sqlstore.Redact(dsn))
-	}
-	return cfg, nil
-}
-
-// addrOf names the server of a storage DSN (host:port) for messages.
-func addrOf(dsn string) string {
-	if cfg, err := parseStorageDSN(dsn); err == nil {
-		return cfg.Addr
-	}
-	return sqlstore.Redact(dsn)
+	return replication.Source{Host: host, Port: p, User: o.ReplUser, Password: pw}, nil
 }
 
 // Rejoin brings back the servers a failover fenced in unit id as replicas
@@ -416,20 +389,22 @@ func addrOf(dsn string) string {
 // server by address (host:port); "" rejoins them all. Errors: PARAM_ERROR
 // for a unit without a primary or without such a fenced server; an error
 // wrapping replication.ErrErrantGTIDs for a server that must be rebuilt.
-func (a *Admin) Rejoin(ctx context.Context, id tradeunit.UnitID, server string, o FailoverOptions) (*routing.Table, error) {
-	o.setDefaults()
-	u, err := unit(a.Routes.Current(), id)
+func (a *Admin) Rejoin(ctx context.Context, id tradeunit.UnitID, server string, o FailoverOptions) (*routing.Topology, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	o.passwords = a.Passwords
+	st, err := a.storageOf(id)
 	if err != nil {
 		return nil, err
 	}
-	st := u.Storage
-	if st.Primary == "" {
+	if !st.HasPrimary() {
 		return nil, paramErrorf("unit %d has no primary to rejoin (failing over: run the failover again)", id)
 	}
-	var todo []string
-	for _, dsn := range st.Fenced {
-		if server == "" || addrOf(dsn) == server {
-			todo = append(todo, dsn)
+	var todo []dsn.DSN
+	for _, d := range st.Fenced {
+		if server == "" || d.Server() == server {
+			todo = append(todo, d)
 		}
 	}
 	if len(todo) == 0 {
@@ -443,29 +418,26 @@ func (a *Admin) Rejoin(ctx context.Context, id tradeunit.UnitID, server string, 
 	if err != nil {
 		return nil, err
 	}
-	var t *routing.Table
-	for _, dsn := range todo {
-		admin, err := o.serverDSN(dsn)
+	var t *routing.Topology
+	for _, d := range todo {
+		admin, err := o.serverDSN(d)
 		if err != nil {
 			return t, paramErrorf("unit %d: %v", id, err)
 		}
 		if err := replication.Rejoin(ctx, admin, primaryAdmin, src); err != nil {
-			return t, fmt.Errorf("rejoin %s to unit %d: %w", addrOf(dsn), id, err)
+			return t, fmt.Errorf("rejoin %s to unit %d: %w", d.Server(), id, err)
 		}
-		t, err = a.update(ctx, fmt.Sprintf("rejoin %d: replica %s", id, addrOf(dsn)), func(t *routing.Table) error {
-			u, err := unit(t, id)
-			if err != nil {
-				return err
-			}
-			if u.Storage.Primary != st.Primary || !slices.Contains(u.Storage.Fenced, dsn) {
+		t, err = a.updateStorage(ctx, fmt.Sprintf("rejoin %d: replica %s", id, d.Server()), func(t *routing.Topology) error {
+			u, ok := t.Unit(id)
+			if !ok || u.Primary != st.Primary || !slices.Contains(u.Fenced, d) {
 				return paramErrorf("unit %d: its storage changed meanwhile", id)
 			}
-			u.Storage.Fenced = slices.DeleteFunc(u.Storage.Fenced, func(d string) bool { return d == dsn })
-			u.Storage.Replicas = append(u.Storage.Replicas, dsn)
+			u.Fenced = slices.DeleteFunc(u.Fenced, func(f dsn.DSN) bool { return f == d })
+			u.Replicas = append(u.Replicas, d)
 			return nil
 		})
 		if err != nil {
-			return t, fmt.Errorf("rejoin %s to unit %d: it replicates, but the routing table could not list it: %w", addrOf(dsn), id, err)
+			return t, fmt.Errorf("rejoin %s to unit %d: it replicates, but the storage topology could not list it: %w", d.Server(), id, err)
 		}
 	}
 	return t, nil

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/health"
 	"tradeunit/routing"
 	"tradeunit/store/sqlstore"
@@ -17,21 +18,28 @@ type UnitView struct {
 	Temperature routing.Temperature `json:"temperature"`
 	Available   bool                `json:"available"`
 	AcceptNew   bool                `json:"accept_new"`
-	Blacklisted string              `json:"blacklisted,omitempty"` // the reason, while active
-	Health      string              `json:"health"`                // the checker's verdict, or "unknown"
-	LatencyMS   float64             `json:"latency_ms,omitempty"`  // probe latency (EWMA)
+	// NewOrders says whether the unit takes new orders now: available,
+	// hot, accepting them and not blacklisted.
+	NewOrders   bool    `json:"new_orders"`
+	Blacklisted string  `json:"blacklisted,omitempty"` // the reason, while active
+	Health      string  `json:"health"`                // the checker's verdict, or "unknown"
+	LatencyMS   float64 `json:"latency_ms,omitempty"`  // probe latency (EWMA)
 	// OrdersPerSec is the unit's rate of new orders over the last minute,
 	// counted in its storage; -1 when the storage could not be read.
 	OrdersPerSec float64  `json:"orders_per_sec"`
 	LogicAddrs   []string `json:"logic_addrs"`
-	Storage      string   `json:"storage"`
+	// Storage is the unit's primary in the storage topology (no password:
+	// DSNs never hold one); empty without the topology.
+	Storage dsn.DSN `json:"storage,omitzero"`
 }
 
 // recentWindow is the window of UnitView.OrdersPerSec.
 const recentWindow = time.Minute
 
 // Units lists every unit with its settings, the health checker's verdict
-// (if healthURL is set and answers) and its recent rate of new orders.
+// (if healthURL is set and answers) and its recent rate of new orders, read
+// from its storage without changing it (a listing never creates or
+// migrates a database).
 func (a *Admin) Units(ctx context.Context, healthURL string) ([]UnitView, error) {
 	t := a.Routes.Current()
 	verdicts := map[tradeunit.UnitID]*health.UnitReport{}
@@ -46,10 +54,15 @@ func (a *Admin) Units(ctx context.Context, healthURL string) ([]UnitView, error)
 	out := make([]UnitView, 0, len(t.Units))
 	for _, u := range t.Units {
 		v := UnitView{Unit: u.ID, Partition: u.Partition, Temperature: u.Temperature, Available: u.Available,
-			AcceptNew: u.AcceptNew, Health: "unknown", LogicAddrs: u.LogicAddrs, Storage: u.Storage.Primary,
-			OrdersPerSec: recentRate(ctx, u.Storage.Primary, now)}
+			AcceptNew: u.AcceptNew, NewOrders: u.TakesNewOrders(), Health: "unknown", LogicAddrs: u.LogicAddrs, OrdersPerSec: -1}
+		if a.Topology != nil {
+			if st, ok := a.Topology.Current().Unit(u.ID); ok {
+				v.Storage = st.Primary
+				v.OrdersPerSec = a.recentRate(ctx, st.Primary, now)
+			}
+		}
 		if e, active := t.Blacklisted(u.ID, now); active {
-			v.Blacklisted = e.Reason
+			v.Blacklisted, v.NewOrders = e.Reason, false
 		}
 		if r := verdicts[u.ID]; r != nil {
 			v.Health, v.LatencyMS = r.Verdict, r.LatencyEWMAMS
@@ -59,10 +72,13 @@ func (a *Admin) Units(ctx context.Context, healthURL string) ([]UnitView, error)
 	return out, nil
 }
 
-func recentRate(ctx context.Context, dsn string, now time.Time) float64 {
+func (a *Admin) recentRate(ctx context.Context, d dsn.DSN, now time.Time) float64 {
+	if d == (dsn.DSN{}) {
+		return -1
+	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	s, err := sqlstore.Open(ctx, dsn)
+	s, err := sqlstore.OpenReadOnly(ctx, d, a.Passwords)
 	if err != nil {
 		return -1
 	}

@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/go-sql-driver/mysql"
-
 	"tradeunit"
 	"tradeunit/cluster"
+	"tradeunit/daemon/proxyd"
+	"tradeunit/daemon/unitd"
+	"tradeunit/dsn"
 	"tradeunit/proxy"
 	"tradeunit/routing"
+	"tradeunit/secrets"
 	"tradeunit/store/sqlstore"
 )
 
@@ -27,7 +29,9 @@ type Env struct {
 	Binary  string // the tradeunit binary
 	Dir     string // logs, SQLite files, routing table
 	Storage string // "sqlite" or "mysql"
-	// MySQL is the server DSN for mysql storage (default root@tcp(127.0.0.1:3306)/).
+	// MySQL is the server for mysql storage, a storage DSN without a
+	// database (default sqlstore.LocalMySQL); its password comes from the
+	// environment (TRADEUNIT_PASSWORD_<USER>, see package secrets).
 	MySQL string
 
 	procs []*cluster.Process
@@ -42,35 +46,37 @@ const Mchid = "1900000001"
 const apiKey = "bench-key-0123456789abcdef"
 
 // NewStorage returns a DSN of fresh, empty storage.
-func (e *Env) NewStorage() (string, error) {
+func (e *Env) NewStorage() (dsn.DSN, error) {
 	e.n++
 	if e.Storage == "sqlite" {
-		return "sqlite:" + filepath.Join(e.Dir, fmt.Sprintf("bench-%d.db", e.n)), nil
+		return dsn.Parse("sqlite:" + filepath.Join(e.Dir, fmt.Sprintf("bench-%d.db", e.n)))
 	}
 	if e.Storage != "mysql" {
-		return "", fmt.Errorf("storage %q: want sqlite or mysql", e.Storage)
+		return dsn.DSN{}, fmt.Errorf("storage %q: want sqlite or mysql", e.Storage)
 	}
-	cfg, err := mysql.ParseDSN(e.mysqlServer())
+	server, err := e.mysqlServer()
 	if err != nil {
-		return "", err
+		return dsn.DSN{}, err
 	}
 	var b [4]byte
 	rand.Read(b[:])
-	cfg.DBName = fmt.Sprintf("tradeunit_bench_%s_%d", hex.EncodeToString(b[:]), e.n)
-	e.dbs = append(e.dbs, cfg.DBName)
-	return "mysql:" + cfg.FormatDSN(), nil
+	name := fmt.Sprintf("tradeunit_bench_%s_%d", hex.EncodeToString(b[:]), e.n)
+	e.dbs = append(e.dbs, name)
+	return server.WithDatabase(name), nil
 }
 
-func (e *Env) mysqlServer() string {
+func (e *Env) mysqlServer() (dsn.DSN, error) {
 	if e.MySQL != "" {
-		return e.MySQL
+		return dsn.Parse(e.MySQL)
 	}
-	return sqlstore.LocalMySQL
+	return sqlstore.LocalMySQL, nil
 }
 
-// StartUnit starts one logic-service process of unit id over dsn.
-func (e *Env) StartUnit(ctx context.Context, id tradeunit.UnitID, dsn string) (*cluster.Replica, error) {
-	r := cluster.NewReplica(e.Binary, e.Dir, fmt.Sprintf("unit-%d", id), id, dsn, 0)
+// StartUnit starts one logic-service process of unit id over d.
+func (e *Env) StartUnit(ctx context.Context, id tradeunit.UnitID, d dsn.DSN) (*cluster.Replica, error) {
+	cfg := unitd.DefaultConfig()
+	cfg.Service.Unit, cfg.DB = id, d
+	r := cluster.NewReplica(e.Binary, e.Dir, fmt.Sprintf("unit-%d", id), cfg)
 	if err := r.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -84,8 +90,7 @@ func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica) (*cluste
 	t := &routing.Table{Revision: 1}
 	for _, u := range units {
 		t.Units = append(t.Units, routing.Unit{ID: u.Unit, Partition: routing.DefaultPartition,
-			LogicAddrs: []string{u.Addr()}, Storage: routing.Storage{Primary: u.DSN},
-			Available: true, Temperature: routing.Hot, AcceptNew: true})
+			LogicAddrs: []string{u.Addr()}, Available: true, Temperature: routing.Hot, AcceptNew: true})
 	}
 	routes := filepath.Join(e.Dir, fmt.Sprintf("routes-%d.json", len(e.procs)))
 	if err := routing.WriteFile(routes, t); err != nil {
@@ -96,8 +101,12 @@ func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica) (*cluste
 	if err := os.WriteFile(merchants, data, 0o600); err != nil {
 		return nil, err
 	}
+	cfg := proxyd.DefaultConfig()
+	cfg.Routes, cfg.Merchants = routes, merchants
 	p := cluster.NewProcess(e.Binary, e.Dir, fmt.Sprintf("proxy-%d", len(e.procs)), func(listen, addrFile string) []string {
-		return []string{"proxy", "--routes", routes, "--merchants", merchants, "--listen", listen, "--addr-file", addrFile}
+		c := cfg
+		c.Listen, c.AddrFile = listen, addrFile
+		return c.Args()
 	})
 	if err := p.Start(ctx); err != nil {
 		return nil, err
@@ -141,7 +150,15 @@ func (e *Env) Close() {
 	if len(e.dbs) == 0 {
 		return
 	}
-	db, err := sql.Open("mysql", e.mysqlServer())
+	server, err := e.mysqlServer()
+	if err != nil {
+		return
+	}
+	cfg, err := server.MySQLConfig(secrets.FromEnv(os.Getenv))
+	if err != nil {
+		return
+	}
+	db, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {
 		return
 	}

@@ -52,7 +52,7 @@ func Baseline(ctx context.Context, env *Env, clients []int, d time.Duration, pro
 		if err != nil {
 			return nil, err
 		}
-		t, err := env.Target(ctx, dsn, 1, c)
+		t, err := env.Target(ctx, dsn.String(), 1, c)
 		if err != nil {
 			return nil, err
 		}

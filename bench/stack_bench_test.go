@@ -6,12 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"tradeunit"
+	"tradeunit/dsn"
+	"tradeunit/daemon/proxyd"
 	"tradeunit/proxy"
 	"tradeunit/routing"
 	"tradeunit/rpc"
@@ -26,12 +27,12 @@ import (
 //	go test -run='^$' -bench=CreateStack -cpuprofile=/tmp/cpu.out ./bench/
 func BenchmarkCreateStack(b *testing.B) {
 	dir := b.TempDir()
-	store, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(dir, "unit.db"))
+	store, err := sqlstore.Open(context.Background(), dsn.MustParse("sqlite:"+filepath.Join(dir, "unit.db")), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	svc, err := unit.New(unit.Config{Unit: 1}, store)
+	svc, err := unit.New(unit.DefaultConfig(1), store)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,37 +40,26 @@ func BenchmarkCreateStack(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	server, _ := rpc.NewServer(svc)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	server, _ := rpc.NewServer(svc, quiet)
 	go server.Serve(ln)
 	defer server.Stop()
 
-	routes := filepath.Join(dir, "routes.json")
-	t := &routing.Table{Revision: 1, Units: []routing.Unit{{ID: 1, LogicAddrs: []string{ln.Addr().String()},
-		Storage: routing.Storage{Primary: "sqlite:x"}, Available: true, AcceptNew: true}}}
-	if err := routing.WriteFile(routes, t); err != nil {
-		b.Fatal(err)
-	}
-	src, err := routing.OpenFile(routes, routing.FileOptions{})
+	routes, err := routing.NewMemoryTable(&routing.Table{Revision: 1, Units: []routing.Unit{{ID: 1,
+		LogicAddrs: []string{ln.Addr().String()}, Available: true, AcceptNew: true}}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer src.Close()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := proxy.New(proxy.Config{Routes: src, Dialer: rpc.NewPool(), Logger: quiet,
-		Credentials: &proxy.Credentials{Merchants: []proxy.Merchant{{Mchid: Mchid, APIKey: apiKey}}}})
-	if err != nil {
+	px := proxyd.NewMain()
+	px.Config.Listen = "127.0.0.1:0"
+	px.Routes, px.Logger = routes, quiet
+	px.Credentials = &proxy.Credentials{Merchants: []proxy.Merchant{{Mchid: Mchid, APIKey: apiKey}}}
+	if err := px.Run(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close()
-	hln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hs := &http.Server{Handler: p.Handler()}
-	go hs.Serve(hln)
-	defer hs.Close()
+	defer px.Close()
 
-	target := newHTTPTarget("http://"+hln.Addr().String(), apiKey, 64)
+	target := newHTTPTarget(px.URL(), apiKey, 64)
 	var n atomic.Int64
 	b.SetParallelism(8) // 16 callers on 2 cores
 	b.ReportAllocs()

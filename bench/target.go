@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/orderno"
 	"tradeunit/rpc"
+	"tradeunit/secrets"
 	"tradeunit/store/sqlstore"
 	unitpkg "tradeunit/unit"
 )
@@ -44,7 +47,11 @@ func OpenTarget(ctx context.Context, spec, apiKey, mchid string, unit tradeunit.
 	case strings.HasPrefix(spec, "grpc://"):
 		return newGRPCTarget(strings.Split(strings.TrimPrefix(spec, "grpc://"), ","), mchid)
 	case strings.HasPrefix(spec, "sqlite:"), strings.HasPrefix(spec, "mysql:"):
-		s, err := sqlstore.Open(ctx, spec)
+		d, err := dsn.Parse(spec)
+		if err != nil {
+			return nil, err
+		}
+		s, err := sqlstore.Open(ctx, d, secrets.FromEnv(os.Getenv))
 		if err != nil {
 			return nil, err
 		}

@@ -1,8 +1,10 @@
 // Package cluster starts a whole tradeunit cluster on one machine, as real
 // processes on loopback ports: every unit's logic-service replicas as child
-// processes of the tradeunit binary, and the proxy. tradeunit dev runs one
-// for a new user; the end-to-end tests start one in a line and then stop,
-// kill and restart its parts.
+// processes of the tradeunit binary (started with the same flags tradeunit
+// unit takes), and the proxy and the health checker as the very programs
+// tradeunit proxy and tradeunit health run (daemon/proxyd, daemon/healthd),
+// in this process. tradeunit dev runs one for a new user; the end-to-end
+// tests start one in a line and then stop, kill and restart its parts.
 package cluster
 
 import (
@@ -13,92 +15,77 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
-
-	"google.golang.org/grpc"
 
 	"tradeunit"
+	"tradeunit/daemon/healthd"
+	"tradeunit/daemon/proxyd"
+	"tradeunit/daemon/unitd"
+	"tradeunit/dsn"
 	"tradeunit/health"
 	"tradeunit/proxy"
 	"tradeunit/routing"
-	"tradeunit/rpc"
 )
 
-// Config describes a cluster.
+// Config describes a cluster. Start from DefaultConfig.
 type Config struct {
 	Dir      string // data, logs and the routing table go here
 	Binary   string // the tradeunit binary to run the units with
-	Units    int    // number of units (default 4)
-	Replicas int    // logic-service replicas per unit (default 2)
-	// Storage returns a unit's storage DSN; default: an SQLite file in Dir.
-	Storage func(tradeunit.UnitID) string
-	// ProxyAddr is where the proxy listens (default 127.0.0.1:0).
-	ProxyAddr string
-	// SequenceBlock is passed to the units (0: their default).
-	SequenceBlock     int64
-	MaxCreateAttempts int
-	UnitTimeout       time.Duration
-	// BalanceWindow is the proxy's hot-spot balancing window (0: its
-	// default).
-	BalanceWindow time.Duration
-	// Routes, if set, edits the initial routing table before it is written:
-	// partitions, merchants, labels, canary.
-	Routes func(*routing.Table)
+	Units    int    // units 1..Units (a restart also brings back every unit its table knows)
+	Replicas int    // logic-service replicas per unit
+	// Storage returns a unit's storage; nil: an SQLite file in Dir.
+	Storage func(tradeunit.UnitID) dsn.DSN
 	// RoutesSpec is where the routing table lives: "" for Dir/routes.json,
 	// or etcd://HOST:PORT/PREFIX.
 	RoutesSpec string
-	// Health, if set, starts a health checker that the proxy follows.
-	Health *HealthConfig
-	// ProbeRetention is how long units keep probe orders (0: their default).
-	ProbeRetention time.Duration
+	// Routes, if set, edits the initial routing table before it is written:
+	// partitions, merchants, labels, canary.
+	Routes func(*routing.Table)
+	// Unit is the configuration every logic-service replica starts from;
+	// its unit, storage and addresses are the cluster's.
+	Unit unitd.Config
 	// UnitMetrics makes every replica serve Prometheus metrics on a
 	// loopback port (Replica.MetricsURL).
 	UnitMetrics bool
-	Logger      *slog.Logger
+	// Proxy is the proxy's configuration; its routing table, merchants and
+	// health checker are the cluster's.
+	Proxy proxyd.Config
+	// Health, if set, starts a health checker that the proxy follows.
+	Health *healthd.Config
+	// HealthDialer, if set, is how the checker reaches the units (tests
+	// route it through a fault-injecting link); the proxy's are direct.
+	HealthDialer tradeunit.LogicDialer
+	Logger       *slog.Logger
 }
 
-// HealthConfig configures the cluster's health checker.
-type HealthConfig struct {
-	Addr         string // listen address (default 127.0.0.1:0)
-	Interval     time.Duration
-	ProbeTimeout time.Duration
-	Policy       health.Policy
-	// DialOptions shape the checker's connections to the units (tests route
-	// them through a fault-injecting TCP proxy); the proxy's are direct.
-	DialOptions []grpc.DialOption
+// DefaultConfig returns a cluster of 4 units with 2 replicas each over
+// SQLite files in dir, run by binary, its proxy on a free loopback port and
+// no health checker.
+func DefaultConfig(dir, binary string) Config {
+	c := Config{Dir: dir, Binary: binary, Units: 4, Replicas: 2, Unit: unitd.DefaultConfig(), Proxy: proxyd.DefaultConfig(),
+		Logger: slog.Default()}
+	c.Proxy.Listen = "127.0.0.1:0"
+	return c
 }
 
-func (c *Config) setDefaults() error {
+// Validate reports a bad setting; it changes nothing.
+func (c Config) Validate() error {
 	if c.Dir == "" || c.Binary == "" {
 		return errors.New("cluster: Dir and Binary are required")
-	}
-	if c.Units == 0 {
-		c.Units = 4
-	}
-	if c.Replicas == 0 {
-		c.Replicas = 2
 	}
 	if c.Units < 1 || c.Replicas < 1 || tradeunit.UnitID(c.Units) > tradeunit.MaxUnitID {
 		return fmt.Errorf("cluster: need 1..%d units and at least one replica", tradeunit.MaxUnitID)
 	}
-	if c.Storage == nil {
-		dir := c.Dir
-		c.Storage = func(u tradeunit.UnitID) string {
-			return "sqlite:" + filepath.Join(dir, fmt.Sprintf("unit-%d.db", u))
-		}
-	}
-	if c.ProxyAddr == "" {
-		c.ProxyAddr = "127.0.0.1:0"
-	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		return errors.New("cluster: no logger")
 	}
-	return nil
+	errs := []error{c.Proxy.Validate()}
+	if c.Health != nil {
+		errs = append(errs, c.Health.Validate())
+	}
+	return errors.Join(errs...)
 }
 
 // Cluster is a running cluster.
@@ -115,29 +102,29 @@ type Cluster struct {
 	// is HealthURL+"/v1/units".
 	HealthURL string
 
-	cfg          Config
-	mu           sync.Mutex // guards Units against the goroutine that starts added units
-	routes       routing.Editor
-	stopManage   context.CancelFunc
-	manageDone   chan struct{}
-	proxy        *proxy.Proxy
-	server       *http.Server
-	health       *health.Checker
-	healthServer *http.Server
-	healthStop   context.CancelFunc
-	healthDone   chan struct{}
+	// Proxy and Checker are the cluster's proxy and health checker
+	// programs (Checker is nil without one).
+	Proxy   *proxyd.Main
+	Checker *healthd.Main
+
+	cfg        Config
+	mu         sync.Mutex // guards Units against the goroutine that starts added units
+	routes     routing.Editor
+	topology   routing.TopologyEditor
+	stopManage context.CancelFunc
+	manageDone chan struct{}
 }
 
 // Unit is one unit of the cluster.
 type Unit struct {
 	ID       tradeunit.UnitID
-	DSN      string
+	DSN      dsn.DSN
 	Replicas []*Replica
 }
 
 // Start starts a cluster and returns when every part serves.
 func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
-	if err := cfg.setDefaults(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -156,51 +143,34 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if c.Credentials, err = loadOrCreateCredentials(filepath.Join(cfg.Dir, "dev-credentials.json")); err != nil {
 		return nil, err
 	}
-
-	// A restart brings back every unit the table knows, those added by an
-	// operator included, with the policy operators set.
-	old, err := previousTable(ctx, spec)
-	if err != nil {
+	if err := c.startUnits(ctx, spec); err != nil {
 		return nil, err
 	}
-	table := &routing.Table{Revision: 1}
-	for _, id := range unitsToStart(cfg.Units, old) {
-		u, err := c.startUnit(ctx, id, storageOf(old, id))
-		if err != nil {
-			return nil, err
-		}
-		table.Units = append(table.Units, u)
-	}
-	keepPolicy(old, table)
-	if cfg.Routes != nil {
-		cfg.Routes(table)
-	}
-	if err := publishTable(ctx, spec, old != nil, table); err != nil {
+	opts := routing.DefaultOptions()
+	opts.Logger = cfg.Logger
+	if c.routes, err = routing.Open(ctx, spec, opts); err != nil {
 		return nil, err
 	}
-	if c.routes, err = routing.Open(ctx, spec, routing.FileOptions{Logger: cfg.Logger}); err != nil {
+	if c.topology, err = routing.OpenTopology(ctx, spec, opts); err != nil {
 		return nil, err
 	}
 	c.manage()
 	if cfg.Health != nil {
-		if err := c.startHealth(*cfg.Health); err != nil {
+		c.Checker = &healthd.Main{Config: *cfg.Health, Routes: c.routes, Dialer: cfg.HealthDialer, Logger: cfg.Logger}
+		if err := c.Checker.Run(ctx); err != nil {
+			c.Checker = nil
 			return nil, err
 		}
+		c.HealthURL = c.Checker.URL()
 	}
-	c.proxy, err = proxy.New(proxy.Config{
-		Routes: c.routes, Dialer: rpc.NewPool(), Credentials: c.Credentials, MaxCreateAttempts: cfg.MaxCreateAttempts,
-		UnitTimeout: cfg.UnitTimeout, Health: c.HealthURL, BalanceWindow: cfg.BalanceWindow, Logger: cfg.Logger,
-	})
-	if err != nil {
+	pcfg := cfg.Proxy
+	pcfg.Proxy.Health = c.HealthURL
+	c.Proxy = &proxyd.Main{Config: pcfg, Routes: c.routes, Credentials: c.Credentials, Logger: cfg.Logger}
+	if err := c.Proxy.Run(ctx); err != nil {
+		c.Proxy = nil
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.ProxyAddr)
-	if err != nil {
-		return nil, fmt.Errorf("proxy listen: %w", err)
-	}
-	c.ProxyURL = "http://" + ln.Addr().String()
-	c.server = &http.Server{Handler: c.proxy.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go c.server.Serve(ln)
+	c.ProxyURL = c.Proxy.URL()
 	return c, nil
 }
 
@@ -225,25 +195,49 @@ func (c *Cluster) Unit(id tradeunit.UnitID) *Unit {
 	return nil
 }
 
-// Close stops the proxy first, so no new call reaches a unit, then every
-// replica gracefully.
+// Routes returns the routing table the cluster's proxy uses now.
+func (c *Cluster) Routes() *routing.Table { return c.routes.Current() }
+
+// Topology returns the storage topology the cluster's units follow now.
+func (c *Cluster) Topology() *routing.Topology { return c.topology.Current() }
+
+// Health returns the cluster's health checker, or nil.
+func (c *Cluster) Health() *health.Checker {
+	if c.Checker == nil {
+		return nil
+	}
+	return c.Checker.Checker
+}
+
+// StopHealth stops the health checker, as if its host failed: its API stops
+// answering and proxies fall back on their own view. It is safe to call
+// without a checker, and more than once.
+func (c *Cluster) StopHealth() {
+	if c.Checker != nil {
+		c.Checker.Close()
+		c.Checker = nil
+	}
+}
+
+// Close stops the proxy first, so no new call reaches a unit, then the
+// checker, then every replica gracefully.
 func (c *Cluster) Close() error {
 	var errs []error
-	if c.server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		errs = append(errs, c.server.Shutdown(ctx))
-		cancel()
-	}
-	if c.proxy != nil {
-		c.proxy.Close()
+	if c.Proxy != nil {
+		errs = append(errs, c.Proxy.Close())
+		c.Proxy = nil
 	}
 	c.StopHealth()
 	if c.stopManage != nil {
 		c.stopManage()
 		<-c.manageDone
+		c.stopManage = nil
 	}
 	if c.routes != nil {
 		errs = append(errs, c.routes.Close())
+	}
+	if c.topology != nil {
+		errs = append(errs, c.topology.Close())
 	}
 	for _, u := range c.Units {
 		for _, r := range u.Replicas {

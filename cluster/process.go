@@ -11,22 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"tradeunit"
 )
-
-// Replica is one logic-service process of a unit.
-type Replica struct {
-	*Process
-	Unit tradeunit.UnitID
-	DSN  string
-}
-
-// NewReplica returns a logic-service replica of unit over the storage dsn,
-// not started; block is its sequence block size (0: the default).
-func NewReplica(binary, dir, name string, unit tradeunit.UnitID, dsn string, block int64) *Replica {
-	return NewReplicaWith(binary, dir, name, unit, dsn, ReplicaOptions{SequenceBlock: block})
-}
 
 // Process is a child process of the tradeunit binary that serves on a
 // listen address and reports the address it bound by writing it to a file

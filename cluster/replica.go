@@ -1,39 +1,38 @@
 package cluster
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"tradeunit"
+	"tradeunit/daemon/unitd"
+	"tradeunit/dsn"
 )
 
-// ReplicaOptions are the optional settings of a logic-service replica.
-type ReplicaOptions struct {
-	SequenceBlock  int64         // sequence block size (0: the unit's default)
-	ProbeRetention time.Duration // keep probe orders this long (0: the unit's default)
-	Metrics        bool          // serve Prometheus metrics on a loopback port
+// Replica is one logic-service process of a unit: tradeunit unit, started
+// with the flags of its configuration.
+type Replica struct {
+	*Process
+	Unit tradeunit.UnitID
+	DSN  dsn.DSN // its one storage; the zero DSN when it follows the topology
 }
 
-// NewReplicaWith returns a logic-service replica of unit over the storage
-// dsn, not started.
-func NewReplicaWith(binary, dir, name string, unit tradeunit.UnitID, dsn string, o ReplicaOptions) *Replica {
-	metricsFile := filepath.Join(dir, "run", name+".metrics-addr")
-	return &Replica{Unit: unit, DSN: dsn, Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
-		args := []string{"unit", "--unit", unit.String(), "--db", dsn, "--listen", listen, "--addr-file", addrFile}
-		if o.SequenceBlock > 0 {
-			args = append(args, "--sequence-block", fmt.Sprint(o.SequenceBlock))
+// NewReplica returns a logic-service replica, not started, running binary
+// with cfg (its listen address and address file are the process's); its
+// logs go to dir/logs/name.log. With cfg.Metrics set, the replica writes
+// its bound metrics address where MetricsURL finds it.
+func NewReplica(binary, dir, name string, cfg unitd.Config) *Replica {
+	if cfg.Metrics != "" {
+		cfg.MetricsAddrFile = filepath.Join(dir, "run", name+".metrics-addr")
+	}
+	return &Replica{Unit: cfg.Service.Unit, DSN: cfg.DB, Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
+		c := cfg
+		c.Listen, c.AddrFile = listen, addrFile
+		if c.MetricsAddrFile != "" {
+			os.Remove(c.MetricsAddrFile)
 		}
-		if o.ProbeRetention > 0 {
-			args = append(args, "--probe-retention", o.ProbeRetention.String())
-		}
-		if o.Metrics {
-			os.Remove(metricsFile)
-			args = append(args, "--metrics", "127.0.0.1:0", "--metrics-addr-file", metricsFile)
-		}
-		return args
+		return c.Args()
 	})}
 }
 

@@ -2,134 +2,117 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
-	"slices"
-	"strings"
-	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/routing"
 )
 
-// previousTable returns the routing table a previous run left at spec, or
-// nil if there is none (or it cannot be parsed: the cluster starts afresh).
-func previousTable(ctx context.Context, spec string) (*routing.Table, error) {
-	if strings.HasPrefix(spec, "etcd://") {
-		e, err := routing.OpenEtcd(ctx, spec, routing.EtcdOptions{})
+// previous returns the routing table and storage topology a previous run
+// left at spec, or nils if there are none (or they cannot be read: the
+// cluster starts afresh). A table file of an older version, with each
+// unit's storage inside it, is split into the two.
+func previous(ctx context.Context, spec string) (*routing.Table, *routing.Topology, error) {
+	opts := routing.DefaultOptions()
+	if routing.IsEtcd(spec) {
+		e, err := routing.OpenEtcd(ctx, spec, opts)
 		if errors.Is(err, routing.ErrNoTable) {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer e.Close()
-		return e.Current(), nil
+		top, err := routing.OpenTopologyEtcd(ctx, spec, opts)
+		if err != nil {
+			return e.Current(), nil, nil
+		}
+		defer top.Close()
+		return e.Current(), top.Current(), nil
 	}
 	data, err := os.ReadFile(spec)
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	old, err := routing.Parse(data)
 	if err != nil {
+		t, top := splitLegacy(data)
+		return t, top, nil
+	}
+	var top *routing.Topology
+	if data, err := os.ReadFile(routing.TopologyPath(spec)); err == nil {
+		top, _ = routing.ParseTopology(data)
+	}
+	return old, top, nil
+}
+
+// splitLegacy reads a table file of a version that kept each unit's
+// storage in the table, as the table without it and the storage topology;
+// nils if it is not one.
+func splitLegacy(data []byte) (*routing.Table, *routing.Topology) {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(data, &doc) != nil {
 		return nil, nil
 	}
-	return old, nil
-}
-
-// unitsToStart is units 1..n and every unit of the previous table.
-func unitsToStart(n int, old *routing.Table) []tradeunit.UnitID {
-	var ids []tradeunit.UnitID
-	for i := 1; i <= n; i++ {
-		ids = append(ids, tradeunit.UnitID(i))
+	var units []map[string]json.RawMessage
+	if json.Unmarshal(doc["units"], &units) != nil {
+		return nil, nil
 	}
-	if old != nil {
-		for _, u := range old.Units {
-			if !slices.Contains(ids, u.ID) {
-				ids = append(ids, u.ID)
-			}
+	top := &routing.Topology{Revision: 1}
+	for _, u := range units {
+		var entry struct {
+			Unit    uint32 `json:"unit"`
+			Storage struct {
+				Primary string `json:"primary"`
+			} `json:"storage"`
+		}
+		raw, _ := json.Marshal(u)
+		if json.Unmarshal(raw, &entry) != nil {
+			return nil, nil
+		}
+		delete(u, "storage")
+		d, err := dsn.Parse(entry.Storage.Primary)
+		if err == nil {
+			top.Units = append(top.Units, routing.UnitStorage{Unit: tradeunit.UnitID(entry.Unit), Storage: routing.Storage{Primary: d}})
 		}
 	}
-	slices.Sort(ids)
-	return ids
+	doc["units"], _ = json.Marshal(units)
+	rewritten, _ := json.Marshal(doc)
+	t, err := routing.Parse(rewritten)
+	if err != nil {
+		return nil, nil
+	}
+	top.Normalize()
+	if top.Validate() != nil {
+		top = nil
+	}
+	return t, top
 }
 
-// storageOf returns the storage a previous run gave unit id, "" if none.
-func storageOf(old *routing.Table, id tradeunit.UnitID) string {
+// keepPolicy carries the operators' policy over from the routing table a
+// previous run left, so that restarting a local cluster keeps its
+// blacklist, merchant partitions, canary settings and unit labels; the
+// units' addresses are new.
+func keepPolicy(old, t *routing.Table) {
 	if old == nil {
-		return ""
+		return
 	}
-	if u, ok := old.Unit(id); ok {
-		return u.Storage.Primary
-	}
-	return ""
-}
-
-// publishTable writes the cluster's first table: the file is replaced; in
-// etcd it is created, or replaces the previous run's as the next revision.
-func publishTable(ctx context.Context, spec string, hadTable bool, t *routing.Table) error {
-	change := routing.Change{Who: "cluster", What: fmt.Sprintf("local cluster started with %d units", len(t.Units))}
-	if !strings.HasPrefix(spec, "etcd://") {
-		return routing.WriteFile(spec, t)
-	}
-	if !hadTable {
-		return routing.InitEtcd(ctx, spec, t, change)
-	}
-	e, err := routing.OpenEtcd(ctx, spec, routing.EtcdOptions{})
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-	_, err = e.Update(ctx, change, func(cur *routing.Table) error {
-		rev := cur.Revision
-		*cur = *t.Clone()
-		cur.Revision = rev
-		return nil
-	})
-	return err
-}
-
-// manage starts the logic services of units that an operator registered
-// without addresses (tradeunit admin unit add, no --logic): the local
-// cluster plays the part of the deployment system, then makes the unit
-// available. It runs until the cluster closes.
-func (c *Cluster) manage() {
-	ctx, stop := context.WithCancel(context.Background())
-	c.stopManage, c.manageDone = stop, make(chan struct{})
-	go func() {
-		defer close(c.manageDone)
-		for t := range c.routes.Watch(ctx) {
-			for _, u := range t.Units {
-				if len(u.LogicAddrs) > 0 || c.Unit(u.ID) != nil {
-					continue
-				}
-				if err := c.startRegistered(ctx, u); err != nil && ctx.Err() == nil {
-					c.cfg.Logger.Error("start logic services of an added unit", "unit", u.ID, "err", err)
-				}
-			}
+	for i := range t.Units {
+		if prev, ok := old.Unit(t.Units[i].ID); ok {
+			t.Units[i].Partition, t.Units[i].Labels, t.Units[i].Weight = prev.Partition, prev.Labels, prev.Weight
+			t.Units[i].AcceptNew, t.Units[i].Temperature = prev.AcceptNew, prev.Temperature
 		}
-	}()
-}
-
-func (c *Cluster) startRegistered(ctx context.Context, entry routing.Unit) error {
-	started, err := c.startUnit(ctx, entry.ID, entry.Storage.Primary)
-	if err != nil {
-		return err
 	}
-	uctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err = c.routes.Update(uctx, routing.Change{Who: "cluster", What: fmt.Sprintf("unit %d logic services started", entry.ID)},
-		func(t *routing.Table) error {
-			for i := range t.Units {
-				if u := &t.Units[i]; u.ID == entry.ID {
-					u.LogicAddrs, u.Available = started.LogicAddrs, true
-				}
-			}
-			return nil
-		})
-	if err == nil {
-		c.cfg.Logger.Info("added unit serving", "unit", entry.ID, "addrs", started.LogicAddrs)
+	t.Partitions, t.Merchants = old.Partitions, old.Merchants
+	for _, e := range old.Blacklist {
+		if _, ok := t.Unit(e.Unit); ok {
+			t.Blacklist = append(t.Blacklist, e)
+		}
 	}
-	return err
+	if t.Validate() != nil { // a policy naming a partition that is gone
+		t.Partitions, t.Merchants, t.Blacklist = nil, nil, nil
+	}
 }

@@ -79,6 +79,16 @@ type DSN struct {
 	Params string
 }
 
+// MustParse is Parse for a DSN known to be good (a constant, a test's): it
+// panics on an error.
+func MustParse(s string) DSN {
+	d, err := Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
 // Parse parses a storage DSN in one of the two forms of the package doc.
 // It refuses a DSN that holds a password, an unknown or missing scheme, a
 // SQLite DSN without a path or with an option other than synchronous=FULL

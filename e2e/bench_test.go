@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"database/sql"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +39,7 @@ func TestBenchVerifiesEveryOrder(t *testing.T) {
 	}
 
 	// Lose an order behind the system's back: verification must say so.
-	db, err := sql.Open("sqlite", strings.TrimPrefix(c.Unit(1).DSN, "sqlite:"))
+	db, err := sql.Open("sqlite", c.Unit(1).DSN.Path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func TestKillPrimaryUnderLoad(t *testing.T) {
 	detected := time.Now()
 	time.Sleep(time.Second)
 	failover := time.Now()
-	res, err := c.admin.Failover(ctx, c.unit, admin.FailoverOptions{})
+	res, err := c.admin.Failover(ctx, c.unit, admin.DefaultFailoverOptions())
 	if err != nil {
 		t.Fatalf("failover: %v", err)
 	}
@@ -138,13 +138,13 @@ func TestKillPrimaryUnderLoad(t *testing.T) {
 	if err := appWrite(oldIn, c.db); !isReadOnly(err) {
 		t.Errorf("application write to the restarted old primary: got %v, want a read-only refusal (1290)", err)
 	}
-	_, err = c.admin.Rejoin(ctx, c.unit, "", admin.FailoverOptions{})
+	_, err = c.admin.Rejoin(ctx, c.unit, "", admin.DefaultFailoverOptions())
 	if errors.Is(err, replication.ErrErrantGTIDs) {
 		t.Logf("old primary holds errant transactions (%v): rebuilt, then rejoined", err)
 		if err := oldIn.Rebuild(ctx); err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.admin.Rejoin(ctx, c.unit, "", admin.FailoverOptions{})
+		_, err = c.admin.Rejoin(ctx, c.unit, "", admin.DefaultFailoverOptions())
 	}
 	if err != nil {
 		t.Fatalf("rejoin the old primary: %v", err)
@@ -172,13 +172,13 @@ func verifyLedger(t *testing.T, c *haCluster, orders []*haOrder) {
 	t.Helper()
 	ctx := context.Background()
 	stores := map[tradeunit.UnitID]tradeunit.Store{}
-	for _, u := range c.routes.Current().Units {
-		s, err := sqlstore.OpenReplica(ctx, u.Storage.Primary)
+	for _, u := range c.topology.Current().Units {
+		s, err := sqlstore.OpenReadOnly(ctx, u.Primary, c.set.Passwords())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		stores[u.ID] = s
+		stores[u.Unit] = s
 	}
 	var lost, mismatched, duplicated, orphans, paid int
 	var examples []string

@@ -12,6 +12,8 @@ import (
 	"tradeunit"
 	"tradeunit/admin"
 	"tradeunit/cluster"
+	"tradeunit/daemon/unitd"
+	"tradeunit/dsn"
 	"tradeunit/replication"
 	"tradeunit/replication/localdb"
 	"tradeunit/routing"
@@ -32,7 +34,9 @@ func TestFailoverFencesLivePrimary(t *testing.T) {
 	old := c.storage().Primary
 	oldIn := c.instance(old)
 
-	stale := cluster.NewReplica(binary, c.dir, "stale", c.unit, old, 0)
+	staleCfg := unitd.DefaultConfig()
+	staleCfg.Service.Unit, staleCfg.DB, staleCfg.Secrets = c.unit, old, c.set.SecretsPath()
+	stale := cluster.NewReplica(binary, c.dir, "stale", staleCfg)
 	if err := stale.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +60,7 @@ func TestFailoverFencesLivePrimary(t *testing.T) {
 	watch := watchPrimaries(t, c.set)
 	load := startHALoad(c, 4)
 	time.Sleep(time.Second)
-	res, err := c.admin.Failover(ctx, c.unit, admin.FailoverOptions{})
+	res, err := c.admin.Failover(ctx, c.unit, admin.DefaultFailoverOptions())
 	if err != nil {
 		t.Fatalf("failover: %v", err)
 	}
@@ -111,13 +115,13 @@ func TestFailoverFencesLivePrimary(t *testing.T) {
 	// A commit the fence killed while it waited for its acknowledgement
 	// stays in the old primary's binlog (a clean restart does not truncate
 	// it): then it must be rebuilt before it rejoins.
-	_, err = c.admin.Rejoin(ctx, c.unit, "", admin.FailoverOptions{})
+	_, err = c.admin.Rejoin(ctx, c.unit, "", admin.DefaultFailoverOptions())
 	if errors.Is(err, replication.ErrErrantGTIDs) {
 		t.Logf("old primary holds errant transactions (%v): rebuilt, then rejoined", err)
 		if err := oldIn.Rebuild(ctx); err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.admin.Rejoin(ctx, c.unit, "", admin.FailoverOptions{})
+		_, err = c.admin.Rejoin(ctx, c.unit, "", admin.DefaultFailoverOptions())
 	}
 	if err != nil {
 		t.Fatalf("rejoin: %v", err)
@@ -142,19 +146,15 @@ func TestFailoverRefusedWhenNoReplicaIsSafe(t *testing.T) {
 	set := startSet(t, filepath.Join(dir, "mariadb"))
 	const db = "tradeunit_u1"
 	in := set.Instances
-	path := filepath.Join(dir, "routes.json")
-	table := &routing.Table{Revision: 1, Units: []routing.Unit{{ID: 1, Storage: routing.Storage{
-		Primary: storageDSN(in[0], db), Replicas: []string{storageDSN(in[1], db), storageDSN(in[2], db)}}}}}
-	if err := routing.WriteFile(path, table); err != nil {
-		t.Fatal(err)
-	}
-	routes, err := routing.OpenFile(path, routing.FileOptions{})
+	storage := routing.Storage{Primary: storageDSN(in[0], db), Replicas: []dsn.DSN{storageDSN(in[1], db), storageDSN(in[2], db)}}
+	top := &routing.Topology{Revision: 1}
+	top.Set(1, storage)
+	topology, err := routing.NewMemoryTopology(top)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer routes.Close()
-	a := &admin.Admin{Routes: routes, Who: "e2e"}
-	before := routes.Current()
+	a := &admin.Admin{Topology: topology, Passwords: set.Passwords(), Who: "e2e"}
+	before := topology.Current()
 
 	for _, tt := range []struct {
 		name string
@@ -177,17 +177,17 @@ func TestFailoverRefusedWhenNoReplicaIsSafe(t *testing.T) {
 				}
 			}()
 			t0 := time.Now()
-			res, err := a.Failover(context.Background(), 1, admin.FailoverOptions{})
+			res, err := a.Failover(context.Background(), 1, admin.DefaultFailoverOptions())
 			t.Logf("refused in %v: %v", time.Since(t0).Round(time.Millisecond), err)
 			if err == nil || !errors.Is(err, replication.ErrNoSafeReplica) || !tradeunit.IsCode(err, tradeunit.CodeInvalidRequest) ||
 				!strings.Contains(err.Error(), "nothing changed") || !strings.Contains(err.Error(), tt.down[0].Addr()) {
 				t.Fatalf("failover: got %+v, %v; want a refusal (INVALID_REQUEST, no safe replica) naming %s", res, err, tt.down[0].Addr())
 			}
-			after := routes.Current()
+			after := topology.Current()
 			u, _ := after.Unit(1)
-			if after.Revision != before.Revision || u.Storage.Primary != table.Units[0].Storage.Primary ||
-				!slices.Equal(u.Storage.Replicas, table.Units[0].Storage.Replicas) || len(u.Storage.Fenced) != 0 {
-				t.Errorf("routing table after a refused failover: revision %d → %d, storage %+v; want it unchanged",
+			if after.Revision != before.Revision || u.Primary != storage.Primary ||
+				!slices.Equal(u.Replicas, storage.Replicas) || len(u.Fenced) != 0 {
+				t.Errorf("storage topology after a refused failover: revision %d → %d, storage %+v; want it unchanged",
 					before.Revision, after.Revision, u.Storage)
 			}
 			st, err := replication.Inspect(context.Background(), in[0].RootDSN())

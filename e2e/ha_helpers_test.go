@@ -8,7 +8,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +22,9 @@ import (
 	"tradeunit"
 	"tradeunit/admin"
 	"tradeunit/cluster"
+	"tradeunit/daemon/proxyd"
+	"tradeunit/daemon/unitd"
+	"tradeunit/dsn"
 	"tradeunit/proxy"
 	"tradeunit/replication/localdb"
 	"tradeunit/routing"
@@ -42,20 +44,20 @@ type haOptions struct {
 // table (tradeunit unit --routes): the table names the unit's primary and
 // replicas, and a failover changes it. The proxy runs in the test process.
 type haCluster struct {
-	t       *testing.T
-	dir     string
-	set     *localdb.Set
-	unit    tradeunit.UnitID // the replicated unit
-	db      string           // its database on the set
-	path    string           // routes.json
-	routes  *routing.File
-	admin   *admin.Admin
-	logic   []*cluster.Process // the replicated unit's logic services
-	api     *client
-	mchid   string
-	proxy   *proxy.Proxy
-	server  *http.Server
-	cleanup []func()
+	t        *testing.T
+	dir      string
+	set      *localdb.Set
+	unit     tradeunit.UnitID // the replicated unit
+	db       string           // its database on the set
+	path     string           // routes.json
+	routes   *routing.TableFile
+	topology *routing.TopologyFile
+	admin    *admin.Admin
+	logic    []*cluster.Replica // the replicated unit's logic services
+	api      *client
+	mchid    string
+	proxy    *proxyd.Main
+	cleanup  []func()
 }
 
 // needMariaDB skips the test when the MariaDB server binaries are missing,
@@ -78,7 +80,7 @@ func startSet(t *testing.T, dir string) *localdb.Set {
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	set, err := localdb.Start(ctx, localdb.Config{Dir: dir})
+	set, err := localdb.Start(ctx, setConfig(dir, 0))
 	if err != nil {
 		t.Fatalf("start MariaDB set: %v", err)
 	}
@@ -86,9 +88,9 @@ func startSet(t *testing.T, dir string) *localdb.Set {
 	return set
 }
 
-// storageDSN is the routing table's DSN of the unit's database on in, as
-// the application user (which read_only fences).
-func storageDSN(in *localdb.Instance, db string) string { return "mysql:" + in.AppDSN(db) }
+// storageDSN is the storage topology's DSN of the unit's database on in,
+// as the application user (which read_only fences).
+func storageDSN(in *localdb.Instance, db string) dsn.DSN { return in.AppStorage(db) }
 
 func startHA(t *testing.T, o haOptions) *haCluster {
 	t.Helper()
@@ -108,31 +110,36 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	// that no commit (a heartbeat) waits at shutdown for an acknowledgement.
 	t.Cleanup(c.close)
 
-	table := &routing.Table{Revision: 1}
+	table, topology := &routing.Table{Revision: 1}, &routing.Topology{Revision: 1}
 	for i := 1; i <= o.sqliteUnits; i++ {
 		id := tradeunit.UnitID(i)
-		r := cluster.NewReplica(binary, dir, fmt.Sprintf("unit-%d-r1", id), id, fmt.Sprintf("sqlite:%s/unit-%d.db", dir, id), 0)
+		cfg := unitd.DefaultConfig()
+		cfg.Service.Unit, cfg.DB = id, dsn.MustParse(fmt.Sprintf("sqlite:%s/unit-%d.db", dir, id))
+		r := cluster.NewReplica(binary, dir, fmt.Sprintf("unit-%d-r1", id), cfg)
 		if err := r.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		c.cleanup = append(c.cleanup, func() { r.Stop() })
-		table.Units = append(table.Units, routing.Unit{ID: id, LogicAddrs: []string{r.Addr()},
-			Storage: routing.Storage{Primary: r.DSN}, Available: true, AcceptNew: true})
+		table.Units = append(table.Units, routing.Unit{ID: id, LogicAddrs: []string{r.Addr()}, Available: true, AcceptNew: true})
+		topology.Set(id, routing.Storage{Primary: r.DSN})
 	}
 	// The replicated unit is listed before its logic services start, masked:
-	// they read their storage from the table.
+	// they read their storage from the topology.
 	in := c.set.Instances
-	table.Units = append(table.Units, routing.Unit{ID: c.unit, Storage: routing.Storage{
-		Primary: storageDSN(in[0], c.db), Replicas: []string{storageDSN(in[1], c.db), storageDSN(in[2], c.db)}}})
+	table.Units = append(table.Units, routing.Unit{ID: c.unit})
+	topology.Set(c.unit, routing.Storage{Primary: storageDSN(in[0], c.db), Replicas: []dsn.DSN{storageDSN(in[1], c.db), storageDSN(in[2], c.db)}})
+	if err := routing.WriteTopologyFile(routing.TopologyPath(c.path), topology); err != nil {
+		t.Fatal(err)
+	}
 	if err := routing.WriteFile(c.path, table); err != nil {
 		t.Fatal(err)
 	}
 	var addrs []string
 	for i := 1; i <= o.logicReplicas; i++ {
-		p := cluster.NewProcess(binary, dir, fmt.Sprintf("unit-%d-r%d", c.unit, i), func(listen, addrFile string) []string {
-			return []string{"unit", "--unit", c.unit.String(), "--routes", c.path, "--listen", listen, "--addr-file", addrFile,
-				"--replica-max-lag", o.maxLag.String(), "--storage-check", "100ms", "--heartbeat", "50ms"}
-		})
+		cfg := unitd.DefaultConfig()
+		cfg.Service.Unit, cfg.Routes, cfg.Secrets = c.unit, c.path, c.set.SecretsPath()
+		cfg.Storage.MaxLag, cfg.Storage.CheckEvery, cfg.Storage.Heartbeat = o.maxLag, 100*time.Millisecond, 50*time.Millisecond
+		p := cluster.NewReplica(binary, dir, fmt.Sprintf("unit-%d-r%d", c.unit, i), cfg)
 		if err := p.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -147,28 +154,28 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	opts := routing.DefaultOptions()
+	opts.PollInterval, opts.Logger = 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil))
 	var err error
-	if c.routes, err = routing.OpenFile(c.path, routing.FileOptions{PollInterval: 50 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+	if c.routes, err = routing.OpenFile(c.path, opts); err != nil {
 		t.Fatal(err)
 	}
-	c.admin = &admin.Admin{Routes: c.routes, Who: "e2e"}
+	if c.topology, err = routing.OpenTopologyFile(routing.TopologyPath(c.path), opts); err != nil {
+		t.Fatal(err)
+	}
+	c.admin = &admin.Admin{Routes: c.routes, Topology: c.topology, Passwords: c.set.Passwords(), Who: "e2e"}
 
 	c.mchid = "1900000001"
 	creds := &proxy.Credentials{Merchants: []proxy.Merchant{{Mchid: c.mchid, APIKey: "key-" + uniq("ha") + "-0123456789"}}}
 	// The proxy logs every refused call of the failing unit: the figures
 	// the tests print tell more.
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if c.proxy, err = proxy.New(proxy.Config{Routes: c.routes, Dialer: rpc.NewPool(), Credentials: creds, UnitTimeout: 2 * time.Second, Logger: logger}); err != nil {
+	c.proxy = proxyd.NewMain()
+	c.proxy.Config.Listen, c.proxy.Config.Proxy.UnitTimeout = "127.0.0.1:0", 2*time.Second
+	c.proxy.Routes, c.proxy.Credentials, c.proxy.Logger = c.routes, creds, slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := c.proxy.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.server = &http.Server{Handler: c.proxy.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go c.server.Serve(ln)
-	c.api = &client{t: t, base: "http://" + ln.Addr().String(), key: creds.Merchants[0].APIKey, http: &http.Client{Timeout: 30 * time.Second}}
+	c.api = &client{t: t, base: c.proxy.URL(), key: creds.Merchants[0].APIKey, http: &http.Client{Timeout: 30 * time.Second}}
 	c.waitServing(30 * time.Second)
 	return c
 }
@@ -181,19 +188,16 @@ func (c *haCluster) close() {
 			}
 		}
 	}
-	if c.server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c.server.Shutdown(ctx)
-		cancel()
-	}
 	if c.proxy != nil {
 		c.proxy.Close()
 	}
 	for i := len(c.cleanup) - 1; i >= 0; i-- {
 		c.cleanup[i]()
 	}
-	if c.routes != nil {
-		c.routes.Close()
+	for _, f := range []interface{ Close() error }{c.routes, c.topology} {
+		if f != nil {
+			f.Close()
+		}
 	}
 }
 
@@ -215,14 +219,14 @@ func (c *haCluster) waitServing(timeout time.Duration) {
 	}
 }
 
-// storage returns the replicated unit's storage in the routing table now.
+// storage returns the replicated unit's storage in the topology now.
 func (c *haCluster) storage() routing.Storage {
-	u, _ := c.routes.Current().Unit(c.unit)
+	u, _ := c.topology.Current().Unit(c.unit)
 	return u.Storage
 }
 
 // instance returns the set's server of a storage DSN.
-func (c *haCluster) instance(dsn string) *localdb.Instance {
+func (c *haCluster) instance(dsn dsn.DSN) *localdb.Instance {
 	for _, in := range c.set.Instances {
 		if storageDSN(in, c.db) == dsn {
 			return in
@@ -368,4 +372,15 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// setConfig is the default configuration of a local set in dir, with n
+// instances (0: the default).
+func setConfig(dir string, n int) localdb.Config {
+	cfg := localdb.DefaultConfig()
+	cfg.Dir = dir
+	if n > 0 {
+		cfg.Instances = n
+	}
+	return cfg
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 )
 
 // TestEventualReadsRespectLagBound: a read marked non-real-time
@@ -28,7 +29,7 @@ func TestEventualReadsRespectLagBound(t *testing.T) {
 	}
 	// phase stops the appliers of the given replicas, pays a new order and
 	// reads it eventually for the bound and a half.
-	phase := func(name string, stop []string) []read {
+	phase := func(name string, stop []dsn.DSN) []read {
 		t.Helper()
 		r := c.createOn(c.unit, "lag")
 		no := r.str("order_no")
@@ -36,8 +37,8 @@ func TestEventualReadsRespectLagBound(t *testing.T) {
 			r := c.api.call("GET", "/v3/orders/"+no+"?consistency=eventual", nil)
 			return r.status == 200 && r.str("read_from") == "replica"
 		})
-		for _, dsn := range stop {
-			rootExec(t, c.instance(dsn), "STOP SLAVE SQL_THREAD")
+		for _, d := range stop {
+			rootExec(t, c.instance(d), "STOP SLAVE SQL_THREAD")
 		}
 		paidAt := time.Now()
 		want(t, "pay", c.api.call("POST", "/v3/orders/"+no+"/pay", map[string]any{"payment_id": "p-" + no}), 200, "")
@@ -58,8 +59,8 @@ func TestEventualReadsRespectLagBound(t *testing.T) {
 		if rt.str("trade_state") != string(tradeunit.StateSuccess) || rt.str("read_from") != "" {
 			t.Errorf("%s: real-time read after the pay: got %v, want SUCCESS from the primary", name, rt.body)
 		}
-		for _, dsn := range stop {
-			rootExec(t, c.instance(dsn), "START SLAVE SQL_THREAD")
+		for _, d := range stop {
+			rootExec(t, c.instance(d), "START SLAVE SQL_THREAD")
 		}
 
 		var stale, fromReplica, late int

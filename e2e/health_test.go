@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +9,8 @@ import (
 	"google.golang.org/grpc"
 
 	"tradeunit"
-	"tradeunit/cluster"
+	"tradeunit/daemon/healthd"
+	"tradeunit/dsn"
 	"tradeunit/health"
 	"tradeunit/routing"
 	"tradeunit/store/storetest"
@@ -33,13 +33,12 @@ func TestEjectsUnitWhoseStorageStopsAnswering(t *testing.T) {
 	storage := newToxics(t).link(server.Addr)
 	c := startCluster(t, options{storage: "mysql", units: 3, replicas: 2, unitTimeout: 300 * time.Millisecond,
 		sequenceBlock: 100000, // no block fetch waits on the dead storage when it comes back
-		health: &cluster.HealthConfig{Interval: interval, ProbeTimeout: 100 * time.Millisecond,
-			Policy: health.Policy{BaseEjection: time.Second}},
-		dsn: func(u tradeunit.UnitID, dsn string) string {
-			if u != sick {
-				return dsn
+		health:        checker(interval, 100*time.Millisecond, time.Second),
+		dsn: func(u tradeunit.UnitID, d dsn.DSN) dsn.DSN {
+			if u == sick {
+				d.Addr = storage.Addr()
 			}
-			return strings.Replace(dsn, "tcp("+server.Addr+")", "tcp("+storage.Addr()+")", 1)
+			return d
 		}})
 	api := newClient(t, c, 0)
 	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(3))
@@ -104,11 +103,8 @@ func TestEjectsUnitWhoseStorageStopsAnswering(t *testing.T) {
 // throughout.
 func TestCheckerNetworkFailureIsPanicNotEjection(t *testing.T) {
 	checkerNet := newTappedNet(newToxics(t))
-	c := startCluster(t, options{units: 4, replicas: 1, health: &cluster.HealthConfig{
-		Interval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
-		Policy:      health.Policy{BaseEjection: 500 * time.Millisecond},
-		DialOptions: []grpc.DialOption{checkerNet.DialOption()},
-	}})
+	c := startCluster(t, options{units: 4, replicas: 1, health: checker(200*time.Millisecond, 100*time.Millisecond, 500*time.Millisecond),
+		healthDial: []grpc.DialOption{checkerNet.DialOption()}})
 	api := newClient(t, c, 0)
 	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(4))
 	l := startLoad(t, api, 4, "panic")
@@ -156,7 +152,7 @@ func TestCheckerNetworkFailureIsPanicNotEjection(t *testing.T) {
 // TestProxyFallsBackToItsOwnView: with the checker gone, a unit whose logic
 // services are killed is avoided by the proxy's own view of its calls.
 func TestProxyFallsBackToItsOwnView(t *testing.T) {
-	c := startCluster(t, options{units: 3, replicas: 2, health: &cluster.HealthConfig{Interval: 200 * time.Millisecond}})
+	c := startCluster(t, options{units: 3, replicas: 2, health: checkerEvery(200 * time.Millisecond)})
 	api := newClient(t, c, 0)
 	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(3))
 	reachable := func() float64 {
@@ -195,8 +191,7 @@ func TestProxyFallsBackToItsOwnView(t *testing.T) {
 // goes through a TCP proxy that delays each reply by 200 ms. The checker
 // measures it, and the unit gets a clearly smaller share of new orders.
 func TestSlowUnitGetsSmallerShare(t *testing.T) {
-	c := startCluster(t, options{units: 4, replicas: 1, health: &cluster.HealthConfig{
-		Interval: 300 * time.Millisecond, ProbeTimeout: 2 * time.Second}})
+	c := startCluster(t, options{units: 4, replicas: 1, health: checker(300*time.Millisecond, 2*time.Second, 1500*time.Millisecond)})
 	api := newClient(t, c, 0)
 	const slow tradeunit.UnitID = 4
 	link := newToxics(t).link(c.Unit(slow).Replicas[0].Addr())
@@ -231,4 +226,12 @@ func TestSlowUnitGetsSmallerShare(t *testing.T) {
 	if share := float64(counts[slow]) / n; share > 0.08 {
 		t.Errorf("slow unit got %.1f%% of new orders, want clearly less than its peers' ~25%% (under 8%%)", share*100)
 	}
+}
+
+// checker is checkerEvery(interval) with another probe timeout and first
+// back-off.
+func checker(interval, probeTimeout, baseEjection time.Duration) *healthd.Config {
+	c := checkerEvery(interval)
+	c.Health.ProbeTimeout, c.Health.Policy.BaseEjection = probeTimeout, baseEjection
+	return c
 }

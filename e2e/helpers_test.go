@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"google.golang.org/grpc"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,7 +15,10 @@ import (
 
 	"tradeunit"
 	"tradeunit/cluster"
+	"tradeunit/daemon/healthd"
+	"tradeunit/dsn"
 	"tradeunit/routing"
+	"tradeunit/rpc"
 	"tradeunit/store/storetest"
 )
 
@@ -25,13 +29,15 @@ type options struct {
 	replicas      int    // default 2
 	sequenceBlock int64
 	unitTimeout   time.Duration
-	// health starts a health checker that the proxy follows.
-	health *cluster.HealthConfig
+	// health starts a health checker that the proxy follows (see
+	// checkerEvery); healthDial shapes its connections to the units.
+	health     *healthd.Config
+	healthDial []grpc.DialOption
 	// routes edits the initial routing table (partitions, labels, ...).
 	routes func(*routing.Table)
 	// dsn rewrites a unit's storage DSN, e.g. to reach it through a link
 	// that injects faults.
-	dsn            func(tradeunit.UnitID, string) string
+	dsn            func(tradeunit.UnitID, dsn.DSN) dsn.DSN
 	balanceWindow  time.Duration
 	probeRetention time.Duration
 	unitMetrics    bool
@@ -39,36 +45,60 @@ type options struct {
 	routesSpec string
 }
 
+// checkerEvery returns a health checker's configuration scaled to a probe
+// interval: probes bounded by half of it, back-offs of 5 and 60 intervals.
+func checkerEvery(interval time.Duration) *healthd.Config {
+	c := healthd.DefaultConfig()
+	c.Listen = "127.0.0.1:0"
+	c.Health.Interval, c.Health.ProbeTimeout = interval, interval/2
+	c.Health.Policy.BaseEjection, c.Health.Policy.MaxEjection = 5*interval, 60*interval
+	return &c
+}
+
 // startCluster starts a cluster of real processes and stops it when the test ends.
 func startCluster(t *testing.T, o options) *cluster.Cluster {
 	t.Helper()
-	if o.units == 0 {
-		o.units = 3
+	cfg := cluster.DefaultConfig(t.TempDir(), binary)
+	cfg.Units, cfg.Health, cfg.Routes, cfg.UnitMetrics, cfg.RoutesSpec = 3, o.health, o.routes, o.unitMetrics, o.routesSpec
+	if o.units > 0 {
+		cfg.Units = o.units
 	}
-	cfg := cluster.Config{
-		Dir: t.TempDir(), Binary: binary, Units: o.units, Replicas: o.replicas,
-		SequenceBlock: o.sequenceBlock, UnitTimeout: o.unitTimeout,
-		Health: o.health, Routes: o.routes, BalanceWindow: o.balanceWindow,
-		ProbeRetention: o.probeRetention, UnitMetrics: o.unitMetrics, RoutesSpec: o.routesSpec,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	if o.replicas > 0 {
+		cfg.Replicas = o.replicas
 	}
+	if o.sequenceBlock > 0 {
+		cfg.Unit.Service.SequenceBlock = o.sequenceBlock
+	}
+	if o.probeRetention > 0 {
+		cfg.Unit.Janitor.Retention, cfg.Unit.Janitor.Every = o.probeRetention, o.probeRetention/5
+	}
+	if o.unitTimeout > 0 {
+		cfg.Proxy.Proxy.UnitTimeout = o.unitTimeout
+	}
+	if o.balanceWindow > 0 {
+		cfg.Proxy.Proxy.BalanceWindow = o.balanceWindow
+	}
+	if o.healthDial != nil {
+		cfg.HealthDialer = rpc.NewPool(o.healthDial...)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if o.storage == "mysql" {
-		dsns := map[tradeunit.UnitID]string{}
-		for i := 1; i <= o.units; i++ {
+		dsns := map[tradeunit.UnitID]dsn.DSN{}
+		for i := 1; i <= cfg.Units; i++ {
 			dsns[tradeunit.UnitID(i)] = storetest.NewMySQLDatabase(t)
 		}
-		cfg.Storage = func(u tradeunit.UnitID) string { return dsns[u] }
+		cfg.Storage = func(u tradeunit.UnitID) dsn.DSN { return dsns[u] }
 	}
 	if o.dsn != nil {
 		storage := cfg.Storage
 		if storage == nil {
 			dir := cfg.Dir
-			storage = func(u tradeunit.UnitID) string { return fmt.Sprintf("sqlite:%s/unit-%d.db", dir, u) }
+			storage = func(u tradeunit.UnitID) dsn.DSN { return dsn.MustParse(fmt.Sprintf("sqlite:%s/unit-%d.db", dir, u)) }
 		}
-		cfg.Storage = func(u tradeunit.UnitID) string { return o.dsn(u, storage(u)) }
+		cfg.Storage = func(u tradeunit.UnitID) dsn.DSN { return o.dsn(u, storage(u)) }
 	}
 	c, err := cluster.Start(context.Background(), cfg)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/cluster"
+	"tradeunit/daemon/proxyd"
 	"tradeunit/health"
 )
 
@@ -23,7 +24,7 @@ import (
 func TestProbeOrdersAndMetrics(t *testing.T) {
 	const retention = time.Second
 	c := startCluster(t, options{units: 2, replicas: 2, unitMetrics: true, probeRetention: retention,
-		health: &cluster.HealthConfig{Interval: 100 * time.Millisecond}})
+		health: checkerEvery(100 * time.Millisecond)})
 	api := newClient(t, c, 0)
 	for i := 0; i < 5; i++ {
 		api.mustCreate(uniq("metrics"), 100)
@@ -100,8 +101,12 @@ func TestProbeOrdersAndMetrics(t *testing.T) {
 // probes every unit and the proxy follows it.
 func TestHealthAndProxyCommands(t *testing.T) {
 	c := startCluster(t, options{units: 2, replicas: 1})
+	hcfg := checkerEvery(200 * time.Millisecond)
+	hcfg.Routes = c.RoutesPath
 	checker := cluster.NewProcess(binary, c.Dir, "health", func(listen, addrFile string) []string {
-		return []string{"health", "--routes", c.RoutesPath, "--listen", listen, "--addr-file", addrFile, "--interval", "200ms"}
+		cfg := *hcfg
+		cfg.Listen, cfg.AddrFile = listen, addrFile
+		return cfg.Args()
 	})
 	if err := checker.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -110,9 +115,12 @@ func TestHealthAndProxyCommands(t *testing.T) {
 	healthURL := "http://" + checker.Addr()
 	waitReport(t, healthURL, 5*time.Second, "the health command judges every unit", allHealthy(2))
 
+	pcfg := proxyd.DefaultConfig()
+	pcfg.Routes, pcfg.Merchants, pcfg.Proxy.Health = c.RoutesPath, filepath.Join(c.Dir, "dev-credentials.json"), healthURL
 	px := cluster.NewProcess(binary, c.Dir, "proxy", func(listen, addrFile string) []string {
-		return []string{"proxy", "--routes", c.RoutesPath, "--merchants", filepath.Join(c.Dir, "dev-credentials.json"),
-			"--listen", listen, "--addr-file", addrFile, "--health", healthURL}
+		cfg := pcfg
+		cfg.Listen, cfg.AddrFile = listen, addrFile
+		return cfg.Args()
 	})
 	if err := px.Start(context.Background()); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/orderno"
 	"tradeunit/rpc"
 	"tradeunit/selection"
@@ -249,9 +250,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 // plantOrphan commits, in a unit's storage, the order a create with an
 // unknown outcome may leave behind.
-func plantOrphan(t *testing.T, dsn, mchid, outTradeNo string, unit tradeunit.UnitID) {
+func plantOrphan(t *testing.T, d dsn.DSN, mchid, outTradeNo string, unit tradeunit.UnitID) {
 	t.Helper()
-	store, err := sqlstore.Open(context.Background(), dsn)
+	store, err := sqlstore.Open(context.Background(), d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"hash/fnv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/admin"
+	"tradeunit/dsn"
 	"tradeunit/bench"
 	"tradeunit/cluster"
 	"tradeunit/internal/etcdtest"
@@ -139,9 +139,9 @@ func createdSince(t *testing.T, units []*cluster.Unit, since time.Time) map[trad
 	return out
 }
 
-func openSQLite(t *testing.T, dsn string) *sql.DB {
+func openSQLite(t *testing.T, d dsn.DSN) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", strings.TrimPrefix(dsn, "sqlite:"))
+	db, err := sql.Open("sqlite", d.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestProxyFollowsEtcdAndSurvivesItsLoss(t *testing.T) {
 	c := startCluster(t, options{units: 3, replicas: 1, routesSpec: spec})
 	api := newClient(t, c, 0)
 	ctx := context.Background()
-	ed, err := routing.OpenEtcd(ctx, spec, routing.EtcdOptions{})
+	ed, err := routing.OpenEtcd(ctx, spec, routing.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

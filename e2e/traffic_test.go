@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"tradeunit"
-	"tradeunit/cluster"
 	"tradeunit/health"
 	"tradeunit/routing"
 )
@@ -193,7 +192,7 @@ func TestBalancingEvensOutANewUnit(t *testing.T) {
 // within a second, still serves its orders, shows its entry in the health
 // API, and takes new orders again when the entry expires.
 func TestBlacklist(t *testing.T) {
-	c := startCluster(t, options{units: 3, replicas: 1, health: &cluster.HealthConfig{Interval: 200 * time.Millisecond}})
+	c := startCluster(t, options{units: 3, replicas: 1, health: checkerEvery(200 * time.Millisecond)})
 	api := newClient(t, c, 0)
 	const blocked tradeunit.UnitID = 2
 	var onBlocked string

@@ -109,7 +109,7 @@ func (c *Checker) cachedLocked() *cachedReport {
 	if c.cached != nil {
 		return c.cached
 	}
-	now := c.cfg.Now()
+	now := c.now()
 	r := &Report{Version: c.version, Time: now.UTC(), IntervalMS: c.cfg.Interval.Milliseconds(),
 		MaxEjectShare: c.policy.MaxEjectShare, Partitions: []PartitionReport{}, Units: []UnitReport{}}
 	if c.table != nil {
@@ -177,10 +177,11 @@ func (c *Checker) cachedLocked() *cachedReport {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// Long-poll bounds: GET /v1/units?wait=V waits at most this long.
+// Long-poll bounds: GET /v1/units?wait=V waits defaultPollTimeout unless
+// told otherwise, and at most MaxPollTimeout.
 const (
 	defaultPollTimeout = 30 * time.Second
-	maxPollTimeout     = 60 * time.Second
+	MaxPollTimeout     = 60 * time.Second
 )
 
 // Wait returns the report once its version differs from version, or when
@@ -224,11 +225,11 @@ func (c *Checker) current() *cachedReport {
 //	     (default 30s, at most 60s) with the same version
 //	GET /metrics                                Prometheus metrics
 //
-// gatherer serves /metrics; nil serves the Config's Registry when it is a
+// gatherer serves /metrics; nil serves the Deps' Registry when it is a
 // prometheus.Gatherer.
 func (c *Checker) Handler(gatherer prometheus.Gatherer) http.Handler {
 	if gatherer == nil {
-		gatherer, _ = c.cfg.Registry.(prometheus.Gatherer)
+		gatherer, _ = c.deps.Registry.(prometheus.Gatherer)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/units", c.handleUnits)
@@ -254,7 +255,7 @@ func (c *Checker) handleUnits(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, "timeout must be a positive duration such as 30s", http.StatusBadRequest)
 				return
 			}
-			timeout = min(d, maxPollTimeout)
+			timeout = min(d, MaxPollTimeout)
 		}
 		rep = c.wait(r.Context(), version, timeout)
 	} else {

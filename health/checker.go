@@ -14,6 +14,7 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -25,31 +26,60 @@ import (
 	"tradeunit/routing"
 )
 
-// Config configures a Checker.
+// Config holds a Checker's settings. Start from DefaultConfig.
 type Config struct {
-	Routes   routing.Source // the units to probe
-	Interval time.Duration  // between two probes of a unit (default 1s)
-	// ProbeTimeout bounds each call of a probe (default Interval/2). A unit
+	Interval time.Duration // between two probes of a unit
+	// ProbeTimeout bounds each call of a probe (half the interval by
+	// default; a longer one lets a slow unit be measured). A unit
 	// that hangs fails its probe after it; after a failed probe the unit is
 	// probed again a tenth of an interval later, so a hung unit is ejected
 	// within 1.2 × Interval + FailuresToEject × ProbeTimeout (2.7 intervals
 	// by default).
 	ProbeTimeout time.Duration
 	Policy       Policy
+}
+
+// DefaultConfig returns the settings of a checker probing every second.
+func DefaultConfig() Config {
+	return Config{Interval: time.Second, ProbeTimeout: 500 * time.Millisecond, Policy: DefaultPolicy()}
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (c Config) Validate() error {
+	if c.Interval <= 0 {
+		return errors.New("health: Interval must be positive")
+	}
+	if c.ProbeTimeout <= 0 {
+		return fmt.Errorf("health: ProbeTimeout must be positive, got %v", c.ProbeTimeout)
+	}
+	if err := c.Policy.validate(); err != nil {
+		return err
+	}
+	if c.Policy.MaxEjection < c.Policy.BaseEjection {
+		return errors.New("health: MaxEjection must not be below BaseEjection")
+	}
+	return nil
+}
+
+// Deps are what a Checker works with.
+type Deps struct {
+	Routes routing.Source // the units to probe
 	// Dialer connects to the units' logic services; the checker closes
 	// it. Required unless Prober is set.
 	Dialer tradeunit.LogicDialer
 	// Prober runs the probes; an RPCProber over Dialer if nil.
 	Prober   Prober
-	Registry prometheus.Registerer // where metrics go; a new registry if nil
-	Now      func() time.Time      // the clock; time.Now if nil
-	Logger   *slog.Logger          // slog.Default() if nil
+	Registry prometheus.Registerer // where metrics go
+	Logger   *slog.Logger
+	Now      func() time.Time // the clock; time.Now if nil
 }
 
 // Checker probes the units of a routing table and judges them.
 type Checker struct {
 	cfg     Config
+	deps    Deps
 	policy  Policy
+	now     func() time.Time
 	dialer  tradeunit.LogicDialer // nil with a Prober of the caller
 	metrics *metrics
 	log     *slog.Logger
@@ -75,42 +105,29 @@ type unitEntry struct {
 }
 
 // New returns a Checker; Run starts it.
-func New(cfg Config) (*Checker, error) {
-	if cfg.Routes == nil {
-		return nil, errors.New("health: no routing table")
-	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = time.Second
-	}
-	if cfg.ProbeTimeout <= 0 {
-		cfg.ProbeTimeout = cfg.Interval / 2
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-	}
-	policy := cfg.Policy.withDefaults(cfg.Interval)
-	if err := policy.validate(); err != nil {
+func New(cfg Config, deps Deps) (*Checker, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.Routes == nil || deps.Registry == nil || deps.Logger == nil {
+		return nil, errors.New("health: Routes, Registry and Logger are required")
+	}
 	c := &Checker{
-		cfg: cfg, policy: policy, log: cfg.Logger,
-		metrics: newMetrics(cfg.Registry),
+		cfg: cfg, deps: deps, policy: cfg.Policy, log: deps.Logger, now: deps.Now,
+		metrics: newMetrics(deps.Registry),
 		units:   map[tradeunit.UnitID]*unitEntry{},
 		parts:   map[string]partitionVerdict{},
 		changed: make(chan struct{}),
 	}
-	if cfg.Prober == nil {
-		if cfg.Dialer == nil {
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if deps.Prober == nil {
+		if deps.Dialer == nil {
 			return nil, errors.New("health: no Dialer to reach the units")
 		}
-		c.dialer = cfg.Dialer
-		c.cfg.Prober = &RPCProber{Dialer: c.dialer}
+		c.dialer = deps.Dialer
+		c.deps.Prober = &RPCProber{Dialer: c.dialer}
 	}
 	return c, nil
 }
@@ -131,7 +148,7 @@ func (c *Checker) Run(ctx context.Context) {
 			c.dialer.Close()
 		}
 	}()
-	tables := c.cfg.Routes.Watch(ctx)
+	tables := c.deps.Routes.Watch(ctx)
 	tick := time.NewTicker(c.cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -208,15 +225,15 @@ func (c *Checker) follow(ctx context.Context, t *routing.Table, wg *sync.WaitGro
 // loop probes one unit until ctx ends.
 func (c *Checker) loop(ctx context.Context, id tradeunit.UnitID, target Target, update <-chan Target) {
 	for {
-		start := c.cfg.Now()
-		results := c.cfg.Prober.Probe(ctx, target)
+		start := c.now()
+		results := c.deps.Prober.Probe(ctx, target)
 		if ctx.Err() != nil {
 			return
 		}
 		again := c.record(id, results)
 		// A unit with an unconfirmed failure is probed again soon, so that a
 		// failure is confirmed (or not) within a fraction of an interval.
-		wait := c.cfg.Interval - c.cfg.Now().Sub(start)
+		wait := c.cfg.Interval - c.now().Sub(start)
 		if again {
 			wait = c.cfg.Interval / 10
 		}
@@ -266,7 +283,7 @@ func (c *Checker) record(id tradeunit.UnitID, results []ReplicaResult) (again bo
 		return false
 	}
 	e.replicas = results
-	e.stats.observe(&c.policy, ok, latency, errText, c.cfg.Now())
+	e.stats.observe(&c.policy, ok, latency, errText, c.now())
 	c.metrics.probe(id, ok, latency)
 	c.dirty = true
 	c.judgeLocked(e.partition)
@@ -287,7 +304,7 @@ func (c *Checker) judgeLocked(only ...string) {
 		}
 		byPart[e.partition][id] = &e.stats
 	}
-	now := c.cfg.Now()
+	now := c.now()
 	material := false
 	for name, units := range byPart {
 		v := judge(&c.policy, units, now)

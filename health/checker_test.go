@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/routing"
 	"tradeunit/rpc"
 	"tradeunit/store/sqlstore"
@@ -54,12 +55,12 @@ func (f *fakeProber) Probe(ctx context.Context, t Target) []ReplicaResult {
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // routesFile writes a table of n normal units and opens it.
-func routesFile(t *testing.T, n int, edit func(*routing.Table)) (string, *routing.File) {
+func routesFile(t *testing.T, n int, edit func(*routing.Table)) (string, *routing.TableFile) {
 	t.Helper()
 	tbl := &routing.Table{Revision: 1}
 	for i := 1; i <= n; i++ {
 		tbl.Units = append(tbl.Units, routing.Unit{ID: tradeunit.UnitID(i), LogicAddrs: []string{"127.0.0.1:1"},
-			Storage: routing.Storage{Primary: "sqlite:x"}, Available: true, AcceptNew: true})
+			Available: true, AcceptNew: true})
 	}
 	if edit != nil {
 		edit(tbl)
@@ -68,7 +69,7 @@ func routesFile(t *testing.T, n int, edit func(*routing.Table)) (string, *routin
 	if err := routing.WriteFile(path, tbl); err != nil {
 		t.Fatal(err)
 	}
-	src, err := routing.OpenFile(path, routing.FileOptions{PollInterval: 20 * time.Millisecond, Logger: quiet()})
+	src, err := routing.OpenFile(path, fastRoutes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +77,21 @@ func routesFile(t *testing.T, n int, edit func(*routing.Table)) (string, *routin
 	return path, src
 }
 
-func startChecker(t *testing.T, cfg Config) (*Checker, *httptest.Server) {
+// configEvery returns the default settings scaled to a probe interval.
+func configEvery(interval time.Duration) Config {
+	cfg := DefaultConfig()
+	cfg.Interval, cfg.ProbeTimeout = interval, interval/2
+	cfg.Policy.BaseEjection, cfg.Policy.MaxEjection = 5*interval, 60*interval
+	return cfg
+}
+
+func startChecker(t *testing.T, cfg Config, deps Deps) (*Checker, *httptest.Server) {
 	t.Helper()
-	if cfg.Interval == 0 {
-		cfg.Interval = 50 * time.Millisecond
+	deps.Logger = quiet()
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
 	}
-	cfg.Logger = quiet()
-	c, err := New(cfg)
+	c, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +145,9 @@ func unitOf(r *Report, id tradeunit.UnitID) UnitReport {
 func TestCheckerEjectsAndReturns(t *testing.T) {
 	path, src := routesFile(t, 4, nil)
 	prober := &fakeProber{fail: map[tradeunit.UnitID]bool{}, latency: map[tradeunit.UnitID]time.Duration{3: 40 * time.Millisecond}}
-	c, _ := startChecker(t, Config{Routes: src, Prober: prober,
-		Policy: Policy{BaseEjection: 200 * time.Millisecond}})
+	cfg := configEvery(50 * time.Millisecond)
+	cfg.Policy.BaseEjection = 200 * time.Millisecond
+	c, _ := startChecker(t, cfg, Deps{Routes: src, Prober: prober})
 	r := waitReport(t, c, "all healthy", everyUnit(4, Healthy))
 	if u := unitOf(r, 3); u.LatencyEWMAMS != 40 || u.Probe != "order" || len(u.Replicas) != 1 {
 		t.Fatalf("unit 3: %+v, want latency 40ms of an order probe", u)
@@ -182,7 +192,7 @@ func TestCheckerPanics(t *testing.T) {
 	_, src := routesFile(t, 5, func(tbl *routing.Table) { tbl.Units[4].Partition = "key" })
 	prober := &fakeProber{fail: map[tradeunit.UnitID]bool{}}
 	reg := prometheus.NewRegistry()
-	c, srv := startChecker(t, Config{Routes: src, Prober: prober, Registry: reg})
+	c, srv := startChecker(t, configEvery(50*time.Millisecond), Deps{Routes: src, Prober: prober, Registry: reg})
 	waitReport(t, c, "probed", everyUnit(5, Healthy))
 	for u := tradeunit.UnitID(1); u <= 5; u++ {
 		prober.set(u, true)
@@ -221,7 +231,7 @@ func TestCheckerPanics(t *testing.T) {
 func TestLongPoll(t *testing.T) {
 	_, src := routesFile(t, 2, nil)
 	prober := &fakeProber{fail: map[tradeunit.UnitID]bool{}}
-	c, srv := startChecker(t, Config{Routes: src, Prober: prober, Interval: 200 * time.Millisecond})
+	c, srv := startChecker(t, configEvery(200*time.Millisecond), Deps{Routes: src, Prober: prober})
 	r := waitReport(t, c, "probed", everyUnit(2, Healthy))
 
 	start := time.Now()
@@ -279,12 +289,12 @@ func TestLongPoll(t *testing.T) {
 // leaves a closed order of the probe merchant; a stopped service fails.
 func TestRPCProber(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "unit.db"))
+	store, err := sqlstore.Open(ctx, dsn.MustParse("sqlite:"+filepath.Join(t.TempDir(), "unit.db")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	svc, err := unit.New(unit.Config{Unit: 7}, store)
+	svc, err := unit.New(unit.DefaultConfig(7), store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +302,7 @@ func TestRPCProber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, _ := rpc.NewServer(svc)
+	server, _ := rpc.NewServer(svc, quiet())
 	go server.Serve(ln)
 	defer server.Stop()
 	pool := rpc.NewPool()
@@ -344,4 +354,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s: not within 5s", what)
 		}
 	}
+}
+
+// fastRoutes are the routing options of the tests: quiet, polling often.
+func fastRoutes() routing.Options {
+	o := routing.DefaultOptions()
+	o.PollInterval, o.Logger = 20*time.Millisecond, quiet()
+	return o
 }

@@ -29,7 +29,7 @@ func Follow(ctx context.Context, baseURL string, update func(*Report), lost func
 		client   = &http.Client{}
 	)
 	for ctx.Err() == nil {
-		poll := min(max(3*interval, time.Second), maxPollTimeout)
+		poll := min(max(3*interval, time.Second), MaxPollTimeout)
 		q := url.Values{"timeout": {poll.String()}}
 		if version != 0 {
 			q.Set("wait", fmt.Sprint(version))

@@ -10,74 +10,66 @@ import (
 	"tradeunit"
 )
 
-// Policy decides when a unit is ejected and when it returns. The zero value
-// of each field means its default.
+// Policy decides when a unit is ejected and when it returns. Start from
+// DefaultPolicy: every field is used as it is, zeros included.
 type Policy struct {
 	// Window is how many recent probes the success rate and the latency
-	// p99 cover (default 30).
+	// p99 cover.
 	Window int
 	// FailuresToEject ejects a unit after this many consecutive failed
-	// probes (default 3).
+	// probes.
 	FailuresToEject int
 	// MinSuccessRate ejects a unit whose success rate over the window falls
-	// below it (default 0.8) when a probe fails, once the window holds
-	// MinSamples probes (default 10): a unit failing one probe in three is
-	// ejected too.
+	// below it when a probe fails, once the window holds MinSamples probes:
+	// a unit failing one probe in three is ejected too. 0 turns this rule
+	// off.
 	MinSuccessRate float64
 	MinSamples     int
 	// SuccessesToReturn is how many consecutive passing probes an ejected
-	// unit needs, after its back-off, to return (default 3).
+	// unit needs, after its back-off, to return.
 	SuccessesToReturn int
 	// BaseEjection is the back-off of a first ejection; each further
 	// ejection doubles it, up to MaxEjection, so a unit that flaps stays out
 	// longer and longer. A unit that stays healthy for MaxEjection starts
-	// again from BaseEjection. Defaults: 5 and 60 probe intervals.
+	// again from BaseEjection.
 	BaseEjection time.Duration
 	MaxEjection  time.Duration
 	// MaxEjectShare bounds the share of a partition's units that may be
-	// ejected at once (default 0.5). When more look bad together (a network
-	// blip, the checker's own host failing) the partition is in panic: no
-	// further unit is ejected, and proxies ignore the checker's verdicts for
-	// the partition.
+	// ejected at once. When more look bad together (a network blip, the
+	// checker's own host failing) the partition is in panic: no further
+	// unit is ejected, and proxies ignore the checker's verdicts for the
+	// partition. 0 ejects nothing.
 	MaxEjectShare float64
-	// Alpha is the weight of a new probe in the latency EWMA (default 0.3).
+	// Alpha is the weight of a new probe in the latency EWMA, in (0, 1].
 	Alpha float64
 }
 
-// withDefaults returns p with defaults filled for a probe interval.
-func (p Policy) withDefaults(interval time.Duration) Policy {
-	if p.Window <= 0 {
-		p.Window = 30
-	}
-	if p.FailuresToEject <= 0 {
-		p.FailuresToEject = 3
-	}
-	if p.MinSuccessRate == 0 {
-		p.MinSuccessRate = 0.8
-	}
-	if p.MinSamples <= 0 {
-		p.MinSamples = min(10, p.Window)
-	}
-	if p.SuccessesToReturn <= 0 {
-		p.SuccessesToReturn = 3
-	}
-	if p.BaseEjection <= 0 {
-		p.BaseEjection = 5 * interval
-	}
-	if p.MaxEjection <= 0 {
-		p.MaxEjection = max(60*interval, p.BaseEjection)
-	}
-	if p.MaxEjectShare == 0 {
-		p.MaxEjectShare = 0.5
-	}
-	if p.Alpha <= 0 || p.Alpha > 1 {
-		p.Alpha = 0.3
-	}
-	return p
+// DefaultPolicy returns the policy of a checker probing every second: eject
+// after 3 failures in a row or under 80% over at least 10 of the last 30
+// probes; return after 3 passes and a back-off of 5 s doubling to 60 s;
+// never more than half of a partition.
+func DefaultPolicy() Policy {
+	return Policy{Window: 30, FailuresToEject: 3, MinSuccessRate: 0.8, MinSamples: 10, SuccessesToReturn: 3,
+		BaseEjection: 5 * time.Second, MaxEjection: time.Minute, MaxEjectShare: 0.5, Alpha: 0.3}
 }
+
+// Validate reports the first field out of range; it changes nothing.
+func (p Policy) Validate() error { return p.validate() }
 
 func (p Policy) validate() error {
 	switch {
+	case p.Window < 1:
+		return errors.New("health: Window must be at least 1 probe")
+	case p.FailuresToEject < 1:
+		return errors.New("health: FailuresToEject must be at least 1")
+	case p.MinSamples < 1 || p.MinSamples > p.Window:
+		return errors.New("health: MinSamples must be between 1 and Window")
+	case p.SuccessesToReturn < 1:
+		return errors.New("health: SuccessesToReturn must be at least 1")
+	case p.BaseEjection <= 0:
+		return errors.New("health: BaseEjection must be positive")
+	case !(p.Alpha > 0 && p.Alpha <= 1):
+		return errors.New("health: Alpha must be in (0, 1]")
 	case p.MinSuccessRate < 0 || p.MinSuccessRate > 1:
 		return errors.New("health: MinSuccessRate must be between 0 and 1")
 	case p.MaxEjectShare < 0 || p.MaxEjectShare > 1 || math.IsNaN(p.MaxEjectShare):

@@ -11,7 +11,9 @@ import (
 var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 
 func testPolicy() Policy {
-	return Policy{BaseEjection: 10 * time.Second, MaxEjection: 40 * time.Second}.withDefaults(time.Second)
+	p := DefaultPolicy()
+	p.BaseEjection, p.MaxEjection = 10*time.Second, 40*time.Second
+	return p
 }
 
 // probes feeds a unit a pattern of probe results, one per second from at:

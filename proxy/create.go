@@ -11,18 +11,21 @@ import (
 // createOrder places a new order: selection ranks the units that may take it
 // (its partition, health, canary, load and latency; see package selection)
 // and the proxy tries them in that order, until MaxCreateAttempts units
-// were called ("order retry"); a unit skipped without a call (every replica
-// known down) does not use up an attempt. It returns how many units it
-// called.
+// were called ("order retry"); a unit skipped without a call (no replica
+// could be dialed) does not use up an attempt, while one whose replicas are
+// all known down gets one quick reconnect and call, which does. It returns
+// how many units it called.
 //
-// A unit that answers decides the outcome, errors included. Any unit ranked
-// before the one that wins and passed over — it may have received this
-// create but did not answer (a timeout, a connection lost mid-call, a storage
-// fault), or it could not be reached now but may hold an earlier attempt of
-// the same create whose answer was lost — is recorded in the winning order's
-// abandoned_units, so an orphan it may hold can be found and closed when the
-// unit returns. That orphan is the one window in which a merchant order
-// number can exist twice; the winning order names the unit holding it.
+// A unit's definite answer decides the outcome, errors included, except a
+// definite "unavailable, nothing written" (its storage is read-only, failing
+// over, out of connections...), after which the next unit is tried. Any unit
+// passed over that may hold this order — it may have received this create
+// but gave no answer or an unknown outcome (a timeout, a connection lost
+// mid-call or mid-commit), or it could not be reached now but may hold an
+// earlier attempt of the same create whose answer was lost — is recorded in
+// the winning order's abandoned_units, so an orphan it may hold can be found
+// and closed when the unit returns. A unit that answered "nothing written"
+// holds nothing of this attempt and is not recorded.
 func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (_ *tradeunit.Order, attempts int, _ error) {
 	r.Normalize()
 	if err := r.Validate(); err != nil {
@@ -68,7 +71,9 @@ func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest)
 		if code != tradeunit.CodeUnitUnavailable && code != tradeunit.CodeInternal {
 			return nil, attempts, err // the unit's definite answer: a caller's mistake or a conflict
 		}
-		r.AbandonedUnits = append(r.AbandonedUnits, id)
+		if !res.tried || tradeunit.OutcomeUnknown(err) {
+			r.AbandonedUnits = append(r.AbandonedUnits, id)
+		}
 		lastErr = err
 		if ctx.Err() != nil {
 			break

@@ -35,7 +35,7 @@ func (p *Proxy) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	// Operational metrics, unauthenticated like /healthz: they carry unit
 	// numbers and counts, never merchant data.
-	mux.Handle("GET /metrics", promhttp.HandlerFor(p.cfg.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, tradeunit.Errorf(tradeunit.CodeNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -44,20 +44,28 @@ func (p *Proxy) Handler() http.Handler {
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	mchidKey
-)
+const mchidKey ctxKey = 0
 
-// withRequestID gives every request an id, returned in the Request-ID header
-// and logged with any failure, and turns a panic into a 500.
+// withRequestID gives every request an id, returned in the Request-ID header,
+// passed to the units (tradeunit.WithRequestID) and logged with any failure
+// there and here; it turns a panic into a 500, and writes the access log
+// when it is on.
 func (p *Proxy) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b [12]byte
 		rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
 		w.Header().Set("Request-ID", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		r = r.WithContext(tradeunit.WithRequestID(r.Context(), id))
+		if p.cfg.AccessLog {
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			start := time.Now()
+			defer func() {
+				p.log.Info("access", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", sw.status,
+					"duration", time.Since(start), "remote", r.RemoteAddr)
+			}()
+			w = sw
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -281,7 +289,7 @@ func (p *Proxy) writeRefund(w http.ResponseWriter, r *http.Request, f *tradeunit
 func (p *Proxy) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := tradeunit.ErrorCode(err)
 	status := statusOf(code)
-	id, _ := r.Context().Value(requestIDKey).(string)
+	id := tradeunit.RequestID(r.Context())
 	if status >= 500 {
 		p.log.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
 	} else {

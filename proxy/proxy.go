@@ -9,6 +9,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -21,61 +22,70 @@ import (
 	"tradeunit/selection"
 )
 
-// Config configures a Proxy.
+// Config holds a Proxy's settings. Start from DefaultConfig.
 type Config struct {
-	Routes      routing.Source // the routing table
-	Credentials *Credentials   // merchants and their API keys
-	// MaxCreateAttempts is how many units one create may try (default 3,
-	// at most selection.MaxPick).
+	// MaxCreateAttempts is how many units one create may call, 1 to
+	// selection.MaxPick.
 	MaxCreateAttempts int
-	// UnitTimeout bounds one call to one logic-service replica (default 3s).
+	// UnitTimeout bounds one call to one logic-service replica.
 	UnitTimeout time.Duration
 	// Health is the base URL of the health checker to follow (e.g.
 	// http://127.0.0.1:8081); empty: the proxy relies on its own view.
 	Health string
 	// BalanceWindow is the history of request counts that hot-spot
-	// balancing weighs (default 10s); the selection plan is refreshed ten
-	// times per window.
+	// balancing weighs; the selection plan is refreshed ten times per
+	// window.
 	BalanceWindow time.Duration
 	// Passive tunes the proxy's own view of failing units.
 	Passive selection.PassiveConfig
+	// AccessLog logs one line per API request (method, path, status,
+	// duration, request id, merchant) at info level.
+	AccessLog bool
+}
+
+// DefaultConfig returns the settings of a proxy as tradeunit proxy starts
+// it.
+func DefaultConfig() Config {
+	return Config{MaxCreateAttempts: 3, UnitTimeout: 3 * time.Second, BalanceWindow: selection.DefaultBalanceWindow,
+		Passive: selection.DefaultPassiveConfig()}
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (c Config) Validate() error {
+	if c.MaxCreateAttempts < 1 || c.MaxCreateAttempts > selection.MaxPick {
+		return fmt.Errorf("proxy: MaxCreateAttempts must be between 1 and %d, got %d", selection.MaxPick, c.MaxCreateAttempts)
+	}
+	if c.UnitTimeout <= 0 {
+		return fmt.Errorf("proxy: UnitTimeout must be positive, got %v", c.UnitTimeout)
+	}
+	if c.BalanceWindow <= 0 {
+		return fmt.Errorf("proxy: BalanceWindow must be positive, got %v", c.BalanceWindow)
+	}
+	return c.Passive.Validate()
+}
+
+// Deps are what a Proxy works with; all are required.
+type Deps struct {
+	Routes      routing.Source // the routing table
+	Credentials *Credentials   // merchants and their API keys
 	// Dialer connects to the units' logic services (rpc.Pool over gRPC);
 	// the proxy closes it.
 	Dialer tradeunit.LogicDialer
-	// Registry receives the proxy's metrics, served at GET /metrics; a new
-	// registry if nil.
+	// Registry receives the proxy's metrics, served at GET /metrics.
 	Registry *prometheus.Registry
-	Logger   *slog.Logger // default slog.Default()
+	Logger   *slog.Logger
 }
 
-// Validate fills defaults and checks cfg.
-func (c *Config) Validate() error {
-	if c.Routes == nil {
+func (d Deps) validate() error {
+	switch {
+	case d.Routes == nil:
 		return errors.New("proxy: no routing table")
-	}
-	if c.Dialer == nil {
+	case d.Dialer == nil:
 		return errors.New("proxy: no Dialer to reach the units")
-	}
-	if c.Credentials == nil || len(c.Credentials.Merchants) == 0 {
+	case d.Credentials == nil || len(d.Credentials.Merchants) == 0:
 		return errors.New("proxy: no merchants configured")
-	}
-	if c.MaxCreateAttempts == 0 {
-		c.MaxCreateAttempts = 3
-	}
-	if c.MaxCreateAttempts < 1 || c.MaxCreateAttempts > selection.MaxPick {
-		return errors.New("proxy: MaxCreateAttempts must be between 1 and 8")
-	}
-	if c.UnitTimeout == 0 {
-		c.UnitTimeout = 3 * time.Second
-	}
-	if c.BalanceWindow <= 0 {
-		c.BalanceWindow = selection.DefaultBalanceWindow
-	}
-	if c.Registry == nil {
-		c.Registry = prometheus.NewRegistry()
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
+	case d.Registry == nil || d.Logger == nil:
+		return errors.New("proxy: Registry and Logger are required")
 	}
 	return nil
 }
@@ -83,6 +93,7 @@ func (c *Config) Validate() error {
 // Proxy serves the public API over the units of a routing table.
 type Proxy struct {
 	cfg      Config
+	registry *prometheus.Registry
 	routes   routing.Source
 	keys     map[[32]byte]string // SHA-256 of API key → mchid
 	dialer   tradeunit.LogicDialer
@@ -100,21 +111,28 @@ type Proxy struct {
 }
 
 // New returns a Proxy. Close releases it.
-func New(cfg Config) (*Proxy, error) {
+func New(cfg Config, deps Deps) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	keys, err := cfg.Credentials.index()
+	if err := deps.validate(); err != nil {
+		return nil, err
+	}
+	keys, err := deps.Credentials.index()
+	if err != nil {
+		return nil, err
+	}
+	passive, err := selection.NewPassive(cfg.Passive)
 	if err != nil {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	p := &Proxy{
-		cfg: cfg, routes: cfg.Routes, keys: keys, dialer: cfg.Dialer,
+		cfg: cfg, registry: deps.Registry, routes: deps.Routes, keys: keys, dialer: deps.Dialer,
 		balancer: selection.NewBalancer(nil, cfg.BalanceWindow),
-		passive:  selection.NewPassive(cfg.Passive),
-		metrics:  newMetrics(cfg.Registry),
-		log:      cfg.Logger, replan: make(chan struct{}, 1), stop: stop,
+		passive:  passive,
+		metrics:  newMetrics(deps.Registry),
+		log:      deps.Logger, replan: make(chan struct{}, 1), stop: stop,
 	}
 	p.rebuild() // the first request has a plan
 	p.wg.Add(1)

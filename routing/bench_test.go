@@ -17,7 +17,7 @@ func BenchmarkRouteByOrderNo(b *testing.B) {
 			t := &Table{Revision: 1}
 			for i := 1; i <= n; i++ {
 				t.Units = append(t.Units, Unit{ID: tradeunit.UnitID(i), LogicAddrs: []string{"127.0.0.1:1"},
-					Storage: Storage{Primary: "sqlite:x"}, Available: true})
+					Available: true})
 			}
 			t.Normalize()
 			nos := make([]string, 1024)

@@ -6,38 +6,59 @@ import (
 	"time"
 )
 
-// Editor is a routing table that operators change: a Source plus safe
-// updates and a record of who changed what. Both backends, the file and
-// etcd, implement it, so proxies, units, the health checker and the admin
-// commands work against either.
-type Editor interface {
-	Source
-	// Update applies fn to a copy of the current table and publishes the
+// Store is a document that operators change: a Feed plus safe updates and
+// a record of who changed what. Every backend (a file, etcd, memory)
+// implements it, so proxies, units, the health checker and the admin
+// commands work against any.
+type Store[D any] interface {
+	Feed[D]
+	// Update applies fn to a copy of the current version and publishes the
 	// result as the next revision, recording change. It is a
-	// compare-and-swap: if another editor changed the table in between, fn
-	// is applied again to the newer table (a few times at most, then the
-	// update fails with ErrConflict), so no change is ever lost. If fn or
-	// validation fails nothing is written.
-	Update(ctx context.Context, change Change, fn func(*Table) error) (*Table, error)
+	// compare-and-swap: if another editor changed the document in between,
+	// fn is applied again to the newer version (a few times at most, then
+	// the update fails with ErrConflict), so no change is ever lost. If fn
+	// or validation fails nothing is written.
+	Update(ctx context.Context, change Change, fn func(*D) error) (*D, error)
 	// History returns the latest changes, newest first.
 	History(ctx context.Context, limit int) ([]Change, error)
 }
 
-// Change describes one update of the routing table.
+// Editor is the routing table that operators change.
+type Editor = Store[Table]
+
+// TopologyEditor is the storage topology that operators and controllers
+// change.
+type TopologyEditor = Store[Topology]
+
+// Change describes one update of a document.
 type Change struct {
-	Revision int64     `json:"revision"` // the table revision it produced
+	Revision int64     `json:"revision"` // the revision it produced
 	Time     time.Time `json:"time"`
 	Who      string    `json:"who"`  // operator or component
 	What     string    `json:"what"` // e.g. "unit drain 3"
 }
 
-// Open opens the routing table named by spec: "etcd://HOST:PORT[,HOST:PORT]/PREFIX"
+// IsEtcd reports whether spec names a document in etcd
+// ("etcd://HOST:PORT[,HOST:PORT]/PREFIX") rather than a file.
+func IsEtcd(spec string) bool { return strings.HasPrefix(spec, "etcd://") }
+
+// Open opens the routing table named by spec: etcd://HOST:PORT[,...]/PREFIX
 // for etcd, anything else is a file path.
-func Open(ctx context.Context, spec string, opts FileOptions) (Editor, error) {
-	if strings.HasPrefix(spec, "etcd://") {
-		return OpenEtcd(ctx, spec, EtcdOptions{Logger: opts.Logger})
+func Open(ctx context.Context, spec string, opts Options) (Editor, error) {
+	if IsEtcd(spec) {
+		return OpenEtcd(ctx, spec, opts)
 	}
 	return OpenFile(spec, opts)
+}
+
+// OpenTopology opens the storage topology that lives beside the routing
+// table named by spec: PREFIX/storage in etcd, or TopologyPath(spec) beside
+// a table file.
+func OpenTopology(ctx context.Context, spec string, opts Options) (TopologyEditor, error) {
+	if IsEtcd(spec) {
+		return OpenTopologyEtcd(ctx, spec, opts)
+	}
+	return OpenTopologyFile(TopologyPath(spec), opts)
 }
 
 // maxUpdateAttempts bounds how often Update re-applies a change that lost a

@@ -18,40 +18,42 @@ import (
 	"tradeunit"
 )
 
-// Etcd is the routing table kept in etcd, shared by every proxy, unit and
-// health checker on every host. The whole table is one key, PREFIX/table, so
-// every change is one compare-and-swap on that key's revision; each change
-// also writes PREFIX/history/REVISION describing who changed what.
+// Etcd is a document kept in etcd, shared by every process on every host.
+// The whole document is one key (PREFIX/table for the routing table,
+// PREFIX/storage for the storage topology), so every change is one
+// compare-and-swap on that key's revision; each change also writes
+// PREFIX/history/REVISION (PREFIX/storage-history/REVISION) describing who
+// changed what.
 //
-// A reader that loses etcd keeps serving its last good table, says so (Stale,
-// and a warning in the log), and resyncs when etcd answers again.
-type Etcd struct {
+// A reader that loses etcd keeps serving its last good version, says so
+// (Stale, and a warning in the log), and resyncs when etcd answers again.
+type Etcd[D any, P document[D]] struct {
 	client *clientv3.Client
 	prefix string
-	feed   *broadcaster
+	feed   *broadcaster[D]
 	log    *slog.Logger
 	stale  atomic.Bool
 
-	mu     sync.Mutex // orders publishing: a table is published only if newer
-	modRev int64      // etcd revision of the table key we hold
+	mu     sync.Mutex // orders publishing: a version is published only if newer
+	modRev int64      // etcd revision of the key we hold
 	stop   context.CancelFunc
 	done   chan struct{}
 }
 
-var _ Editor = (*Etcd)(nil)
+// TableEtcd is the routing table in etcd.
+type TableEtcd = Etcd[Table, *Table]
 
-// EtcdOptions configures an Etcd table.
-type EtcdOptions struct {
-	// CheckInterval is how often the reader checks that etcd answers and
-	// that it holds the latest table (default 500 ms); the watch delivers
-	// changes at once, the check catches what a broken watch missed.
-	CheckInterval time.Duration
-	Logger        *slog.Logger
-}
+// TopologyEtcd is the storage topology in etcd.
+type TopologyEtcd = Etcd[Topology, *Topology]
 
-// ErrNoTable is returned by OpenEtcd when etcd holds no table yet: create
-// one with InitEtcd.
-var ErrNoTable = errors.New("no routing table in etcd")
+var (
+	_ Editor         = (*TableEtcd)(nil)
+	_ TopologyEditor = (*TopologyEtcd)(nil)
+)
+
+// ErrNoTable is returned by OpenEtcd when etcd holds no document yet:
+// create one with InitEtcd.
+var ErrNoTable = errors.New("nothing stored in etcd yet")
 
 // ParseEtcdSpec splits "etcd://HOST:PORT[,HOST:PORT]/PREFIX".
 func ParseEtcdSpec(spec string) (endpoints []string, prefix string, err error) {
@@ -89,47 +91,64 @@ func dialEtcd(spec string) (*clientv3.Client, string, error) {
 // InitEtcd stores t as the first table under spec's prefix; it fails if a
 // table is there already.
 func InitEtcd(ctx context.Context, spec string, t *Table, change Change) error {
+	return initEtcd(ctx, spec, t, change)
+}
+
+// InitTopologyEtcd is InitEtcd for the storage topology.
+func InitTopologyEtcd(ctx context.Context, spec string, t *Topology, change Change) error {
+	return initEtcd(ctx, spec, t, change)
+}
+
+func initEtcd[D any, P document[D]](ctx context.Context, spec string, d P, change Change) error {
 	c, prefix, err := dialEtcd(spec)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := t.Validate(); err != nil {
+	if err := d.Validate(); err != nil {
 		return err
 	}
-	t = t.Clone()
-	t.Normalize()
-	data, err := t.Marshal()
+	d = P(d.Clone())
+	d.Normalize()
+	data, err := d.Marshal()
 	if err != nil {
 		return err
 	}
-	change.Revision, change.Time = t.Revision, time.Now().UTC()
+	k := d.kind()
+	change.Revision, change.Time = d.revision(), time.Now().UTC()
 	hist, _ := json.Marshal(change)
-	key := prefix + "/table"
+	key := prefix + "/" + k.etcdKey
 	resp, err := c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(data)), clientv3.OpPut(historyKey(prefix, t.Revision), string(hist))).Commit()
+		Then(clientv3.OpPut(key, string(data)), clientv3.OpPut(historyKey(prefix, k, d.revision()), string(hist))).Commit()
 	if err != nil {
-		return fmt.Errorf("init routing table: %w", err)
+		return fmt.Errorf("init %s: %w", k.name, err)
 	}
 	if !resp.Succeeded {
-		return tradeunit.Errorf(tradeunit.CodeInvalidRequest, "etcd already holds a routing table under %s", prefix)
+		return tradeunit.Errorf(tradeunit.CodeInvalidRequest, "etcd already holds a %s under %s", k.name, prefix)
 	}
 	return nil
 }
 
-// OpenEtcd loads the table under spec's prefix and follows its changes.
-func OpenEtcd(ctx context.Context, spec string, opts EtcdOptions) (*Etcd, error) {
+// OpenEtcd loads the routing table under spec's prefix and follows its
+// changes.
+func OpenEtcd(ctx context.Context, spec string, opts Options) (*TableEtcd, error) {
+	return openEtcd[Table](ctx, spec, opts)
+}
+
+// OpenTopologyEtcd is OpenEtcd for the storage topology.
+func OpenTopologyEtcd(ctx context.Context, spec string, opts Options) (*TopologyEtcd, error) {
+	return openEtcd[Topology](ctx, spec, opts)
+}
+
+func openEtcd[D any, P document[D]](ctx context.Context, spec string, opts Options) (*Etcd[D, P], error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	c, prefix, err := dialEtcd(spec)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.CheckInterval <= 0 {
-		opts.CheckInterval = 500 * time.Millisecond
-	}
-	e := &Etcd{client: c, prefix: prefix, log: opts.Logger, done: make(chan struct{})}
+	e := &Etcd[D, P]{client: c, prefix: prefix, log: opts.Logger, done: make(chan struct{})}
 	t, rev, err := e.load(ctx)
 	if err != nil {
 		c.Close()
@@ -143,34 +162,35 @@ func OpenEtcd(ctx context.Context, spec string, opts EtcdOptions) (*Etcd, error)
 	return e, nil
 }
 
-func (e *Etcd) key() string { return e.prefix + "/table" }
+func (e *Etcd[D, P]) key() string { return e.prefix + "/" + P(nil).kind().etcdKey }
 
-func historyKey(prefix string, rev int64) string {
-	return fmt.Sprintf("%s/history/%020d", prefix, rev)
+func historyKey(prefix string, k kind, rev int64) string {
+	return fmt.Sprintf("%s/%s/%020d", prefix, k.history, rev)
 }
 
-// load reads the table and the etcd revision of its key. A second is long
-// for etcd on a healthy network: past it the reader calls etcd lost.
-func (e *Etcd) load(ctx context.Context) (*Table, int64, error) {
+// load reads the document and the etcd revision of its key. A second is
+// long for etcd on a healthy network: past it the reader calls etcd lost.
+func (e *Etcd[D, P]) load(ctx context.Context) (*D, int64, error) {
+	name := P(nil).kind().name
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	resp, err := e.client.Get(ctx, e.key())
 	if err != nil {
-		return nil, 0, fmt.Errorf("read routing table from etcd: %w", err)
+		return nil, 0, fmt.Errorf("read %s from etcd: %w", name, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, 0, fmt.Errorf("%w under %s", ErrNoTable, e.prefix)
+		return nil, 0, fmt.Errorf("%w: no %s under %s", ErrNoTable, name, e.prefix)
 	}
-	t, err := Parse(resp.Kvs[0].Value)
+	d, err := parse[D, P](resp.Kvs[0].Value)
 	if err != nil {
-		return nil, 0, fmt.Errorf("routing table in etcd: %w", err)
+		return nil, 0, fmt.Errorf("%s in etcd: %w", name, err)
 	}
-	return t, resp.Kvs[0].ModRevision, nil
+	return d, resp.Kvs[0].ModRevision, nil
 }
 
 // run follows the table: the watch delivers changes at once; the periodic
 // check notices a lost etcd, and resyncs after a broken watch.
-func (e *Etcd) run(ctx context.Context, every time.Duration) {
+func (e *Etcd[D, P]) run(ctx context.Context, every time.Duration) {
 	defer close(e.done)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -209,12 +229,12 @@ func (e *Etcd) run(ctx context.Context, every time.Duration) {
 				t, rev, err := e.load(ctx)
 				if err != nil {
 					if !e.stale.Swap(true) && ctx.Err() == nil {
-						e.log.Warn("routing table: etcd unreachable; serving the last good table", "revision", e.Current().Revision, "err", err)
+						e.log.Warn(P(nil).kind().name+": etcd unreachable; serving the last good version", "revision", P(e.Current()).revision(), "err", err)
 					}
 					continue
 				}
 				if e.stale.Swap(false) {
-					e.log.Info("routing table: etcd reachable again; resynced", "revision", t.Revision)
+					e.log.Info(P(nil).kind().name+": etcd reachable again; resynced", "revision", P(t).revision())
 				}
 				if e.publish(t, rev) {
 					backoff = 0
@@ -226,22 +246,22 @@ func (e *Etcd) run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// accept publishes a table read from etcd at revision rev.
-func (e *Etcd) accept(data []byte, rev int64) {
+// accept publishes a version read from etcd at revision rev.
+func (e *Etcd[D, P]) accept(data []byte, rev int64) {
 	if rev <= e.heldRev() {
 		return
 	}
-	t, err := Parse(data)
+	d, err := parse[D, P](data)
 	if err != nil {
-		e.log.Warn("routing table: ignoring an invalid table in etcd", "err", err)
+		e.log.Warn(P(nil).kind().name+": ignoring an invalid version in etcd", "err", err)
 		return
 	}
-	e.publish(t, rev)
+	e.publish(d, rev)
 }
 
-// publish makes t current if rev is newer than the table held, and reports
-// whether it did.
-func (e *Etcd) publish(t *Table, rev int64) bool {
+// publish makes d current if rev is newer than the version held, and
+// reports whether it did.
+func (e *Etcd[D, P]) publish(t *D, rev int64) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if rev <= e.modRev {
@@ -252,7 +272,7 @@ func (e *Etcd) publish(t *Table, rev int64) bool {
 	return true
 }
 
-func (e *Etcd) heldRev() int64 {
+func (e *Etcd[D, P]) heldRev() int64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.modRev
@@ -260,37 +280,38 @@ func (e *Etcd) heldRev() int64 {
 
 func nopZap() *zap.Logger { return zap.NewNop() }
 
-// Current implements Source.
-func (e *Etcd) Current() *Table { return e.feed.current.Load() }
+// Current implements Feed.
+func (e *Etcd[D, P]) Current() *D { return e.feed.current.Load() }
 
-// Watch implements Source.
-func (e *Etcd) Watch(ctx context.Context) <-chan *Table { return e.feed.watch(ctx) }
+// Watch implements Feed.
+func (e *Etcd[D, P]) Watch(ctx context.Context) <-chan *D { return e.feed.watch(ctx) }
 
 // Stale reports whether etcd could not be reached at the last check: the
-// table served is the last good one and may be out of date.
-func (e *Etcd) Stale() bool { return e.stale.Load() }
+// version served is the last good one and may be out of date.
+func (e *Etcd[D, P]) Stale() bool { return e.stale.Load() }
 
-// Close implements Source.
-func (e *Etcd) Close() error {
+// Close implements Feed.
+func (e *Etcd[D, P]) Close() error {
 	e.stop()
 	<-e.done
 	e.feed.close()
 	return e.client.Close()
 }
 
-// Update implements Editor with a transaction that commits only if the table
-// key is still at the revision fn was applied to.
-func (e *Etcd) Update(ctx context.Context, change Change, fn func(*Table) error) (*Table, error) {
+// Update implements Store with a transaction that commits only if the key
+// is still at the revision fn was applied to.
+func (e *Etcd[D, P]) Update(ctx context.Context, change Change, fn func(*D) error) (*D, error) {
+	k := P(nil).kind()
 	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
 		cur, rev, err := e.load(ctx)
 		if err != nil {
 			return nil, err
 		}
-		next := cur.Clone()
-		if err := fn(next); err != nil {
+		next := P(P(cur).Clone())
+		if err := fn((*D)(next)); err != nil {
 			return nil, err
 		}
-		next.Revision = cur.Revision + 1
+		next.setRevision(P(cur).revision() + 1)
 		next.Normalize()
 		if err := next.Validate(); err != nil {
 			return nil, err
@@ -299,29 +320,29 @@ func (e *Etcd) Update(ctx context.Context, change Change, fn func(*Table) error)
 		if err != nil {
 			return nil, err
 		}
-		change.Revision, change.Time = next.Revision, time.Now().UTC()
+		change.Revision, change.Time = next.revision(), time.Now().UTC()
 		hist, _ := json.Marshal(change)
 		resp, err := e.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.key()), "=", rev)).
-			Then(clientv3.OpPut(e.key(), string(data)), clientv3.OpPut(historyKey(e.prefix, next.Revision), string(hist))).
+			Then(clientv3.OpPut(e.key(), string(data)), clientv3.OpPut(historyKey(e.prefix, k, next.revision()), string(hist))).
 			Commit()
 		if err != nil {
-			return nil, fmt.Errorf("update routing table in etcd: %w", err)
+			return nil, fmt.Errorf("update %s in etcd: %w", k.name, err)
 		}
 		if resp.Succeeded {
 			e.accept(data, resp.Header.Revision)
-			return next, nil
+			return (*D)(next), nil
 		}
 	}
 	return nil, &tradeunit.Error{Code: tradeunit.CodeInvalidRequest, Op: "routing.Etcd.Update", Err: ErrConflict,
-		Message: fmt.Sprintf("routing table kept changing under %d attempts; try again", maxUpdateAttempts)}
+		Message: fmt.Sprintf("%s kept changing under %d attempts; try again", k.name, maxUpdateAttempts)}
 }
 
-// History implements Editor.
-func (e *Etcd) History(ctx context.Context, limit int) ([]Change, error) {
-	resp, err := e.client.Get(ctx, e.prefix+"/history/", clientv3.WithPrefix(),
+// History implements Store.
+func (e *Etcd[D, P]) History(ctx context.Context, limit int) ([]Change, error) {
+	resp, err := e.client.Get(ctx, e.prefix+"/"+P(nil).kind().history+"/", clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(int64(limit)))
 	if err != nil {
-		return nil, fmt.Errorf("read routing history from etcd: %w", err)
+		return nil, fmt.Errorf("read %s history from etcd: %w", P(nil).kind().name, err)
 	}
 	out := make([]Change, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {

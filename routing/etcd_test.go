@@ -17,18 +17,25 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// etcdOptions are the default options, quiet, with another check interval.
+func etcdOptions(check time.Duration) routing.Options {
+	o := routing.DefaultOptions()
+	o.CheckInterval, o.Logger = check, quiet()
+	return o
+}
+
 func sampleTable() *routing.Table {
 	t := &routing.Table{Revision: 1}
 	for i := 1; i <= 3; i++ {
 		t.Units = append(t.Units, routing.Unit{ID: tradeunit.UnitID(i), LogicAddrs: []string{fmt.Sprintf("127.0.0.1:%d", 9100+i)},
-			Storage: routing.Storage{Primary: fmt.Sprintf("sqlite:unit-%d.db", i)}, Available: true, AcceptNew: true})
+			Available: true, AcceptNew: true})
 	}
 	return t
 }
 
-func openEtcd(t *testing.T, spec string) *routing.Etcd {
+func openEtcd(t *testing.T, spec string) *routing.TableEtcd {
 	t.Helper()
-	e, err := routing.OpenEtcd(context.Background(), spec, routing.EtcdOptions{Logger: quiet(), CheckInterval: 100 * time.Millisecond})
+	e, err := routing.OpenEtcd(context.Background(), spec, etcdOptions(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +47,7 @@ func TestEtcdInitOpenAndHistory(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	spec := c.Spec("/t1")
 	ctx := context.Background()
-	if _, err := routing.OpenEtcd(ctx, spec, routing.EtcdOptions{Logger: quiet()}); !errors.Is(err, routing.ErrNoTable) {
+	if _, err := routing.OpenEtcd(ctx, spec, etcdOptions(500*time.Millisecond)); !errors.Is(err, routing.ErrNoTable) {
 		t.Fatalf("open before init: got %v, want ErrNoTable", err)
 	}
 	if err := routing.InitEtcd(ctx, spec, sampleTable(), routing.Change{Who: "test", What: "init"}); err != nil {
@@ -88,7 +95,7 @@ func TestEtcdConcurrentUpdatesNeverLoseOne(t *testing.T) {
 	}
 	a, b := openEtcd(t, spec), openEtcd(t, spec)
 	var wg sync.WaitGroup
-	for i, e := range []*routing.Etcd{a, b, a, b, a, b} {
+	for i, e := range []*routing.TableEtcd{a, b, a, b, a, b} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

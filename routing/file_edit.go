@@ -9,35 +9,42 @@ import (
 	"time"
 )
 
-// Update implements Editor: UpdateFile under the file's lock, then one line
+// Update implements Store: UpdateFile under the file's lock, then one line
 // in the history file beside it (PATH.history, JSON lines).
-func (f *File) Update(ctx context.Context, change Change, fn func(*Table) error) (*Table, error) {
-	t, err := UpdateFile(f.path, fn)
+func (f *File[D, P]) Update(ctx context.Context, change Change, fn func(*D) error) (*D, error) {
+	d, err := updateFile[D, P](f.path, fn)
 	if err != nil {
 		return nil, err
 	}
 	// Publish at once, so that the editor reads its own change; the poll
 	// will find the file holds what is current.
-	f.ownRevision.Store(t.Revision)
-	if t.Revision > f.Current().Revision {
-		f.feed.publish(t)
+	rev := P(d).revision()
+	f.ownRevision.Store(rev)
+	if rev > P(f.Current()).revision() {
+		f.feed.publish(d)
 	}
-	change.Revision, change.Time = t.Revision, time.Now().UTC()
+	return d, appendHistory(f.path, change, rev)
+}
+
+// appendHistory records change, which produced revision rev of the
+// document at path, in path's history file.
+func appendHistory(path string, change Change, rev int64) error {
+	change.Revision, change.Time = rev, time.Now().UTC()
 	line, err := json.Marshal(change)
 	if err != nil {
-		return t, err
+		return err
 	}
-	h, err := os.OpenFile(f.path+".history", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	h, err := os.OpenFile(path+".history", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return t, err
+		return err
 	}
 	defer h.Close()
 	_, err = h.Write(append(line, '\n'))
-	return t, err
+	return err
 }
 
-// History implements Editor.
-func (f *File) History(ctx context.Context, limit int) ([]Change, error) {
+// History implements Store.
+func (f *File[D, P]) History(ctx context.Context, limit int) ([]Change, error) {
 	h, err := os.Open(f.path + ".history")
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

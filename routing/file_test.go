@@ -28,7 +28,6 @@ func newTable(rev int64, ids ...tradeunit.UnitID) *Table {
 		t.Units = append(t.Units, Unit{
 			ID:         id,
 			LogicAddrs: []string{fmt.Sprintf("127.0.0.1:%d", 9000+id)},
-			Storage:    Storage{Primary: fmt.Sprintf("sqlite:data/unit-%d.db", id)},
 			Available:  true,
 			AcceptNew:  true,
 		})
@@ -48,7 +47,7 @@ func mustWriteTable(t *testing.T, tbl *Table) string {
 }
 
 // mustOpenFile opens path and closes it when the test ends.
-func mustOpenFile(t *testing.T, path string, opts FileOptions) *File {
+func mustOpenFile(t *testing.T, path string, opts Options) *TableFile {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
@@ -59,6 +58,17 @@ func mustOpenFile(t *testing.T, path string, opts FileOptions) *File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// pollOptions are the default options with another poll interval and,
+// unless nil, logger.
+func pollOptions(poll time.Duration, log *slog.Logger) Options {
+	o := DefaultOptions()
+	o.PollInterval = poll
+	if log != nil {
+		o.Logger = log
+	}
+	return o
 }
 
 // waitFor polls cond until it holds or timeout passes, and reports whether it
@@ -130,7 +140,7 @@ func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(
 
 func TestOpenFile(t *testing.T) {
 	path := mustWriteTable(t, newTable(4, 3, 1, 2))
-	f := mustOpenFile(t, path, FileOptions{})
+	f := mustOpenFile(t, path, DefaultOptions())
 	cur := f.Current()
 	if cur == nil {
 		t.Fatal("Current: got nil")
@@ -144,7 +154,7 @@ func TestOpenFile(t *testing.T) {
 	if _, ok := cur.Unit(2); !ok {
 		t.Errorf("Unit(2): got not found, want found")
 	}
-	if got, want := f.interval, DefaultPollInterval; got != want {
+	if got, want := f.interval, DefaultOptions().PollInterval; got != want {
 		t.Errorf("default poll interval: got %v, want %v", got, want)
 	}
 	allocs := testing.AllocsPerRun(100, func() { f.Current() })
@@ -164,12 +174,12 @@ func TestOpenFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err := OpenFile(filepath.Join(dir, "missing.json"), FileOptions{})
+	_, err := OpenFile(filepath.Join(dir, "missing.json"), DefaultOptions())
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: got %v, want fs.ErrNotExist", err)
 	}
 	for _, path := range []string{invalid, garbage} {
-		_, err := OpenFile(path, FileOptions{})
+		_, err := OpenFile(path, DefaultOptions())
 		if got, want := tradeunit.ErrorCode(err), tradeunit.CodeParamError; got != want {
 			t.Errorf("%s: got %v (%v), want %v", filepath.Base(path), got, err, want)
 		}
@@ -178,7 +188,7 @@ func TestOpenFileErrors(t *testing.T) {
 
 func TestFileReload(t *testing.T) {
 	path := mustWriteTable(t, newTable(1, 1))
-	f := mustOpenFile(t, path, FileOptions{}) // the default interval
+	f := mustOpenFile(t, path, DefaultOptions()) // the default interval
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := f.Watch(ctx)
@@ -204,7 +214,7 @@ func TestFileReload(t *testing.T) {
 	if _, ok := f.Current().Unit(2); !ok {
 		t.Errorf("Current().Unit(2): got not found, want found")
 	}
-	t.Logf("reload seen after %v (poll interval %v)", watchLatency, DefaultPollInterval)
+	t.Logf("reload seen after %v (poll interval %v)", watchLatency, DefaultOptions().PollInterval)
 
 	// Current alone, without a watcher in the way.
 	start = time.Now()
@@ -235,7 +245,7 @@ func TestFileKeepsLastGoodTable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := mustWriteTable(t, newTable(1, 1))
 			var logs logBuffer
-			f := mustOpenFile(t, path, FileOptions{PollInterval: fastPoll, Logger: logs.logger()})
+			f := mustOpenFile(t, path, pollOptions(fastPoll, logs.logger()))
 			ch := f.Watch(context.Background())
 			receive(t, ch, time.Second)
 
@@ -278,7 +288,7 @@ func TestFileInPlaceRewrite(t *testing.T) {
 	// An editor that writes the file in place (not through WriteFile): the
 	// size and mtime may not change, but the content hash does.
 	path := mustWriteTable(t, newTable(1, 1))
-	f := mustOpenFile(t, path, FileOptions{PollInterval: fastPoll})
+	f := mustOpenFile(t, path, pollOptions(fastPoll, nil))
 	for rev := int64(2); rev <= 5; rev++ {
 		data, err := newTable(rev, 1).Marshal()
 		if err != nil {
@@ -295,7 +305,7 @@ func TestFileInPlaceRewrite(t *testing.T) {
 
 func TestWatchSlowReader(t *testing.T) {
 	path := mustWriteTable(t, newTable(1, 1))
-	f := mustOpenFile(t, path, FileOptions{PollInterval: fastPoll})
+	f := mustOpenFile(t, path, pollOptions(fastPoll, nil))
 	ch := f.Watch(context.Background())
 	for rev := int64(2); rev <= 4; rev++ {
 		if err := WriteFile(path, newTable(rev, 1)); err != nil {
@@ -317,7 +327,7 @@ func TestWatchSlowReader(t *testing.T) {
 
 func TestWatchContextEnds(t *testing.T) {
 	path := mustWriteTable(t, newTable(1, 1))
-	f := mustOpenFile(t, path, FileOptions{PollInterval: fastPoll})
+	f := mustOpenFile(t, path, pollOptions(fastPoll, nil))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := f.Watch(ctx)
@@ -341,7 +351,7 @@ func TestWatchContextEnds(t *testing.T) {
 
 func TestFileClose(t *testing.T) {
 	path := mustWriteTable(t, newTable(1, 1))
-	f, err := OpenFile(path, FileOptions{PollInterval: fastPoll})
+	f, err := OpenFile(path, pollOptions(fastPoll, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,8 +385,8 @@ func TestWriteFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "routing.json")
 	tbl := &Table{Revision: 1, Units: []Unit{
-		{ID: 2, Storage: Storage{Primary: "p2"}},
-		{ID: 1, Storage: Storage{Primary: "p1"}},
+		{ID: 2},
+		{ID: 1},
 	}}
 	if err := WriteFile(path, tbl); err != nil {
 		t.Fatal(err)
@@ -472,7 +482,7 @@ func TestUpdateFile(t *testing.T) {
 		t.Errorf("fn fails: got %v, want %v", err, errStop)
 	}
 	_, err = UpdateFile(path, func(tbl *Table) error {
-		tbl.Units = append(tbl.Units, Unit{ID: 0, Storage: Storage{Primary: "p"}})
+		tbl.Units = append(tbl.Units, Unit{ID: 0})
 		return nil
 	})
 	if got, want := tradeunit.ErrorCode(err), tradeunit.CodeParamError; got != want {
@@ -564,7 +574,7 @@ func checkCounts(t *testing.T, path string, updates int, ids []tradeunit.UnitID,
 func TestUpdateFileConcurrent(t *testing.T) {
 	const goroutines, updates = 8, 10
 	path := mustWriteTable(t, newTable(1, 1))
-	f := mustOpenFile(t, path, FileOptions{PollInterval: fastPoll})
+	f := mustOpenFile(t, path, pollOptions(fastPoll, nil))
 
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines*updates)
@@ -657,7 +667,7 @@ func TestFileRemovedAndOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs logBuffer
-	f := mustOpenFile(t, path, FileOptions{PollInterval: fastPoll, Logger: logs.logger()})
+	f := mustOpenFile(t, path, pollOptions(fastPoll, logs.logger()))
 
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)

@@ -9,12 +9,10 @@
 package routing
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"net"
@@ -39,26 +37,6 @@ const (
 // DefaultPartition is the partition of a unit that names none.
 const DefaultPartition = "normal"
 
-// Storage is where a unit keeps its data: one primary and its replicas, each
-// a DSN such as "sqlite:data/unit-1.db" or
-// "mysql:tradeunit:PASSWORD@tcp(127.0.0.1:3306)/tradeunit_u1". A unit's
-// logic services started with --routes follow it: they write to the primary
-// and serve eventual reads (and, when the primary is down, degraded ones)
-// from the replicas.
-type Storage struct {
-	// Primary is the one writable server. It is empty only while a
-	// failover is under way (see admin.Failover): the old primary is
-	// fenced and the new one not yet promoted, so changes are refused and
-	// reads go to the replicas.
-	Primary  string   `json:"primary"`
-	Replicas []string `json:"replicas,omitempty"`
-	// Fenced lists servers a failover took out of the unit: old primaries,
-	// read-only, that may hold transactions no other server has. Nothing
-	// reads or writes them; each rejoins as a replica (admin.Rejoin) or is
-	// rebuilt.
-	Fenced []string `json:"fenced,omitempty"`
-}
-
 // Unit is one transaction unit's entry in the routing table.
 type Unit struct {
 	ID        tradeunit.UnitID `json:"unit"`
@@ -66,7 +44,6 @@ type Unit struct {
 	// LogicAddrs are the host:port addresses of the unit's logic-service
 	// replicas.
 	LogicAddrs []string `json:"logic_addrs"`
-	Storage    Storage  `json:"storage"`
 	// Available false masks the unit (failed or under maintenance): no call
 	// is routed to it.
 	Available   bool        `json:"available"`
@@ -119,26 +96,21 @@ type Table struct {
 
 // Parse decodes a routing table from JSON, fills defaults and validates it.
 // Unknown fields and trailing data are rejected. Errors: PARAM_ERROR.
-func Parse(data []byte) (*Table, error) {
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "routing table: not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
-	var t Table
-	if err := dec.Decode(&t); err != nil {
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "routing table: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "routing table: data after the JSON object")
+func Parse(data []byte) (*Table, error) { return parse[Table](data) }
+
+func (t *Table) decode(data []byte) error {
+	if err := decodeStrict("routing table", data, t); err != nil {
+		return err
 	}
 	t.Normalize()
-	if err := t.Validate(); err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return t.Validate()
 }
+
+func (t *Table) revision() int64     { return t.Revision }
+func (t *Table) setRevision(r int64) { t.Revision = r }
+func (*Table) kind() kind            { return tableKind }
+
+var tableKind = kind{name: "routing table", etcdKey: "table", history: "history"}
 
 // Marshal encodes t as indented JSON with its units sorted by id. It does not
 // change t.
@@ -239,42 +211,6 @@ func (u *Unit) validate() error {
 			return unitErrorf(u, "logic_addrs[%d] %q: %v", i, a, err)
 		}
 	}
-	return u.Storage.validate(u)
-}
-
-// validate checks a unit's storage: a primary (or, during a failover, none
-// but at least one replica to read), no empty DSN, and no server in two
-// roles.
-func (s *Storage) validate(u *Unit) error {
-	if strings.TrimSpace(s.Primary) == "" && len(s.Replicas) == 0 {
-		return unitErrorf(u, "storage.primary is empty")
-	}
-	seen := map[string]string{}
-	check := func(field, dsn string) error {
-		if strings.TrimSpace(dsn) == "" {
-			return unitErrorf(u, "%s is empty", field)
-		}
-		if prev, dup := seen[dsn]; dup {
-			return unitErrorf(u, "%s names the same server as %s", field, prev)
-		}
-		seen[dsn] = field
-		return nil
-	}
-	if s.Primary != "" {
-		if err := check("storage.primary", s.Primary); err != nil {
-			return err
-		}
-	}
-	for i, r := range s.Replicas {
-		if err := check(fmt.Sprintf("storage.replicas[%d]", i), r); err != nil {
-			return err
-		}
-	}
-	for i, f := range s.Fenced {
-		if err := check(fmt.Sprintf("storage.fenced[%d]", i), f); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -351,8 +287,6 @@ func (t *Table) Clone() *Table {
 	}
 	for i, u := range t.Units {
 		u.LogicAddrs = slices.Clone(u.LogicAddrs)
-		u.Storage.Replicas = slices.Clone(u.Storage.Replicas)
-		u.Storage.Fenced = slices.Clone(u.Storage.Fenced)
 		u.Labels = maps.Clone(u.Labels)
 		c.Units[i] = u
 	}

@@ -17,7 +17,6 @@ func unitDoc(id int) map[string]any {
 		"unit":        id,
 		"partition":   "normal",
 		"logic_addrs": []string{"127.0.0.1:9001"},
-		"storage":     map[string]any{"primary": "sqlite:data/unit.db"},
 		"available":   true,
 		"temperature": "hot",
 		"accept_new":  true,
@@ -46,13 +45,14 @@ func TestParse(t *testing.T) {
 		doc     []byte
 		wantErr string // part of the message; "" for a good document
 	}{
-		{"minimal", []byte(`{"revision":1,"units":[{"unit":1,"logic_addrs":["h:1"],"storage":{"primary":"p"},"available":true}]}`), ""},
+		{"minimal", []byte(`{"revision":1,"units":[{"unit":1,"logic_addrs":["h:1"],"available":true}]}`), ""},
+		{"storage in the table", tableDoc(t, with(unitDoc(3), func(u map[string]any) { u["storage"] = map[string]any{"primary": "p"} })),
+			`unknown field "storage"`},
 		{"no units", []byte(`{"revision":0,"units":[]}`), ""},
 		{"full", tableDoc(t, unitDoc(1), with(unitDoc(2), func(u map[string]any) {
 			u["partition"] = "key_merchants-1"
 			u["weight"] = 2.5
 			u["labels"] = map[string]string{"release": "canary"}
-			u["storage"] = map[string]any{"primary": "mysql:root@tcp(127.0.0.1:3306)/tradeunit_u2", "replicas": []string{"mysql:r@tcp(10.0.0.2:3306)/u2"}}
 		})), ""},
 		{"unavailable without addresses", tableDoc(t, with(unitDoc(1), func(u map[string]any) {
 			u["available"] = false
@@ -85,11 +85,6 @@ func TestParse(t *testing.T) {
 			`unit 3: partition "Key" must match [a-z0-9_-]{1,32}`},
 		{"long partition", tableDoc(t, with(unitDoc(3), func(u map[string]any) { u["partition"] = strings.Repeat("p", 33) })),
 			"unit 3: partition"},
-		{"empty primary", tableDoc(t, with(unitDoc(3), func(u map[string]any) { u["storage"] = map[string]any{"primary": " "} })),
-			"unit 3: storage.primary is empty"},
-		{"empty replica", tableDoc(t, with(unitDoc(3), func(u map[string]any) {
-			u["storage"] = map[string]any{"primary": "p", "replicas": []string{""}}
-		})), "unit 3: storage.replicas[0] is empty"},
 		{"negative revision", []byte(`{"revision":-1,"units":[]}`), "revision -1 is negative"},
 		{"wrong type", []byte(`{"revision":1,"units":[{"unit":"one"}]}`), "cannot unmarshal"},
 		{"null", []byte(`null`), "not a JSON object"},
@@ -124,8 +119,8 @@ func TestParse(t *testing.T) {
 
 func TestParseDefaults(t *testing.T) {
 	tbl, err := Parse([]byte(`{"revision":7,"units":[
-		{"unit":2,"logic_addrs":["h:2"],"storage":{"primary":"p"},"available":true,"accept_new":true},
-		{"unit":1,"partition":"key","temperature":"warm","weight":0.5,"storage":{"primary":"p"}}]}`))
+		{"unit":2,"logic_addrs":["h:2"],"available":true,"accept_new":true},
+		{"unit":1,"partition":"key","temperature":"warm","weight":0.5}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,8 +151,8 @@ func TestParseDefaults(t *testing.T) {
 
 func TestMarshal(t *testing.T) {
 	tbl := &Table{Revision: 3, Units: []Unit{
-		{ID: 9, LogicAddrs: []string{"h:9"}, Storage: Storage{Primary: "p9"}, Available: true, AcceptNew: true},
-		{ID: 4, Storage: Storage{Primary: "p4", Replicas: []string{"r4"}}, Labels: map[string]string{"release": "canary"}},
+		{ID: 9, LogicAddrs: []string{"h:9"}, Available: true, AcceptNew: true},
+		{ID: 4, Labels: map[string]string{"release": "canary"}},
 	}}
 	data, err := tbl.Marshal()
 	if err != nil {
@@ -193,16 +188,9 @@ func TestValidateLiteral(t *testing.T) {
 		unit    Unit
 		wantErr string
 	}{
-		{"defaults left empty", Unit{ID: 1, Storage: Storage{Primary: "p"}}, ""},
-		{"NaN weight", Unit{ID: 1, Weight: math.NaN(), Storage: Storage{Primary: "p"}}, "unit 1: weight NaN"},
-		{"infinite weight", Unit{ID: 1, Weight: math.Inf(1), Storage: Storage{Primary: "p"}}, "unit 1: weight +Inf"},
-		{"no storage", Unit{ID: 1}, "unit 1: storage.primary is empty"},
-		{"failing over: no primary, replicas", Unit{ID: 1, Storage: Storage{Replicas: []string{"r"}, Fenced: []string{"p"}}}, ""},
-		{"primary also a replica", Unit{ID: 1, Storage: Storage{Primary: "p", Replicas: []string{"r", "p"}}},
-			"unit 1: storage.replicas[1] names the same server as storage.primary"},
-		{"fenced also a replica", Unit{ID: 1, Storage: Storage{Primary: "p", Replicas: []string{"r"}, Fenced: []string{"r"}}},
-			"unit 1: storage.fenced[0] names the same server as storage.replicas[0]"},
-		{"empty fenced", Unit{ID: 1, Storage: Storage{Primary: "p", Fenced: []string{""}}}, "unit 1: storage.fenced[0] is empty"},
+		{"defaults left empty", Unit{ID: 1}, ""},
+		{"NaN weight", Unit{ID: 1, Weight: math.NaN()}, "unit 1: weight NaN"},
+		{"infinite weight", Unit{ID: 1, Weight: math.Inf(1)}, "unit 1: weight +Inf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -286,7 +274,6 @@ func TestTakesNewOrders(t *testing.T) {
 func TestClone(t *testing.T) {
 	doc := tableDoc(t, unitDoc(1), with(unitDoc(2), func(u map[string]any) {
 		u["labels"] = map[string]string{"release": "v1"}
-		u["storage"] = map[string]any{"primary": "p", "replicas": []string{"r1"}}
 	}))
 	orig, err := Parse(doc)
 	if err != nil {
@@ -305,10 +292,9 @@ func TestClone(t *testing.T) {
 	c.Units[0].Available = false
 	c.Units[0].LogicAddrs[0] = "changed:1"
 	c.Units[1].Labels["release"] = "v2"
-	c.Units[1].Storage.Replicas[0] = "changed"
 	u2, _ := c.Unit(2)
 	u2.Weight = 9
-	c.Units = append(c.Units, Unit{ID: 3, Storage: Storage{Primary: "p"}})
+	c.Units = append(c.Units, Unit{ID: 3})
 	c.Normalize()
 
 	if !reflect.DeepEqual(orig, want) {

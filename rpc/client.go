@@ -74,6 +74,7 @@ func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
 	defaults := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(defaultServiceConfig),
+		grpc.WithChainUnaryInterceptor(sendRequestID),
 		// Ping also when idle, so a replica that vanished without closing
 		// its connections (host down, partition) is noticed within
 		// clientPingEvery+clientPingTimeout rather than at the next call.

@@ -65,9 +65,9 @@ func grpcCode(c tradeunit.Code) codes.Code {
 
 // toStatus turns an error returned by the unit's OrderService into the
 // status error a handler returns. Only the code and the caller-safe message
-// cross the wire: the Op/Err chain of a SYSTEM_ERROR can hold SQL, addresses
-// or credentials, so it is logged here, on the server, instead.
-func toStatus(ctx context.Context, method string, err error) error {
+// cross the wire: the Op/Err chain of a SYSTEM_ERROR can hold SQL or
+// addresses, so it is logged to log, on the server, instead.
+func toStatus(ctx context.Context, log *slog.Logger, method string, err error) error {
 	// The caller gave up (deadline or cancel) and the failure is that: the
 	// unit reached no definite outcome, so answer like the transport would,
 	// without ErrorInfo, rather than as a SYSTEM_ERROR the proxy would read
@@ -77,7 +77,7 @@ func toStatus(ctx context.Context, method string, err error) error {
 	}
 	code := tradeunit.ErrorCode(err)
 	if code == tradeunit.CodeInternal {
-		slog.ErrorContext(ctx, "rpc: internal error", "method", method, "err", err)
+		log.ErrorContext(ctx, "rpc: internal error", "method", method, "request_id", tradeunit.RequestID(ctx), "err", err)
 	}
 	st := status.New(grpcCode(code), tradeunit.ErrorMessage(err))
 	info := &errdetails.ErrorInfo{Reason: string(code), Domain: ErrorDomain}
@@ -88,7 +88,7 @@ func toStatus(ctx context.Context, method string, err error) error {
 	if derr != nil {
 		// Only possible for codes.OK, which grpcCode never returns; without
 		// the detail the client would see a transport failure, so say so.
-		slog.ErrorContext(ctx, "rpc: cannot attach error details", "method", method, "err", derr)
+		log.ErrorContext(ctx, "rpc: cannot attach error details", "method", method, "err", derr)
 		return st.Err()
 	}
 	return withInfo.Err()

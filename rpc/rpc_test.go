@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"reflect"
@@ -120,12 +121,18 @@ type unit struct {
 // startUnit serves a fakeService on a loopback port and dials it.
 func startUnit(tb testing.TB) *unit {
 	tb.Helper()
+	return startUnitLogging(tb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startUnitLogging is startUnit with the server logging to log.
+func startUnitLogging(tb testing.TB, log *slog.Logger) *unit {
+	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	svc := &fakeService{}
-	srv, _ := NewServer(svc)
+	srv, _ := NewServer(svc, log)
 	go func() { _ = srv.Serve(lis) }()
 	tb.Cleanup(srv.Stop)
 	c, err := Dial(lis.Addr().String())
@@ -301,11 +308,7 @@ func TestOutcomeUnknownCrossesTheWire(t *testing.T) {
 
 func TestSystemErrorCauseStaysOnServer(t *testing.T) {
 	var logs bytes.Buffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
-	t.Cleanup(func() { slog.SetDefault(old) })
-
-	u := startUnit(t)
+	u := startUnitLogging(t, slog.New(slog.NewTextHandler(&logs, nil)))
 	const secret = "dial tcp 10.1.2.3:3306: password=hunter2"
 	for _, cause := range []error{
 		tradeunit.Internal("store.PayOrder", errors.New(secret)),
@@ -563,7 +566,7 @@ func TestServerContextErrorIsNotDomainAnswer(t *testing.T) {
 	// racing it: a handler whose ctx is done and whose error is that.
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := toStatus(ctx, "PayOrder", tradeunit.Internal("store.PayOrder", ctx.Err()))
+	err := toStatus(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), "PayOrder", tradeunit.Internal("store.PayOrder", ctx.Err()))
 	if got := status.Code(err); got != codes.Canceled {
 		t.Errorf("status code = %v, want Canceled", got)
 	}
@@ -571,7 +574,7 @@ func TestServerContextErrorIsNotDomainAnswer(t *testing.T) {
 		t.Errorf("Answered(%v) = true, want false", got)
 	}
 	// A live ctx: a context error from deep inside is a unit fault.
-	err = toStatus(t.Context(), "PayOrder", tradeunit.Internal("store.PayOrder", context.DeadlineExceeded))
+	err = toStatus(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)), "PayOrder", tradeunit.Internal("store.PayOrder", context.DeadlineExceeded))
 	if got := tradeunit.ErrorCode(fromStatus("PayOrder", err)); got != tradeunit.CodeInternal {
 		t.Errorf("code = %s, want SYSTEM_ERROR", got)
 	}
@@ -601,7 +604,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, h := NewServer(&fakeService{})
+	srv, h := NewServer(&fakeService{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
 	c, err := Dial(lis.Addr().String())
@@ -636,3 +639,31 @@ func TestCheck(t *testing.T) {
 	}
 	wantTransport(t, err, "Check")
 }
+
+// TestRequestIDReachesTheUnitLog: the request id of the caller's context
+// travels in the call's metadata and is on the unit's log line of the call.
+func TestRequestIDReachesTheUnitLog(t *testing.T) {
+	var logs syncBuffer
+	u := startUnitLogging(t, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	u.svc.set(testOrder(), nil, nil)
+	ctx := tradeunit.WithRequestID(t.Context(), "req-4711")
+	if _, err := u.client.Order(ctx, "m", "n"); err != nil {
+		t.Fatal(err)
+	}
+	if l := logs.String(); !strings.Contains(l, "request_id=req-4711") || !strings.Contains(l, "method=GetOrder") {
+		t.Errorf("unit log %q lacks the call with its request id", l)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"path"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 
 	"tradeunit"
 	"tradeunit/rpc/unitpb"
@@ -31,12 +34,15 @@ const (
 
 // NewServer returns a gRPC server that serves svc as UnitService and the
 // standard gRPC health service, reporting SERVING. opts are applied after the
-// defaults, so they can override them.
+// defaults, so they can override them. Every call is logged to log at debug
+// level with the request id the caller sent (see Client), and every
+// SYSTEM_ERROR with its cause at error level.
 //
 // The returned health server lets the caller drain the unit: call its
 // Shutdown (every service becomes NOT_SERVING, so proxies stop choosing this
 // replica) some time before the grpc.Server's GracefulStop.
-func NewServer(svc tradeunit.OrderService, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+func NewServer(svc tradeunit.OrderService, log *slog.Logger, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+	calls := &callLog{log: log}
 	defaults := []grpc.ServerOption{
 		// Accept the client's pings, also on idle connections: they are how a
 		// proxy notices a dead replica without waiting for a call to fail.
@@ -50,10 +56,10 @@ func NewServer(svc tradeunit.OrderService, opts ...grpc.ServerOption) (*grpc.Ser
 			Time:    serverPingEvery,
 			Timeout: serverPingTimeout,
 		}),
-		grpc.ChainUnaryInterceptor(recoverPanics),
+		grpc.ChainUnaryInterceptor(calls.intercept),
 	}
 	s := grpc.NewServer(append(defaults, opts...)...)
-	Register(s, svc)
+	Register(s, svc, log)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -61,10 +67,11 @@ func NewServer(svc tradeunit.OrderService, opts ...grpc.ServerOption) (*grpc.Ser
 	return s, h
 }
 
-// Register registers svc on s as the UnitService. Use it to add the unit to a
-// server built elsewhere; NewServer does it for you.
-func Register(s *grpc.Server, svc tradeunit.OrderService) {
-	unitpb.RegisterUnitServiceServer(s, &server{svc: svc})
+// Register registers svc on s as the UnitService, logging its faults to
+// log. Use it to add the unit to a server built elsewhere; NewServer does it
+// for you.
+func Register(s *grpc.Server, svc tradeunit.OrderService, log *slog.Logger) {
+	unitpb.RegisterUnitServiceServer(s, &server{svc: svc, log: log})
 }
 
 // server adapts a tradeunit.OrderService to the generated UnitServiceServer.
@@ -74,6 +81,7 @@ func Register(s *grpc.Server, svc tradeunit.OrderService) {
 type server struct {
 	unitpb.UnimplementedUnitServiceServer
 	svc tradeunit.OrderService
+	log *slog.Logger
 }
 
 var _ unitpb.UnitServiceServer = (*server)(nil)
@@ -128,7 +136,7 @@ func (s *server) order(ctx context.Context, method string, o *tradeunit.Order, e
 		err = tradeunit.Internal("rpc."+method, errNilResult)
 	}
 	if err != nil {
-		return nil, toStatus(ctx, method, err)
+		return nil, toStatus(ctx, s.log, method, err)
 	}
 	return orderToProto(o), nil
 }
@@ -139,18 +147,48 @@ func (s *server) refund(ctx context.Context, method string, f *tradeunit.Refund,
 		err = tradeunit.Internal("rpc."+method, errNilResult)
 	}
 	if err != nil {
-		return nil, toStatus(ctx, method, err)
+		return nil, toStatus(ctx, s.log, method, err)
 	}
 	return refundToProto(f), nil
 }
 
-// recoverPanics turns a panic in a handler into a SYSTEM_ERROR answer: one
-// bad request must not take down a replica and every call in flight on it.
-func recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+// callLog is the server's interceptor: it restores the caller's request id
+// into the context, turns a panic in a handler into a SYSTEM_ERROR answer
+// (one bad request must not take down a replica and every call in flight on
+// it), and logs each call at debug level.
+type callLog struct{ log *slog.Logger }
+
+func (l *callLog) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if ids := md.Get(requestIDHeader); len(ids) > 0 {
+			ctx = tradeunit.WithRequestID(ctx, ids[0])
+		}
+	}
+	start := time.Now()
 	defer func() {
 		if v := recover(); v != nil {
-			err = toStatus(ctx, info.FullMethod, tradeunit.Internal(info.FullMethod, fmt.Errorf("panic: %v", v)))
+			err = toStatus(ctx, l.log, info.FullMethod, tradeunit.Internal(info.FullMethod, fmt.Errorf("panic: %v", v)))
+		}
+		if l.log.Enabled(ctx, slog.LevelDebug) {
+			code := "OK"
+			if err != nil {
+				code = string(tradeunit.ErrorCode(fromStatus(info.FullMethod, err)))
+			}
+			l.log.DebugContext(ctx, "rpc", "method", path.Base(info.FullMethod), "code", code,
+				"duration", time.Since(start), "request_id", tradeunit.RequestID(ctx))
 		}
 	}()
 	return handler(ctx, req)
+}
+
+// requestIDHeader is the gRPC metadata key of the API request id.
+const requestIDHeader = "tradeunit-request-id"
+
+// sendRequestID is the client's interceptor: it passes the request id of
+// the call's context to the unit.
+func sendRequestID(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if id := tradeunit.RequestID(ctx); id != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, requestIDHeader, id)
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
 }

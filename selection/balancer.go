@@ -27,17 +27,15 @@ type Balancer struct {
 
 const balanceBuckets = 10
 
-// DefaultBalanceWindow is the history a Balancer keeps when given none.
+// DefaultBalanceWindow is the history of request counts the proxy weighs
+// unless configured otherwise.
 const DefaultBalanceWindow = 10 * time.Second
 
-// NewBalancer returns a Balancer over the last window of requests
-// (DefaultBalanceWindow if 0), using now as its clock (time.Now if nil).
+// NewBalancer returns a Balancer over the last window of requests (window
+// must be positive), using now as its clock (time.Now if nil).
 func NewBalancer(now func() time.Time, window time.Duration) *Balancer {
 	if now == nil {
 		now = time.Now
-	}
-	if window <= 0 {
-		window = DefaultBalanceWindow
 	}
 	b := &Balancer{now: now, width: max(int64(window/balanceBuckets), 1)}
 	for i := range b.buckets {

@@ -1,24 +1,38 @@
 package selection
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
 	"tradeunit"
 )
 
-// PassiveConfig tunes a Passive view. The zero value uses the defaults.
+// PassiveConfig tunes a Passive view. Start from DefaultPassiveConfig.
 type PassiveConfig struct {
-	// Failures is how many consecutive failed calls make a unit failing
-	// (default 3).
+	// Failures is how many consecutive failed calls make a unit failing.
 	Failures int
-	// Hold is how long a failing unit stays failing after its last failure
-	// (default 5s). Then one call is let through again: if it fails, the
-	// unit is failing again at once; if it succeeds, the count restarts.
+	// Hold is how long a failing unit stays failing after its last failure.
+	// Then one call is let through again: if it fails, the unit is failing
+	// again at once; if it succeeds, the count restarts.
 	Hold time.Duration
-	// Alpha is the weight of a new sample in the latency EWMA (default 0.2).
+	// Alpha is the weight of a new sample in the latency EWMA, in (0, 1].
 	Alpha float64
-	Now   func() time.Time // time.Now if nil
+	Now   func() time.Time // the clock; time.Now if nil
+}
+
+// DefaultPassiveConfig returns the proxy's defaults: a unit whose last 3
+// calls failed is suspect for 5 s.
+func DefaultPassiveConfig() PassiveConfig {
+	return PassiveConfig{Failures: 3, Hold: 5 * time.Second, Alpha: 0.2}
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (c PassiveConfig) Validate() error {
+	if c.Failures < 1 || c.Hold <= 0 || !(c.Alpha > 0 && c.Alpha <= 1) {
+		return fmt.Errorf("selection: passive view needs Failures ≥ 1, Hold > 0 and Alpha in (0, 1], got %d, %v, %v", c.Failures, c.Hold, c.Alpha)
+	}
+	return nil
 }
 
 // Passive is a proxy's own view of each unit, kept from the outcome of every
@@ -40,21 +54,15 @@ type passiveUnit struct {
 	ewma        float64 // seconds; 0 until the first success
 }
 
-// NewPassive returns an empty Passive view.
-func NewPassive(cfg PassiveConfig) *Passive {
-	if cfg.Failures <= 0 {
-		cfg.Failures = 3
-	}
-	if cfg.Hold <= 0 {
-		cfg.Hold = 5 * time.Second
-	}
-	if cfg.Alpha <= 0 || cfg.Alpha > 1 {
-		cfg.Alpha = 0.2
+// NewPassive returns an empty Passive view. Errors: those of Validate.
+func NewPassive(cfg PassiveConfig) (*Passive, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Passive{cfg: cfg, units: map[tradeunit.UnitID]*passiveUnit{}}
+	return &Passive{cfg: cfg, units: map[tradeunit.UnitID]*passiveUnit{}}, nil
 }
 
 // Record notes the outcome of one call to u. It reports whether u's failing

@@ -16,7 +16,7 @@ import (
 // hot returns a unit that takes new orders in partition p.
 func hot(id tradeunit.UnitID, p string) routing.Unit {
 	return routing.Unit{ID: id, Partition: p, LogicAddrs: []string{"127.0.0.1:1"},
-		Storage: routing.Storage{Primary: "sqlite:x"}, Available: true, AcceptNew: true}
+		Available: true, AcceptNew: true}
 }
 
 // table returns a normalized, valid table of units; edit changes it first.

@@ -114,7 +114,12 @@ func TestBuildReasons(t *testing.T) {
 
 func TestPassive(t *testing.T) {
 	clock := now
-	p := NewPassive(PassiveConfig{Failures: 3, Hold: 2 * time.Second, Now: func() time.Time { return clock }})
+	cfg := DefaultPassiveConfig()
+	cfg.Hold, cfg.Now = 2*time.Second, func() time.Time { return clock }
+	p, err := NewPassive(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	steps := []struct {
 		advance     time.Duration
 		ok          bool
@@ -153,9 +158,9 @@ func TestPassive(t *testing.T) {
 
 func ExamplePlan_Pick() {
 	tbl := &routing.Table{Revision: 1, Units: []routing.Unit{
-		{ID: 1, LogicAddrs: []string{"10.0.0.1:9101"}, Storage: routing.Storage{Primary: "sqlite:u1.db"}, Available: true, AcceptNew: true},
-		{ID: 2, LogicAddrs: []string{"10.0.0.2:9101"}, Storage: routing.Storage{Primary: "sqlite:u2.db"}, Available: true, AcceptNew: true},
-		{ID: 3, Partition: "key", LogicAddrs: []string{"10.0.0.3:9101"}, Storage: routing.Storage{Primary: "sqlite:u3.db"}, Available: true, AcceptNew: true},
+		{ID: 1, LogicAddrs: []string{"10.0.0.1:9101"}, Available: true, AcceptNew: true},
+		{ID: 2, LogicAddrs: []string{"10.0.0.2:9101"}, Available: true, AcceptNew: true},
+		{ID: 3, Partition: "key", LogicAddrs: []string{"10.0.0.3:9101"}, Available: true, AcceptNew: true},
 	}, Merchants: map[string]string{"1900000009": "key"},
 		Partitions: map[string]routing.Partition{"key": {OnNoUnit: routing.Spill, SpillTo: "normal"}}}
 	tbl.Normalize()

@@ -42,7 +42,7 @@ func TestJanitorDeletesInBatches(t *testing.T) {
 	go func() {
 		defer close(done)
 		RunJanitor(ctx, store, JanitorConfig{Retention: time.Minute, Every: 10 * time.Millisecond, Batch: 10,
-			Now: func() time.Time { return now }, Deleted: func(n int) { deleted = append(deleted, n) }})
+			Now: func() time.Time { return now }, Deleted: func(n int) { deleted = append(deleted, n) }}, quietLog())
 	}()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		store.mu.Lock()
@@ -69,10 +69,12 @@ func TestJanitorSurvivesStorageErrors(t *testing.T) {
 	store := &fakeDeleter{fail: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	RunJanitor(ctx, store, JanitorConfig{Retention: time.Minute, Every: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	RunJanitor(ctx, store, JanitorConfig{Retention: time.Minute, Every: 10 * time.Millisecond, Batch: 500}, quietLog())
 	store.mu.Lock()
 	defer store.mu.Unlock()
 	if store.calls < 2 {
 		t.Fatalf("janitor stopped after an error: %d calls", store.calls)
 	}
 }
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -38,11 +38,9 @@ type fetch struct {
 // DefaultSequenceBlock is how many numbers a Sequencer reserves at a time.
 const DefaultSequenceBlock = 1000
 
-// NewSequencer returns a Sequencer reserving blocks of the given size.
+// NewSequencer returns a Sequencer reserving blocks of the given size
+// (at least 1; see Config.Validate).
 func NewSequencer(alloc SequenceAllocator, block int64) *Sequencer {
-	if block < 1 {
-		block = DefaultSequenceBlock
-	}
 	return &Sequencer{alloc: alloc, block: block, low: max(block/5, 1)}
 }
 

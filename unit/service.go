@@ -22,17 +22,33 @@ type Service struct {
 
 var _ tradeunit.OrderService = (*Service)(nil)
 
-// Config configures a Service.
+// Config configures a Service. Start from DefaultConfig.
 type Config struct {
 	Unit          tradeunit.UnitID
-	SequenceBlock int64            // numbers reserved per storage round trip; DefaultSequenceBlock if 0
+	SequenceBlock int64            // numbers reserved per storage round trip, at least 1
 	Now           func() time.Time // the clock; time.Now if nil
+}
+
+// DefaultConfig returns the settings of the logic service of unit id.
+func DefaultConfig(id tradeunit.UnitID) Config {
+	return Config{Unit: id, SequenceBlock: DefaultSequenceBlock}
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (c Config) Validate() error {
+	if err := c.Unit.Validate(); err != nil {
+		return err
+	}
+	if c.SequenceBlock < 1 {
+		return tradeunit.Errorf(tradeunit.CodeParamError, "sequence block must be at least 1, got %d", c.SequenceBlock)
+	}
+	return nil
 }
 
 // New returns the logic service of cfg.Unit over store, its one storage:
 // every call goes to it.
 func New(cfg Config, store tradeunit.Store) (*Service, error) {
-	if err := cfg.Unit.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -48,7 +64,7 @@ func New(cfg Config, store tradeunit.Store) (*Service, error) {
 // (package store/replicated). The storage binds each primary it opens to
 // the unit (Store.BindUnit).
 func NewWithStorage(cfg Config, storage tradeunit.Storage) (*Service, error) {
-	if err := cfg.Unit.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	now := cfg.Now

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/orderno"
 	"tradeunit/store/sqlstore"
 	"tradeunit/unit"
@@ -14,12 +15,12 @@ import (
 
 func newService(t *testing.T, id tradeunit.UnitID, now time.Time) *unit.Service {
 	t.Helper()
-	store, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "unit.db"))
+	store, err := sqlstore.Open(context.Background(), dsn.MustParse("sqlite:"+filepath.Join(t.TempDir(), "unit.db")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc, err := unit.New(unit.Config{Unit: id, Now: func() time.Time { return now }}, store)
+	svc, err := unit.New(unit.Config{Unit: id, SequenceBlock: unit.DefaultSequenceBlock, Now: func() time.Time { return now }}, store)
 	if err != nil {
 		t.Fatal(err)
 	}

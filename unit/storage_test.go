@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/store/sqlstore"
 	"tradeunit/unit"
 )
@@ -51,12 +52,12 @@ func (s *storage) Readers(c tradeunit.Consistency) ([]tradeunit.Reader, error) {
 // replica's "not found" is never the answer; the result says where it was
 // read.
 func TestReadFallsBack(t *testing.T) {
-	good, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "unit.db"))
+	good, err := sqlstore.Open(context.Background(), dsn.MustParse("sqlite:"+filepath.Join(t.TempDir(), "unit.db")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer good.Close()
-	svc, err := unit.New(unit.Config{Unit: 1}, good)
+	svc, err := unit.New(unit.DefaultConfig(1), good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestReadFallsBack(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := &storage{realtime: tt.readers}
-			svc, err := unit.NewWithStorage(unit.Config{Unit: 1}, st)
+			svc, err := unit.NewWithStorage(unit.DefaultConfig(1), st)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +100,7 @@ func TestReadFallsBack(t *testing.T) {
 
 	// Changes go to the primary, and fail as UNIT_UNAVAILABLE without one.
 	st := &storage{eventual: []tradeunit.Reader{{Store: good, Info: replica}}}
-	svc, err = unit.NewWithStorage(unit.Config{Unit: 1}, st)
+	svc, err = unit.NewWithStorage(unit.DefaultConfig(1), st)
 	if err != nil {
 		t.Fatal(err)
 	}

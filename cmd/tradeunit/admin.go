@@ -2,68 +2,51 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"tradeunit/admin"
 	"tradeunit/routing"
+	"tradeunit/secrets"
 )
 
 var adminCmd = &command{
 	name:  "admin",
-	usage: "SUBCOMMAND [flags]",
-	short: "change the routing table: blacklist units, canary shares, merchant partitions, partition policy, storage failover",
+	usage: "COMMAND [flags]",
+	short: "change the routing table and the storage topology: units, traffic, partitions, canary, storage failover",
 }
 
-// adminCommands are the subcommands of tradeunit admin; each lives in an
-// admin_*.go file with its flags.
-var adminCommands []*command
-
-func init() { adminCmd.run = runAdmin }
-
-func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) > 0 {
-		for _, c := range adminCommands {
-			if c.name == args[0] {
-				return c.run(ctx, args[1:], stdout)
-			}
-		}
-	}
-	w := flag.CommandLine.Output()
-	fmt.Fprintln(w, "Usage: tradeunit admin SUBCOMMAND [flags]\n\nSubcommands (each takes --routes FILE or etcd://HOST:PORT/PREFIX; default: the local cluster's table):")
-	for _, c := range adminCommands {
-		fmt.Fprintf(w, "  %-19s %s\n  %-19s   %s\n", c.name, c.usage, "", c.short)
-	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		return flag.ErrHelp
-	}
-	return fmt.Errorf("unknown admin subcommand %q", args[0])
+// adminCommands are added by the admin_*.go files, each with its flags.
+func init() {
+	adminCmd.sub = []*command{unitsCmd, unitGroupCmd, merchantGroupCmd, historyCmd, initCmd, adminDecodeCmd,
+		blacklistCmd, unblacklistCmd, canaryCmd, labelCmd, unitPartitionCmd, merchantPartitionCmd, partitionPolicyCmd,
+		failoverCmd, rejoinCmd}
 }
 
-// adminFlags are the flags every admin subcommand takes.
+// adminFlags are the flags every admin command takes.
 type adminFlags struct {
-	routes *string
-	who    *string
+	routes  string
+	who     string
+	secrets string
 }
 
-func newAdminFlags(c *command) (*flag.FlagSet, adminFlags) {
-	fs := newFlags(c)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: tradeunit admin %s %s\n%s\n\nFlags:\n", c.name, c.usage, c.short)
-		fs.PrintDefaults()
+// newAdminFlags adds the common admin flags to fs.
+func newAdminFlags(fs *flag.FlagSet) *adminFlags {
+	f := &adminFlags{routes: defaultRoutes(), who: os.Getenv("USER"), secrets: os.Getenv("TRADEUNIT_SECRETS")}
+	if f.who == "" {
+		f.who = "admin"
 	}
-	who := os.Getenv("USER")
-	if who == "" {
-		who = "admin"
-	}
-	return fs, adminFlags{
-		routes: fs.String("routes", defaultRoutes(), "routing table: a file, or etcd://HOST:PORT/PREFIX (default: the local cluster's, from ./data/"+routesSpecFile+")"),
-		who:    fs.String("who", who, "recorded with the change"),
-	}
+	fs.StringVar(&f.routes, "routes", f.routes, "routing table: a file, or etcd://HOST:PORT/PREFIX; the default is the local cluster's (from ./data/"+routesSpecFile+")")
+	fs.StringVar(&f.who, "who", f.who, "recorded with the change")
+	fs.StringVar(&f.secrets, "secrets", f.secrets, "secrets file with the storage passwords, mode 600 (default $TRADEUNIT_SECRETS; the TRADEUNIT_PASSWORD_* variables are read too)")
+	return f
 }
 
 // routesSpecFile, in a local cluster's data directory, names where its
@@ -81,13 +64,77 @@ func defaultRoutes() string {
 	return "./data/routes.json"
 }
 
-// open opens the routing table for an admin command.
-func (f adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
-	ed, err := routing.Open(ctx, *f.routes, routing.FileOptions{})
+// open opens the routing table and the storage topology for an admin
+// command. A table file that does not exist is explained, not just named.
+func (f *adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
+	if !routing.IsEtcd(f.routes) {
+		if _, err := os.Stat(f.routes); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("no routing table at %s: pass --routes FILE or etcd://HOST:PORT/PREFIX, or run from the directory where tradeunit dev runs", f.routes)
+		}
+	}
+	opts := routing.DefaultOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ed, err := routing.Open(ctx, f.routes, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &admin.Admin{Routes: ed, Who: *f.who}, func() { ed.Close() }, nil
+	a := &admin.Admin{Routes: ed, Who: f.who}
+	closers := []func() error{ed.Close}
+	if top, err := routing.OpenTopology(ctx, f.routes, opts); err == nil {
+		a.Topology = top
+		closers = append(closers, top.Close)
+	}
+	passwords := secrets.FromEnv(os.Getenv)
+	if f.secrets != "" {
+		if passwords, err = secrets.Load(f.secrets, os.Getenv); err != nil {
+			ed.Close()
+			return nil, nil, err
+		}
+	}
+	a.Passwords = passwords
+	return a, func() {
+		for _, c := range closers {
+			c()
+		}
+	}, nil
+}
+
+// adminChange runs one change of the routing table: it adds the common
+// flags and those of flags to fs, parses args, opens the table, makes the
+// change and prints what change returns, then the revision it produced.
+func adminChange(ctx context.Context, e *env, fs *flag.FlagSet, args []string,
+	change func(a *admin.Admin) (*routing.Table, string, error)) error {
+	f := newAdminFlags(fs)
+	if err := noArgs(e, fs, args); err != nil {
+		return err
+	}
+	a, done, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	t, msg, err := change(a)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, msg)
+	printRevision(e.stdout, t)
+	return nil
+}
+
+// adminRead runs a command that only reads: it parses args with the common
+// flags and opens the table.
+func adminRead(ctx context.Context, e *env, fs *flag.FlagSet, args []string, read func(a *admin.Admin) error) error {
+	f := newAdminFlags(fs)
+	if err := noArgs(e, fs, args); err != nil {
+		return err
+	}
+	a, done, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return read(a)
 }
 
 // printRevision says which revision a change produced and when proxies

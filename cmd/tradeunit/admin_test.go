@@ -19,7 +19,7 @@ func TestAdminTrafficCommands(t *testing.T) {
 	tbl := &routing.Table{Revision: 1}
 	for i, p := range []string{"normal", "normal", "normal", "key"} {
 		tbl.Units = append(tbl.Units, routing.Unit{ID: tradeunit.UnitID(i + 1), Partition: p, LogicAddrs: []string{"127.0.0.1:9001"},
-			Storage: routing.Storage{Primary: "sqlite:x.db"}, Available: true, AcceptNew: true})
+			Available: true, AcceptNew: true})
 	}
 	if err := routing.WriteFile(path, tbl); err != nil {
 		t.Fatal(err)
@@ -46,7 +46,7 @@ func TestAdminTrafficCommands(t *testing.T) {
 		{[]string{"merchant-partition", "--mchid", "1900000002", "--partition", "vip"}, `partition "vip" has no unit`, true},
 		{[]string{"partition-policy", "--partition", "key", "--on-no-unit", "spill", "--spill-to", "normal"}, "spill to normal (was refuse)", false},
 		{[]string{"partition-policy", "--partition", "key", "--on-no-unit", "spill"}, "needs a partition to spill to", true},
-		{[]string{"nonsense"}, "unknown admin subcommand", true},
+		{[]string{"nonsense"}, `unknown command "nonsense"`, true},
 	}
 	for _, st := range steps {
 		var out, errOut bytes.Buffer

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,16 +14,18 @@ import (
 
 	"tradeunit"
 	"tradeunit/admin"
+	"tradeunit/dsn"
 	"tradeunit/routing"
 )
 
-// The admin subcommands over units and the table: units, unit ACTION,
-// merchant set-partition, decode, history.
+// The admin commands over units and the table: units, unit ACTION,
+// merchant set-partition, history, init.
 var (
 	unitsCmd = &command{
 		name:  "units",
-		usage: "[--health URL] [--json]",
-		short: "every unit: number, partition, temperature, takes new orders, blacklisted, health, new orders/s",
+		usage: "[--health URL] [--storage] [--json]",
+		short: "every unit: number, partition, temperature, takes new orders, blacklisted, health, new orders/s (--storage: its storage)",
+		run:   runUnits,
 	}
 	unitGroupCmd = &command{
 		name:  "unit",
@@ -35,113 +37,78 @@ var (
 		usage: "set-partition --mchid M --partition P",
 		short: "send a merchant's new orders to a partition",
 	}
-	adminDecodeCmd = &command{
-		name:  "decode",
-		usage: "ORDER_NO",
-		short: "print the fields of an order number",
+	historyCmd = &command{
+		name:  "history",
+		usage: "[--limit 20] [--json]",
+		short: "the latest changes to the routing table and the storage topology: who, when, what",
+		run:   runHistory,
 	}
 	initCmd = &command{
 		name:  "init",
 		usage: "--routes etcd://HOST:PORT/PREFIX --from FILE",
-		short: "store a routing table file in etcd as the first table of PREFIX",
-	}
-	historyCmd = &command{
-		name:  "history",
-		usage: "[--limit 20] [--json]",
-		short: "the latest changes to the routing table: who, when, what",
+		short: "store a routing table file (and the storage topology beside it) in etcd as the first of PREFIX",
+		run:   runInit,
 	}
 	unitAddCmd = &command{
 		name:  "add",
 		usage: "--unit N [--db DSN] [--logic ADDR,ADDR] [--partition P] [--weight W] [--label K=V]",
 		short: "prepare a new unit's storage and register it; it takes new orders at once (without --logic, tradeunit dev starts its logic services)",
+		run:   runUnitAdd,
 	}
-	unitDrainCmd   = &command{name: "drain", usage: "--unit N [--force]", short: "stop new orders to a unit; updates and reads go on"}
-	unitUndrainCmd = &command{name: "undrain", usage: "--unit N", short: "let a drained unit take new orders again"}
+	unitDrainCmd   = &command{name: "drain", usage: "--unit N [--force]", short: "stop new orders to a unit; updates and reads go on", run: runUnitDrain}
+	unitUndrainCmd = &command{name: "undrain", usage: "--unit N", short: "let a drained unit take new orders again", run: runUnitUndrain}
 	unitSetCmd     = &command{
 		name:  "set",
 		usage: "--unit N [--partition P] [--weight W] [--temperature hot|warm|cold] [--available true|false] [--label K=V]...",
 		short: "change a unit's settings (a label with an empty value is removed)",
+		run:   runUnitSet,
 	}
+	merchantSetPartitionCmd = &command{name: "set-partition", usage: merchantPartitionCmd.usage, short: merchantPartitionCmd.short,
+		run: runMerchantPartition}
 )
 
 func init() {
-	unitsCmd.run = runUnits
-	unitGroupCmd.run = runUnitGroup
-	merchantGroupCmd.run = runMerchantGroup
-	adminDecodeCmd.run = runDecode
-	historyCmd.run = runHistory
-	initCmd.run = runInit
-	unitAddCmd.run = runUnitAdd
-	unitDrainCmd.run = runUnitDrain
-	unitUndrainCmd.run = runUnitUndrain
-	unitSetCmd.run = runUnitSet
-	adminCommands = append(adminCommands, unitsCmd, unitGroupCmd, merchantGroupCmd, adminDecodeCmd, historyCmd, initCmd)
+	unitGroupCmd.sub = []*command{unitAddCmd, unitDrainCmd, unitUndrainCmd, unitSetCmd, blacklistCmd, unblacklistCmd}
+	merchantGroupCmd.sub = []*command{merchantSetPartitionCmd}
 }
 
-// unitActions are `tradeunit admin unit ACTION`; blacklist and unblacklist
-// are the same commands as at the top level.
-func unitActions() []*command {
-	return []*command{unitAddCmd, unitDrainCmd, unitUndrainCmd, unitSetCmd, blacklistCmd, unblacklistCmd}
-}
-
-func runUnitGroup(ctx context.Context, args []string, stdout io.Writer) error {
-	return dispatch(ctx, "unit", unitActions(), args, stdout)
-}
-
-func runMerchantGroup(ctx context.Context, args []string, stdout io.Writer) error {
-	setPartition := *merchantPartitionCmd
-	setPartition.name = "set-partition"
-	return dispatch(ctx, "merchant", []*command{&setPartition}, args, stdout)
-}
-
-func dispatch(ctx context.Context, group string, actions []*command, args []string, stdout io.Writer) error {
-	if len(args) > 0 {
-		for _, c := range actions {
-			if c.name == args[0] {
-				return c.run(ctx, args[1:], stdout)
-			}
-		}
-	}
-	var names []string
-	for _, c := range actions {
-		names = append(names, c.name)
-	}
-	return fmt.Errorf("want tradeunit admin %s %s", group, strings.Join(names, "|"))
-}
-
-func runUnits(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, af := newAdminFlags(unitsCmd)
+func runUnits(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	healthURL := fs.String("health", "http://127.0.0.1:8081", "health checker to ask for verdicts (tradeunit dev's by default); empty: none")
+	storage := fs.Bool("storage", false, "show each unit's storage: primary, replicas, read-only, lag, semi-sync clients, last failover")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, done, err := af.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	units, err := a.Units(ctx, *healthURL)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(stdout, units)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "UNIT\tPARTITION\tTEMP\tAVAILABLE\tNEW ORDERS\tBLACKLISTED\tHEALTH\tLATENCY\tORDERS/S (1m)\tLOGIC")
-	for _, u := range units {
-		lat, rate := "-", "?"
-		if u.LatencyMS > 0 {
-			lat = fmt.Sprintf("%.1fms", u.LatencyMS)
+	return adminRead(ctx, e, fs, args, func(a *admin.Admin) error {
+		if *storage {
+			views, err := a.Storage(ctx)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(e.stdout, views)
+			}
+			return printStorage(e.stdout, views)
 		}
-		if u.OrdersPerSec >= 0 {
-			rate = fmt.Sprintf("%.1f", u.OrdersPerSec)
+		units, err := a.Units(ctx, *healthURL)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\n", u.Unit, u.Partition, u.Temperature, yesNo(u.Available),
-			yesNo(u.AcceptNew), orDash(u.Blacklisted), u.Health, lat, rate, strings.Join(u.LogicAddrs, ","))
-	}
-	return tw.Flush()
+		if *asJSON {
+			return printJSON(e.stdout, units)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "UNIT\tPARTITION\tTEMP\tAVAILABLE\tNEW ORDERS\tBLACKLISTED\tHEALTH\tLATENCY\tORDERS/S (1m)\tLOGIC")
+		for _, u := range units {
+			lat, rate := "-", "?"
+			if u.LatencyMS > 0 {
+				lat = fmt.Sprintf("%.1fms", u.LatencyMS)
+			}
+			if u.OrdersPerSec >= 0 {
+				rate = fmt.Sprintf("%.1f", u.OrdersPerSec)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\n", u.Unit, u.Partition, u.Temperature, yesNo(u.Available),
+				yesNo(u.NewOrders), orDash(u.Blacklisted), u.Health, lat, rate, strings.Join(u.LogicAddrs, ","))
+		}
+		return tw.Flush()
+	})
 }
 
 func yesNo(b bool) string {
@@ -164,56 +131,57 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func runUnitAdd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, af := newAdminFlags(unitAddCmd)
-	id := fs.Uint("unit", 0, "the new unit's number: above every existing one")
-	dsn := fs.String("db", "", "storage DSN (default for a local cluster: an SQLite file beside its routing table)")
+func runUnitAdd(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	id := unitFlag(fs)
+	var db dsn.DSN
+	fs.TextVar(&db, "db", db, "storage DSN, without a password (default for a local cluster: an SQLite file beside its routing table)")
 	logic := fs.String("logic", "", "logic-service addresses, comma-separated (none: tradeunit dev starts them)")
 	partition := fs.String("partition", routing.DefaultPartition, "partition")
-	weight := fs.Float64("weight", 0, "relative capacity for new orders (default 1)")
+	weight := fs.Float64("weight", 0, "relative capacity for new orders (0: the default, 1)")
 	var labels labelFlag
 	fs.Var(&labels, "label", "KEY=VALUE label, repeatable (e.g. release=v2)")
-	if err := fs.Parse(args); err != nil {
+	f := newAdminFlags(fs)
+	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
-	if *id == 0 || *id > uint(tradeunit.MaxUnitID) {
-		return fmt.Errorf("--unit must be 1..%d", tradeunit.MaxUnitID)
+	if err := id.Validate(); err != nil {
+		return usageErrorf("--unit: %s", tradeunit.ErrorMessage(err))
 	}
-	if *dsn == "" {
-		dir, ok := localDataDir(*af.routes)
+	if db == (dsn.DSN{}) {
+		dir, ok := localDataDir(f.routes)
 		if !ok {
-			return errors.New("--db is required for a routing table that is not a local cluster's")
+			return usageErrorf("--db is required for a routing table that is not a local cluster's")
 		}
-		*dsn = "sqlite:" + filepath.Join(dir, fmt.Sprintf("unit-%d.db", *id))
+		db = dsn.MustParse("sqlite:" + filepath.Join(dir, fmt.Sprintf("unit-%d.db", *id)))
 	}
 	var addrs []string
 	if *logic != "" {
 		addrs = strings.Split(*logic, ",")
 	}
-	a, done, err := af.open(ctx)
+	a, done, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	t, err := a.AddUnit(ctx, admin.NewUnit{ID: tradeunit.UnitID(*id), Partition: *partition, LogicAddrs: addrs,
-		Storage: routing.Storage{Primary: *dsn}, Weight: *weight, Labels: labels.m})
+	t, err := a.AddUnit(ctx, admin.NewUnit{ID: *id, Partition: *partition, LogicAddrs: addrs,
+		Storage: routing.Storage{Primary: db}, Weight: *weight, Labels: labels.m})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "unit %d added to partition %s, storage %s prepared\n", *id, *partition, *dsn)
+	fmt.Fprintf(e.stdout, "unit %d added to partition %s, storage %s prepared\n", *id, *partition, db)
 	if len(addrs) == 0 {
-		fmt.Fprintln(stdout, "no logic services given: tradeunit dev starts them and makes the unit available")
+		fmt.Fprintln(e.stdout, "no logic services given: tradeunit dev starts them and makes the unit available")
 	} else {
-		fmt.Fprintln(stdout, "it takes new orders at once; nothing moves")
+		fmt.Fprintln(e.stdout, "it takes new orders at once; nothing moves")
 	}
-	printRevision(stdout, t)
+	printRevision(e.stdout, t)
 	return nil
 }
 
 // localDataDir returns the data directory of a local cluster's routing
 // table: the directory of a file, or the ./data of tradeunit dev on etcd.
 func localDataDir(spec string) (string, bool) {
-	if strings.HasPrefix(spec, "etcd://") {
+	if routing.IsEtcd(spec) {
 		if defaultRoutes() != spec {
 			return "", false
 		}
@@ -224,133 +192,93 @@ func localDataDir(spec string) (string, bool) {
 	return dir, err == nil
 }
 
-func runUnitDrain(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, af := newAdminFlags(unitDrainCmd)
-	id := fs.Uint("unit", 0, "unit number")
+func runUnitDrain(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	id := unitFlag(fs)
 	force := fs.Bool("force", false, "drain even the last unit of its partition that takes new orders")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, done, err := af.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	t, err := a.Drain(ctx, tradeunit.UnitID(*id), *force)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "unit %d drained: it takes no new orders; its orders are still served\n", *id)
-	printRevision(stdout, t)
-	return nil
+	return adminChange(ctx, e, fs, args, func(a *admin.Admin) (*routing.Table, string, error) {
+		t, err := a.Drain(ctx, *id, *force)
+		return t, fmt.Sprintf("unit %d drained: it takes no new orders; its orders are still served", *id), err
+	})
 }
 
-func runUnitUndrain(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, af := newAdminFlags(unitUndrainCmd)
-	id := fs.Uint("unit", 0, "unit number")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, done, err := af.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	t, err := a.Undrain(ctx, tradeunit.UnitID(*id))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "unit %d takes new orders again\n", *id)
-	printRevision(stdout, t)
-	return nil
+func runUnitUndrain(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	id := unitFlag(fs)
+	return adminChange(ctx, e, fs, args, func(a *admin.Admin) (*routing.Table, string, error) {
+		t, err := a.Undrain(ctx, *id)
+		return t, fmt.Sprintf("unit %d takes new orders again", *id), err
+	})
 }
 
-func runUnitSet(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, af := newAdminFlags(unitSetCmd)
-	id := fs.Uint("unit", 0, "unit number")
+func runUnitSet(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	id := unitFlag(fs)
 	partition := fs.String("partition", "", "move the unit's new orders to this partition")
 	weight := fs.String("weight", "", "relative capacity for new orders")
 	temperature := fs.String("temperature", "", "hot, warm or cold")
 	available := fs.String("available", "", "true or false: mask a failed unit")
 	var labels labelFlag
 	fs.Var(&labels, "label", "KEY=VALUE label, repeatable; KEY= removes it")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var c admin.UnitChanges
-	if *partition != "" {
-		c.Partition = partition
-	}
-	if *weight != "" {
-		w, err := strconv.ParseFloat(*weight, 64)
-		if err != nil {
-			return fmt.Errorf("--weight %q: want a number", *weight)
+	return adminChange(ctx, e, fs, args, func(a *admin.Admin) (*routing.Table, string, error) {
+		var c admin.UnitChanges
+		if *partition != "" {
+			c.Partition = partition
 		}
-		c.Weight = &w
-	}
-	if *temperature != "" {
-		t := routing.Temperature(*temperature)
-		c.Temperature = &t
-	}
-	if *available != "" {
-		b, err := strconv.ParseBool(*available)
-		if err != nil {
-			return fmt.Errorf("--available %q: want true or false", *available)
+		if *weight != "" {
+			w, err := strconv.ParseFloat(*weight, 64)
+			if err != nil {
+				return nil, "", usageErrorf("--weight %q: want a number", *weight)
+			}
+			c.Weight = &w
 		}
-		c.Available = &b
-	}
-	c.Labels = labels.m
-	a, done, err := af.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	t, err := a.SetUnit(ctx, tradeunit.UnitID(*id), c)
-	if err != nil {
-		return err
-	}
-	u, _ := t.Unit(tradeunit.UnitID(*id))
-	fmt.Fprintf(stdout, "unit %d: partition %s, weight %g, temperature %s, available %v, labels %v\n",
-		u.ID, u.Partition, u.Weight, u.Temperature, u.Available, u.Labels)
-	printRevision(stdout, t)
-	return nil
+		if *temperature != "" {
+			t := routing.Temperature(*temperature)
+			c.Temperature = &t
+		}
+		if *available != "" {
+			b, err := strconv.ParseBool(*available)
+			if err != nil {
+				return nil, "", usageErrorf("--available %q: want true or false", *available)
+			}
+			c.Available = &b
+		}
+		c.Labels = labels.m
+		t, err := a.SetUnit(ctx, *id, c)
+		if err != nil {
+			return nil, "", err
+		}
+		u, _ := t.Unit(*id)
+		return t, fmt.Sprintf("unit %d: partition %s, weight %g, temperature %s, available %v, labels %v",
+			u.ID, u.Partition, u.Weight, u.Temperature, u.Available, u.Labels), nil
+	})
 }
 
-func runHistory(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, af := newAdminFlags(historyCmd)
+func runHistory(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	limit := fs.Int("limit", 20, "how many changes")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, done, err := af.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	h, err := a.History(ctx, *limit)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(stdout, h)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "REVISION\tTIME\tWHO\tWHAT")
-	for _, c := range h {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", c.Revision, c.Time.Format("2006-01-02 15:04:05Z07:00"), c.Who, c.What)
-	}
-	return tw.Flush()
+	return adminRead(ctx, e, fs, args, func(a *admin.Admin) error {
+		h, err := a.History(ctx, *limit)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, h)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "DOCUMENT\tREVISION\tTIME\tWHO\tWHAT")
+		for _, c := range h {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", c.Document, c.Revision, c.Time.Format("2006-01-02 15:04:05Z07:00"), c.Who, c.What)
+		}
+		return tw.Flush()
+	})
 }
 
-func runInit(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, af := newAdminFlags(initCmd)
-	from := fs.String("from", "", "routing table file to store")
-	if err := fs.Parse(args); err != nil {
+func runInit(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	from := fs.String("from", "", "routing table file to store; its storage topology is read from beside it")
+	f := newAdminFlags(fs)
+	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(*af.routes, "etcd://") || *from == "" {
-		return errors.New("want --routes etcd://HOST:PORT/PREFIX and --from FILE")
+	if !routing.IsEtcd(f.routes) || *from == "" {
+		return usageErrorf("want --routes etcd://HOST:PORT/PREFIX and --from FILE")
 	}
 	data, err := os.ReadFile(*from)
 	if err != nil {
@@ -360,10 +288,21 @@ func runInit(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := routing.InitEtcd(ctx, *af.routes, t, routing.Change{Who: *af.who, What: "init from " + *from}); err != nil {
+	change := routing.Change{Who: f.who, What: "init from " + *from}
+	if data, err := os.ReadFile(routing.TopologyPath(*from)); err == nil {
+		top, err := routing.ParseTopology(data)
+		if err != nil {
+			return err
+		}
+		if err := routing.InitTopologyEtcd(ctx, f.routes, top, change); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "stored %s (%d units' storage) in %s\n", routing.TopologyPath(*from), len(top.Units), f.routes)
+	}
+	if err := routing.InitEtcd(ctx, f.routes, t, change); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "stored %s (%d units, revision %d) in %s\n", *from, len(t.Units), t.Revision, *af.routes)
+	fmt.Fprintf(e.stdout, "stored %s (%d units, revision %d) in %s\n", *from, len(t.Units), t.Revision, f.routes)
 	return nil
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,32 +16,25 @@ import (
 	"tradeunit"
 	"tradeunit/bench"
 	"tradeunit/cluster"
+	"tradeunit/daemon"
 )
 
-var benchCmd = &command{
-	name:  "bench",
-	usage: "run|baseline|scaling|smoke [flags]",
-	short: "measure throughput, latency and CPU per order; verify that no acknowledged order is lost (see bench/README.md)",
-}
-
-func init() { benchCmd.run = runBench }
-
-func runBench(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("want a mode: run, baseline, scaling or smoke (tradeunit bench MODE -h)")
+var (
+	benchCmd = &command{
+		name:  "bench",
+		usage: "run|baseline|scaling|smoke [flags]",
+		short: "measure throughput, latency and CPU per order; verify that no acknowledged order is lost (see bench/README.md)",
+		sub:   []*command{benchRunCmd, benchBaselineCmd, benchScalingCmd, benchSmokeCmd},
 	}
-	switch args[0] {
-	case "run":
-		return benchRun(ctx, args[1:], stdout)
-	case "baseline":
-		return benchBaseline(ctx, args[1:], stdout)
-	case "scaling":
-		return benchScaling(ctx, args[1:], stdout)
-	case "smoke":
-		return benchSmoke(ctx, args[1:], stdout)
-	}
-	return fmt.Errorf("unknown mode %q: want run, baseline, scaling or smoke", args[0])
-}
+	benchRunCmd = &command{name: "run", usage: "--target TARGET [flags]", run: benchRun,
+		short: "drive one target (a proxy, a unit's logic services, or a storage) with a load"}
+	benchBaselineCmd = &command{name: "baseline", usage: "[--storage sqlite|mysql] [--clients 16,64] [--duration 10s]", run: benchBaseline,
+		short: "storage limit, one unit direct and full path, side by side in one run"}
+	benchScalingCmd = &command{name: "scaling", usage: "[--units 1,2,4,8] [--clients 64] [--duration 10s]", run: benchScaling,
+		short: "full-path throughput with 1, 2, 4, 8 SQLite units under the same client load"}
+	benchSmokeCmd = &command{name: "smoke", usage: "[--duration 10s] [--clients 16]", run: benchSmoke,
+		short: "a local cluster under a mixed load; fails if an acknowledged order is lost"}
+)
 
 // loadFlags are the flags every load-generating mode shares.
 type loadFlags struct {
@@ -74,21 +66,20 @@ func (lf loadFlags) config(t bench.Target) (bench.Config, error) {
 		Requests: *lf.requests, Mix: mix, Progress: os.Stderr, Verify: true}, nil
 }
 
-func benchRun(ctx context.Context, args []string, stdout io.Writer) error {
-	c := &command{name: "bench run", usage: "--target TARGET [flags]", short: benchCmd.short}
-	fs := newFlags(c)
+func benchRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	target := fs.String("target", "", "http://PROXY (with --key), grpc://ADDR[,ADDR] (with --mchid), or a storage DSN (sqlite:PATH, mysql:DSN)")
 	key := fs.String("key", "", "API key for an http:// target")
 	mchid := fs.String("mchid", bench.Mchid, "merchant for grpc:// and storage targets")
-	unit := fs.Uint("unit", 1, "unit number for a storage target's order numbers")
+	unit := tradeunit.UnitID(1)
+	daemon.UnitVar(fs, &unit, "unit", "unit number for a storage target's order numbers")
 	lf := addLoadFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
-	if *unit < 1 || *unit > uint(tradeunit.MaxUnitID) {
-		return fmt.Errorf("--unit %d out of range 1..%d", *unit, tradeunit.MaxUnitID)
+	if err := unit.Validate(); err != nil {
+		return usageErrorf("--unit: %s", tradeunit.ErrorMessage(err))
 	}
-	t, err := bench.OpenTarget(ctx, *target, *key, *mchid, tradeunit.UnitID(*unit), *lf.clients)
+	t, err := bench.OpenTarget(ctx, *target, *key, *mchid, unit, *lf.clients)
 	if err != nil {
 		return err
 	}
@@ -97,7 +88,7 @@ func benchRun(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return runAndReport(ctx, cfg, *lf.jsonOut, stdout)
+	return runAndReport(ctx, cfg, *lf.jsonOut, e.stdout)
 }
 
 // runAndReport runs one load, prints it, and fails if an order was lost.
@@ -148,16 +139,13 @@ func scenarioEnv(storage, dir string) (*bench.Env, func(), error) {
 	return env, func() { env.Close(); cleanup() }, nil
 }
 
-func benchBaseline(ctx context.Context, args []string, stdout io.Writer) error {
-	c := &command{name: "bench baseline", usage: "[--storage sqlite|mysql] [--clients 16,64] [--duration 10s]",
-		short: "storage limit, one unit direct and full path, side by side in one run"}
-	fs := newFlags(c)
-	storage := fs.String("storage", "sqlite", "sqlite or mysql (MariaDB at $TRADEUNIT_BENCH_MYSQL, default root@tcp(127.0.0.1:3306)/)")
+func benchBaseline(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	storage := fs.String("storage", "sqlite", "sqlite or mysql (MariaDB at $TRADEUNIT_BENCH_MYSQL, default mysql:root@tcp(127.0.0.1:3306)/)")
 	clients := fs.String("clients", "16,64", "client counts, comma-separated")
 	duration := fs.Duration("duration", 10*time.Second, "length of each measurement")
 	dir := fs.String("dir", "", "keep data and logs here (default: a temporary directory)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
 	counts, err := intList(*clients)
@@ -173,20 +161,17 @@ func benchBaseline(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bench.PrintBaseline(stdout, *storage, rows)
-	return writeJSON(*jsonOut, rows, stdout)
+	bench.PrintBaseline(e.stdout, *storage, rows)
+	return writeJSON(*jsonOut, rows, e.stdout)
 }
 
-func benchScaling(ctx context.Context, args []string, stdout io.Writer) error {
-	c := &command{name: "bench scaling", usage: "[--units 1,2,4,8] [--clients 64] [--duration 10s]",
-		short: "full-path throughput with 1, 2, 4, 8 SQLite units under the same client load"}
-	fs := newFlags(c)
+func benchScaling(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	units := fs.String("units", "1,2,4,8", "unit counts, comma-separated")
 	clients := fs.Int("clients", 64, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "length of each measurement")
 	dir := fs.String("dir", "", "keep data and logs here (default: a temporary directory)")
 	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
 	counts, err := intList(*units)
@@ -202,19 +187,16 @@ func benchScaling(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bench.PrintScaling(stdout, points)
-	return writeJSON(*jsonOut, points, stdout)
+	bench.PrintScaling(e.stdout, points)
+	return writeJSON(*jsonOut, points, e.stdout)
 }
 
 // benchSmoke starts a small local cluster and runs a mixed load against it,
 // failing if any acknowledged order is lost: what CI runs.
-func benchSmoke(ctx context.Context, args []string, stdout io.Writer) error {
-	c := &command{name: "bench smoke", usage: "[--duration 10s] [--clients 16]",
-		short: "a local cluster under a mixed load; fails if an acknowledged order is lost"}
-	fs := newFlags(c)
+func benchSmoke(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	lf := addLoadFlags(fs)
 	fs.Set("mix", "create=4,pay=3,query=6,refund=1,close=1")
-	if err := fs.Parse(args); err != nil {
+	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
 	bin, err := os.Executable()
@@ -226,8 +208,9 @@ func benchSmoke(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cl, err := cluster.Start(ctx, cluster.Config{Dir: filepath.Join(dir, "data"), Binary: bin, Units: 3, Replicas: 2,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := cluster.DefaultConfig(filepath.Join(dir, "data"), bin)
+	cfg.Units, cfg.Logger = 3, slog.New(slog.NewTextHandler(io.Discard, nil))
+	cl, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -237,11 +220,11 @@ func benchSmoke(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer t.Release()
-	cfg, err := lf.config(t)
+	load, err := lf.config(t)
 	if err != nil {
 		return err
 	}
-	return runAndReport(ctx, cfg, *lf.jsonOut, stdout)
+	return runAndReport(ctx, load, *lf.jsonOut, e.stdout)
 }
 
 func intList(s string) ([]int, error) {

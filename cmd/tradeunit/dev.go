@@ -2,64 +2,71 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"tradeunit/cluster"
+	"tradeunit/daemon"
+	"tradeunit/daemon/healthd"
 )
 
 var devCmd = &command{
 	name:  "dev",
-	usage: "[--data DIR] [--listen ADDR] [--health-listen ADDR] [--routes etcd://HOST:PORT/PREFIX]",
+	usage: "[--data DIR] [--listen ADDR] [--health-listen ADDR] [--units 4] [--replicas 2] [--routes etcd://HOST:PORT/PREFIX]",
 	short: "run a whole local cluster: 4 units on SQLite, 2 logic-service replicas each, the health checker and the proxy",
+	run:   runDev,
 }
 
-func init() { devCmd.run = runDev }
-
-func runDev(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags(devCmd)
-	dir := fs.String("data", "./data", "directory for the units' SQLite files, logs and the routing table")
-	listen := fs.String("listen", "127.0.0.1:8080", "proxy HTTP listen address")
-	units := fs.Int("units", 4, "number of units")
-	replicas := fs.Int("replicas", 2, "logic-service replicas per unit")
-	healthListen := fs.String("health-listen", "127.0.0.1:8081", "health checker HTTP listen address (GET /v1/units, /metrics)")
-	interval := fs.Duration("probe-interval", time.Second, "time between two health probes of a unit")
-	routes := fs.String("routes", "", "keep the routing table in etcd (etcd://HOST:PORT/PREFIX) instead of DIR/routes.json")
-	logger := logLevelFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+func runDev(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	bin, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	abs, err := filepath.Abs(*dir)
-	if err != nil {
+	cfg := cluster.DefaultConfig("./data", bin)
+	health := healthd.DefaultConfig()
+	cfg.Proxy.Listen, cfg.Health, cfg.UnitMetrics = "127.0.0.1:8080", &health, true
+	log := daemon.DefaultLogConfig()
+	fs.StringVar(&cfg.Dir, "data", cfg.Dir, "directory for the units' SQLite files, logs and the routing table")
+	fs.StringVar(&cfg.Proxy.Listen, "listen", cfg.Proxy.Listen, "proxy HTTP listen address")
+	fs.IntVar(&cfg.Units, "units", cfg.Units, "number of units")
+	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "logic-service replicas per unit")
+	fs.StringVar(&health.Listen, "health-listen", health.Listen, "health checker HTTP listen address (GET /v1/units, /metrics)")
+	fs.DurationVar(&health.Health.Interval, "probe-interval", health.Health.Interval, "time between two health probes of a unit")
+	fs.DurationVar(&health.Health.ProbeTimeout, "probe-timeout", health.Health.ProbeTimeout, "bound of each call of a probe")
+	fs.StringVar(&cfg.RoutesSpec, "routes", cfg.RoutesSpec, "keep the routing table in etcd (etcd://HOST:PORT/PREFIX) instead of DIR/routes.json")
+	fs.BoolVar(&cfg.Proxy.Proxy.AccessLog, "access-log", cfg.Proxy.Proxy.AccessLog, "log one line per API request")
+	log.Flags(fs)
+	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
-	c, err := cluster.Start(ctx, cluster.Config{Dir: abs, Binary: bin, Units: *units, Replicas: *replicas,
-		ProxyAddr: *listen, Health: &cluster.HealthConfig{Addr: *healthListen, Interval: *interval},
-		UnitMetrics: true, RoutesSpec: *routes, Logger: logger()})
+	if cfg.Dir, err = filepath.Abs(cfg.Dir); err != nil {
+		return err
+	}
+	if err := log.Validate(); err != nil {
+		return err
+	}
+	cfg.Logger = log.Logger(e.stderr)
+	c, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	// tradeunit admin finds the local cluster's routing table through this
 	// file, wherever the table lives.
-	if err := os.WriteFile(filepath.Join(abs, routesSpecFile), []byte(c.RoutesPath+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg.Dir, routesSpecFile), []byte(c.RoutesPath+"\n"), 0o644); err != nil {
 		c.Close()
 		return err
 	}
-	printWelcome(stdout, c)
+	printWelcome(e.stdout, c)
 	<-ctx.Done()
-	fmt.Fprintln(stdout, "\nstopping: proxy first, then the units (calls in flight finish)...")
+	fmt.Fprintln(e.stdout, "\nstopping: proxy first, then the units (calls in flight finish)...")
 	if err := c.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "stopped; every order is in", abs)
+	fmt.Fprintln(e.stdout, "stopped; every order is in", cfg.Dir)
 	return nil
 }
 

@@ -2,42 +2,48 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"tradeunit/daemon"
 	"tradeunit/replication"
 	"tradeunit/replication/localdb"
 )
 
-var mariadbCmd = &command{
-	name:  "mariadb",
-	usage: "up --dir DIR [--instances 3] [--base-port 3307] [--heartbeat 0]",
-	short: "run a local replicated MariaDB set in the foreground: one primary, semi-sync GTID replicas (Ctrl-C stops it)",
-}
-
-func init() { mariadbCmd.run = runMariaDB }
-
-func runMariaDB(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "up" {
-		return errors.New("want: tradeunit mariadb up --dir DIR (tradeunit mariadb up -h)")
+var (
+	mariadbCmd = &command{
+		name:  "mariadb",
+		usage: "up --dir DIR [flags]",
+		short: "local replicated MariaDB sets for development and tests",
+		sub:   []*command{mariadbUpCmd},
 	}
-	c := &command{name: "mariadb up", usage: mariadbCmd.usage[len("up "):], short: mariadbCmd.short}
-	fs := newFlags(c)
-	dir := fs.String("dir", "", "directory of the set (required); a directory holding a set resumes it, data and ports included")
-	instances := fs.Int("instances", 3, "number of servers: one primary, the rest replicas (at least 2)")
-	basePort := fs.Int("base-port", 3307, "port of the first server, the others follow (0: free ports)")
+	mariadbUpCmd = &command{
+		name:  "up",
+		usage: "--dir DIR [--instances 3] [--base-port 3307] [--heartbeat 0]",
+		short: "run a local replicated MariaDB set in the foreground: one primary, semi-sync GTID replicas (Ctrl-C stops it)",
+		run:   runMariaDBUp,
+	}
+)
+
+func runMariaDBUp(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	cfg := localdb.DefaultConfig()
+	fs.StringVar(&cfg.Dir, "dir", cfg.Dir, "directory of the set (required); a directory holding a set resumes it, data and ports included")
+	fs.IntVar(&cfg.Instances, "instances", cfg.Instances, "number of servers: one primary, the rest replicas (at least 2)")
+	fs.IntVar(&cfg.BasePort, "base-port", 3307, "port of the first server, the others follow (0: free ports)")
 	heartbeat := fs.Duration("heartbeat", 0, "write a heartbeat on the primary this often, for replica lag (0: off)")
-	logger := logLevelFlag(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	log := daemon.DefaultLogConfig()
+	log.Flags(fs)
+	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
-	if *dir == "" {
-		return errors.New("--dir is required")
+	if cfg.Dir == "" {
+		return usageErrorf("--dir is required")
 	}
-	set, err := localdb.Start(ctx, localdb.Config{Dir: *dir, Instances: *instances, BasePort: *basePort, Logger: logger()})
+	cfg.Logger = log.Logger(e.stderr)
+	set, err := localdb.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -54,13 +60,13 @@ func runMariaDB(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		defer hb.Stop()
 	}
-	printSet(stdout, set, primary, *heartbeat)
+	printSet(e.stdout, set, primary, *heartbeat)
 	<-ctx.Done()
-	fmt.Fprintln(stdout, "\nstopping the MariaDB servers...")
+	fmt.Fprintln(e.stdout, "\nstopping the MariaDB servers...")
 	if err := set.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "stopped; the data is in", set.Dir)
+	fmt.Fprintln(e.stdout, "stopped; the data is in", set.Dir)
 	return nil
 }
 
@@ -76,25 +82,22 @@ func printSet(w io.Writer, set *localdb.Set, primary *localdb.Instance, heartbea
 		}
 		fmt.Fprintf(&b, "  %s  %-14s %s  pid %d  %s\n", in.Name, role, in.Addr(), in.Pid(), in.Dir)
 	}
-	fmt.Fprintf(&b, "\nroot (admin, not fenced by read_only):\n")
-	for _, in := range set.Instances {
-		fmt.Fprintf(&b, "  %s  %s\n", in.Name, in.RootDSN())
-	}
-	fmt.Fprintf(&b, "application user %s (no SUPER: read_only fences it), one database per unit:\n", localdb.AppUser)
-	for _, in := range set.Instances {
-		fmt.Fprintf(&b, "  %s  %s\n", in.Name, in.AppDSN("tradeunit_u1"))
-	}
-	fmt.Fprintf(&b, "\nunit storage in a routing table (logic services started with --routes follow it; admin failover changes it):\n")
+	fmt.Fprintf(&b, "\nusers: %s (administration), %s (replication), %s (the application: no SUPER, so read_only fences it)\n",
+		localdb.RootUser, localdb.ReplUser, localdb.AppUser)
+	fmt.Fprintf(&b, "their passwords, made at random for this set: %s (mode 600; pass it as --secrets)\n", set.SecretsPath())
+	fmt.Fprintf(&b, "\nunit storage in the storage topology (logic services started with --routes follow it; admin failover changes it):\n")
 	var replicas []string
 	for _, in := range set.Instances {
 		if in != primary {
-			replicas = append(replicas, fmt.Sprintf("%q", "mysql:"+in.AppDSN("tradeunit_u1")))
+			replicas = append(replicas, fmt.Sprintf("%q", in.AppStorage("tradeunit_u1")))
 		}
 	}
-	fmt.Fprintf(&b, "  \"storage\": {\"primary\": %q,\n              \"replicas\": [%s]}\n",
-		"mysql:"+primary.AppDSN("tradeunit_u1"), strings.Join(replicas, ",\n                           "))
-	fmt.Fprintf(&b, "unit storage on the primary only:  tradeunit unit --unit 1 --db 'mysql:%s' ...\n", primary.AppDSN("tradeunit_u1"))
-	fmt.Fprintf(&b, "shell on the primary:              mariadb -h127.0.0.1 -P%d -uroot\n", primary.Port)
+	fmt.Fprintf(&b, "  {\"unit\": 1, \"primary\": %q,\n   \"replicas\": [%s]}\n",
+		primary.AppStorage("tradeunit_u1"), strings.Join(replicas, ",\n                 "))
+	fmt.Fprintf(&b, "unit storage on the primary only:  tradeunit unit --unit 1 --db '%s' --secrets %s ...\n",
+		primary.AppStorage("tradeunit_u1"), set.SecretsPath())
+	fmt.Fprintf(&b, "shell on the primary:              mariadb -h127.0.0.1 -P%d -u%s -p  (the password is in %s)\n",
+		primary.Port, localdb.RootUser, set.SecretsPath())
 	if heartbeat > 0 {
 		fmt.Fprintf(&b, "heartbeat every %v into %s on the primary\n", heartbeat, replication.HeartbeatDB)
 	}

@@ -16,20 +16,22 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"tradeunit/dsn"
+	"tradeunit/secrets"
 )
 
-// Credentials of the users every instance has, for loopback servers of
-// development and tests only.
+// The users every instance has. Their passwords are made at random when the
+// set is created and kept in the set's secrets file (Set.SecretsPath), mode
+// 600: nothing else holds them.
 const (
+	// RootUser administers the servers (fence, promote, repoint).
+	RootUser = "root"
 	// ReplUser is the replication user (REPLICATION SLAVE).
 	ReplUser = "repl"
-	// ReplPassword is ReplUser's password.
-	ReplPassword = "repl"
 	// AppUser is the application user: ALL on `tradeunit\_%`.*, and neither
 	// SUPER nor READ ONLY ADMIN, so that read_only fences it.
 	AppUser = "tradeunit"
-	// AppPassword is AppUser's password.
-	AppPassword = "tradeunit"
 )
 
 const (
@@ -48,8 +50,9 @@ type Instance struct {
 	Dir      string // the instance's directory: my.cnf, error.log, data/
 	DataDir  string
 
-	bins   binaries
-	logger *slog.Logger
+	bins      binaries
+	logger    *slog.Logger
+	passwords *secrets.Secrets
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -60,20 +63,28 @@ type Instance struct {
 // Addr is the instance's TCP address.
 func (in *Instance) Addr() string { return "127.0.0.1:" + strconv.Itoa(in.Port) }
 
-// RootDSN is the go-sql-driver DSN of root (no password, all privileges:
-// administration and the replication package).
-func (in *Instance) RootDSN() string {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "tcp", in.Addr()
-	return cfg.FormatDSN()
+// RootDSN is the go-sql-driver DSN of root, with its password (all
+// privileges: administration and the replication package). It is for the
+// process that holds the set's secrets: never print it.
+func (in *Instance) RootDSN() string { return in.driverDSN(RootUser, "") }
+
+// AppDSN is the go-sql-driver DSN of the application user on database db,
+// with its password (never print it). read_only fences this user (it lacks
+// SUPER and READ ONLY ADMIN); db must match `tradeunit\_%` for it to have
+// rights there.
+func (in *Instance) AppDSN(db string) string { return in.driverDSN(AppUser, db) }
+
+// AppStorage is the storage DSN of the application user on database db,
+// as the storage topology names it: without a password, which the logic
+// services find in the set's secrets file.
+func (in *Instance) AppStorage(db string) dsn.DSN {
+	return dsn.MustParse("mysql:" + AppUser + "@tcp(" + in.Addr() + ")/" + db)
 }
 
-// AppDSN is the go-sql-driver DSN of the application user on database db.
-// read_only fences this user (it lacks SUPER and READ ONLY ADMIN); db must
-// match `tradeunit\_%` for it to have rights there.
-func (in *Instance) AppDSN(db string) string {
+func (in *Instance) driverDSN(user, db string) string {
 	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = AppUser, AppPassword, "tcp", in.Addr(), db
+	cfg.User, cfg.Net, cfg.Addr, cfg.DBName = user, "tcp", in.Addr(), db
+	cfg.Passwd, _ = in.passwords.Password(user, in.Addr())
 	return cfg.FormatDSN()
 }
 
@@ -164,7 +175,8 @@ func serverArgs(cnf string) []string {
 	return args
 }
 
-// waitReady waits until root can run a query over TCP.
+// waitReady waits until the server answers over TCP: root runs a query,
+// or is refused for its password (a new instance's root has none yet).
 func (in *Instance) waitReady(ctx context.Context, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
@@ -177,7 +189,8 @@ func (in *Instance) waitReady(ctx context.Context, exited <-chan struct{}) error
 		qctx, qcancel := context.WithTimeout(ctx, time.Second)
 		_, err := db.ExecContext(qctx, "SELECT 1")
 		qcancel()
-		if err == nil {
+		var me *mysql.MySQLError
+		if err == nil || errors.As(err, &me) && me.Number == 1045 { // ER_ACCESS_DENIED_ERROR
 			return nil
 		}
 		select {
@@ -288,13 +301,17 @@ func (in *Instance) install(ctx context.Context) error {
 	return nil
 }
 
-// createUsers creates the replication and application users, outside the
-// binlog: every instance has them whatever its role, and no instance
-// starts with a GTID of its own, so all start from the same empty history.
-// root@127.0.0.1 (no password, all privileges) comes from
-// mariadb-install-db.
+// createUsers gives root its password and creates the replication and
+// application users, outside the binlog: every instance has them whatever
+// its role, and no instance starts with a GTID of its own, so all start
+// from the same empty history. root@127.0.0.1 (no password, all
+// privileges) comes from mariadb-install-db.
 func (in *Instance) createUsers(ctx context.Context) error {
-	db, err := sql.Open("mysql", in.RootDSN())
+	install := mysql.NewConfig()
+	install.User, install.Net, install.Addr = RootUser, "tcp", in.Addr()
+	// Client-side interpolation: CREATE USER takes no server-side parameters.
+	install.InterpolateParams = true
+	db, err := sql.Open("mysql", install.FormatDSN())
 	if err != nil {
 		return err
 	}
@@ -304,15 +321,22 @@ func (in *Instance) createUsers(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
-	for _, q := range []string{
-		"SET SESSION sql_log_bin = 0",
-		"CREATE USER IF NOT EXISTS '" + ReplUser + "'@'127.0.0.1' IDENTIFIED BY '" + ReplPassword + "'",
-		"GRANT REPLICATION SLAVE ON *.* TO '" + ReplUser + "'@'127.0.0.1'",
-		"CREATE USER IF NOT EXISTS '" + AppUser + "'@'127.0.0.1' IDENTIFIED BY '" + AppPassword + "'",
-		"GRANT ALL PRIVILEGES ON `tradeunit\\_%`.* TO '" + AppUser + "'@'127.0.0.1'",
+	pw := func(user string) string { p, _ := in.passwords.Password(user, in.Addr()); return p }
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"SET SESSION sql_log_bin = 0", nil},
+		{"CREATE USER IF NOT EXISTS '" + ReplUser + "'@'127.0.0.1' IDENTIFIED BY ?", []any{pw(ReplUser)}},
+		{"GRANT REPLICATION SLAVE ON *.* TO '" + ReplUser + "'@'127.0.0.1'", nil},
+		{"CREATE USER IF NOT EXISTS '" + AppUser + "'@'127.0.0.1' IDENTIFIED BY ?", []any{pw(AppUser)}},
+		{"GRANT ALL PRIVILEGES ON `tradeunit\\_%`.* TO '" + AppUser + "'@'127.0.0.1'", nil},
+		// Last: the connection stays open, and from now on root needs it.
+		{"ALTER USER '" + RootUser + "'@'127.0.0.1' IDENTIFIED BY ?", []any{pw(RootUser)}},
 	} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("%s: %s: %w", in.Name, q, err)
+		if _, err := conn.ExecContext(ctx, q.sql, q.args...); err != nil {
+			// The statement names no password: the arguments do.
+			return fmt.Errorf("%s: %s: %w", in.Name, q.sql, err)
 		}
 	}
 	return nil

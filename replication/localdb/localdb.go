@@ -5,15 +5,19 @@
 // replication package). It runs the mariadbd binaries of the machine and
 // leaves any other MariaDB (the service on 3306) alone.
 //
-// Every server has root@127.0.0.1 (no password), the replication user
-// repl and the application user tradeunit (ALL on `tradeunit\_%`.*, no
-// SUPER, so read_only fences it). A server always starts read-only; the
+// Every server has root@127.0.0.1, the replication user repl and the
+// application user tradeunit (ALL on `tradeunit\_%`.*, no SUPER, so
+// read_only fences it), each with a password made at random when the set is
+// created and kept only in its secrets file, DIR/secrets.json (mode 600;
+// package secrets reads it). A server always starts read-only; the
 // set makes its primary writable with replication.Promote and points the
 // replicas at it with replication.Repoint, the operations a failover uses.
 package localdb
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,43 +29,48 @@ import (
 	"time"
 
 	"tradeunit/replication"
+	"tradeunit/secrets"
 )
 
-// Config configures Start.
+// Config configures Start. Start from DefaultConfig.
 type Config struct {
 	// Dir holds the set: set.json and one directory per instance. A Dir
 	// with a set.json is resumed: same instances, ports and data.
 	Dir string
 	// Instances is the number of servers, one primary and the rest
-	// replicas: at least 2 (a lone semi-sync primary blocks every commit).
-	// Default 3. Instances and BasePort apply to a new set; a resumed one
-	// keeps its own.
+	// replicas: 2 to 9 (a lone semi-sync primary blocks every commit).
+	// Instances and BasePort apply to a new set; a resumed one keeps its
+	// own.
 	Instances int
 	// BasePort is the first instance's port, the others follow; 0 picks
 	// free ports.
 	BasePort int
-	// Logger receives progress; nil discards it.
+	// Logger receives progress.
 	Logger *slog.Logger
 	// Mariadbd and InstallDB are the binaries; empty finds them on PATH or
 	// in the usual places.
 	Mariadbd, InstallDB string
 }
 
-func (c *Config) setDefaults() error {
+// DefaultConfig returns a set of three servers on free ports, logging
+// nothing; Dir must be set.
+func DefaultConfig() Config {
+	return Config{Instances: 3, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (c Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("localdb: Config.Dir is required")
 	}
-	if c.Instances == 0 {
-		c.Instances = 3
+	if c.Logger == nil {
+		return errors.New("localdb: no logger")
 	}
 	if c.Instances < 2 || c.Instances > 9 {
 		return fmt.Errorf("localdb: %d instances: want 2 to 9 (one primary, semi-sync replicas)", c.Instances)
 	}
 	if c.BasePort < 0 || c.BasePort+c.Instances > 65536 {
 		return fmt.Errorf("localdb: base port %d out of range", c.BasePort)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return nil
 }
@@ -71,7 +80,39 @@ type Set struct {
 	Dir       string
 	Instances []*Instance
 
-	logger *slog.Logger
+	logger    *slog.Logger
+	passwords *secrets.Secrets
+}
+
+// SecretsPath is the set's secrets file: the passwords of its users.
+func (s *Set) SecretsPath() string { return filepath.Join(s.Dir, "secrets.json") }
+
+// Passwords knows the passwords of the set's users.
+func (s *Set) Passwords() *secrets.Secrets { return s.passwords }
+
+// makePasswords makes the set's passwords and writes its secrets file.
+func (s *Set) makePasswords() error {
+	pw := map[string]string{}
+	for _, user := range []string{RootUser, ReplUser, AppUser} {
+		var b [18]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		pw[user] = hex.EncodeToString(b[:])
+	}
+	if err := secrets.Write(s.SecretsPath(), pw); err != nil {
+		return err
+	}
+	return s.loadPasswords()
+}
+
+func (s *Set) loadPasswords() error {
+	p, err := secrets.Load(s.SecretsPath(), nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("localdb: %s has no secrets file: it was made by an older tradeunit with well-known passwords; remove the directory and start a new set", s.Dir)
+	}
+	s.passwords = p
+	return err
 }
 
 // setFile records what a later Start needs to resume the set.
@@ -89,7 +130,7 @@ type setFile struct {
 // replication source. It returns once every replica is connected and
 // acknowledging.
 func Start(ctx context.Context, cfg Config) (*Set, error) {
-	if err := cfg.setDefaults(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	bins, err := findBinaries(cfg)
@@ -123,6 +164,9 @@ func (s *Set) create(ctx context.Context, cfg Config, bins binaries) error {
 	}
 	ports, err := pickPorts(cfg.BasePort, cfg.Instances)
 	if err != nil {
+		return err
+	}
+	if err := s.makePasswords(); err != nil {
 		return err
 	}
 	var state setFile
@@ -173,6 +217,9 @@ func (s *Set) resume(ctx context.Context, data []byte, bins binaries) error {
 	}
 	if len(state.Instances) < 2 {
 		return fmt.Errorf("localdb: %s lists %d instances", s.statePath(), len(state.Instances))
+	}
+	if err := s.loadPasswords(); err != nil {
+		return err
 	}
 	for _, r := range state.Instances {
 		s.Instances = append(s.Instances, s.newInstance(r.Name, r.ServerID, r.Port, bins))
@@ -241,7 +288,7 @@ func (s *Set) wire(ctx context.Context, primary *Instance, repoint bool) error {
 func (s *Set) newInstance(name string, serverID, port int, bins binaries) *Instance {
 	dir := filepath.Join(s.Dir, name)
 	return &Instance{Name: name, ServerID: serverID, Port: port, Dir: dir, DataDir: filepath.Join(dir, "data"),
-		bins: bins, logger: s.logger, role: Replica}
+		bins: bins, logger: s.logger, passwords: s.passwords, role: Replica}
 }
 
 // each runs f on every instance at once and joins the errors.
@@ -261,7 +308,8 @@ func (s *Set) each(f func(*Instance) error) error {
 
 // Source is how a replica reaches in as its source.
 func (s *Set) Source(in *Instance) replication.Source {
-	return replication.Source{Host: "127.0.0.1", Port: in.Port, User: ReplUser, Password: ReplPassword}
+	pw, _ := s.passwords.Password(ReplUser, in.Addr())
+	return replication.Source{Host: "127.0.0.1", Port: in.Port, User: ReplUser, Password: pw}
 }
 
 // Primary returns the instance that is now the writable primary, by

@@ -5,39 +5,43 @@ import (
 	"errors"
 	"time"
 
-	"tradeunit/routing"
+	"tradeunit/dsn"
 	"tradeunit/store/sqlstore"
 )
 
-// follow applies every table the routing table publishes.
-func (s *Storage) follow(ctx context.Context, tables <-chan *routing.Table) {
-	for t := range tables {
-		s.apply(ctx, t)
+// follow applies every topology it receives.
+func (s *Storage) follow(ctx context.Context, topologies <-chan Topology) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case t, ok := <-topologies:
+			if !ok {
+				return
+			}
+			s.apply(ctx, t)
+		}
 	}
 }
 
-// apply makes the storage match the unit's entry of t: the primary first
-// (so that no change goes to a primary the table no longer names), then
-// the replicas.
-func (s *Storage) apply(ctx context.Context, t *routing.Table) {
-	var want routing.Storage
-	if u, ok := t.Unit(s.cfg.Unit); ok {
-		want = u.Storage
-	}
+// apply makes the storage match want: the primary first (so that no change
+// goes to a primary the topology no longer names), then the replicas.
+func (s *Storage) apply(ctx context.Context, want Topology) {
+	none := dsn.DSN{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur := s.primary; cur == nil && want.Primary != "" || cur != nil && cur.dsn != want.Primary {
+	if cur := s.primary; cur == nil && want.Primary != none || cur != nil && cur.dsn != want.Primary {
 		if cur != nil {
-			s.log.Warn("unit storage: primary replaced in the routing table; no longer using it",
-				"old", sqlstore.Redact(cur.dsn), "new", sqlstore.Redact(want.Primary), "revision", t.Revision)
+			s.log.Warn("unit storage: primary replaced in the storage topology; no longer using it",
+				"old", cur.dsn, "new", want.Primary, "revision", want.Revision)
 			s.dropPrimary(cur, s.cfg.Grace)
 			s.primary = nil
 		}
-		if want.Primary != "" {
+		if want.Primary != none {
 			p := &primary{dsn: want.Primary}
 			p.ctx, p.cancel = context.WithCancel(ctx)
 			var err error
-			if p.mysql, err = mysqlDSN(want.Primary); err != nil {
+			if p.mysql, err = s.mysqlDSN(want.Primary); err != nil {
 				p.openErr = err
 			} else {
 				p.openErr = errors.New("still opening it")
@@ -49,42 +53,42 @@ func (s *Storage) apply(ctx context.Context, t *routing.Table) {
 		s.reportLocked()
 	}
 
-	keep := make(map[string]bool, len(want.Replicas))
-	for _, dsn := range want.Replicas {
-		keep[dsn] = true
-		if s.replicas[dsn] != nil {
+	keep := make(map[dsn.DSN]bool, len(want.Replicas))
+	for _, d := range want.Replicas {
+		keep[d] = true
+		if s.replicas[d] != nil {
 			continue
 		}
-		r, err := newReplica(ctx, dsn)
+		r, err := s.newReplica(ctx, d)
 		if err != nil {
-			s.log.Error("unit storage: cannot use replica", "replica", sqlstore.Redact(dsn), "err", err)
+			s.log.Error("unit storage: cannot use replica", "replica", d, "err", err)
 			continue
 		}
-		s.replicas[dsn] = r
-		s.log.Info("unit storage: replica added", "replica", sqlstore.Redact(dsn), "revision", t.Revision)
+		s.replicas[d] = r
+		s.log.Info("unit storage: replica added", "replica", d, "revision", want.Revision)
 	}
-	for dsn, r := range s.replicas {
-		if !keep[dsn] {
-			delete(s.replicas, dsn)
+	for d, r := range s.replicas {
+		if !keep[d] {
+			delete(s.replicas, d)
 			time.AfterFunc(s.cfg.Grace, func() { r.store.Close() })
-			s.log.Info("unit storage: replica removed", "replica", sqlstore.Redact(dsn), "revision", t.Revision)
+			s.log.Info("unit storage: replica removed", "replica", d, "revision", want.Revision)
 		}
 	}
 }
 
-func newReplica(ctx context.Context, dsn string) (*replica, error) {
-	m, err := mysqlDSN(dsn)
+func (s *Storage) newReplica(ctx context.Context, d dsn.DSN) (*replica, error) {
+	m, err := s.mysqlDSN(d)
 	if err != nil {
 		return nil, err
 	}
 	if m == "" {
 		return nil, errors.New("SQLite has no replicas: a replica must be a mysql: DSN")
 	}
-	store, err := sqlstore.OpenReplica(ctx, dsn)
+	store, err := sqlstore.OpenReadOnly(ctx, d, s.deps.Passwords)
 	if err != nil {
 		return nil, err
 	}
-	return &replica{dsn: dsn, mysql: m, store: store}, nil
+	return &replica{dsn: d, mysql: m, store: store}, nil
 }
 
 // openTimeout bounds one attempt at opening a primary: connect, create the
@@ -99,9 +103,9 @@ func (s *Storage) openPrimary(p *primary) {
 	var logged string
 	for {
 		octx, cancel := context.WithTimeout(p.ctx, openTimeout)
-		store, err := sqlstore.Open(octx, p.dsn)
+		store, err := sqlstore.Open(octx, p.dsn, s.deps.Passwords)
 		if err == nil {
-			if err = store.BindUnit(octx, s.cfg.Unit); err != nil {
+			if err = store.BindUnit(octx, s.deps.Unit); err != nil {
 				store.Close()
 			}
 		}
@@ -119,7 +123,7 @@ func (s *Storage) openPrimary(p *primary) {
 				p.reader = confirmed{Store: store, s: store}
 			}
 			s.record(p, st)
-			s.log.Info("unit storage: primary open", "primary", sqlstore.Redact(p.dsn), "writable", p.writable, "why", p.why)
+			s.log.Info("unit storage: primary open", "primary", p.dsn, "writable", p.writable, "why", p.why)
 			s.mu.Unlock()
 			return
 		}
@@ -129,7 +133,7 @@ func (s *Storage) openPrimary(p *primary) {
 		s.mu.Unlock()
 		if err.Error() != logged {
 			logged = err.Error()
-			s.log.Warn("unit storage: cannot open primary; retrying", "primary", sqlstore.Redact(p.dsn), "err", err)
+			s.log.Warn("unit storage: cannot open primary; retrying", "primary", p.dsn, "err", err)
 		}
 		select {
 		case <-p.ctx.Done():

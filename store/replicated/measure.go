@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"tradeunit/replication"
-	"tradeunit/store/sqlstore"
 )
 
 // measure checks the primary every CheckEvery and the replicas' lag every
@@ -125,11 +124,11 @@ func (s *Storage) reportLocked() {
 	}
 	s.reported, s.serving, s.lastWhy = true, serving, why
 	if serving {
-		s.log.Info("unit storage: serving", "primary", sqlstore.Redact(s.primary.dsn))
+		s.log.Info("unit storage: serving", "primary", s.primary.dsn)
 	} else {
 		s.log.Warn("unit storage: not serving changes", "why", why)
 	}
-	s.cfg.OnHealth(serving, why)
+	s.deps.OnHealth(serving, why)
 }
 
 // startHeartbeat starts the heartbeat writer on p, as the application
@@ -174,7 +173,7 @@ func (s *Storage) measureReplicas(ctx context.Context) {
 				return
 			}
 			if err != nil && r.reachable {
-				s.log.Warn("unit storage: replica unreachable; not reading it", "replica", sqlstore.Redact(r.dsn), "err", err)
+				s.log.Warn("unit storage: replica unreachable; not reading it", "replica", r.dsn, "err", err)
 			}
 			r.reachable, r.known, r.lag, r.measuredAt = err == nil, known, age, start
 		}()

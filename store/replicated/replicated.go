@@ -1,8 +1,8 @@
-// Package replicated gives a unit's logic service its storage as the
-// routing table describes it: one primary and its replicas
-// (routing.Unit.Storage). It implements tradeunit.Storage:
+// Package replicated gives a unit's logic service its storage as the storage
+// topology describes it: one primary and its replicas. It implements
+// tradeunit.Storage:
 //
-//   - It follows the table. When the unit's primary changes (a failover),
+//   - It follows the topology (each Topology the caller sends). When the unit's primary changes (a failover),
 //     it stops using the old one at once, closes its pool after a grace
 //     period for the calls in flight, and opens the new one; in between,
 //     changes fail with UNIT_UNAVAILABLE, a definite answer, so the proxy
@@ -31,84 +31,84 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/replication"
-	"tradeunit/routing"
 )
 
-// Config configures a Storage. Zero durations take their defaults.
+// Config holds a Storage's settings. Start from DefaultConfig.
 type Config struct {
-	Unit   tradeunit.UnitID
-	Routes routing.Source
-	// MaxLag bounds the staleness of eventual reads (default 1s): a
-	// replica further behind is not used.
+	// MaxLag bounds the staleness of eventual reads: a replica further
+	// behind is not used.
 	MaxLag time.Duration
-	// CheckEvery is how often the primary is inspected (default 500ms).
+	// CheckEvery is how often the primary is inspected.
 	CheckEvery time.Duration
-	// LagEvery is how often each replica's lag is measured (default
-	// 200ms); with MaxLag it decides how quickly a lagging replica is
-	// dropped.
+	// LagEvery is how often each replica's lag is measured; with MaxLag it
+	// decides how quickly a lagging replica is dropped.
 	LagEvery time.Duration
 	// MaxAckWait is how long a commit may wait for a semi-sync
-	// acknowledgement before the primary is taken as unable to get one
-	// (default 1s).
+	// acknowledgement before the primary is taken as unable to get one.
 	MaxAckWait time.Duration
-	// Heartbeat is the interval of the heartbeat writer on the primary
-	// (default 100ms). Every logic-service replica of the unit runs one;
-	// they write the same row.
+	// Heartbeat is the interval of the heartbeat writer on the primary.
+	// Every logic-service replica of the unit runs one; they write the same
+	// row.
 	Heartbeat time.Duration
 	// Grace is how long the pool of a replaced primary stays open for the
-	// calls in flight on it (default 5s).
+	// calls in flight on it.
 	Grace time.Duration
-	// OnHealth is called when whether the unit can take changes changes,
-	// with the reason when it cannot. It must not block.
-	OnHealth func(serving bool, why string)
-	Logger   *slog.Logger
 }
 
-func (c *Config) setDefaults() error {
-	if err := c.Unit.Validate(); err != nil {
-		return err
-	}
-	if c.Routes == nil {
-		return errors.New("replicated storage: no routing table")
-	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.MaxLag, time.Second)
-	def(&c.CheckEvery, 500*time.Millisecond)
-	def(&c.LagEvery, 200*time.Millisecond)
-	def(&c.MaxAckWait, time.Second)
-	def(&c.Heartbeat, 100*time.Millisecond)
-	def(&c.Grace, 5*time.Second)
-	if c.OnHealth == nil {
-		c.OnHealth = func(bool, string) {}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
+// DefaultConfig returns the settings of tradeunit unit --routes.
+func DefaultConfig() Config {
+	return Config{MaxLag: time.Second, CheckEvery: 500 * time.Millisecond, LagEvery: 200 * time.Millisecond,
+		MaxAckWait: time.Second, Heartbeat: 100 * time.Millisecond, Grace: 5 * time.Second}
+}
+
+// Validate reports a setting that is not positive; it changes nothing.
+func (c Config) Validate() error {
+	if c.MaxLag <= 0 || c.CheckEvery <= 0 || c.LagEvery <= 0 || c.MaxAckWait <= 0 || c.Heartbeat <= 0 || c.Grace <= 0 {
+		return fmt.Errorf("replicated storage: every duration must be positive, got %+v", c)
 	}
 	return nil
+}
+
+// Topology is a unit's storage as its topology names it now.
+type Topology struct {
+	Revision int64   // of the topology, for logs
+	Primary  dsn.DSN // the zero DSN while a failover is under way
+	Replicas []dsn.DSN
+}
+
+// Deps are what a Storage works with.
+type Deps struct {
+	Unit tradeunit.UnitID
+	// Topology delivers the unit's storage, at once and at every change,
+	// until it is closed (see routing.WatchUnitStorage).
+	Topology <-chan Topology
+	// Passwords resolves the passwords of the application user (secrets).
+	Passwords dsn.Passwords
+	// OnHealth is called when whether the unit can take changes changes,
+	// with the reason when it cannot. It must not block; nil for none.
+	OnHealth func(serving bool, why string)
+	Logger   *slog.Logger
 }
 
 // Storage is a unit's replicated storage, following the routing table.
 type Storage struct {
 	cfg    Config
+	deps   Deps
 	log    *slog.Logger
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	closed chan struct{}
 
 	mu       sync.RWMutex
-	primary  *primary            // nil: none in the table
-	replicas map[string]*replica // by storage DSN
-	serving  bool                // last reported to OnHealth
+	primary  *primary // nil: none in the table
+	replicas map[dsn.DSN]*replica
+	serving  bool // last reported to OnHealth
 	reported bool
 	lastWhy  string
 }
@@ -117,8 +117,8 @@ var _ tradeunit.Storage = (*Storage)(nil)
 
 // primary is the unit's primary of the moment.
 type primary struct {
-	dsn   string // storage DSN, as in the table
-	mysql string // go-sql-driver DSN; "" for SQLite
+	dsn   dsn.DSN
+	mysql string // go-sql-driver DSN, with the password; "" for SQLite
 	// ctx ends when the primary is dropped: it bounds its opening and its
 	// heartbeat writer.
 	ctx    context.Context
@@ -139,8 +139,8 @@ type primary struct {
 
 // replica is one replica of the unit, with its last measured lag.
 type replica struct {
-	dsn   string
-	mysql string
+	dsn   dsn.DSN
+	mysql string // go-sql-driver DSN, with the password
 	store tradeunit.Store
 
 	// Under Storage.mu:
@@ -150,19 +150,27 @@ type replica struct {
 	reachable  bool
 }
 
-// Open starts following the unit's entry of cfg.Routes. It returns at once:
-// the primary opens in the background (until then, and whenever the unit
-// has none, changes fail with UNIT_UNAVAILABLE). Close releases it.
-func Open(cfg Config) (*Storage, error) {
-	if err := cfg.setDefaults(); err != nil {
+// Open starts following deps.Topology. It returns at once: the primary
+// opens in the background (until then, and whenever the unit has none,
+// changes fail with UNIT_UNAVAILABLE). Close releases it.
+func Open(cfg Config, deps Deps) (*Storage, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := deps.Unit.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Topology == nil || deps.Logger == nil {
+		return nil, errors.New("replicated storage: Topology and Logger are required")
+	}
+	if deps.OnHealth == nil {
+		deps.OnHealth = func(bool, string) {}
+	}
 	ctx, stop := context.WithCancel(context.Background())
-	s := &Storage{cfg: cfg, log: cfg.Logger.With("unit", cfg.Unit), stop: stop, closed: make(chan struct{}),
-		replicas: map[string]*replica{}}
-	tables := cfg.Routes.Watch(ctx)
+	s := &Storage{cfg: cfg, deps: deps, log: deps.Logger.With("unit", deps.Unit), stop: stop, closed: make(chan struct{}),
+		replicas: map[dsn.DSN]*replica{}}
 	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.follow(ctx, tables) }()
+	go func() { defer s.wg.Done(); s.follow(ctx, deps.Topology) }()
 	go func() { defer s.wg.Done(); s.measure(ctx) }()
 	return s, nil
 }
@@ -202,7 +210,7 @@ func (s *Storage) Primary() (tradeunit.Store, error) {
 
 func (s *Storage) unavailable(why string) error {
 	return &tradeunit.Error{Code: tradeunit.CodeUnitUnavailable, Op: "replicated.Primary",
-		Message: fmt.Sprintf("unit %d %s; retry later", s.cfg.Unit, why)}
+		Message: fmt.Sprintf("unit %d %s; retry later", s.deps.Unit, why)}
 }
 
 // Readers implements tradeunit.Storage.
@@ -228,7 +236,7 @@ func (s *Storage) Readers(c tradeunit.Consistency) ([]tradeunit.Reader, error) {
 	}
 	if len(out) == 0 {
 		return nil, &tradeunit.Error{Code: tradeunit.CodeUnitUnavailable, Op: "replicated.Readers",
-			Message: fmt.Sprintf("unit %d has neither a primary nor a replica to read; retry later", s.cfg.Unit)}
+			Message: fmt.Sprintf("unit %d has neither a primary nor a replica to read; retry later", s.deps.Unit)}
 	}
 	return out, nil
 }
@@ -284,14 +292,15 @@ func (s *Storage) DeleteProbeOrders(ctx context.Context, createdBefore time.Time
 	return store.DeleteProbeOrders(ctx, createdBefore, limit)
 }
 
-// mysqlDSN returns the go-sql-driver DSN of a storage DSN, "" for SQLite.
-func mysqlDSN(dsn string) (string, error) {
-	scheme, rest, _ := strings.Cut(dsn, ":")
-	switch scheme {
-	case "mysql":
-		return rest, nil
-	case "sqlite":
+// mysqlDSN returns the go-sql-driver DSN of d, with its password, or ""
+// for SQLite. It is kept in memory only: never logged.
+func (s *Storage) mysqlDSN(d dsn.DSN) (string, error) {
+	if d.Scheme != dsn.MySQL {
 		return "", nil
 	}
-	return "", fmt.Errorf("storage DSN %q: unknown scheme %q", dsn, scheme)
+	cfg, err := d.MySQLConfig(s.deps.Passwords)
+	if err != nil {
+		return "", err
+	}
+	return cfg.FormatDSN(), nil
 }

@@ -8,7 +8,6 @@ import (
 	"log"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/replication/localdb"
-	"tradeunit/routing"
+	"tradeunit/dsn"
 	"tradeunit/store/replicated"
 	"tradeunit/unit"
 )
@@ -35,7 +34,7 @@ func startSet(t *testing.T) *localdb.Set {
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	set, err := localdb.Start(ctx, localdb.Config{Dir: t.TempDir()})
+	set, err := localdb.Start(ctx, setConfig(t.TempDir(), 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,28 +93,21 @@ func root(t *testing.T, in *localdb.Instance, q string) {
 func TestStorage(t *testing.T) {
 	set := startSet(t)
 	const db = "tradeunit_u1"
-	dsn := func(in *localdb.Instance) string { return "mysql:" + in.AppDSN(db) }
-	path := filepath.Join(t.TempDir(), "routes.json")
-	table := &routing.Table{Revision: 1, Units: []routing.Unit{{ID: 1, Storage: routing.Storage{
-		Primary: dsn(set.Instances[0]), Replicas: []string{dsn(set.Instances[1]), dsn(set.Instances[2])}}}}}
-	if err := routing.WriteFile(path, table); err != nil {
-		t.Fatal(err)
-	}
-	routes, err := routing.OpenFile(path, routing.FileOptions{PollInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer routes.Close()
+	topology := make(chan replicated.Topology, 1)
+	topology <- replicated.Topology{Revision: 1, Primary: set.Instances[0].AppStorage(db),
+		Replicas: []dsn.DSN{set.Instances[1].AppStorage(db), set.Instances[2].AppStorage(db)}}
+	defer close(topology)
 	h := &health{}
 	const maxLag = 600 * time.Millisecond
-	storage, err := replicated.Open(replicated.Config{Unit: 1, Routes: routes, MaxLag: maxLag,
-		CheckEvery: 100 * time.Millisecond, LagEvery: 50 * time.Millisecond, Heartbeat: 50 * time.Millisecond,
+	cfg := replicated.DefaultConfig()
+	cfg.MaxLag, cfg.CheckEvery, cfg.LagEvery, cfg.Heartbeat = maxLag, 100*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	storage, err := replicated.Open(cfg, replicated.Deps{Unit: 1, Topology: topology, Passwords: set.Passwords(),
 		OnHealth: h.set, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer storage.Close()
-	svc, err := unit.NewWithStorage(unit.Config{Unit: 1}, storage)
+	svc, err := unit.NewWithStorage(unit.DefaultConfig(1), storage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,4 +188,15 @@ func TestStorage(t *testing.T) {
 		root(t, in, "START SLAVE IO_THREAD")
 	}
 	eventually(t, 10*time.Second, "unit serving again", func() bool { ok, _ := h.get(); return ok })
+}
+
+// setConfig is the default configuration of a local set in dir, with n
+// instances (0: the default).
+func setConfig(dir string, n int) localdb.Config {
+	cfg := localdb.DefaultConfig()
+	cfg.Dir = dir
+	if n > 0 {
+		cfg.Instances = n
+	}
+	return cfg
 }

@@ -8,14 +8,16 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"tradeunit/dsn"
 )
 
 // mysqlConns is the pool size per unit: MEASURED.md found ~16 connections the
 // sweet spot for order+event transactions on MariaDB; more only adds latency.
 const mysqlConns = 16
 
-func openMySQL(ctx context.Context, rest string) (*Store, error) {
-	s, cfg, err := openMySQLPool(rest, mysqlConns)
+func openMySQL(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Store, error) {
+	s, cfg, err := openMySQLPool(d, passwords, mysqlConns)
 	if err != nil {
 		return nil, err
 	}
@@ -26,12 +28,12 @@ func openMySQL(ctx context.Context, rest string) (*Store, error) {
 	return s, nil
 }
 
-// openMySQLPool opens a pool of conns connections to the database of rest,
+// openMySQLPool opens a pool of conns connections to the database of d,
 // without touching the server: connections are made when used.
-func openMySQLPool(rest string, conns int) (*Store, mysql.Config, error) {
-	cfg, err := mysql.ParseDSN(rest)
+func openMySQLPool(d dsn.DSN, passwords dsn.Passwords, conns int) (*Store, mysql.Config, error) {
+	cfg, err := d.MySQLConfig(passwords)
 	if err != nil {
-		return nil, mysql.Config{}, fmt.Errorf("parse mysql DSN: %w", err)
+		return nil, mysql.Config{}, err
 	}
 	if cfg.DBName == "" {
 		return nil, mysql.Config{}, errors.New("mysql DSN needs a database name: one database per unit")

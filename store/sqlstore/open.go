@@ -12,16 +12,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
+	"os"
 	"path/filepath"
-	"strings"
 
 	"tradeunit"
+	"tradeunit/dsn"
 )
 
-// LocalMySQL is the go-sql-driver DSN (no database) of the MariaDB server of
-// a development machine or CI: root with no password on the loopback port.
-const LocalMySQL = "root@tcp(127.0.0.1:3306)/"
+// LocalMySQL is the server of a development machine or CI: root with no
+// password on the loopback port.
+var LocalMySQL = dsn.MustParse("mysql:root@tcp(127.0.0.1:3306)/")
 
 // Store is a unit's storage over database/sql.
 type Store struct {
@@ -36,34 +36,29 @@ type Store struct {
 
 var _ tradeunit.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the storage named by dsn and applies the
-// embedded schema migrations. DSNs:
-//
-//	sqlite:PATH[?synchronous=FULL|NORMAL]   one file per unit (FULL, the default, is durable)
-//	mysql:USER[:PASS]@tcp(HOST:PORT)/DB[?PARAMS]   one database per unit, created if missing
-func Open(ctx context.Context, dsn string) (*Store, error) {
-	scheme, rest, ok := strings.Cut(dsn, ":")
-	if !ok || rest == "" {
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q must start with sqlite: or mysql:", redact(dsn))
-	}
+// Open opens (creating if needed) the storage named by d and applies the
+// embedded schema migrations: one SQLite file per unit, or one MySQL
+// database per unit, created if missing, connecting with the password
+// passwords knows for d's user and server (nil: none).
+func Open(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Store, error) {
 	var (
 		s   *Store
 		err error
 	)
-	switch scheme {
-	case "sqlite":
-		s, err = openSQLite(rest)
-	case "mysql":
-		s, err = openMySQL(ctx, rest)
+	switch d.Scheme {
+	case dsn.SQLite:
+		s, err = openSQLite(d, false)
+	case dsn.MySQL:
+		s, err = openMySQL(ctx, d, passwords)
 	default:
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q: unknown scheme %q (want sqlite or mysql)", redact(dsn), scheme)
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q: want sqlite: or mysql:", d.String())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open storage %s: %w", redact(dsn), err)
+		return nil, fmt.Errorf("open storage %s: %w", d, err)
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("migrate storage %s: %w", redact(dsn), err)
+		return nil, fmt.Errorf("migrate storage %s: %w", d, err)
 	}
 	return s, nil
 }
@@ -71,57 +66,50 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // replicaConns is the pool size of a replica opened for reads.
 const replicaConns = 8
 
-// OpenReplica opens the storage named by dsn (as Open) for reads only: a
-// replica of a unit's primary. It neither creates the database nor migrates
-// the schema, since a replica is read-only and gets both from its primary,
-// and it does not connect until the first read. The Store's changing
-// methods fail on a read-only server; use only its reads.
-func OpenReplica(ctx context.Context, dsn string) (*Store, error) {
-	scheme, rest, ok := strings.Cut(dsn, ":")
-	if !ok || rest == "" {
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q must start with sqlite: or mysql:", redact(dsn))
-	}
+// OpenReadOnly opens the storage named by d for reads only: a replica of a
+// unit's primary, or any unit's storage an operator's command reads. It
+// neither creates the database nor migrates the schema (a replica gets both
+// from its primary; a command that only reads must change nothing), and it
+// does not connect until the first read; a SQLite file is opened read-only
+// and must exist. The Store's changing methods fail.
+func OpenReadOnly(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Store, error) {
 	var (
 		s   *Store
 		err error
 	)
-	switch scheme {
-	case "sqlite":
-		s, err = openSQLite(rest)
-	case "mysql":
-		s, _, err = openMySQLPool(rest, replicaConns)
+	switch d.Scheme {
+	case dsn.SQLite:
+		s, err = openSQLite(d, true)
+	case dsn.MySQL:
+		s, _, err = openMySQLPool(d, passwords, replicaConns)
 	default:
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q: unknown scheme %q (want sqlite or mysql)", redact(dsn), scheme)
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q: want sqlite: or mysql:", d.String())
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open replica %s: %w", redact(dsn), err)
+		return nil, fmt.Errorf("open %s read-only: %w", d, err)
 	}
 	return s, nil
 }
 
-func openSQLite(rest string) (*Store, error) {
-	path, query, _ := strings.Cut(rest, "?")
-	params, err := url.ParseQuery(query)
-	if err != nil {
-		return nil, fmt.Errorf("parse options: %w", err)
+func openSQLite(d dsn.DSN, readOnly bool) (*Store, error) {
+	sync := d.Synchronous
+	if sync == "" {
+		sync = dsn.SyncFull
 	}
-	sync := strings.ToUpper(params.Get("synchronous"))
-	switch sync {
-	case "":
-		sync = "FULL"
-	case "FULL", "NORMAL":
-	default:
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "sqlite synchronous must be FULL or NORMAL, got %q", sync)
-	}
-	if path == "" {
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "sqlite DSN needs a file path")
-	}
-	abs, err := filepath.Abs(path)
+	abs, err := filepath.Abs(d.Path)
 	if err != nil {
 		return nil, err
 	}
+	if readOnly {
+		if _, err := os.Stat(abs); err != nil {
+			return nil, err
+		}
+	}
 	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	if readOnly {
+		pragmas = "mode=ro&_pragma=busy_timeout(10000)"
+	}
 	// _txlock=immediate takes the write lock at BEGIN, so a transaction that
 	// reads and then writes never fails with SQLITE_BUSY halfway through.
 	write, err := sql.Open("sqlite", "file:"+abs+"?"+pragmas+"&_txlock=immediate")
@@ -154,24 +142,6 @@ func (s *Store) Close() error {
 		err = errors.Join(err, s.read.Close())
 	}
 	return err
-}
-
-// Redact returns dsn with its password hidden, for logs and errors.
-func Redact(dsn string) string { return redact(dsn) }
-
-// redact hides a password in a DSN for logs and errors.
-func redact(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
-	if at < 0 {
-		return dsn
-	}
-	user := dsn[:at]
-	if i := strings.Index(user, ":"); i >= 0 {
-		if j := strings.Index(user[i+1:], ":"); j >= 0 {
-			return user[:i+1+j+1] + "***" + dsn[at:]
-		}
-	}
-	return dsn
 }
 
 // ReadOnly reports whether the server refuses the application's writes now:

@@ -2,20 +2,23 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/store/sqlstore"
 	"tradeunit/store/storetest"
 )
 
-func opener(dsn string) storetest.Opener {
+func opener(d dsn.DSN) storetest.Opener {
 	return func(t *testing.T) tradeunit.Store {
 		t.Helper()
-		s, err := sqlstore.Open(context.Background(), dsn)
+		s, err := sqlstore.Open(context.Background(), d, storetest.TestPasswords())
 		if err != nil {
-			t.Fatalf("open %s: %v", dsn, err)
+			t.Fatalf("open %s: %v", d, err)
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
@@ -24,7 +27,7 @@ func opener(dsn string) storetest.Opener {
 
 func TestSQLiteConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Opener {
-		return opener("sqlite:" + filepath.Join(t.TempDir(), "unit.db"))
+		return opener(dsn.MustParse("sqlite:" + filepath.Join(t.TempDir(), "unit.db")))
 	})
 }
 
@@ -35,9 +38,21 @@ func TestMySQLConformance(t *testing.T) {
 }
 
 func TestOpenRejectsBadDSN(t *testing.T) {
-	for _, dsn := range []string{"", "sqlite:", "postgres://x", "nocolon", "sqlite:x.db?synchronous=OFF", "mysql:root@tcp(127.0.0.1:3306)/"} {
-		if _, err := sqlstore.Open(context.Background(), dsn); err == nil {
-			t.Errorf("Open(%q): got nil error, want one", dsn)
+	for _, d := range []dsn.DSN{{}, sqlstore.LocalMySQL} {
+		if _, err := sqlstore.Open(context.Background(), d, nil); err == nil {
+			t.Errorf("Open(%q): got nil error, want one", d)
 		}
+	}
+}
+
+// TestOpenReadOnlyChangesNothing: opening a storage to read it creates no
+// file and no database, and migrates nothing.
+func TestOpenReadOnlyChangesNothing(t *testing.T) {
+	missing := dsn.MustParse("sqlite:" + filepath.Join(t.TempDir(), "missing.db"))
+	if _, err := sqlstore.OpenReadOnly(context.Background(), missing, nil); err == nil {
+		t.Error("OpenReadOnly of a missing SQLite file succeeded")
+	}
+	if _, err := os.Stat(missing.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenReadOnly created %s: %v", missing.Path, err)
 	}
 }

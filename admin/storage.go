@@ -1,0 +1,94 @@
+package admin
+
+import (
+	"context"
+	"time"
+
+	"tradeunit"
+	"tradeunit/dsn"
+	"tradeunit/replication"
+)
+
+// StorageView is one unit's storage as `tradeunit admin units --storage`
+// shows it: what the topology names, and what each server says of itself.
+// It holds no password (DSNs never do) and reading it changes nothing.
+type StorageView struct {
+	Unit         tradeunit.UnitID `json:"unit"`
+	Primary      *ServerView      `json:"primary,omitempty"` // nil while a failover is under way
+	Replicas     []ServerView     `json:"replicas,omitempty"`
+	Fenced       []ServerView     `json:"fenced,omitempty"`
+	LastFailover time.Time        `json:"last_failover,omitzero"`
+}
+
+// ServerView is one storage server of a unit.
+type ServerView struct {
+	DSN dsn.DSN `json:"dsn"`
+	// Error says why the server could not be read; the fields below are
+	// then unknown. Empty for a SQLite file, which has nothing more to say.
+	Error    string `json:"error,omitempty"`
+	ReadOnly bool   `json:"read_only"`
+	// SemiSyncClients are the replicas acknowledging the primary's commits
+	// (primary only).
+	SemiSyncClients int `json:"semi_sync_clients,omitempty"`
+	// Receiving and LagMS are a replica's: its receiver connected to its
+	// source, and the age of the newest heartbeat it has applied (-1:
+	// unknown, no heartbeat seen).
+	Receiving bool  `json:"receiving,omitempty"`
+	LagMS     int64 `json:"lag_ms,omitempty"`
+}
+
+// Storage reads every unit's storage in the topology: read-only, each
+// server inspected as the administrative user (FailoverOptions.AdminUser
+// of DefaultFailoverOptions, with Passwords).
+func (a *Admin) Storage(ctx context.Context) ([]StorageView, error) {
+	if a.Topology == nil {
+		return nil, paramErrorf("no storage topology beside the routing table")
+	}
+	o := DefaultFailoverOptions()
+	o.passwords = a.Passwords
+	var out []StorageView
+	for _, u := range a.Topology.Current().Units {
+		v := StorageView{Unit: u.Unit, LastFailover: u.LastFailover}
+		if u.HasPrimary() {
+			p := o.server(ctx, u.Primary, false)
+			v.Primary = &p
+		}
+		for _, d := range u.Replicas {
+			v.Replicas = append(v.Replicas, o.server(ctx, d, true))
+		}
+		for _, d := range u.Fenced {
+			v.Fenced = append(v.Fenced, o.server(ctx, d, false))
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// server inspects the server of d (a replica's lag too).
+func (o *FailoverOptions) server(ctx context.Context, d dsn.DSN, replica bool) ServerView {
+	v := ServerView{DSN: d}
+	if d.Scheme != dsn.MySQL {
+		return v
+	}
+	admin, err := o.serverDSN(d)
+	if err != nil {
+		v.Error = err.Error()
+		return v
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := replication.Inspect(ctx, admin)
+	if err != nil {
+		v.Error = err.Error()
+		return v
+	}
+	v.ReadOnly, v.SemiSyncClients = st.ReadOnly, st.SemiSync.Clients
+	if replica {
+		v.Receiving = st.Replica != nil && st.Replica.Receiving()
+		v.LagMS = -1
+		if age, ok, err := replication.HeartbeatAge(ctx, admin); err == nil && ok {
+			v.LagMS = age.Milliseconds()
+		}
+	}
+	return v
+}

@@ -1,0 +1,248 @@
+// Package daemon holds what every tradeunit program shares: its HTTP server
+// settings, its logger, its metrics registry, the address handshake with
+// whoever started it, and the binding of configuration to flags. Each
+// program's own wiring lives in a package of its own beside this one
+// (daemon/proxyd, daemon/healthd, daemon/unitd), as one Main value that
+// cmd/tradeunit, the local cluster, the benchmarks and the tests all start
+// the same way, so that what the tests run is what ships.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tradeunit"
+	"tradeunit/routing"
+)
+
+// HTTPConfig bounds an HTTP server, so that a slow or stuck client (a body
+// announced and never sent, headers dribbled byte by byte) cannot hold a
+// connection and its goroutine forever.
+type HTTPConfig struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration // the whole request, body included
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	// ShutdownTimeout bounds the graceful stop: requests in flight get
+	// this long to finish.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultHTTPConfig returns the bounds of every tradeunit HTTP server.
+func DefaultHTTPConfig() HTTPConfig {
+	return HTTPConfig{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ShutdownTimeout: 10 * time.Second}
+}
+
+// Validate reports a bound that is not positive; it changes nothing.
+func (c HTTPConfig) Validate() error {
+	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 ||
+		c.MaxHeaderBytes <= 0 || c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("http: every timeout and the header limit must be positive, got %+v", c)
+	}
+	return nil
+}
+
+// Flags binds the settings to flags of fs, their defaults the current values.
+func (c *HTTPConfig) Flags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.ReadHeaderTimeout, "http-read-header-timeout", c.ReadHeaderTimeout, "time a client has to send a request's headers")
+	fs.DurationVar(&c.ReadTimeout, "http-read-timeout", c.ReadTimeout, "time a client has to send a whole request, body included")
+	fs.DurationVar(&c.WriteTimeout, "http-write-timeout", c.WriteTimeout, "time to write a response")
+	fs.DurationVar(&c.IdleTimeout, "http-idle-timeout", c.IdleTimeout, "how long an idle keep-alive connection is kept")
+	fs.IntVar(&c.MaxHeaderBytes, "http-max-header-bytes", c.MaxHeaderBytes, "largest request header block accepted")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time requests in flight get to finish at shutdown")
+}
+
+// Server returns an HTTP server of h with these bounds, logging its own
+// errors (a TLS handshake, a bad request line) to log.
+func (c HTTPConfig) Server(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout,
+		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+}
+
+// LogConfig says how a program logs.
+type LogConfig struct {
+	Level  slog.Level
+	Format string // "text" or "json"
+}
+
+// DefaultLogConfig logs at info level, as text.
+func DefaultLogConfig() LogConfig { return LogConfig{Level: slog.LevelInfo, Format: "text"} }
+
+// Validate reports an unknown format; it changes nothing.
+func (c LogConfig) Validate() error {
+	if c.Format != "text" && c.Format != "json" {
+		return fmt.Errorf("log format must be text or json, got %q", c.Format)
+	}
+	return nil
+}
+
+// Flags binds the settings to flags of fs.
+func (c *LogConfig) Flags(fs *flag.FlagSet) {
+	fs.TextVar(&c.Level, "log-level", c.Level, "log level: debug, info, warn or error")
+	fs.StringVar(&c.Format, "log-format", c.Format, "log format: text or json")
+}
+
+// Logger returns the logger these settings describe, writing to w.
+func (c LogConfig) Logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// NewRegistry returns a process's metrics registry, with the Go runtime and
+// process collectors. Each program registers on its own registry: no global
+// state.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// MetricsHandler serves reg's metrics.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// Listen listens on addr and, if addrFile is set, writes the bound address
+// there once listening, so that whoever started the program with port 0
+// learns the port.
+func Listen(addr, addrFile string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if addrFile != "" {
+		if err := WriteAddrFile(addrFile, ln.Addr().String()); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	return ln, nil
+}
+
+// WriteAddrFile writes addr and a newline atomically, so a reader never sees
+// half an address.
+func WriteAddrFile(path, addr string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".addr-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.WriteString(addr + "\n"); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// HTTPServer is an HTTP server a program runs, with its failure reported.
+type HTTPServer struct {
+	*http.Server
+	Addr     string // the bound address
+	shutdown time.Duration
+	failed   chan error
+}
+
+// ServeHTTP serves h on addr (writing the bound address to addrFile if set)
+// with the bounds of cfg, until Close.
+func ServeHTTP(addr, addrFile string, h http.Handler, cfg HTTPConfig, log *slog.Logger) (*HTTPServer, error) {
+	ln, err := Listen(addr, addrFile)
+	if err != nil {
+		return nil, err
+	}
+	s := &HTTPServer{Server: cfg.Server(h, log), Addr: ln.Addr().String(), shutdown: cfg.ShutdownTimeout, failed: make(chan error, 1)}
+	go func() {
+		if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- err
+		}
+	}()
+	return s, nil
+}
+
+// Failed receives the error that stopped the server, if it stops by itself.
+func (s *HTTPServer) Failed() <-chan error { return s.failed }
+
+// Close stops the server gracefully: no new connection, requests in flight
+// get the shutdown timeout to finish.
+func (s *HTTPServer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// Args returns the flags that make a program started with them parse to
+// the configuration that cur binds, given def bound to its defaults: only
+// the flags whose values differ, so a child process keeps its own defaults
+// for everything else. Both functions register the same flags.
+func Args(def, cur func(*flag.FlagSet)) []string {
+	d := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	def(d)
+	c := flag.NewFlagSet("config", flag.ContinueOnError)
+	cur(c)
+	var args []string
+	c.VisitAll(func(f *flag.Flag) {
+		if df := d.Lookup(f.Name); df == nil || df.Value.String() != f.Value.String() {
+			args = append(args, "--"+f.Name+"="+f.Value.String())
+		}
+	})
+	return args
+}
+
+// RegisterRoutesMetrics exports what a process knows of its routing table:
+// the revision it serves, and whether that table may be stale because etcd
+// could not be reached (it keeps serving its last good copy meanwhile).
+func RegisterRoutesMetrics(reg *prometheus.Registry, routes interface{ Current() *routing.Table }) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tradeunit_routing_table_revision", Help: "Revision of the routing table this process serves.",
+	}, func() float64 { return float64(routes.Current().Revision) }))
+	if s, ok := routes.(interface{ Stale() bool }); ok {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tradeunit_routing_table_stale",
+			Help: "1 while etcd cannot be reached and the last good routing table is served.",
+		}, func() float64 {
+			if s.Stale() {
+				return 1
+			}
+			return 0
+		}))
+	}
+}
+
+// UnitVar binds a unit number to a flag of fs.
+func UnitVar(fs *flag.FlagSet, p *tradeunit.UnitID, name, usage string) {
+	fs.Var((*unitValue)(p), name, usage)
+}
+
+type unitValue tradeunit.UnitID
+
+func (u *unitValue) String() string { return strconv.FormatUint(uint64(*u), 10) }
+
+func (u *unitValue) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return fmt.Errorf("want a unit number 1..%d", tradeunit.MaxUnitID)
+	}
+	*u = unitValue(n)
+	return nil
+}

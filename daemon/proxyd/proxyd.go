@@ -1,0 +1,189 @@
+// Package proxyd is the proxy program: tradeunit proxy, the proxy of
+// tradeunit dev, of the benchmarks and of the tests, wired once. Its Main
+// opens the routing table, loads the merchants, dials the units over gRPC,
+// follows the health checker and serves the public API and its metrics over
+// an HTTP server with bounded timeouts.
+package proxyd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tradeunit"
+	"tradeunit/daemon"
+	"tradeunit/proxy"
+	"tradeunit/routing"
+	"tradeunit/rpc"
+)
+
+// Config is the proxy program's configuration. Start from DefaultConfig.
+type Config struct {
+	Listen    string // HTTP listen address of the API and /metrics
+	AddrFile  string // write the bound address here once serving (for port 0)
+	Routes    string // the routing table: a file, or etcd://HOST:PORT/PREFIX
+	Merchants string // merchants file: {"merchants":[{"mchid","api_key"}]}
+	Proxy     proxy.Config
+	HTTP      daemon.HTTPConfig
+	Log       daemon.LogConfig
+}
+
+// DefaultConfig returns the configuration tradeunit proxy starts with.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:8080", Proxy: proxy.DefaultConfig(), HTTP: daemon.DefaultHTTPConfig(), Log: daemon.DefaultLogConfig()}
+}
+
+// Flags binds the configuration to flags of fs; each flag's default is the
+// field's current value, so no default is written twice.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address")
+	fs.StringVar(&c.AddrFile, "addr-file", c.AddrFile, "write the bound address to this file once serving (for port 0)")
+	fs.StringVar(&c.Routes, "routes", c.Routes, "routing table: a file, or etcd://HOST:PORT/PREFIX (required)")
+	fs.StringVar(&c.Merchants, "merchants", c.Merchants, `merchants file: {"merchants":[{"mchid","api_key"}]} (required)`)
+	fs.IntVar(&c.Proxy.MaxCreateAttempts, "create-attempts", c.Proxy.MaxCreateAttempts, "units one create may call before giving up")
+	fs.DurationVar(&c.Proxy.UnitTimeout, "unit-timeout", c.Proxy.UnitTimeout, "timeout of one call to one logic-service replica")
+	fs.StringVar(&c.Proxy.Health, "health", c.Proxy.Health, "health checker to follow, e.g. http://127.0.0.1:8081; without it the proxy relies on its own view of the units")
+	fs.DurationVar(&c.Proxy.BalanceWindow, "balance-window", c.Proxy.BalanceWindow, "history of request counts that hot-spot balancing weighs")
+	fs.IntVar(&c.Proxy.Passive.Failures, "suspect-after", c.Proxy.Passive.Failures, "consecutive failed calls after which this proxy holds a unit suspect")
+	fs.DurationVar(&c.Proxy.Passive.Hold, "suspect-hold", c.Proxy.Passive.Hold, "how long a unit stays suspect after its last failed call")
+	fs.BoolVar(&c.Proxy.AccessLog, "access-log", c.Proxy.AccessLog, "log one line per API request")
+	c.HTTP.Flags(fs)
+	c.Log.Flags(fs)
+}
+
+// Args returns the command-line flags of tradeunit proxy that start the
+// program with this configuration, as a child process.
+func (c Config) Args() []string {
+	return append([]string{"proxy"}, daemon.Args(
+		func(fs *flag.FlagSet) { d := DefaultConfig(); d.Flags(fs) },
+		func(fs *flag.FlagSet) { cur := c; cur.Flags(fs) })...)
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (c Config) Validate() error {
+	return errors.Join(c.Proxy.Validate(), c.HTTP.Validate(), c.Log.Validate())
+}
+
+// Main is a running proxy.
+type Main struct {
+	Config Config
+
+	// In-process overrides, set before Run (the local cluster, tests); nil
+	// means built from Config as tradeunit proxy does.
+	Routes      routing.Source
+	Credentials *proxy.Credentials
+	Dialer      tradeunit.LogicDialer
+	Logger      *slog.Logger
+
+	// Set by Run.
+	Proxy    *proxy.Proxy
+	Registry *prometheus.Registry
+	server   *daemon.HTTPServer
+	closers  []func() error
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main { return &Main{Config: DefaultConfig()} }
+
+// ParseFlags parses args into m.Config with the flags of fs (which carries
+// the command's usage).
+func (m *Main) ParseFlags(fs *flag.FlagSet, args []string) error {
+	m.Config.Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return m.Config.Validate()
+}
+
+// Run starts the proxy and returns once it serves.
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	if m.Logger == nil {
+		m.Logger = m.Config.Log.Logger(os.Stderr)
+	}
+	m.Registry = daemon.NewRegistry()
+	if m.Routes == nil {
+		if m.Config.Routes == "" {
+			return errors.New("no routing table: pass --routes FILE or etcd://HOST:PORT/PREFIX")
+		}
+		opts := routing.DefaultOptions()
+		opts.Logger = m.Logger
+		routes, err := routing.Open(ctx, m.Config.Routes, opts)
+		if err != nil {
+			return err
+		}
+		m.Routes = routes
+		m.closers = append(m.closers, routes.Close)
+	}
+	daemon.RegisterRoutesMetrics(m.Registry, m.Routes)
+	if m.Credentials == nil {
+		if m.Config.Merchants == "" {
+			return errors.New("no merchants: pass --merchants FILE")
+		}
+		if m.Credentials, err = proxy.LoadCredentials(m.Config.Merchants); err != nil {
+			return err
+		}
+	}
+	if m.Dialer == nil {
+		m.Dialer = rpc.NewPool()
+	}
+	m.Proxy, err = proxy.New(m.Config.Proxy, proxy.Deps{Routes: m.Routes, Credentials: m.Credentials,
+		Dialer: m.Dialer, Registry: m.Registry, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	m.server, err = daemon.ServeHTTP(m.Config.Listen, m.Config.AddrFile, m.Proxy.Handler(), m.Config.HTTP, m.Logger)
+	if err != nil {
+		return fmt.Errorf("proxy listen: %w", err)
+	}
+	return nil
+}
+
+// URL returns the base URL the proxy serves on, e.g. http://127.0.0.1:8080.
+func (m *Main) URL() string { return "http://" + m.server.Addr }
+
+// Wait blocks until ctx ends (nil) or the server fails (its error).
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.server.Failed():
+		return err
+	}
+}
+
+// Close stops the proxy: the HTTP server first, finishing the requests in
+// flight, then the routing table and the units' connections.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		errs = append(errs, m.server.Close())
+		m.server = nil
+	}
+	if m.Proxy != nil {
+		m.Proxy.Close()
+		m.Proxy = nil
+	} else if m.Dialer != nil {
+		errs = append(errs, m.Dialer.Close())
+	}
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i]())
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}

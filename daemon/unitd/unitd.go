@@ -1,0 +1,336 @@
+// Package unitd is the logic-service program: tradeunit unit, one replica
+// of one transaction unit, wired once. Its Main opens the unit's storage
+// (one DSN, or the primary and replicas the storage topology names, followed
+// across failovers), binds it to the unit, and serves the unit's gRPC API,
+// the standard gRPC health service and, if asked, Prometheus metrics; a
+// janitor deletes the health checker's old probe orders.
+package unitd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	grpchealth "google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"tradeunit"
+	"tradeunit/daemon"
+	"tradeunit/dsn"
+	"tradeunit/routing"
+	"tradeunit/rpc"
+	"tradeunit/secrets"
+	"tradeunit/store/replicated"
+	"tradeunit/store/sqlstore"
+	"tradeunit/unit"
+)
+
+// Config is the logic service's configuration. Start from DefaultConfig.
+type Config struct {
+	// DB is the unit's one storage; or, instead, Routes names the routing
+	// table whose storage topology the service follows: changes and
+	// real-time reads on the primary, eventual reads on the replicas.
+	DB     dsn.DSN
+	Routes string
+	// Secrets is the secrets file the storage passwords come from (with
+	// the TRADEUNIT_PASSWORD_* environment variables); "" for the
+	// environment only.
+	Secrets         string
+	Listen          string // gRPC listen address
+	AddrFile        string // write the bound address here once serving (for port 0)
+	Metrics         string // serve GET /metrics here; "" for none
+	MetricsAddrFile string
+	Service         unit.Config // its Unit is the unit's number
+	Janitor         unit.JanitorConfig
+	Storage         replicated.Config
+	Log             daemon.LogConfig
+	// ShutdownTimeout bounds the graceful stop: calls in flight get this
+	// long to finish, then the server stops hard.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the configuration tradeunit unit starts with.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:9101", Service: unit.DefaultConfig(0), Janitor: unit.DefaultJanitorConfig(),
+		Storage: replicated.DefaultConfig(), Log: daemon.DefaultLogConfig(), ShutdownTimeout: 10 * time.Second}
+}
+
+// Flags binds the configuration to flags of fs; each flag's default is the
+// field's current value, so no default is written twice.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	daemon.UnitVar(fs, &c.Service.Unit, "unit", "unit number, 1..99999 (required)")
+	fs.TextVar(&c.DB, "db", c.DB, "storage DSN: sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB (no password: see --secrets)")
+	fs.StringVar(&c.Routes, "routes", c.Routes, "instead of --db: follow the unit's storage in the storage topology of this routing table "+
+		"(a file, or etcd://HOST:PORT/PREFIX): changes and real-time reads on its primary, eventual reads on its replicas; a failover is followed")
+	fs.StringVar(&c.Secrets, "secrets", c.Secrets, "secrets file with the storage passwords (mode 600); the TRADEUNIT_PASSWORD_* environment variables are read too")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
+	fs.StringVar(&c.AddrFile, "addr-file", c.AddrFile, "write the bound address to this file once serving (for port 0)")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics (GET /metrics) on this address; off if empty")
+	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound metrics address to this file (for port 0)")
+	fs.Int64Var(&c.Service.SequenceBlock, "sequence-block", c.Service.SequenceBlock, "sequence numbers reserved per storage round trip")
+	fs.DurationVar(&c.Janitor.Retention, "probe-retention", c.Janitor.Retention, "delete the health checker's probe orders older than this")
+	fs.DurationVar(&c.Janitor.Every, "probe-janitor-every", c.Janitor.Every, "how often old probe orders are looked for")
+	st := &c.Storage
+	fs.DurationVar(&st.MaxLag, "replica-max-lag", st.MaxLag, "with --routes: an eventual read uses a replica only while its measured lag is under this")
+	fs.DurationVar(&st.CheckEvery, "storage-check", st.CheckEvery, "with --routes: how often the primary's health (read-only, semi-sync acknowledgement) is checked")
+	fs.DurationVar(&st.Heartbeat, "heartbeat", st.Heartbeat, "with --routes: how often the primary's heartbeat is written, for replica lag")
+	fs.DurationVar(&st.MaxAckWait, "max-ack-wait", st.MaxAckWait, "with --routes: a commit waiting this long for a replica's acknowledgement makes the unit refuse changes")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time calls in flight get to finish at shutdown")
+	c.Log.Flags(fs)
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (c Config) Validate() error {
+	var errs []error
+	if (c.DB == dsn.DSN{}) == (c.Routes == "") {
+		errs = append(errs, errors.New("give one of --db and --routes"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown timeout must be positive"))
+	}
+	return errors.Join(append(errs, c.Service.Validate(), c.Janitor.Validate(), c.Storage.Validate(), c.Log.Validate())...)
+}
+
+// Args returns the command-line flags of tradeunit unit that start a
+// logic service with this configuration: how the local cluster starts its
+// replicas as child processes of the one program that ships.
+func (c Config) Args() []string {
+	return append([]string{"unit"}, daemon.Args(
+		func(fs *flag.FlagSet) { d := DefaultConfig(); d.Flags(fs) },
+		func(fs *flag.FlagSet) { cur := c; cur.Flags(fs) })...)
+}
+
+// Main is a running logic service.
+type Main struct {
+	Config Config
+	Logger *slog.Logger // nil: built from Config.Log, to stderr
+
+	// Set by Run.
+	Service  *unit.Service
+	Registry *prometheus.Registry
+	Addr     string // the gRPC address it serves on
+	server   *grpc.Server
+	health   *grpchealth.Server
+	relay    *healthRelay
+	metrics  *daemon.HTTPServer
+	served   chan error
+	stop     context.CancelFunc
+	closers  []func() error
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main { return &Main{Config: DefaultConfig()} }
+
+// ParseFlags parses args into m.Config with the flags of fs (which carries
+// the command's usage).
+func (m *Main) ParseFlags(fs *flag.FlagSet, args []string) error {
+	m.Config.Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return m.Config.Validate()
+}
+
+// Run opens the storage and starts serving; it returns once the gRPC server
+// listens (with --routes, NOT_SERVING until the primary is open, writable
+// and acknowledged).
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	c := m.Config
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if m.Logger == nil {
+		m.Logger = c.Log.Logger(os.Stderr)
+	}
+	passwords := secrets.FromEnv(os.Getenv)
+	if c.Secrets != "" {
+		if passwords, err = secrets.Load(c.Secrets, os.Getenv); err != nil {
+			return err
+		}
+	}
+	bg, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	m.relay = &healthRelay{serving: true}
+	var janitor unit.ProbeDeleter
+	if c.Routes == "" {
+		store, err := sqlstore.Open(ctx, c.DB, passwords)
+		if err != nil {
+			return err
+		}
+		m.closers = append(m.closers, store.Close)
+		if m.Service, err = unit.New(c.Service, store); err != nil {
+			return err
+		}
+		janitor = store
+	} else {
+		opts := routing.DefaultOptions()
+		opts.Logger = m.Logger
+		top, err := routing.OpenTopology(ctx, c.Routes, opts)
+		if err != nil {
+			return err
+		}
+		m.closers = append(m.closers, top.Close)
+		// Not serving until the primary is open, writable and acknowledged.
+		m.relay.serving = false
+		storage, err := replicated.Open(c.Storage, replicated.Deps{Unit: c.Service.Unit, Topology: watchUnit(bg, top, c.Service.Unit),
+			Passwords: passwords, OnHealth: m.relay.set, Logger: m.Logger})
+		if err != nil {
+			return err
+		}
+		m.closers = append(m.closers, storage.Close)
+		if m.Service, err = unit.NewWithStorage(c.Service, storage); err != nil {
+			return err
+		}
+		janitor = storage
+	}
+
+	m.Registry = daemon.NewRegistry()
+	rpcMetrics := rpc.NewServerMetrics(m.Registry)
+	probesDeleted := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tradeunit_unit_probe_orders_deleted_total", Help: "Probe orders of the health checker deleted after their retention.",
+	})
+	m.Registry.MustRegister(probesDeleted)
+	if c.Metrics != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", daemon.MetricsHandler(m.Registry))
+		if m.metrics, err = daemon.ServeHTTP(c.Metrics, c.MetricsAddrFile, mux, daemon.DefaultHTTPConfig(), m.Logger); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	jcfg := c.Janitor
+	jcfg.Deleted = func(n int) { probesDeleted.Add(float64(n)) }
+	go unit.RunJanitor(bg, janitor, jcfg, m.Logger)
+
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return err
+	}
+	m.server, m.health = rpc.NewServer(m.Service, m.Logger, rpcMetrics.Interceptor())
+	m.relay.attach(m.health)
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.server.Serve(ln) }()
+	m.Addr = ln.Addr().String()
+	if c.AddrFile != "" {
+		if err := daemon.WriteAddrFile(c.AddrFile, m.Addr); err != nil {
+			return err
+		}
+	}
+	m.Logger.Info("unit serving", "unit", c.Service.Unit, "addr", m.Addr)
+	return nil
+}
+
+// Wait blocks until ctx ends (nil) or the server fails (its error).
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.served:
+		return err
+	}
+}
+
+// Close reports NOT_SERVING to gRPC health checks, then finishes the calls
+// in flight: every acknowledged change is committed. New calls are refused
+// at once, and the proxy moves them to the unit's other replicas. Then the
+// storage closes.
+func (m *Main) Close() error {
+	if m.server != nil {
+		m.health.Shutdown()
+		stopped := make(chan struct{})
+		go func() { m.server.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(m.Config.ShutdownTimeout):
+			m.server.Stop()
+		}
+		m.server = nil
+		m.Logger.Info("unit stopped", "unit", m.Config.Service.Unit)
+	}
+	var errs []error
+	if m.metrics != nil {
+		errs = append(errs, m.metrics.Close())
+		m.metrics = nil
+	}
+	if m.stop != nil {
+		m.stop()
+	}
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i]())
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
+
+// watchUnit follows unit id's entry of the storage topology.
+func watchUnit(ctx context.Context, src routing.TopologySource, id tradeunit.UnitID) <-chan replicated.Topology {
+	out := make(chan replicated.Topology, 1)
+	go func() {
+		defer close(out)
+		for t := range src.Watch(ctx) {
+			top := replicated.Topology{Revision: t.Revision}
+			if u, ok := t.Unit(id); ok {
+				top.Primary, top.Replicas = u.Primary, u.Replicas
+			}
+			select {
+			case out <- top:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// healthRelay passes the storage's verdict (can the unit take changes?) to
+// the gRPC health service, which exists only once the server is built:
+// NOT_SERVING moves creates and health probes to other units.
+type healthRelay struct {
+	mu      sync.Mutex
+	serving bool
+	h       *grpchealth.Server
+}
+
+func (r *healthRelay) set(serving bool, _ string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.serving = serving
+	r.apply()
+}
+
+func (r *healthRelay) attach(h *grpchealth.Server) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.h = h
+	r.apply()
+}
+
+// apply sets the health of the unit's service; r.mu is held. After the
+// server's Shutdown, the health service ignores it.
+func (r *healthRelay) apply() {
+	if r.h == nil {
+		return
+	}
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if r.serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	r.h.SetServingStatus("", st)
+	r.h.SetServingStatus(rpc.ServiceName, st)
+}
