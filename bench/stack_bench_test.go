@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"tradeunit"
-	"tradeunit/dsn"
 	"tradeunit/daemon/proxyd"
+	"tradeunit/dsn"
 	"tradeunit/proxy"
 	"tradeunit/routing"
 	"tradeunit/rpc"

@@ -12,9 +12,9 @@ import (
 
 	"tradeunit"
 	"tradeunit/admin"
-	"tradeunit/dsn"
 	"tradeunit/bench"
 	"tradeunit/cluster"
+	"tradeunit/dsn"
 	"tradeunit/internal/etcdtest"
 	"tradeunit/routing"
 )

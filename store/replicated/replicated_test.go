@@ -15,8 +15,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"tradeunit"
-	"tradeunit/replication/localdb"
 	"tradeunit/dsn"
+	"tradeunit/replication/localdb"
 	"tradeunit/store/replicated"
 	"tradeunit/unit"
 )
