@@ -573,6 +573,15 @@ func TestServerContextErrorIsNotDomainAnswer(t *testing.T) {
 	if got := fromStatus("PayOrder", err); tradeunit.Answered(got) {
 		t.Errorf("Answered(%v) = true, want false", got)
 	}
+	// The storage reports the caller's deadline as UNIT_UNAVAILABLE with the
+	// context error in its chain (store/sqlstore's faults): still no answer.
+	err = toStatus(ctx, "PayOrder", tradeunit.Unavailable("store.PayOrder", "nothing was written", ctx.Err()))
+	if got := status.Code(err); got != codes.Canceled {
+		t.Errorf("status code = %v, want Canceled", got)
+	}
+	if got := fromStatus("PayOrder", err); tradeunit.Answered(got) {
+		t.Errorf("Answered(%v) = true, want false", got)
+	}
 	// A live ctx: a context error from deep inside is a unit fault.
 	err = toStatus(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)), "PayOrder", tradeunit.Internal("store.PayOrder", context.DeadlineExceeded))
 	if got := tradeunit.ErrorCode(fromStatus("PayOrder", err)); got != tradeunit.CodeInternal {

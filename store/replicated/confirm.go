@@ -39,7 +39,7 @@ func (c confirmed) Refund(ctx context.Context, mchid, outRefundNo string) (*trad
 // confirm returns err, the read's outcome, if the server is still
 // writable; a store fault is returned as it is.
 func (c confirmed) confirm(ctx context.Context, err error) error {
-	if tradeunit.IsCode(err, tradeunit.CodeInternal) {
+	if code := tradeunit.ErrorCode(err); code == tradeunit.CodeInternal || code == tradeunit.CodeUnitUnavailable {
 		return err
 	}
 	ro, cerr := c.s.ReadOnly(ctx)

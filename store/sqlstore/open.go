@@ -32,6 +32,10 @@ type Store struct {
 	// read serves reads that need no transaction; on MySQL it is write.
 	read    *sql.DB
 	dialect dialect
+	// beforeCommit, when set, runs in tryTx between a transaction's last
+	// statement and its COMMIT: fault tests cut the connection there. nil
+	// outside tests.
+	beforeCommit func()
 }
 
 var _ tradeunit.Store = (*Store)(nil)
@@ -130,7 +134,7 @@ func openSQLite(d dsn.DSN, readOnly bool) (*Store, error) {
 // Ping checks that the storage answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.write.PingContext(ctx); err != nil {
-		return tradeunit.Internal("store.Ping", err)
+		return s.fail("store.Ping", err)
 	}
 	return nil
 }
@@ -153,7 +157,7 @@ func (s *Store) ReadOnly(ctx context.Context) (bool, error) {
 	}
 	var ro bool
 	if err := s.read.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&ro); err != nil {
-		return false, tradeunit.Internal("store.ReadOnly", err)
+		return false, s.fail("store.ReadOnly", err)
 	}
 	return ro, nil
 }

@@ -46,23 +46,26 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 			if s.dialect.isUniqueViolation(err) {
 				return errDuplicate
 			}
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		err = insertEvent(ctx, tx, o.OrderNo, tradeunit.EventOrderCreated, o.CreateTime, map[string]any{
 			"mchid": o.Mchid, "out_trade_no": o.OutTradeNo, "total": o.Amount.Total, "currency": o.Amount.Currency,
 			"abandoned_units": o.AbandonedUnits,
 		})
 		if err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		return nil
 	})
 	if errors.Is(err, errDuplicate) {
 		existing, err := s.OrderByOutTradeNo(ctx, o.Mchid, o.OutTradeNo)
-		if err != nil {
+		if tradeunit.IsCode(err, tradeunit.CodeNotFound) {
 			// The duplicate was an order number, not the merchant's key: a
 			// sequence bug, never a caller's mistake.
 			return nil, false, tradeunit.Internal(op, err)
+		}
+		if err != nil {
+			return nil, false, err // the storage failed the read: nothing was written
 		}
 		return existing, false, nil
 	}
@@ -100,7 +103,7 @@ func (s *Store) queryOrder(ctx context.Context, db querier, op, where string, ar
 		return nil, notFound("order", strings.Join(strArgs(args), "/"))
 	}
 	if err != nil {
-		return nil, tradeunit.Internal(op, err)
+		return nil, s.fail(op, err)
 	}
 	return o, nil
 }
@@ -134,15 +137,15 @@ func (s *Store) transition(ctx context.Context, op, mchid, orderNo, update strin
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, update, args...)
 		if err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		} else if n != 1 {
 			return errGuard
 		}
 		if err := insertEvent(ctx, tx, orderNo, event, at, payload); err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		result, err = s.queryOrder(ctx, tx, op, "order_no = ?", orderNo)
 		return err
@@ -215,7 +218,7 @@ func (s *Store) CreatedSince(ctx context.Context, t time.Time) (int64, error) {
 	err := s.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE create_time >= ? AND mchid <> ?",
 		tradeunit.UnixMicros(t), tradeunit.ProbeMchid).Scan(&n)
 	if err != nil {
-		return 0, tradeunit.Internal("store.CreatedSince", err)
+		return 0, s.fail("store.CreatedSince", err)
 	}
 	return n, nil
 }

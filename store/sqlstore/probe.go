@@ -24,22 +24,22 @@ func (s *Store) DeleteProbeOrders(ctx context.Context, createdBefore time.Time, 
 			"SELECT order_no FROM orders WHERE mchid = ? AND create_time < ? ORDER BY create_time LIMIT ?",
 			tradeunit.ProbeMchid, tradeunit.UnixMicros(createdBefore), limit)
 		if err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		var nos []any
 		for rows.Next() {
 			var no string
 			if err := rows.Scan(&no); err != nil {
 				rows.Close()
-				return tradeunit.Internal(op, err)
+				return s.fail(op, err)
 			}
 			nos = append(nos, no)
 		}
 		if err := rows.Close(); err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		if err := rows.Err(); err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		if len(nos) == 0 {
 			return nil
@@ -48,7 +48,7 @@ func (s *Store) DeleteProbeOrders(ctx context.Context, createdBefore time.Time, 
 		// Children first: refunds reference their order.
 		for _, table := range []string{"refunds", "order_events"} {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE order_no IN "+in, nos...); err != nil {
-				return tradeunit.Internal(op, err)
+				return s.fail(op, err)
 			}
 		}
 		// The merchant guard is repeated so that no other merchant's order can
@@ -56,11 +56,11 @@ func (s *Store) DeleteProbeOrders(ctx context.Context, createdBefore time.Time, 
 		args := append([]any{tradeunit.ProbeMchid}, nos...)
 		res, err := tx.ExecContext(ctx, "DELETE FROM orders WHERE mchid = ? AND order_no IN "+in, args...)
 		if err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		deleted = int(n)
 		return nil

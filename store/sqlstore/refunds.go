@@ -22,10 +22,10 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 			  AND refunded + ? <= total`,
 			r.Amount.Refund, tradeunit.UnixMicros(r.CreateTime), r.OrderNo, r.Mchid, r.Amount.Currency, r.Amount.Refund)
 		if err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		} else if n != 1 {
 			return errGuard
 		}
@@ -37,16 +37,16 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 			if s.dialect.isUniqueViolation(err) {
 				return errDuplicate
 			}
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		if id, err = res.LastInsertId(); err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		err = insertEvent(ctx, tx, r.OrderNo, tradeunit.EventRefundCreated, r.CreateTime, map[string]any{
 			"refund_id": refundID(r.OrderNo, id), "out_refund_no": r.OutRefundNo, "amount": r.Amount.Refund,
 		})
 		if err != nil {
-			return tradeunit.Internal(op, err)
+			return s.fail(op, err)
 		}
 		return nil
 	})
@@ -96,7 +96,7 @@ func (s *Store) Refund(ctx context.Context, mchid, outRefundNo string) (*tradeun
 		return nil, notFound("refund", outRefundNo)
 	}
 	if err != nil {
-		return nil, tradeunit.Internal("store.Refund", err)
+		return nil, s.fail("store.Refund", err)
 	}
 	r.RefundID = refundID(r.OrderNo, id)
 	r.Status = tradeunit.RefundStatus(status)

@@ -29,17 +29,29 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 	}
 }
 
+// tryTx runs fn in one transaction. Its errors follow faults: a failure
+// to begin, and any failure of fn's statements (fn classifies them with
+// s.fail), leave nothing written, since the transaction never committed;
+// only a failure of COMMIT itself can leave the outcome unknown.
 func (s *Store) tryTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return tradeunit.Internal(op, err)
+		return s.fail(op, err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
 	}
+	if s.beforeCommit != nil {
+		s.beforeCommit()
+	}
 	if err := tx.Commit(); err != nil {
-		return tradeunit.Internal(op, err)
+		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+			// database/sql rolled the transaction back for the context
+			// before COMMIT was sent.
+			err = ctx.Err()
+		}
+		return s.dialect.storageError(op, err, true)
 	}
 	return nil
 }
@@ -62,7 +74,7 @@ func (s *Store) Events(ctx context.Context, afterID int64, limit int) ([]tradeun
 		"SELECT id, order_no, event_type, payload, create_time FROM order_events WHERE id > ? ORDER BY id LIMIT ?",
 		afterID, limit)
 	if err != nil {
-		return nil, tradeunit.Internal("store.Events", err)
+		return nil, s.fail("store.Events", err)
 	}
 	defer rows.Close()
 	var out []tradeunit.Event
@@ -72,13 +84,13 @@ func (s *Store) Events(ctx context.Context, afterID int64, limit int) ([]tradeun
 			at int64
 		)
 		if err := rows.Scan(&e.ID, &e.OrderNo, &e.Type, &e.Payload, &at); err != nil {
-			return nil, tradeunit.Internal("store.Events", err)
+			return nil, s.fail("store.Events", err)
 		}
 		e.Time = tradeunit.FromUnixMicros(at)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, tradeunit.Internal("store.Events", err)
+		return nil, s.fail("store.Events", err)
 	}
 	return out, nil
 }
@@ -93,10 +105,10 @@ func (s *Store) AllocateSequence(ctx context.Context, n int64) (int64, error) {
 	var next int64
 	err := s.inTx(ctx, "store.AllocateSequence", func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE sequences SET next_value = next_value + ? WHERE name = 'order'", n); err != nil {
-			return tradeunit.Internal("store.AllocateSequence", err)
+			return s.fail("store.AllocateSequence", err)
 		}
 		if err := tx.QueryRowContext(ctx, "SELECT next_value FROM sequences WHERE name = 'order'").Scan(&next); err != nil {
-			return tradeunit.Internal("store.AllocateSequence", err)
+			return s.fail("store.AllocateSequence", err)
 		}
 		return nil
 	})
