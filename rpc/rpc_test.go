@@ -575,7 +575,7 @@ func TestServerContextErrorIsNotDomainAnswer(t *testing.T) {
 	}
 	// The storage reports the caller's deadline as UNIT_UNAVAILABLE with the
 	// context error in its chain (store/sqlstore's faults): still no answer.
-	err = toStatus(ctx, "PayOrder", tradeunit.Unavailable("store.PayOrder", "nothing was written", ctx.Err()))
+	err = toStatus(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), "PayOrder", tradeunit.Unavailable("store.PayOrder", "nothing was written", ctx.Err()))
 	if got := status.Code(err); got != codes.Canceled {
 		t.Errorf("status code = %v, want Canceled", got)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/replication/localdb"
 )
 
@@ -129,16 +130,26 @@ func TestMySQLFaults(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &mysqlFault{faultServer: m, db: fmt.Sprintf("tradeunit_fault_%d", i)}
-			cfg, err := mysql.ParseDSN(m.in.AppDSN(f.db))
+			d := m.in.AppStorage(f.db)
+			var params []string
+			for k, v := range tt.vars {
+				params = append(params, k+"="+v)
+			}
+			if tt.readTimeout > 0 {
+				params = append(params, "readTimeout="+tt.readTimeout.String())
+			}
+			passwords := m.set.Passwords()
+			if tt.proxied {
+				f.link = m.proxy(t)
+				d.Addr = f.link.Listen
+				// The link is another address: the app user's password is
+				// the same, for every server of the set.
+			}
+			d, err := dsn.Parse(strings.TrimSuffix(d.String()+"?"+strings.Join(params, "&"), "?"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg.Params, cfg.ReadTimeout = tt.vars, tt.readTimeout
-			if tt.proxied {
-				f.link = m.proxy(t)
-				cfg.Addr = f.link.Listen
-			}
-			f.store, err = Open(context.Background(), "mysql:"+cfg.FormatDSN())
+			f.store, err = Open(context.Background(), d, passwords)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,6 +169,7 @@ func TestMySQLFaults(t *testing.T) {
 // a commit waits for nobody and the server can be killed and restarted
 // alone.
 type faultServer struct {
+	set     *localdb.Set
 	in      *localdb.Instance
 	admin   *sql.DB // root
 	proxies *toxiproxy.ApiServer
@@ -175,12 +187,14 @@ func startFaultServer(t *testing.T) *faultServer {
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	set, err := localdb.Start(ctx, localdb.Config{Dir: t.TempDir(), Instances: 2})
+	cfg := localdb.DefaultConfig()
+	cfg.Dir, cfg.Instances = t.TempDir(), 2
+	set, err := localdb.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start MariaDB: %v", err)
 	}
 	t.Cleanup(func() { set.Close() })
-	m := &faultServer{in: set.Instances[0],
+	m := &faultServer{set: set, in: set.Instances[0],
 		proxies: toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())}
 	m.admin, err = sql.Open("mysql", m.in.RootDSN())
 	if err != nil {

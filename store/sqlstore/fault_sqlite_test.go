@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/dsn"
 )
 
 // TestSQLiteFaults injects real faults into a unit's SQLite file (see
@@ -60,7 +61,7 @@ func TestSQLiteFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "unit.db")
-			s, err := Open(context.Background(), "sqlite:"+path)
+			s, err := Open(context.Background(), dsn.MustParse("sqlite:"+path), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

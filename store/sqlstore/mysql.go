@@ -44,6 +44,16 @@ func openMySQLPool(d dsn.DSN, passwords dsn.Passwords, conns int) (*Store, mysql
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 3 * time.Second
 	}
+	// The driver's Commit ignores the context: without these, a COMMIT
+	// whose answer is lost on a dead link would wait for TCP to give up
+	// (many minutes). Past them the connection fails, and the commit's
+	// outcome is reported unknown (classify.go).
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, mysql.Config{}, err
