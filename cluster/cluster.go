@@ -35,8 +35,11 @@ type Config struct {
 	Binary   string // the tradeunit binary to run the units with
 	Units    int    // units 1..Units (a restart also brings back every unit its table knows)
 	Replicas int    // logic-service replicas per unit
-	// Storage returns a unit's storage; nil: an SQLite file in Dir.
-	Storage func(tradeunit.UnitID) dsn.DSN
+	// Storage returns a unit's storage; nil: an SQLite file in Dir. A
+	// unit whose storage has replicas runs logic services that follow the
+	// storage topology (tradeunit unit --routes), reading the passwords
+	// from Unit.Secrets; the others get their one DSN (--db).
+	Storage func(tradeunit.UnitID) routing.Storage
 	// RoutesSpec is where the routing table lives: "" for Dir/routes.json,
 	// or etcd://HOST:PORT/PREFIX.
 	RoutesSpec string
@@ -118,7 +121,7 @@ type Cluster struct {
 // Unit is one unit of the cluster.
 type Unit struct {
 	ID       tradeunit.UnitID
-	DSN      dsn.DSN
+	DSN      dsn.DSN // its primary when it started
 	Replicas []*Replica
 }
 

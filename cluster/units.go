@@ -22,48 +22,53 @@ func (c *Cluster) startUnits(ctx context.Context, spec string) error {
 		return err
 	}
 	table, topology := &routing.Table{Revision: 1}, &routing.Topology{Revision: 1}
-	for _, id := range unitsToStart(c.cfg.Units, oldTable) {
-		var d dsn.DSN
+	ids := unitsToStart(c.cfg.Units, oldTable)
+	for _, id := range ids {
+		st := c.storage(id)
 		if oldTopology != nil {
 			if u, ok := oldTopology.Unit(id); ok {
-				d = u.Primary
+				st = u.Storage
 			}
 		}
-		u, err := c.startUnit(ctx, id, d)
+		topology.Set(id, st)
+	}
+	change := routing.Change{Who: "cluster", What: fmt.Sprintf("local cluster started with %d units", len(ids))}
+	opts := routing.DefaultOptions()
+	opts.Logger = c.cfg.Logger
+	// The storage mapping first (logic services that follow it read it as
+	// they start), then the traffic.
+	if _, err := routing.ReplaceTopology(ctx, spec, topology, change, opts); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		st, _ := topology.Unit(id)
+		u, err := c.startUnit(ctx, id, spec, st.Storage)
 		if err != nil {
 			return err
 		}
 		table.Units = append(table.Units, routing.Unit{ID: id, Partition: routing.DefaultPartition, LogicAddrs: u.Addrs(),
 			Available: true, Temperature: routing.Hot, AcceptNew: true})
-		topology.Set(id, routing.Storage{Primary: u.DSN})
 	}
 	keepPolicy(oldTable, table)
 	if c.cfg.Routes != nil {
 		c.cfg.Routes(table)
 	}
-	change := routing.Change{Who: "cluster", What: fmt.Sprintf("local cluster started with %d units", len(table.Units))}
-	opts := routing.DefaultOptions()
-	opts.Logger = c.cfg.Logger
-	// The storage mapping first, then the traffic.
-	if _, err := routing.ReplaceTopology(ctx, spec, topology, change, opts); err != nil {
-		return err
-	}
 	_, err = routing.ReplaceTable(ctx, spec, table, change, opts)
 	return err
 }
 
-// startUnit starts the replicas of unit id over d (the configured storage
-// if it is the zero DSN).
-func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, d dsn.DSN) (*Unit, error) {
-	if d == (dsn.DSN{}) {
-		d = c.storage(id)
-	}
-	u := &Unit{ID: id, DSN: d}
+// startUnit starts the replicas of unit id over st: its one DSN, or, with
+// replicas, following the storage topology at spec.
+func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, spec string, st routing.Storage) (*Unit, error) {
+	u := &Unit{ID: id, DSN: st.Primary}
 	c.mu.Lock()
 	c.Units = append(c.Units, u)
 	c.mu.Unlock()
 	cfg := c.cfg.Unit
-	cfg.Service.Unit, cfg.DB, cfg.Routes = id, d, ""
+	cfg.Service.Unit, cfg.DB, cfg.Routes = id, st.Primary, ""
+	if len(st.Replicas) > 0 {
+		cfg.DB, cfg.Routes = dsn.DSN{}, spec
+	}
 	if c.cfg.UnitMetrics {
 		cfg.Metrics = "127.0.0.1:0"
 	}
@@ -77,11 +82,11 @@ func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, d dsn.DSN)
 	return u, nil
 }
 
-func (c *Cluster) storage(id tradeunit.UnitID) dsn.DSN {
+func (c *Cluster) storage(id tradeunit.UnitID) routing.Storage {
 	if c.cfg.Storage != nil {
 		return c.cfg.Storage(id)
 	}
-	return dsn.MustParse("sqlite:" + filepath.Join(c.cfg.Dir, fmt.Sprintf("unit-%d.db", id)))
+	return routing.Storage{Primary: dsn.MustParse("sqlite:" + filepath.Join(c.cfg.Dir, fmt.Sprintf("unit-%d.db", id)))}
 }
 
 // AddUnit starts a new, empty unit (the next unit number) and adds it to
@@ -93,7 +98,15 @@ func (c *Cluster) AddUnit(ctx context.Context, edit func(*routing.Unit)) (*Unit,
 	for _, u := range c.Units {
 		top = max(top, u.ID)
 	}
-	u, err := c.startUnit(ctx, top+1, dsn.DSN{})
+	st := c.storage(top + 1)
+	change := routing.Change{Who: "cluster", What: fmt.Sprintf("unit add %d", top+1)}
+	if _, err := c.topology.Update(ctx, change, func(t *routing.Topology) error {
+		t.Set(top+1, st)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	u, err := c.startUnit(ctx, top+1, c.RoutesPath, st)
 	if err != nil {
 		return nil, err
 	}
@@ -101,13 +114,6 @@ func (c *Cluster) AddUnit(ctx context.Context, edit func(*routing.Unit)) (*Unit,
 		Available: true, Temperature: routing.Hot, AcceptNew: true}
 	if edit != nil {
 		edit(&entry)
-	}
-	change := routing.Change{Who: "cluster", What: fmt.Sprintf("unit add %d", entry.ID)}
-	if _, err := c.topology.Update(ctx, change, func(t *routing.Topology) error {
-		t.Set(u.ID, routing.Storage{Primary: u.DSN})
-		return nil
-	}); err != nil {
-		return nil, err
 	}
 	if _, err := c.routes.Update(ctx, change, func(t *routing.Table) error {
 		t.Units = append(t.Units, entry)
@@ -141,11 +147,11 @@ func (c *Cluster) manage() {
 }
 
 func (c *Cluster) startRegistered(ctx context.Context, id tradeunit.UnitID) error {
-	var d dsn.DSN
-	if st, ok := c.topology.Current().Unit(id); ok {
-		d = st.Primary
+	st, ok := c.topology.Current().Unit(id)
+	if !ok {
+		return fmt.Errorf("unit %d has no storage in the storage topology", id)
 	}
-	started, err := c.startUnit(ctx, id, d)
+	started, err := c.startUnit(ctx, id, c.RoutesPath, st.Storage)
 	if err != nil {
 		return err
 	}

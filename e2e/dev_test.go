@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"tradeunit/cluster"
 	"tradeunit/health"
 	"tradeunit/proxy"
 )
@@ -35,6 +37,7 @@ func TestDevCommand(t *testing.T) {
 		t.Fatalf("printed curl example answered %q (%v), want a NOTPAY order", out, err)
 	}
 	checkDevHealth(t, dev.healthURL)
+	checkShippedPrograms(t, dir, dev)
 	stop()
 
 	creds, err := proxy.LoadCredentials(filepath.Join(dir, "dev-credentials.json"))
@@ -189,4 +192,66 @@ func checkDevHealth(t *testing.T, url string) {
 		}
 		return true
 	})
+}
+
+// checkShippedPrograms starts tradeunit proxy and tradeunit health, as an
+// operator would, over the routing table and merchants of a running
+// tradeunit dev, and checks that dev's proxy and checker are those
+// programs: every metric family the shipped ones export (the Go runtime's
+// and the process's included) is exported by dev's, and both refuse an
+// oversized request header the same way.
+func checkShippedPrograms(t *testing.T, dir string, dev devRun) {
+	t.Helper()
+	routes, merchants := filepath.Join(dir, "routes.json"), filepath.Join(dir, "dev-credentials.json")
+	checker := cluster.NewProcess(binary, t.TempDir(), "health", func(listen, addrFile string) []string {
+		return []string{"health", "--routes", routes, "--listen", listen, "--addr-file", addrFile}
+	})
+	px := cluster.NewProcess(binary, t.TempDir(), "proxy", func(listen, addrFile string) []string {
+		return []string{"proxy", "--routes", routes, "--merchants", merchants, "--listen", listen, "--addr-file", addrFile,
+			"--health", dev.healthURL}
+	})
+	for _, p := range []*cluster.Process{checker, px} {
+		if err := p.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Stop()
+	}
+	for _, pair := range [][2]string{{dev.url, "http://" + px.Addr()}, {dev.healthURL, "http://" + checker.Addr()}} {
+		devURL, shippedURL := pair[0], pair[1]
+		devFamilies := families(scrape(t, devURL+"/metrics"))
+		shipped := families(scrape(t, shippedURL+"/metrics"))
+		for _, f := range []string{"go_goroutines", "process_cpu_seconds_total", "tradeunit_routing_table_revision"} {
+			if !shipped[f] {
+				t.Errorf("%s exports no %s", shippedURL, f)
+			}
+		}
+		for f := range shipped {
+			if !devFamilies[f] {
+				t.Errorf("tradeunit dev at %s exports no %s, which the shipped program exports", devURL, f)
+			}
+		}
+		for _, url := range []string{devURL, shippedURL} {
+			req, _ := http.NewRequest("GET", url+"/healthz", nil)
+			req.Header.Set("X-Big", strings.Repeat("x", 100<<10))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("%s: a 100 KiB header got %d, want 431", url, resp.StatusCode)
+			}
+		}
+	}
+}
+
+// families returns the metric families of a Prometheus text exposition.
+func families(exposition string) map[string]bool {
+	out := map[string]bool{}
+	for _, line := range strings.Split(exposition, "\n") {
+		if f, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			out[strings.Fields(f)[0]] = true
+		}
+	}
+	return out
 }

@@ -105,6 +105,13 @@ func TestKillPrimaryUnderLoad(t *testing.T) {
 	t.Logf("real-time reads of unit %d's orders until the remap: %d of %d served, %d by a replica (degraded: %d)",
 		c.unit, reads.ok, reads.total, reads.replica, reads.degraded)
 	t.Logf("eventual reads (whole run): %d of %d served, %d by a replica", eventual.ok, eventual.total, eventual.replica)
+	// A storage fault is "unavailable, retry" (503), never a fault of ours
+	// (500): at no time is a request answered 500 (issue 15).
+	for _, e := range events {
+		if e.status >= 500 && e.status != 503 {
+			t.Errorf("%s on unit %d at kill%+v answered %d %s, want 200 or 503", e.op, e.unit, e.start.Sub(kill).Round(time.Millisecond), e.status, e.code)
+		}
+	}
 	if creates.ok != creates.total || creates.total == 0 {
 		t.Errorf("creates during the outage: got %d of %d, want all (and some)", creates.ok, creates.total)
 	}

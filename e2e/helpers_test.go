@@ -15,6 +15,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/cluster"
+	"tradeunit/daemon"
 	"tradeunit/daemon/healthd"
 	"tradeunit/dsn"
 	"tradeunit/routing"
@@ -43,6 +44,12 @@ type options struct {
 	unitMetrics    bool
 	// routesSpec keeps the routing table in etcd (etcd://...).
 	routesSpec string
+	// storageOf gives units their storage (replicas make their logic
+	// services follow the storage topology), with the passwords in the
+	// secrets file secrets; unitLog is their logging.
+	storageOf func(tradeunit.UnitID) routing.Storage
+	secrets   string
+	unitLog   *daemon.LogConfig
 }
 
 // checkerEvery returns a health checker's configuration scaled to a probe
@@ -81,6 +88,13 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 	if o.healthDial != nil {
 		cfg.HealthDialer = rpc.NewPool(o.healthDial...)
 	}
+	if o.storageOf != nil {
+		cfg.Storage = o.storageOf
+	}
+	cfg.Unit.Secrets = o.secrets
+	if o.unitLog != nil {
+		cfg.Unit.Log = *o.unitLog
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -90,15 +104,21 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 		for i := 1; i <= cfg.Units; i++ {
 			dsns[tradeunit.UnitID(i)] = storetest.NewMySQLDatabase(t)
 		}
-		cfg.Storage = func(u tradeunit.UnitID) dsn.DSN { return dsns[u] }
+		cfg.Storage = func(u tradeunit.UnitID) routing.Storage { return routing.Storage{Primary: dsns[u]} }
 	}
 	if o.dsn != nil {
 		storage := cfg.Storage
 		if storage == nil {
 			dir := cfg.Dir
-			storage = func(u tradeunit.UnitID) dsn.DSN { return dsn.MustParse(fmt.Sprintf("sqlite:%s/unit-%d.db", dir, u)) }
+			storage = func(u tradeunit.UnitID) routing.Storage {
+				return routing.Storage{Primary: dsn.MustParse(fmt.Sprintf("sqlite:%s/unit-%d.db", dir, u))}
+			}
 		}
-		cfg.Storage = func(u tradeunit.UnitID) dsn.DSN { return o.dsn(u, storage(u)) }
+		cfg.Storage = func(u tradeunit.UnitID) routing.Storage {
+			st := storage(u)
+			st.Primary = o.dsn(u, st.Primary)
+			return st
+		}
 	}
 	c, err := cluster.Start(context.Background(), cfg)
 	if err != nil {

@@ -26,20 +26,7 @@ func runDev(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	if err != nil {
 		return err
 	}
-	cfg := cluster.DefaultConfig("./data", bin)
-	health := healthd.DefaultConfig()
-	cfg.Proxy.Listen, cfg.Health, cfg.UnitMetrics = "127.0.0.1:8080", &health, true
-	log := daemon.DefaultLogConfig()
-	fs.StringVar(&cfg.Dir, "data", cfg.Dir, "directory for the units' SQLite files, logs and the routing table")
-	fs.StringVar(&cfg.Proxy.Listen, "listen", cfg.Proxy.Listen, "proxy HTTP listen address")
-	fs.IntVar(&cfg.Units, "units", cfg.Units, "number of units")
-	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "logic-service replicas per unit")
-	fs.StringVar(&health.Listen, "health-listen", health.Listen, "health checker HTTP listen address (GET /v1/units, /metrics)")
-	fs.DurationVar(&health.Health.Interval, "probe-interval", health.Health.Interval, "time between two health probes of a unit")
-	fs.DurationVar(&health.Health.ProbeTimeout, "probe-timeout", health.Health.ProbeTimeout, "bound of each call of a probe")
-	fs.StringVar(&cfg.RoutesSpec, "routes", cfg.RoutesSpec, "keep the routing table in etcd (etcd://HOST:PORT/PREFIX) instead of DIR/routes.json")
-	fs.BoolVar(&cfg.Proxy.Proxy.AccessLog, "access-log", cfg.Proxy.Proxy.AccessLog, "log one line per API request")
-	log.Flags(fs)
+	cfg, log := devFlags(fs, bin)
 	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
@@ -50,7 +37,7 @@ func runDev(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		return err
 	}
 	cfg.Logger = log.Logger(e.stderr)
-	c, err := cluster.Start(ctx, cfg)
+	c, err := cluster.Start(ctx, *cfg)
 	if err != nil {
 		return err
 	}
@@ -68,6 +55,26 @@ func runDev(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	}
 	fmt.Fprintln(e.stdout, "stopped; every order is in", cfg.Dir)
 	return nil
+}
+
+// devFlags binds the flags of tradeunit dev to the configuration of its
+// local cluster: the shipped programs' defaults, on the usual local ports.
+func devFlags(fs *flag.FlagSet, bin string) (*cluster.Config, *daemon.LogConfig) {
+	cfg := cluster.DefaultConfig("./data", bin)
+	health := healthd.DefaultConfig()
+	cfg.Proxy.Listen, cfg.Health, cfg.UnitMetrics = "127.0.0.1:8080", &health, true
+	log := daemon.DefaultLogConfig()
+	fs.StringVar(&cfg.Dir, "data", cfg.Dir, "directory for the units' SQLite files, logs and the routing table")
+	fs.StringVar(&cfg.Proxy.Listen, "listen", cfg.Proxy.Listen, "proxy HTTP listen address")
+	fs.IntVar(&cfg.Units, "units", cfg.Units, "number of units")
+	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "logic-service replicas per unit")
+	fs.StringVar(&health.Listen, "health-listen", health.Listen, "health checker HTTP listen address (GET /v1/units, /metrics)")
+	fs.DurationVar(&health.Health.Interval, "probe-interval", health.Health.Interval, "time between two health probes of a unit")
+	fs.DurationVar(&health.Health.ProbeTimeout, "probe-timeout", health.Health.ProbeTimeout, "bound of each call of a probe")
+	fs.StringVar(&cfg.RoutesSpec, "routes", cfg.RoutesSpec, "keep the routing table in etcd (etcd://HOST:PORT/PREFIX) instead of DIR/routes.json")
+	fs.BoolVar(&cfg.Proxy.Proxy.AccessLog, "access-log", cfg.Proxy.Proxy.AccessLog, "log one line per API request")
+	log.Flags(fs)
+	return &cfg, &log
 }
 
 func printWelcome(w io.Writer, c *cluster.Cluster) {

@@ -3,8 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
+	"reflect"
 	"strings"
 	"testing"
+
+	"tradeunit/daemon/healthd"
+	"tradeunit/daemon/proxyd"
+	"tradeunit/daemon/unitd"
 )
 
 // TestEveryCommandHelps walks the command tree: -h and --help on every
@@ -67,5 +73,24 @@ func TestAdminOutsideTheDevDirectory(t *testing.T) {
 	code := run(context.Background(), []string{"admin", "units"}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "pass --routes") || !strings.Contains(errOut.String(), "tradeunit dev") {
 		t.Fatalf("exit %d, stderr %q; want 1 and what to do", code, errOut.String())
+	}
+}
+
+// TestDevRunsTheShippedPrograms: tradeunit dev's proxy and health checker
+// have the configuration tradeunit proxy and tradeunit health start with
+// (server timeouts, limits, selection and probing), but for their ports.
+func TestDevRunsTheShippedPrograms(t *testing.T) {
+	cfg, _ := devFlags(flag.NewFlagSet("dev", flag.ContinueOnError), "tradeunit")
+	wantProxy := proxyd.DefaultConfig()
+	wantProxy.Listen = cfg.Proxy.Listen
+	if !reflect.DeepEqual(cfg.Proxy, wantProxy) {
+		t.Errorf("dev's proxy: got %+v, want tradeunit proxy's %+v", cfg.Proxy, wantProxy)
+	}
+	wantHealth := healthd.DefaultConfig()
+	if cfg.Health == nil || !reflect.DeepEqual(*cfg.Health, wantHealth) {
+		t.Errorf("dev's checker: got %+v, want tradeunit health's %+v", cfg.Health, wantHealth)
+	}
+	if !reflect.DeepEqual(cfg.Unit, unitd.DefaultConfig()) {
+		t.Errorf("dev's logic services: got %+v, want tradeunit unit's %+v", cfg.Unit, unitd.DefaultConfig())
 	}
 }
