@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"tradeunit"
+	"tradeunit/daemon"
 	"tradeunit/daemon/healthd"
 	"tradeunit/daemon/proxyd"
 	"tradeunit/daemon/unitd"
@@ -159,7 +160,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	c.manage()
 	if cfg.Health != nil {
-		c.Checker = &healthd.Main{Config: *cfg.Health, Routes: c.routes, Dialer: cfg.HealthDialer, Logger: cfg.Logger}
+		c.Checker = &healthd.Main{Config: *cfg.Health, Routes: c.routes, Dialer: cfg.HealthDialer, Common: daemon.Common{Logger: cfg.Logger}}
 		if err := c.Checker.Run(ctx); err != nil {
 			c.Checker = nil
 			return nil, err
@@ -168,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	pcfg := cfg.Proxy
 	pcfg.Proxy.Health = c.HealthURL
-	c.Proxy = &proxyd.Main{Config: pcfg, Routes: c.routes, Credentials: c.Credentials, Logger: cfg.Logger}
+	c.Proxy = &proxyd.Main{Config: pcfg, Routes: c.routes, Credentials: c.Credentials, Common: daemon.Common{Logger: cfg.Logger}}
 	if err := c.Proxy.Run(ctx); err != nil {
 		c.Proxy = nil
 		return nil, err

@@ -191,16 +191,19 @@ func (s *HTTPServer) Close() error {
 	return s.Shutdown(ctx)
 }
 
-// Args returns the flags that make a program started with them parse to
-// the configuration that cur binds, given def bound to its defaults: only
-// the flags whose values differ, so a child process keeps its own defaults
-// for everything else. Both functions register the same flags.
-func Args(def, cur func(*flag.FlagSet)) []string {
+// Args returns the command line (command, then flags) that makes a program
+// started with it parse to cur: only the flags whose values differ from
+// def's, so a child process keeps its own defaults for everything else.
+// Both configurations bind the same flags (their Flags method).
+func Args[C any, P interface {
+	*C
+	Flags(*flag.FlagSet)
+}](command string, def, cur C) []string {
 	d := flag.NewFlagSet("defaults", flag.ContinueOnError)
-	def(d)
+	P(&def).Flags(d)
 	c := flag.NewFlagSet("config", flag.ContinueOnError)
-	cur(c)
-	var args []string
+	P(&cur).Flags(c)
+	args := []string{command}
 	c.VisitAll(func(f *flag.Flag) {
 		if df := d.Lookup(f.Name); df == nil || df.Value.String() != f.Value.String() {
 			args = append(args, "--"+f.Name+"="+f.Value.String())
@@ -245,4 +248,80 @@ func (u *unitValue) Set(s string) error {
 	}
 	*u = unitValue(n)
 	return nil
+}
+
+// ParseFlags binds a program's configuration to fs with flags, parses args,
+// refuses positional arguments and validates the result: the ParseFlags of
+// every program's Main.
+func ParseFlags(fs *flag.FlagSet, args []string, flags func(*flag.FlagSet), validate func() error) error {
+	flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return validate()
+}
+
+// Closers closes what a program opened, the last first.
+type Closers []func() error
+
+// Add adds f to what Close closes.
+func (c *Closers) Add(f func() error) { *c = append(*c, f) }
+
+// Close closes everything added, the last first, and forgets it.
+func (c *Closers) Close() error {
+	var errs []error
+	for i := len(*c) - 1; i >= 0; i-- {
+		errs = append(errs, (*c)[i]())
+	}
+	*c = nil
+	return errors.Join(errs...)
+}
+
+// OpenRoutes opens the routing table a program follows, named by spec (a
+// file, or etcd://HOST:PORT/PREFIX), logging its reloads to log.
+func OpenRoutes(ctx context.Context, spec string, log *slog.Logger) (routing.Editor, error) {
+	if spec == "" {
+		return nil, errors.New("no routing table: pass --routes FILE or etcd://HOST:PORT/PREFIX")
+	}
+	opts := routing.DefaultOptions()
+	opts.Logger = log
+	return routing.Open(ctx, spec, opts)
+}
+
+// Common is what every program's Main starts the same way: its logger, its
+// metrics registry, the routing table it follows and what it must close.
+type Common struct {
+	// Logger is the program's logger; nil: made from its LogConfig, to
+	// standard error.
+	Logger *slog.Logger
+	// Registry receives the program's metrics, the Go runtime's and the
+	// process's included; made by Start.
+	Registry *prometheus.Registry
+	Closers
+}
+
+// Start makes the logger (unless set) and the registry.
+func (c *Common) Start(log LogConfig) {
+	if c.Logger == nil {
+		c.Logger = log.Logger(os.Stderr)
+	}
+	c.Registry = NewRegistry()
+}
+
+// Routes returns src, or when it is nil the routing table spec names,
+// opened and closed with the program; its revision is in the metrics.
+func (c *Common) Routes(ctx context.Context, spec string, src routing.Source) (routing.Source, error) {
+	if src == nil {
+		ed, err := OpenRoutes(ctx, spec, c.Logger)
+		if err != nil {
+			return nil, err
+		}
+		c.Add(ed.Close)
+		src = ed
+	}
+	RegisterRoutesMetrics(c.Registry, src)
+	return src, nil
 }

@@ -80,7 +80,7 @@ func startSet(t *testing.T, dir string) *localdb.Set {
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	set, err := localdb.Start(ctx, setConfig(dir, 0))
+	set, err := localdb.Start(ctx, localdb.DefaultConfig(dir))
 	if err != nil {
 		t.Fatalf("start MariaDB set: %v", err)
 	}
@@ -372,15 +372,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// setConfig is the default configuration of a local set in dir, with n
-// instances (0: the default).
-func setConfig(dir string, n int) localdb.Config {
-	cfg := localdb.DefaultConfig()
-	cfg.Dir = dir
-	if n > 0 {
-		cfg.Instances = n
-	}
-	return cfg
 }

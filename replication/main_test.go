@@ -50,7 +50,7 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t0 := time.Now()
-	set, setErr = localdb.Start(ctx, setConfig(dir, 0))
+	set, setErr = localdb.Start(ctx, localdb.DefaultConfig(dir))
 	cancel()
 	if setErr == nil {
 		fmt.Fprintf(os.Stderr, "replication tests: 3 MariaDB instances up in %v (ports %d, %d, %d)\n",
@@ -234,15 +234,4 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// setConfig is the default configuration of a local set in dir, with n
-// instances (0: the default).
-func setConfig(dir string, n int) localdb.Config {
-	cfg := localdb.DefaultConfig()
-	cfg.Dir = dir
-	if n > 0 {
-		cfg.Instances = n
-	}
-	return cfg
 }

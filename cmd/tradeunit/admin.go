@@ -100,31 +100,24 @@ func (f *adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
 }
 
 // adminChange runs one change of the routing table: it adds the common
-// flags and those of flags to fs, parses args, opens the table, makes the
-// change and prints what change returns, then the revision it produced.
+// flags to fs, parses args, opens the table, makes the change and prints
+// what change returns, then the revision it produced.
 func adminChange(ctx context.Context, e *env, fs *flag.FlagSet, args []string,
 	change func(a *admin.Admin) (*routing.Table, string, error)) error {
-	f := newAdminFlags(fs)
-	if err := noArgs(e, fs, args); err != nil {
-		return err
-	}
-	a, done, err := f.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	t, msg, err := change(a)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, msg)
-	printRevision(e.stdout, t)
-	return nil
+	return adminRead(ctx, e, fs, args, func(a *admin.Admin) error {
+		t, msg, err := change(a)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, msg)
+		printRevision(e.stdout, t)
+		return nil
+	})
 }
 
-// adminRead runs a command that only reads: it parses args with the common
-// flags and opens the table.
-func adminRead(ctx context.Context, e *env, fs *flag.FlagSet, args []string, read func(a *admin.Admin) error) error {
+// adminRead runs an admin command: it adds the common flags to fs, parses
+// args and opens the table (and the storage topology) for run.
+func adminRead(ctx context.Context, e *env, fs *flag.FlagSet, args []string, run func(a *admin.Admin) error) error {
 	f := newAdminFlags(fs)
 	if err := noArgs(e, fs, args); err != nil {
 		return err
@@ -134,7 +127,7 @@ func adminRead(ctx context.Context, e *env, fs *flag.FlagSet, args []string, rea
 		return err
 	}
 	defer done()
-	return read(a)
+	return run(a)
 }
 
 // printRevision says which revision a change produced and when proxies

@@ -29,7 +29,7 @@ var (
 )
 
 func runMariaDBUp(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
-	cfg := localdb.DefaultConfig()
+	cfg := localdb.DefaultConfig("")
 	fs.StringVar(&cfg.Dir, "dir", cfg.Dir, "directory of the set (required); a directory holding a set resumes it, data and ports included")
 	fs.IntVar(&cfg.Instances, "instances", cfg.Instances, "number of servers: one primary, the rest replicas (at least 2)")
 	fs.IntVar(&cfg.BasePort, "base-port", 3307, "port of the first server, the others follow (0: free ports)")

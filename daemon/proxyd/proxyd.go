@@ -10,10 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"os"
 
-	"github.com/prometheus/client_golang/prometheus"
 
 	"tradeunit"
 	"tradeunit/daemon"
@@ -59,9 +56,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 // Args returns the command-line flags of tradeunit proxy that start the
 // program with this configuration, as a child process.
 func (c Config) Args() []string {
-	return append([]string{"proxy"}, daemon.Args(
-		func(fs *flag.FlagSet) { d := DefaultConfig(); d.Flags(fs) },
-		func(fs *flag.FlagSet) { cur := c; cur.Flags(fs) })...)
+	return daemon.Args("proxy", DefaultConfig(), c)
 }
 
 // Validate reports a bad setting; it changes nothing.
@@ -72,35 +67,28 @@ func (c Config) Validate() error {
 // Main is a running proxy.
 type Main struct {
 	Config Config
+	// Common holds the logger (set it to override the configured one),
+	// the metrics registry and what Close closes.
+	daemon.Common
 
 	// In-process overrides, set before Run (the local cluster, tests); nil
 	// means built from Config as tradeunit proxy does.
 	Routes      routing.Source
 	Credentials *proxy.Credentials
 	Dialer      tradeunit.LogicDialer
-	Logger      *slog.Logger
 
 	// Set by Run.
-	Proxy    *proxy.Proxy
-	Registry *prometheus.Registry
-	server   *daemon.HTTPServer
-	closers  []func() error
+	Proxy  *proxy.Proxy
+	server *daemon.HTTPServer
 }
 
 // NewMain returns a Main with the default configuration.
 func NewMain() *Main { return &Main{Config: DefaultConfig()} }
 
 // ParseFlags parses args into m.Config with the flags of fs (which carries
-// the command's usage).
+// the command's usage), and validates it.
 func (m *Main) ParseFlags(fs *flag.FlagSet, args []string) error {
-	m.Config.Flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	return m.Config.Validate()
+	return daemon.ParseFlags(fs, args, m.Config.Flags, m.Config.Validate)
 }
 
 // Run starts the proxy and returns once it serves.
@@ -113,24 +101,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.Config.Validate(); err != nil {
 		return err
 	}
-	if m.Logger == nil {
-		m.Logger = m.Config.Log.Logger(os.Stderr)
+	m.Start(m.Config.Log)
+	if m.Routes, err = m.Common.Routes(ctx, m.Config.Routes, m.Routes); err != nil {
+		return err
 	}
-	m.Registry = daemon.NewRegistry()
-	if m.Routes == nil {
-		if m.Config.Routes == "" {
-			return errors.New("no routing table: pass --routes FILE or etcd://HOST:PORT/PREFIX")
-		}
-		opts := routing.DefaultOptions()
-		opts.Logger = m.Logger
-		routes, err := routing.Open(ctx, m.Config.Routes, opts)
-		if err != nil {
-			return err
-		}
-		m.Routes = routes
-		m.closers = append(m.closers, routes.Close)
-	}
-	daemon.RegisterRoutesMetrics(m.Registry, m.Routes)
 	if m.Credentials == nil {
 		if m.Config.Merchants == "" {
 			return errors.New("no merchants: pass --merchants FILE")
@@ -181,9 +155,6 @@ func (m *Main) Close() error {
 	} else if m.Dialer != nil {
 		errs = append(errs, m.Dialer.Close())
 	}
-	for i := len(m.closers) - 1; i >= 0; i-- {
-		errs = append(errs, m.closers[i]())
-	}
-	m.closers = nil
+	errs = append(errs, m.Closers.Close())
 	return errors.Join(errs...)
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -104,43 +103,34 @@ func (c Config) Validate() error {
 // logic service with this configuration: how the local cluster starts its
 // replicas as child processes of the one program that ships.
 func (c Config) Args() []string {
-	return append([]string{"unit"}, daemon.Args(
-		func(fs *flag.FlagSet) { d := DefaultConfig(); d.Flags(fs) },
-		func(fs *flag.FlagSet) { cur := c; cur.Flags(fs) })...)
+	return daemon.Args("unit", DefaultConfig(), c)
 }
 
 // Main is a running logic service.
 type Main struct {
 	Config Config
-	Logger *slog.Logger // nil: built from Config.Log, to stderr
+	// Common holds the logger (set it to override the configured one),
+	// the metrics registry and what Close closes.
+	daemon.Common
 
 	// Set by Run.
-	Service  *unit.Service
-	Registry *prometheus.Registry
-	Addr     string // the gRPC address it serves on
-	server   *grpc.Server
-	health   *grpchealth.Server
-	relay    *healthRelay
-	metrics  *daemon.HTTPServer
-	served   chan error
-	stop     context.CancelFunc
-	closers  []func() error
+	Service *unit.Service
+	Addr    string // the gRPC address it serves on
+	server  *grpc.Server
+	health  *grpchealth.Server
+	relay   *healthRelay
+	metrics *daemon.HTTPServer
+	served  chan error
+	stop    context.CancelFunc
 }
 
 // NewMain returns a Main with the default configuration.
 func NewMain() *Main { return &Main{Config: DefaultConfig()} }
 
 // ParseFlags parses args into m.Config with the flags of fs (which carries
-// the command's usage).
+// the command's usage), and validates it.
 func (m *Main) ParseFlags(fs *flag.FlagSet, args []string) error {
-	m.Config.Flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	return m.Config.Validate()
+	return daemon.ParseFlags(fs, args, m.Config.Flags, m.Config.Validate)
 }
 
 // Run opens the storage and starts serving; it returns once the gRPC server
@@ -156,9 +146,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if m.Logger == nil {
-		m.Logger = c.Log.Logger(os.Stderr)
-	}
+	m.Start(c.Log)
 	passwords := secrets.FromEnv(os.Getenv)
 	if c.Secrets != "" {
 		if passwords, err = secrets.Load(c.Secrets, os.Getenv); err != nil {
@@ -174,7 +162,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		m.closers = append(m.closers, store.Close)
+		m.Closers.Add(store.Close)
 		if m.Service, err = unit.New(c.Service, store); err != nil {
 			return err
 		}
@@ -186,7 +174,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		m.closers = append(m.closers, top.Close)
+		m.Closers.Add(top.Close)
 		// Not serving until the primary is open, writable and acknowledged.
 		m.relay.serving = false
 		storage, err := replicated.Open(c.Storage, replicated.Deps{Unit: c.Service.Unit, Topology: watchUnit(bg, top, c.Service.Unit),
@@ -194,14 +182,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		m.closers = append(m.closers, storage.Close)
+		m.Closers.Add(storage.Close)
 		if m.Service, err = unit.NewWithStorage(c.Service, storage); err != nil {
 			return err
 		}
 		janitor = storage
 	}
 
-	m.Registry = daemon.NewRegistry()
 	rpcMetrics := rpc.NewServerMetrics(m.Registry)
 	probesDeleted := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tradeunit_unit_probe_orders_deleted_total", Help: "Probe orders of the health checker deleted after their retention.",
@@ -271,10 +258,7 @@ func (m *Main) Close() error {
 	if m.stop != nil {
 		m.stop()
 	}
-	for i := len(m.closers) - 1; i >= 0; i-- {
-		errs = append(errs, m.closers[i]())
-	}
-	m.closers = nil
+	errs = append(errs, m.Closers.Close())
 	return errors.Join(errs...)
 }
 

@@ -52,10 +52,10 @@ type Config struct {
 	Mariadbd, InstallDB string
 }
 
-// DefaultConfig returns a set of three servers on free ports, logging
-// nothing; Dir must be set.
-func DefaultConfig() Config {
-	return Config{Instances: 3, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+// DefaultConfig returns a set of three servers on free ports in dir,
+// logging nothing.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, Instances: 3, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 // Validate reports a bad setting; it changes nothing.

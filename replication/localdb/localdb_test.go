@@ -36,7 +36,9 @@ func TestStartResume(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	t0 := time.Now()
-	set, err := localdb.Start(ctx, setConfig(dir, 2))
+	cfg := localdb.DefaultConfig(dir)
+	cfg.Instances = 2
+	set, err := localdb.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,7 @@ func TestStartResume(t *testing.T) {
 	}
 
 	t0 = time.Now()
-	set, err = localdb.Start(ctx, setConfig(dir, 0))
+	set, err = localdb.Start(ctx, localdb.DefaultConfig(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,9 @@ func TestStartResume(t *testing.T) {
 // TestStartRefusesOneInstance: a lone semi-sync primary would block every
 // commit.
 func TestStartRefusesOneInstance(t *testing.T) {
-	_, err := localdb.Start(context.Background(), setConfig(t.TempDir(), 1))
+	cfg := localdb.DefaultConfig(t.TempDir())
+	cfg.Instances = 1
+	_, err := localdb.Start(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "want 2 to 9") {
 		t.Fatalf("got %v, want a refusal", err)
 	}
@@ -126,15 +130,4 @@ func query(t *testing.T, dsn, q string, dst any) error {
 	}
 	defer db.Close()
 	return db.QueryRow(q).Scan(dst)
-}
-
-// setConfig is the default configuration of a local set in dir, with n
-// instances (0: the default).
-func setConfig(dir string, n int) localdb.Config {
-	cfg := localdb.DefaultConfig()
-	cfg.Dir = dir
-	if n > 0 {
-		cfg.Instances = n
-	}
-	return cfg
 }

@@ -34,7 +34,7 @@ func startSet(t *testing.T) *localdb.Set {
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	set, err := localdb.Start(ctx, setConfig(t.TempDir(), 0))
+	set, err := localdb.Start(ctx, localdb.DefaultConfig(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,15 +188,4 @@ func TestStorage(t *testing.T) {
 		root(t, in, "START SLAVE IO_THREAD")
 	}
 	eventually(t, 10*time.Second, "unit serving again", func() bool { ok, _ := h.get(); return ok })
-}
-
-// setConfig is the default configuration of a local set in dir, with n
-// instances (0: the default).
-func setConfig(dir string, n int) localdb.Config {
-	cfg := localdb.DefaultConfig()
-	cfg.Dir = dir
-	if n > 0 {
-		cfg.Instances = n
-	}
-	return cfg
 }

@@ -187,8 +187,8 @@ func startFaultServer(t *testing.T) *faultServer {
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := localdb.DefaultConfig()
-	cfg.Dir, cfg.Instances = t.TempDir(), 2
+	cfg := localdb.DefaultConfig(t.TempDir())
+	cfg.Instances = 2
 	set, err := localdb.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start MariaDB: %v", err)
