@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 
-
 	"tradeunit"
 	"tradeunit/daemon"
 	"tradeunit/proxy"
