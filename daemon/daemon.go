@@ -252,7 +252,9 @@ func (u *unitValue) Set(s string) error {
 
 // ParseFlags binds a program's configuration to fs with flags, parses args,
 // refuses positional arguments and validates the result: the ParseFlags of
-// every program's Main.
+// every program's Main. validate must read the configuration when called
+// (a closure, not a method value of a Config value, which would copy it
+// before the flags are parsed).
 func ParseFlags(fs *flag.FlagSet, args []string, flags func(*flag.FlagSet), validate func() error) error {
 	flags(fs)
 	if err := fs.Parse(args); err != nil {

@@ -46,9 +46,9 @@ func IsEtcd(spec string) bool { return strings.HasPrefix(spec, "etcd://") }
 // for etcd, anything else is a file path.
 func Open(ctx context.Context, spec string, opts Options) (Editor, error) {
 	if IsEtcd(spec) {
-		return OpenEtcd(ctx, spec, opts)
+		return nilOnError(OpenEtcd(ctx, spec, opts))
 	}
-	return OpenFile(spec, opts)
+	return nilOnError(OpenFile(spec, opts))
 }
 
 // OpenTopology opens the storage topology that lives beside the routing
@@ -56,9 +56,18 @@ func Open(ctx context.Context, spec string, opts Options) (Editor, error) {
 // a table file.
 func OpenTopology(ctx context.Context, spec string, opts Options) (TopologyEditor, error) {
 	if IsEtcd(spec) {
-		return OpenTopologyEtcd(ctx, spec, opts)
+		return nilOnError(OpenTopologyEtcd(ctx, spec, opts))
 	}
-	return OpenTopologyFile(TopologyPath(spec), opts)
+	return nilOnError(OpenTopologyFile(TopologyPath(spec), opts))
+}
+
+// nilOnError returns a nil Store, not a Store holding a nil backend, when
+// opening failed: a caller's "if s != nil { s.Close() }" must hold.
+func nilOnError[D any, S Store[D]](s S, err error) (Store[D], error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // maxUpdateAttempts bounds how often Update re-applies a change that lost a

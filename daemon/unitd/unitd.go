@@ -130,7 +130,7 @@ func NewMain() *Main { return &Main{Config: DefaultConfig()} }
 // ParseFlags parses args into m.Config with the flags of fs (which carries
 // the command's usage), and validates it.
 func (m *Main) ParseFlags(fs *flag.FlagSet, args []string) error {
-	return daemon.ParseFlags(fs, args, m.Config.Flags, m.Config.Validate)
+	return daemon.ParseFlags(fs, args, m.Config.Flags, func() error { return m.Config.Validate() })
 }
 
 // Run opens the storage and starts serving; it returns once the gRPC server

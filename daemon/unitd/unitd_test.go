@@ -48,3 +48,19 @@ func TestArgsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestParseFlagsValidatesWhatWasParsed: the flags given are what is
+// validated (not the defaults they replace).
+func TestParseFlagsValidatesWhatWasParsed(t *testing.T) {
+	m := unitd.NewMain()
+	if err := m.ParseFlags(flag.NewFlagSet("unit", flag.ContinueOnError), []string{"--unit", "7", "--db", "sqlite:a.db"}); err != nil {
+		t.Fatalf("good flags: %v", err)
+	}
+	if m.Config.Service.Unit != 7 {
+		t.Fatalf("unit %d, want 7", m.Config.Service.Unit)
+	}
+	m = unitd.NewMain()
+	if err := m.ParseFlags(flag.NewFlagSet("unit", flag.ContinueOnError), []string{"--unit", "7"}); err == nil {
+		t.Fatal("no storage: got nil error")
+	}
+}
