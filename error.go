@@ -21,9 +21,15 @@ const (
 	CodeNotEnough       Code = "NOT_ENOUGH"          // refunds would exceed the paid amount
 	CodeOutTradeNoUsed  Code = "OUT_TRADE_NO_USED"   // same out_trade_no, different order body
 	CodeOutRefundNoUsed Code = "OUT_REFUND_NO_USED"  // same out_refund_no, different refund body
+	CodeOrderSuperseded Code = "ORDER_SUPERSEDED"    // an orphan of a lost create, closed: another order has its out_trade_no
 	CodeUnitUnavailable Code = "UNIT_UNAVAILABLE"    // the order's unit cannot be reached now
 	CodeNoUnitAvailable Code = "NO_UNIT_AVAILABLE"   // no unit could take a new order
 	CodeInternal        Code = "SYSTEM_ERROR"        // a fault of ours; the caller may retry
+	// CodeAttemptSuperseded is a unit's refusal of a create whose
+	// directory attempt was superseded (OrderService.SupersedeAttempt):
+	// another attempt makes the key's order. The proxy follows the
+	// directory; merchants never see it.
+	CodeAttemptSuperseded Code = "ATTEMPT_SUPERSEDED"
 )
 
 // Error is the error type of the domain. Code says what kind of failure it is;

@@ -42,15 +42,33 @@ type Order struct {
 	// AbandonedUnits lists units where an earlier attempt at creating this
 	// order had an unknown outcome (it timed out after being sent). Such an
 	// attempt may have left an orphan NOTPAY order with the same
-	// (Mchid, OutTradeNo) on that unit; reconciliation finds it through this
-	// list and closes it.
+	// (Mchid, OutTradeNo) on that unit; the directory's reconciler closes
+	// it (CloseReason CloseSuperseded).
 	AbandonedUnits []UnitID
+	// Attempt is the directory attempt that made the order (0: made
+	// without the directory, e.g. a health probe).
+	Attempt uint64
+	// CloseReason says why a CLOSED order was closed.
+	CloseReason CloseReason
 
 	// Read says where this copy of the order was read from: the zero
 	// value for the primary; a replica for an eventual read, or for a
 	// real-time read in degraded mode. It is not stored.
 	Read ReadInfo
 }
+
+// CloseReason says why an order was closed.
+type CloseReason string
+
+// The reasons an order is closed.
+const (
+	// CloseByMerchant: the merchant closed it (the API's close).
+	CloseByMerchant CloseReason = ""
+	// CloseSuperseded: the order is an orphan of a create whose answer
+	// was lost, and the merchant's order number has another order (the
+	// directory's): the reconciler closed it. It can never be paid.
+	CloseSuperseded CloseReason = "SUPERSEDED"
+)
 
 // SameRequest reports whether o was created from the same request body as r.
 // A create repeated with the same (mchid, out_trade_no) and the same body
@@ -72,6 +90,9 @@ func (o *Order) CheckPay(paymentID string) (done bool, err error) {
 		}
 		return false, Errorf(CodeOrderPaid, "order %s was already paid by another payment", o.OrderNo)
 	case StateClosed:
+		if o.CloseReason == CloseSuperseded {
+			return false, Errorf(CodeOrderSuperseded, "order %s was superseded by another order with out_trade_no %s; query that one", o.OrderNo, o.OutTradeNo)
+		}
 		return false, Errorf(CodeOrderClosed, "order %s is closed", o.OrderNo)
 	}
 	return false, o.unknownState("CheckPay")

@@ -1,6 +1,10 @@
 package tradeunit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
 	"unicode"
 	"unicode/utf8"
 )
@@ -15,6 +19,32 @@ type CreateOrderRequest struct {
 	// AbandonedUnits are units an earlier attempt at this create was sent to
 	// with an unknown outcome; they are recorded in the order (see Order).
 	AbandonedUnits []UnitID
+	// Attempt is the directory attempt making the order (0: none). A unit
+	// refuses an attempt that was superseded (ATTEMPT_SUPERSEDED).
+	Attempt uint64
+}
+
+// Fingerprint identifies the request's body: the same merchant order
+// number with another fingerprint is another order (OUT_TRADE_NO_USED).
+// Call it after Normalize.
+func (r *CreateOrderRequest) Fingerprint() string {
+	return fingerprint(r.Description, strconv.FormatInt(r.Amount.Total, 10), r.Amount.Currency)
+}
+
+// Fingerprint identifies the refund request's body (see
+// CreateOrderRequest.Fingerprint).
+func (r *CreateRefundRequest) Fingerprint() string {
+	return fingerprint(r.OrderNo, strconv.FormatInt(r.Amount.Refund, 10), r.Amount.Currency, r.Reason)
+}
+
+// fingerprint is a hash of the fields, each length-prefixed so that no two
+// field lists collide.
+func fingerprint(fields ...string) string {
+	h := sha256.New()
+	for _, f := range fields {
+		fmt.Fprintf(h, "%d:%s", len(f), f)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Normalize fills defaults; call it before Validate.
