@@ -39,4 +39,18 @@ type OrderService interface {
 	// Refund returns a refund by the merchant's refund number.
 	// Errors: RESOURCE_NOT_EXISTS.
 	Refund(ctx context.Context, mchid, outRefundNo string) (*Refund, error)
+	// SupersedeAttempt settles a directory attempt whose outcome is
+	// unknown: it returns the unit's order for (mchid, outTradeNo) if it
+	// has one, whatever attempt made it; if it has none, it records that
+	// attempt as superseded, so that a create carrying it that arrives
+	// later is refused (ATTEMPT_SUPERSEDED), and answers
+	// RESOURCE_NOT_EXISTS. It is idempotent.
+	SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, attempt uint64) (*Order, error)
+	// CloseSuperseded closes an orphan: a NOTPAY order whose merchant
+	// order number the directory gives to another order (winner), with
+	// CloseReason CloseSuperseded; it can never be paid. Closing a
+	// superseded order again succeeds. Errors: RESOURCE_NOT_EXISTS,
+	// ORDER_PAID (an orphan that was paid: a breach to report, never to
+	// close).
+	CloseSuperseded(ctx context.Context, mchid, orderNo, winner string) (*Order, error)
 }

@@ -13,8 +13,27 @@ import (
 type Store interface {
 	// CreateOrder inserts o with its ORDER_CREATED event. If an order with
 	// the same (Mchid, OutTradeNo) exists, it returns that order and
-	// created=false and writes nothing.
+	// created=false and writes nothing. Errors: ATTEMPT_SUPERSEDED when
+	// o.Attempt was superseded (SupersedeAttempt), nothing written.
 	CreateOrder(ctx context.Context, o *Order) (stored *Order, created bool, err error)
+	// SupersedeAttempt returns the order of (mchid, outTradeNo) if there is
+	// one; if not, it records attempt as superseded, so that a CreateOrder
+	// carrying it is refused from then on, and answers RESOURCE_NOT_EXISTS.
+	// It is serialized with CreateOrder: a create of the attempt either
+	// committed before (and is returned) or is refused after.
+	SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, attempt uint64) (*Order, error)
+	// CloseSuperseded moves a merchant's NOTPAY order to CLOSED with
+	// CloseSuperseded and its ORDER_CLOSED event naming winner; a closed
+	// order is returned as it is. Errors: ORDER_PAID, RESOURCE_NOT_EXISTS.
+	CloseSuperseded(ctx context.Context, mchid, orderNo, winner string, at time.Time) (*Order, error)
+	// OrdersAfter returns up to limit orders with a number above afterNo,
+	// in number order, the probe merchant's excluded: every order the unit
+	// holds, for the directory's backfill.
+	OrdersAfter(ctx context.Context, afterNo string, limit int) ([]*Order, error)
+	// RefundsAfter returns up to limit refunds stored after the cursor
+	// after (0: from the first), in the order they were stored, the probe
+	// merchant's excluded, and the cursor to go on from.
+	RefundsAfter(ctx context.Context, after int64, limit int) (refunds []*Refund, next int64, err error)
 	// Order returns an order by number. Errors: RESOURCE_NOT_EXISTS.
 	Order(ctx context.Context, orderNo string) (*Order, error)
 	// OrderByOutTradeNo returns an order by merchant and merchant order

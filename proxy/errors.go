@@ -18,9 +18,12 @@ var httpStatus = map[tradeunit.Code]int{
 	tradeunit.CodeNotEnough:       http.StatusForbidden,
 	tradeunit.CodeOutTradeNoUsed:  http.StatusConflict,
 	tradeunit.CodeOutRefundNoUsed: http.StatusConflict,
-	tradeunit.CodeUnitUnavailable: http.StatusServiceUnavailable,
-	tradeunit.CodeNoUnitAvailable: http.StatusServiceUnavailable,
-	tradeunit.CodeInternal:        http.StatusInternalServerError,
+	tradeunit.CodeOrderSuperseded: http.StatusBadRequest,
+	// The proxy follows the directory on this one; a leak is retryable.
+	tradeunit.CodeAttemptSuperseded: http.StatusServiceUnavailable,
+	tradeunit.CodeUnitUnavailable:   http.StatusServiceUnavailable,
+	tradeunit.CodeNoUnitAvailable:   http.StatusServiceUnavailable,
+	tradeunit.CodeInternal:          http.StatusInternalServerError,
 }
 
 func statusOf(code tradeunit.Code) int {

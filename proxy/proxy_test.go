@@ -19,6 +19,7 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 		tradeunit.CodeParamError, tradeunit.CodeInvalidRequest, tradeunit.CodeUnauthorized, tradeunit.CodeNotFound,
 		tradeunit.CodeOrderClosed, tradeunit.CodeOrderPaid, tradeunit.CodeNotEnough, tradeunit.CodeOutTradeNoUsed,
 		tradeunit.CodeOutRefundNoUsed, tradeunit.CodeUnitUnavailable, tradeunit.CodeNoUnitAvailable, tradeunit.CodeInternal,
+		tradeunit.CodeOrderSuperseded, tradeunit.CodeAttemptSuperseded,
 	}
 	for _, c := range codes {
 		s := statusOf(c)
@@ -26,7 +27,8 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 			t.Errorf("code %s has no status in the table", c)
 		}
 		// Only our own faults are 5xx.
-		ours := c == tradeunit.CodeInternal || c == tradeunit.CodeUnitUnavailable || c == tradeunit.CodeNoUnitAvailable
+		ours := c == tradeunit.CodeInternal || c == tradeunit.CodeUnitUnavailable || c == tradeunit.CodeNoUnitAvailable ||
+			c == tradeunit.CodeAttemptSuperseded
 		if ours != (s >= 500) {
 			t.Errorf("code %s maps to %d", c, s)
 		}

@@ -200,3 +200,21 @@ func (c *Client) Refund(ctx context.Context, mchid, outRefundNo string) (*tradeu
 	}
 	return refundFromProto(p), nil
 }
+
+// SupersedeAttempt implements tradeunit.OrderService.
+func (c *Client) SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, attempt uint64) (*tradeunit.Order, error) {
+	p, err := c.api.SupersedeAttempt(ctx, &unitpb.SupersedeAttemptRequest{Mchid: mchid, OutTradeNo: outTradeNo, Attempt: attempt})
+	if err != nil {
+		return nil, fromStatus("SupersedeAttempt", err)
+	}
+	return orderFromProto(p), nil
+}
+
+// CloseSuperseded implements tradeunit.OrderService.
+func (c *Client) CloseSuperseded(ctx context.Context, mchid, orderNo, winner string) (*tradeunit.Order, error) {
+	p, err := c.api.CloseSuperseded(ctx, &unitpb.CloseSupersededRequest{Mchid: mchid, OrderNo: orderNo, Winner: winner})
+	if err != nil {
+		return nil, fromStatus("CloseSuperseded", err)
+	}
+	return orderFromProto(p), nil
+}

@@ -93,6 +93,8 @@ func orderToProto(o *tradeunit.Order) *unitpb.Order {
 		CloseTimeUs:    tradeunit.UnixMicros(o.CloseTime),
 		AbandonedUnits: unitsToProto(o.AbandonedUnits),
 		Read:           readToProto(o.Read),
+		Attempt:        o.Attempt,
+		CloseReason:    string(o.CloseReason),
 	}
 }
 
@@ -112,6 +114,8 @@ func orderFromProto(p *unitpb.Order) *tradeunit.Order {
 		CloseTime:      tradeunit.FromUnixMicros(p.GetCloseTimeUs()),
 		AbandonedUnits: unitsFromProto(p.GetAbandonedUnits()),
 		Read:           readFromProto(p.GetRead()),
+		Attempt:        p.GetAttempt(),
+		CloseReason:    tradeunit.CloseReason(p.GetCloseReason()),
 	}
 }
 
@@ -152,6 +156,7 @@ func createOrderToProto(r tradeunit.CreateOrderRequest) *unitpb.CreateOrderReque
 		Total:          r.Amount.Total,
 		Currency:       r.Amount.Currency,
 		AbandonedUnits: unitsToProto(r.AbandonedUnits),
+		Attempt:        r.Attempt,
 	}
 }
 
@@ -162,6 +167,7 @@ func createOrderFromProto(p *unitpb.CreateOrderRequest) tradeunit.CreateOrderReq
 		Description:    p.GetDescription(),
 		Amount:         tradeunit.Amount{Total: p.GetTotal(), Currency: p.GetCurrency()},
 		AbandonedUnits: unitsFromProto(p.GetAbandonedUnits()),
+		Attempt:        p.GetAttempt(),
 	}
 }
 

@@ -40,6 +40,8 @@ var codeTable = []struct {
 	{tradeunit.CodeNotEnough, codes.FailedPrecondition},
 	{tradeunit.CodeOutTradeNoUsed, codes.AlreadyExists},
 	{tradeunit.CodeOutRefundNoUsed, codes.AlreadyExists},
+	{tradeunit.CodeOrderSuperseded, codes.FailedPrecondition},
+	{tradeunit.CodeAttemptSuperseded, codes.Aborted},
 	{tradeunit.CodeUnitUnavailable, codes.Unavailable},
 	{tradeunit.CodeNoUnitAvailable, codes.Unavailable},
 	{tradeunit.CodeInternal, codes.Internal},

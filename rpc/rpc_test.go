@@ -111,6 +111,14 @@ func (f *fakeService) Refund(ctx context.Context, mchid, outRefundNo string) (*t
 	return f.refundResult(ctx, "Refund", mchid, outRefundNo)
 }
 
+func (f *fakeService) SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, attempt uint64) (*tradeunit.Order, error) {
+	return f.result(ctx, "SupersedeAttempt", mchid, outTradeNo, attempt)
+}
+
+func (f *fakeService) CloseSuperseded(ctx context.Context, mchid, orderNo, winner string) (*tradeunit.Order, error) {
+	return f.result(ctx, "CloseSuperseded", mchid, orderNo, winner)
+}
+
 // unit is a served fakeService and a Client of it.
 type unit struct {
 	svc    *fakeService
@@ -159,6 +167,8 @@ func testOrder() *tradeunit.Order {
 		SuccessTime:    t0.Add(time.Second + time.Microsecond),
 		CloseTime:      t0.Add(time.Hour),
 		AbandonedUnits: []tradeunit.UnitID{7, 99999},
+		Attempt:        1 << 63,
+		CloseReason:    tradeunit.CloseSuperseded,
 		Read:           tradeunit.ReadInfo{Source: tradeunit.FromReplica, Degraded: true, Staleness: 1234 * time.Microsecond},
 	}
 }
@@ -213,6 +223,14 @@ var calls = []call{
 		_, err := s.Refund(ctx, "m", "r")
 		return err
 	}},
+	{"SupersedeAttempt", func(ctx context.Context, s tradeunit.OrderService) error {
+		_, err := s.SupersedeAttempt(ctx, "m", "o", 7)
+		return err
+	}},
+	{"CloseSuperseded", func(ctx context.Context, s tradeunit.OrderService) error {
+		_, err := s.CloseSuperseded(ctx, "m", "n", "w")
+		return err
+	}},
 }
 
 func TestServiceName(t *testing.T) {
@@ -236,6 +254,8 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 		{tradeunit.CodeNotEnough, codes.FailedPrecondition},
 		{tradeunit.CodeOutTradeNoUsed, codes.AlreadyExists},
 		{tradeunit.CodeOutRefundNoUsed, codes.AlreadyExists},
+		{tradeunit.CodeOrderSuperseded, codes.FailedPrecondition},
+		{tradeunit.CodeAttemptSuperseded, codes.Aborted},
 		{tradeunit.CodeUnitUnavailable, codes.Unavailable},
 		{tradeunit.CodeNoUnitAvailable, codes.Unavailable},
 		{tradeunit.CodeInternal, codes.Internal},
@@ -339,7 +359,10 @@ func TestOrderRoundTrip(t *testing.T) {
 	u := startUnit(t)
 	want := testOrder()
 	u.svc.set(testOrder(), nil, nil)
-	for _, c := range calls[:5] { // the methods that return an order
+	for _, c := range calls {
+		if c.name == "CreateRefund" || c.name == "Refund" {
+			continue // they return a refund
+		}
 		t.Run(c.name, func(t *testing.T) {
 			var got *tradeunit.Order
 			var err error
@@ -354,6 +377,10 @@ func TestOrderRoundTrip(t *testing.T) {
 				got, err = u.client.PayOrder(t.Context(), tradeunit.PayOrderRequest{})
 			case "CloseOrder":
 				got, err = u.client.CloseOrder(t.Context(), "m", "n")
+			case "SupersedeAttempt":
+				got, err = u.client.SupersedeAttempt(t.Context(), "m", "o", 7)
+			case "CloseSuperseded":
+				got, err = u.client.CloseSuperseded(t.Context(), "m", "n", "w")
 			}
 			if err != nil {
 				t.Fatal(err)

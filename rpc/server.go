@@ -124,6 +124,16 @@ func (s *server) GetRefund(ctx context.Context, r *unitpb.GetRefundRequest) (*un
 	return s.refund(ctx, "GetRefund", f, err)
 }
 
+func (s *server) SupersedeAttempt(ctx context.Context, r *unitpb.SupersedeAttemptRequest) (*unitpb.Order, error) {
+	o, err := s.svc.SupersedeAttempt(ctx, r.GetMchid(), r.GetOutTradeNo(), r.GetAttempt())
+	return s.order(ctx, "SupersedeAttempt", o, err)
+}
+
+func (s *server) CloseSuperseded(ctx context.Context, r *unitpb.CloseSupersededRequest) (*unitpb.Order, error) {
+	o, err := s.svc.CloseSuperseded(ctx, r.GetMchid(), r.GetOrderNo(), r.GetWinner())
+	return s.order(ctx, "CloseSuperseded", o, err)
+}
+
 // errNilResult is the cause logged when a service breaks its contract by
 // returning neither a result nor an error.
 var errNilResult = errors.New("service returned neither a result nor an error")

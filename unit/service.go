@@ -104,7 +104,7 @@ func (s *Service) CreateOrder(ctx context.Context, r tradeunit.CreateOrderReques
 	}
 	o := &tradeunit.Order{
 		OrderNo: no.String(), Mchid: r.Mchid, OutTradeNo: r.OutTradeNo, Description: r.Description,
-		Amount: r.Amount, AbandonedUnits: r.AbandonedUnits, CreateTime: now,
+		Amount: r.Amount, AbandonedUnits: r.AbandonedUnits, Attempt: r.Attempt, CreateTime: now,
 	}
 	stored, created, err := store.CreateOrder(ctx, o)
 	if err != nil {
@@ -227,6 +227,40 @@ func (s *Service) Refund(ctx context.Context, mchid, outRefundNo string) (*trade
 	return read(ctx, s.storage, func(store tradeunit.Store) (*tradeunit.Refund, error) {
 		return store.Refund(ctx, mchid, outRefundNo)
 	}, refundRead)
+}
+
+// SupersedeAttempt settles a directory attempt on this unit (see
+// tradeunit.OrderService).
+func (s *Service) SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, attempt uint64) (*tradeunit.Order, error) {
+	if err := (tradeunit.MerchantKey{Mchid: mchid, Kind: tradeunit.KeyOrder, Value: outTradeNo}).Validate(); err != nil {
+		return nil, err
+	}
+	store, err := s.storage.Primary()
+	if err != nil {
+		return nil, err
+	}
+	return store.SupersedeAttempt(ctx, mchid, outTradeNo, attempt)
+}
+
+// CloseSuperseded closes an orphan order (see tradeunit.OrderService).
+func (s *Service) CloseSuperseded(ctx context.Context, mchid, orderNo, winner string) (*tradeunit.Order, error) {
+	if err := tradeunit.ValidateMchid(mchid); err != nil {
+		return nil, err
+	}
+	if err := s.checkOrderNo(orderNo); err != nil {
+		return nil, err
+	}
+	if _, err := orderno.Parse(winner); err != nil {
+		return nil, orderno.AsParamError(err)
+	}
+	if winner == orderNo {
+		return nil, tradeunit.Errorf(tradeunit.CodeInvalidRequest, "order %s cannot supersede itself", orderNo)
+	}
+	store, err := s.storage.Primary()
+	if err != nil {
+		return nil, err
+	}
+	return store.CloseSuperseded(ctx, mchid, orderNo, winner, s.clock())
 }
 
 // checkOrderNo rejects a malformed number and one of another unit: a call

@@ -24,6 +24,661 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type MerchantKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Mchid string                 `protobuf:"bytes,1,opt,name=mchid,proto3" json:"mchid,omitempty"`
+	// kind is "order" or "refund".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// value is the out_trade_no or out_refund_no.
+	Value         string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MerchantKey) Reset() {
+	*x = MerchantKey{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MerchantKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MerchantKey) ProtoMessage() {}
+
+func (x *MerchantKey) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MerchantKey.ProtoReflect.Descriptor instead.
+func (*MerchantKey) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *MerchantKey) GetMchid() string {
+	if x != nil {
+		return x.Mchid
+	}
+	return ""
+}
+
+func (x *MerchantKey) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *MerchantKey) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type Attempt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unit          uint32                 `protobuf:"varint,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	Id            uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attempt) Reset() {
+	*x = Attempt{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attempt) ProtoMessage() {}
+
+func (x *Attempt) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
+func (*Attempt) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Attempt) GetUnit() uint32 {
+	if x != nil {
+		return x.Unit
+	}
+	return 0
+}
+
+func (x *Attempt) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type DirectoryEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   *MerchantKey           `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// state is "pending" or "committed".
+	State       string   `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Attempt     *Attempt `protobuf:"bytes,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Fingerprint string   `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// record_no is the committed order's number (for a refund, its order's).
+	RecordNo      string     `protobuf:"bytes,5,opt,name=record_no,json=recordNo,proto3" json:"record_no,omitempty"`
+	Abandoned     []*Attempt `protobuf:"bytes,6,rep,name=abandoned,proto3" json:"abandoned,omitempty"`
+	CreatedUs     int64      `protobuf:"varint,7,opt,name=created_us,json=createdUs,proto3" json:"created_us,omitempty"`
+	UpdatedUs     int64      `protobuf:"varint,8,opt,name=updated_us,json=updatedUs,proto3" json:"updated_us,omitempty"`
+	Version       int64      `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirectoryEntry) Reset() {
+	*x = DirectoryEntry{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirectoryEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirectoryEntry) ProtoMessage() {}
+
+func (x *DirectoryEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirectoryEntry.ProtoReflect.Descriptor instead.
+func (*DirectoryEntry) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DirectoryEntry) GetKey() *MerchantKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *DirectoryEntry) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DirectoryEntry) GetAttempt() *Attempt {
+	if x != nil {
+		return x.Attempt
+	}
+	return nil
+}
+
+func (x *DirectoryEntry) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *DirectoryEntry) GetRecordNo() string {
+	if x != nil {
+		return x.RecordNo
+	}
+	return ""
+}
+
+func (x *DirectoryEntry) GetAbandoned() []*Attempt {
+	if x != nil {
+		return x.Abandoned
+	}
+	return nil
+}
+
+func (x *DirectoryEntry) GetCreatedUs() int64 {
+	if x != nil {
+		return x.CreatedUs
+	}
+	return 0
+}
+
+func (x *DirectoryEntry) GetUpdatedUs() int64 {
+	if x != nil {
+		return x.UpdatedUs
+	}
+	return 0
+}
+
+func (x *DirectoryEntry) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type GetEntryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *MerchantKey           `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEntryRequest) Reset() {
+	*x = GetEntryRequest{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEntryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEntryRequest) ProtoMessage() {}
+
+func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEntryRequest.ProtoReflect.Descriptor instead.
+func (*GetEntryRequest) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetEntryRequest) GetKey() *MerchantKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type PutEntriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*DirectoryEntry      `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutEntriesRequest) Reset() {
+	*x = PutEntriesRequest{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutEntriesRequest) ProtoMessage() {}
+
+func (x *PutEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutEntriesRequest.ProtoReflect.Descriptor instead.
+func (*PutEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PutEntriesRequest) GetEntries() []*DirectoryEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type PutResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// entry is the entry now stored: the one put, or the winner of a conflict.
+	Entry *DirectoryEntry `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	// conflict is set when another writer changed the entry first.
+	Conflict bool `protobuf:"varint,2,opt,name=conflict,proto3" json:"conflict,omitempty"`
+	// code and message are the error of a put that failed otherwise; code
+	// "" for success.
+	Code    string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// outcome_unknown is set when the storage could not tell whether it
+	// committed.
+	OutcomeUnknown bool `protobuf:"varint,5,opt,name=outcome_unknown,json=outcomeUnknown,proto3" json:"outcome_unknown,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PutResult) Reset() {
+	*x = PutResult{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutResult) ProtoMessage() {}
+
+func (x *PutResult) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutResult.ProtoReflect.Descriptor instead.
+func (*PutResult) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PutResult) GetEntry() *DirectoryEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *PutResult) GetConflict() bool {
+	if x != nil {
+		return x.Conflict
+	}
+	return false
+}
+
+func (x *PutResult) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *PutResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PutResult) GetOutcomeUnknown() bool {
+	if x != nil {
+		return x.OutcomeUnknown
+	}
+	return false
+}
+
+type PutEntriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*PutResult           `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutEntriesResponse) Reset() {
+	*x = PutEntriesResponse{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutEntriesResponse) ProtoMessage() {}
+
+func (x *PutEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutEntriesResponse.ProtoReflect.Descriptor instead.
+func (*PutEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PutEntriesResponse) GetResults() []*PutResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type AbandonedEntriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	After         *MerchantKey           `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbandonedEntriesRequest) Reset() {
+	*x = AbandonedEntriesRequest{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbandonedEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbandonedEntriesRequest) ProtoMessage() {}
+
+func (x *AbandonedEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbandonedEntriesRequest.ProtoReflect.Descriptor instead.
+func (*AbandonedEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AbandonedEntriesRequest) GetAfter() *MerchantKey {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *AbandonedEntriesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type AbandonedEntriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*DirectoryEntry      `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbandonedEntriesResponse) Reset() {
+	*x = AbandonedEntriesResponse{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbandonedEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbandonedEntriesResponse) ProtoMessage() {}
+
+func (x *AbandonedEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbandonedEntriesResponse.ProtoReflect.Descriptor instead.
+func (*AbandonedEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AbandonedEntriesResponse) GetEntries() []*DirectoryEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type SupersedeAttemptRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mchid         string                 `protobuf:"bytes,1,opt,name=mchid,proto3" json:"mchid,omitempty"`
+	OutTradeNo    string                 `protobuf:"bytes,2,opt,name=out_trade_no,json=outTradeNo,proto3" json:"out_trade_no,omitempty"`
+	Attempt       uint64                 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SupersedeAttemptRequest) Reset() {
+	*x = SupersedeAttemptRequest{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SupersedeAttemptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SupersedeAttemptRequest) ProtoMessage() {}
+
+func (x *SupersedeAttemptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SupersedeAttemptRequest.ProtoReflect.Descriptor instead.
+func (*SupersedeAttemptRequest) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SupersedeAttemptRequest) GetMchid() string {
+	if x != nil {
+		return x.Mchid
+	}
+	return ""
+}
+
+func (x *SupersedeAttemptRequest) GetOutTradeNo() string {
+	if x != nil {
+		return x.OutTradeNo
+	}
+	return ""
+}
+
+func (x *SupersedeAttemptRequest) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+type CloseSupersededRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Mchid   string                 `protobuf:"bytes,1,opt,name=mchid,proto3" json:"mchid,omitempty"`
+	OrderNo string                 `protobuf:"bytes,2,opt,name=order_no,json=orderNo,proto3" json:"order_no,omitempty"`
+	// winner is the order the directory gives the out_trade_no to.
+	Winner        string `protobuf:"bytes,3,opt,name=winner,proto3" json:"winner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseSupersededRequest) Reset() {
+	*x = CloseSupersededRequest{}
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseSupersededRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseSupersededRequest) ProtoMessage() {}
+
+func (x *CloseSupersededRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseSupersededRequest.ProtoReflect.Descriptor instead.
+func (*CloseSupersededRequest) Descriptor() ([]byte, []int) {
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CloseSupersededRequest) GetMchid() string {
+	if x != nil {
+		return x.Mchid
+	}
+	return ""
+}
+
+func (x *CloseSupersededRequest) GetOrderNo() string {
+	if x != nil {
+		return x.OrderNo
+	}
+	return ""
+}
+
+func (x *CloseSupersededRequest) GetWinner() string {
+	if x != nil {
+		return x.Winner
+	}
+	return ""
+}
+
 // Order is one merchant order (tradeunit.Order).
 type Order struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -57,14 +712,18 @@ type Order struct {
 	// order had an unknown outcome; reconciliation closes any orphan there.
 	AbandonedUnits []uint32 `protobuf:"varint,14,rep,packed,name=abandoned_units,json=abandonedUnits,proto3" json:"abandoned_units,omitempty"`
 	// read says where this copy was read from; unset for the primary.
-	Read          *ReadInfo `protobuf:"bytes,15,opt,name=read,proto3" json:"read,omitempty"`
+	Read *ReadInfo `protobuf:"bytes,15,opt,name=read,proto3" json:"read,omitempty"`
+	// attempt is the directory attempt that made the order; 0 for none.
+	Attempt uint64 `protobuf:"varint,16,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// close_reason is "" (closed by the merchant) or "SUPERSEDED".
+	CloseReason   string `protobuf:"bytes,17,opt,name=close_reason,json=closeReason,proto3" json:"close_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
 	*x = Order{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[0]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -76,7 +735,7 @@ func (x *Order) String() string {
 func (*Order) ProtoMessage() {}
 
 func (x *Order) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[0]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -89,7 +748,7 @@ func (x *Order) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Order.ProtoReflect.Descriptor instead.
 func (*Order) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{0}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Order) GetOrderNo() string {
@@ -197,6 +856,20 @@ func (x *Order) GetRead() *ReadInfo {
 	return nil
 }
 
+func (x *Order) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Order) GetCloseReason() string {
+	if x != nil {
+		return x.CloseReason
+	}
+	return ""
+}
+
 // ReadInfo says where a result was read from (tradeunit.ReadInfo).
 type ReadInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -213,7 +886,7 @@ type ReadInfo struct {
 
 func (x *ReadInfo) Reset() {
 	*x = ReadInfo{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[1]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +898,7 @@ func (x *ReadInfo) String() string {
 func (*ReadInfo) ProtoMessage() {}
 
 func (x *ReadInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[1]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +911,7 @@ func (x *ReadInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadInfo.ProtoReflect.Descriptor instead.
 func (*ReadInfo) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{1}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReadInfo) GetSource() string {
@@ -291,7 +964,7 @@ type Refund struct {
 
 func (x *Refund) Reset() {
 	*x = Refund{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[2]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -303,7 +976,7 @@ func (x *Refund) String() string {
 func (*Refund) ProtoMessage() {}
 
 func (x *Refund) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[2]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -316,7 +989,7 @@ func (x *Refund) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refund.ProtoReflect.Descriptor instead.
 func (*Refund) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{2}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Refund) GetRefundId() string {
@@ -407,13 +1080,16 @@ type CreateOrderRequest struct {
 	// abandoned_units are units an earlier attempt at this create was sent to
 	// with an unknown outcome; the unit records them in the order.
 	AbandonedUnits []uint32 `protobuf:"varint,6,rep,packed,name=abandoned_units,json=abandonedUnits,proto3" json:"abandoned_units,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// attempt is the directory attempt making the order; 0 for none. A
+	// superseded attempt is refused (ATTEMPT_SUPERSEDED).
+	Attempt       uint64 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateOrderRequest) Reset() {
 	*x = CreateOrderRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[3]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +1101,7 @@ func (x *CreateOrderRequest) String() string {
 func (*CreateOrderRequest) ProtoMessage() {}
 
 func (x *CreateOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[3]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +1114,7 @@ func (x *CreateOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOrderRequest.ProtoReflect.Descriptor instead.
 func (*CreateOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{3}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateOrderRequest) GetMchid() string {
@@ -483,6 +1159,13 @@ func (x *CreateOrderRequest) GetAbandonedUnits() []uint32 {
 	return nil
 }
 
+func (x *CreateOrderRequest) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
 // GetOrderRequest names an order by its number.
 type GetOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -499,7 +1182,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[4]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +1194,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[4]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +1207,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{4}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetOrderRequest) GetMchid() string {
@@ -564,7 +1247,7 @@ type GetOrderByOutTradeNoRequest struct {
 
 func (x *GetOrderByOutTradeNoRequest) Reset() {
 	*x = GetOrderByOutTradeNoRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[5]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +1259,7 @@ func (x *GetOrderByOutTradeNoRequest) String() string {
 func (*GetOrderByOutTradeNoRequest) ProtoMessage() {}
 
 func (x *GetOrderByOutTradeNoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[5]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +1272,7 @@ func (x *GetOrderByOutTradeNoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderByOutTradeNoRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderByOutTradeNoRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{5}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetOrderByOutTradeNoRequest) GetMchid() string {
@@ -629,7 +1312,7 @@ type PayOrderRequest struct {
 
 func (x *PayOrderRequest) Reset() {
 	*x = PayOrderRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[6]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +1324,7 @@ func (x *PayOrderRequest) String() string {
 func (*PayOrderRequest) ProtoMessage() {}
 
 func (x *PayOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[6]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +1337,7 @@ func (x *PayOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayOrderRequest.ProtoReflect.Descriptor instead.
 func (*PayOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{6}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PayOrderRequest) GetMchid() string {
@@ -691,7 +1374,7 @@ type CloseOrderRequest struct {
 
 func (x *CloseOrderRequest) Reset() {
 	*x = CloseOrderRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[7]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +1386,7 @@ func (x *CloseOrderRequest) String() string {
 func (*CloseOrderRequest) ProtoMessage() {}
 
 func (x *CloseOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[7]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +1399,7 @@ func (x *CloseOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseOrderRequest.ProtoReflect.Descriptor instead.
 func (*CloseOrderRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{7}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CloseOrderRequest) GetMchid() string {
@@ -756,7 +1439,7 @@ type CreateRefundRequest struct {
 
 func (x *CreateRefundRequest) Reset() {
 	*x = CreateRefundRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[8]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +1451,7 @@ func (x *CreateRefundRequest) String() string {
 func (*CreateRefundRequest) ProtoMessage() {}
 
 func (x *CreateRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[8]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +1464,7 @@ func (x *CreateRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRefundRequest.ProtoReflect.Descriptor instead.
 func (*CreateRefundRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{8}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateRefundRequest) GetMchid() string {
@@ -842,7 +1525,7 @@ type GetRefundRequest struct {
 
 func (x *GetRefundRequest) Reset() {
 	*x = GetRefundRequest{}
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[9]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +1537,7 @@ func (x *GetRefundRequest) String() string {
 func (*GetRefundRequest) ProtoMessage() {}
 
 func (x *GetRefundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tradeunit_v1_unit_proto_msgTypes[9]
+	mi := &file_tradeunit_v1_unit_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1550,7 @@ func (x *GetRefundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRefundRequest.ProtoReflect.Descriptor instead.
 func (*GetRefundRequest) Descriptor() ([]byte, []int) {
-	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{9}
+	return file_tradeunit_v1_unit_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRefundRequest) GetMchid() string {
@@ -895,7 +1578,52 @@ var File_tradeunit_v1_unit_proto protoreflect.FileDescriptor
 
 const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\n" +
-	"\x17tradeunit/v1/unit.proto\x12\ftradeunit.v1\"\xf7\x03\n" +
+	"\x17tradeunit/v1/unit.proto\x12\ftradeunit.v1\"M\n" +
+	"\vMerchantKey\x12\x14\n" +
+	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"-\n" +
+	"\aAttempt\x12\x12\n" +
+	"\x04unit\x18\x01 \x01(\rR\x04unit\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\"\xd0\x02\n" +
+	"\x0eDirectoryEntry\x12+\n" +
+	"\x03key\x18\x01 \x01(\v2\x19.tradeunit.v1.MerchantKeyR\x03key\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12/\n" +
+	"\aattempt\x18\x03 \x01(\v2\x15.tradeunit.v1.AttemptR\aattempt\x12 \n" +
+	"\vfingerprint\x18\x04 \x01(\tR\vfingerprint\x12\x1b\n" +
+	"\trecord_no\x18\x05 \x01(\tR\brecordNo\x123\n" +
+	"\tabandoned\x18\x06 \x03(\v2\x15.tradeunit.v1.AttemptR\tabandoned\x12\x1d\n" +
+	"\n" +
+	"created_us\x18\a \x01(\x03R\tcreatedUs\x12\x1d\n" +
+	"\n" +
+	"updated_us\x18\b \x01(\x03R\tupdatedUs\x12\x18\n" +
+	"\aversion\x18\t \x01(\x03R\aversion\">\n" +
+	"\x0fGetEntryRequest\x12+\n" +
+	"\x03key\x18\x01 \x01(\v2\x19.tradeunit.v1.MerchantKeyR\x03key\"K\n" +
+	"\x11PutEntriesRequest\x126\n" +
+	"\aentries\x18\x01 \x03(\v2\x1c.tradeunit.v1.DirectoryEntryR\aentries\"\xb2\x01\n" +
+	"\tPutResult\x122\n" +
+	"\x05entry\x18\x01 \x01(\v2\x1c.tradeunit.v1.DirectoryEntryR\x05entry\x12\x1a\n" +
+	"\bconflict\x18\x02 \x01(\bR\bconflict\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12'\n" +
+	"\x0foutcome_unknown\x18\x05 \x01(\bR\x0eoutcomeUnknown\"G\n" +
+	"\x12PutEntriesResponse\x121\n" +
+	"\aresults\x18\x01 \x03(\v2\x17.tradeunit.v1.PutResultR\aresults\"`\n" +
+	"\x17AbandonedEntriesRequest\x12/\n" +
+	"\x05after\x18\x01 \x01(\v2\x19.tradeunit.v1.MerchantKeyR\x05after\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"R\n" +
+	"\x18AbandonedEntriesResponse\x126\n" +
+	"\aentries\x18\x01 \x03(\v2\x1c.tradeunit.v1.DirectoryEntryR\aentries\"k\n" +
+	"\x17SupersedeAttemptRequest\x12\x14\n" +
+	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12 \n" +
+	"\fout_trade_no\x18\x02 \x01(\tR\n" +
+	"outTradeNo\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\x04R\aattempt\"a\n" +
+	"\x16CloseSupersededRequest\x12\x14\n" +
+	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12\x19\n" +
+	"\border_no\x18\x02 \x01(\tR\aorderNo\x12\x16\n" +
+	"\x06winner\x18\x03 \x01(\tR\x06winner\"\xb4\x04\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_no\x18\x01 \x01(\tR\aorderNo\x12\x14\n" +
 	"\x05mchid\x18\x02 \x01(\tR\x05mchid\x12 \n" +
@@ -915,7 +1643,9 @@ const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\x0fsuccess_time_us\x18\f \x01(\x03R\rsuccessTimeUs\x12\"\n" +
 	"\rclose_time_us\x18\r \x01(\x03R\vcloseTimeUs\x12'\n" +
 	"\x0fabandoned_units\x18\x0e \x03(\rR\x0eabandonedUnits\x12*\n" +
-	"\x04read\x18\x0f \x01(\v2\x16.tradeunit.v1.ReadInfoR\x04read\"a\n" +
+	"\x04read\x18\x0f \x01(\v2\x16.tradeunit.v1.ReadInfoR\x04read\x12\x18\n" +
+	"\aattempt\x18\x10 \x01(\x04R\aattempt\x12!\n" +
+	"\fclose_reason\x18\x11 \x01(\tR\vcloseReason\"a\n" +
 	"\bReadInfo\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1a\n" +
 	"\bdegraded\x18\x02 \x01(\bR\bdegraded\x12!\n" +
@@ -931,7 +1661,7 @@ const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\x06status\x18\b \x01(\tR\x06status\x12$\n" +
 	"\x0ecreate_time_us\x18\t \x01(\x03R\fcreateTimeUs\x12*\n" +
 	"\x04read\x18\n" +
-	" \x01(\v2\x16.tradeunit.v1.ReadInfoR\x04read\"\xc9\x01\n" +
+	" \x01(\v2\x16.tradeunit.v1.ReadInfoR\x04read\"\xe3\x01\n" +
 	"\x12CreateOrderRequest\x12\x14\n" +
 	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12 \n" +
 	"\fout_trade_no\x18\x02 \x01(\tR\n" +
@@ -939,7 +1669,8 @@ const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x14\n" +
 	"\x05total\x18\x04 \x01(\x03R\x05total\x12\x1a\n" +
 	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12'\n" +
-	"\x0fabandoned_units\x18\x06 \x03(\rR\x0eabandonedUnits\"d\n" +
+	"\x0fabandoned_units\x18\x06 \x03(\rR\x0eabandonedUnits\x12\x18\n" +
+	"\aattempt\x18\a \x01(\x04R\aattempt\"d\n" +
 	"\x0fGetOrderRequest\x12\x14\n" +
 	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12\x19\n" +
 	"\border_no\x18\x02 \x01(\tR\aorderNo\x12 \n" +
@@ -967,7 +1698,7 @@ const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\x10GetRefundRequest\x12\x14\n" +
 	"\x05mchid\x18\x01 \x01(\tR\x05mchid\x12\"\n" +
 	"\rout_refund_no\x18\x02 \x01(\tR\voutRefundNo\x12 \n" +
-	"\vconsistency\x18\x03 \x01(\tR\vconsistency2\xfb\x03\n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency2\x99\x05\n" +
 	"\vUnitService\x12D\n" +
 	"\vCreateOrder\x12 .tradeunit.v1.CreateOrderRequest\x1a\x13.tradeunit.v1.Order\x12>\n" +
 	"\bGetOrder\x12\x1d.tradeunit.v1.GetOrderRequest\x1a\x13.tradeunit.v1.Order\x12V\n" +
@@ -976,7 +1707,14 @@ const file_tradeunit_v1_unit_proto_rawDesc = "" +
 	"\n" +
 	"CloseOrder\x12\x1f.tradeunit.v1.CloseOrderRequest\x1a\x13.tradeunit.v1.Order\x12G\n" +
 	"\fCreateRefund\x12!.tradeunit.v1.CreateRefundRequest\x1a\x14.tradeunit.v1.Refund\x12A\n" +
-	"\tGetRefund\x12\x1e.tradeunit.v1.GetRefundRequest\x1a\x14.tradeunit.v1.RefundB\x1dZ\x1btradeunit/rpc/unitpb;unitpbb\x06proto3"
+	"\tGetRefund\x12\x1e.tradeunit.v1.GetRefundRequest\x1a\x14.tradeunit.v1.Refund\x12N\n" +
+	"\x10SupersedeAttempt\x12%.tradeunit.v1.SupersedeAttemptRequest\x1a\x13.tradeunit.v1.Order\x12L\n" +
+	"\x0fCloseSuperseded\x12$.tradeunit.v1.CloseSupersededRequest\x1a\x13.tradeunit.v1.Order2\x8f\x02\n" +
+	"\x10DirectoryService\x12G\n" +
+	"\bGetEntry\x12\x1d.tradeunit.v1.GetEntryRequest\x1a\x1c.tradeunit.v1.DirectoryEntry\x12O\n" +
+	"\n" +
+	"PutEntries\x12\x1f.tradeunit.v1.PutEntriesRequest\x1a .tradeunit.v1.PutEntriesResponse\x12a\n" +
+	"\x10AbandonedEntries\x12%.tradeunit.v1.AbandonedEntriesRequest\x1a&.tradeunit.v1.AbandonedEntriesResponseB\x1dZ\x1btradeunit/rpc/unitpb;unitpbb\x06proto3"
 
 var (
 	file_tradeunit_v1_unit_proto_rawDescOnce sync.Once
@@ -990,41 +1728,71 @@ func file_tradeunit_v1_unit_proto_rawDescGZIP() []byte {
 	return file_tradeunit_v1_unit_proto_rawDescData
 }
 
-var file_tradeunit_v1_unit_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_tradeunit_v1_unit_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_tradeunit_v1_unit_proto_goTypes = []any{
-	(*Order)(nil),                       // 0: tradeunit.v1.Order
-	(*ReadInfo)(nil),                    // 1: tradeunit.v1.ReadInfo
-	(*Refund)(nil),                      // 2: tradeunit.v1.Refund
-	(*CreateOrderRequest)(nil),          // 3: tradeunit.v1.CreateOrderRequest
-	(*GetOrderRequest)(nil),             // 4: tradeunit.v1.GetOrderRequest
-	(*GetOrderByOutTradeNoRequest)(nil), // 5: tradeunit.v1.GetOrderByOutTradeNoRequest
-	(*PayOrderRequest)(nil),             // 6: tradeunit.v1.PayOrderRequest
-	(*CloseOrderRequest)(nil),           // 7: tradeunit.v1.CloseOrderRequest
-	(*CreateRefundRequest)(nil),         // 8: tradeunit.v1.CreateRefundRequest
-	(*GetRefundRequest)(nil),            // 9: tradeunit.v1.GetRefundRequest
+	(*MerchantKey)(nil),                 // 0: tradeunit.v1.MerchantKey
+	(*Attempt)(nil),                     // 1: tradeunit.v1.Attempt
+	(*DirectoryEntry)(nil),              // 2: tradeunit.v1.DirectoryEntry
+	(*GetEntryRequest)(nil),             // 3: tradeunit.v1.GetEntryRequest
+	(*PutEntriesRequest)(nil),           // 4: tradeunit.v1.PutEntriesRequest
+	(*PutResult)(nil),                   // 5: tradeunit.v1.PutResult
+	(*PutEntriesResponse)(nil),          // 6: tradeunit.v1.PutEntriesResponse
+	(*AbandonedEntriesRequest)(nil),     // 7: tradeunit.v1.AbandonedEntriesRequest
+	(*AbandonedEntriesResponse)(nil),    // 8: tradeunit.v1.AbandonedEntriesResponse
+	(*SupersedeAttemptRequest)(nil),     // 9: tradeunit.v1.SupersedeAttemptRequest
+	(*CloseSupersededRequest)(nil),      // 10: tradeunit.v1.CloseSupersededRequest
+	(*Order)(nil),                       // 11: tradeunit.v1.Order
+	(*ReadInfo)(nil),                    // 12: tradeunit.v1.ReadInfo
+	(*Refund)(nil),                      // 13: tradeunit.v1.Refund
+	(*CreateOrderRequest)(nil),          // 14: tradeunit.v1.CreateOrderRequest
+	(*GetOrderRequest)(nil),             // 15: tradeunit.v1.GetOrderRequest
+	(*GetOrderByOutTradeNoRequest)(nil), // 16: tradeunit.v1.GetOrderByOutTradeNoRequest
+	(*PayOrderRequest)(nil),             // 17: tradeunit.v1.PayOrderRequest
+	(*CloseOrderRequest)(nil),           // 18: tradeunit.v1.CloseOrderRequest
+	(*CreateRefundRequest)(nil),         // 19: tradeunit.v1.CreateRefundRequest
+	(*GetRefundRequest)(nil),            // 20: tradeunit.v1.GetRefundRequest
 }
 var file_tradeunit_v1_unit_proto_depIdxs = []int32{
-	1, // 0: tradeunit.v1.Order.read:type_name -> tradeunit.v1.ReadInfo
-	1, // 1: tradeunit.v1.Refund.read:type_name -> tradeunit.v1.ReadInfo
-	3, // 2: tradeunit.v1.UnitService.CreateOrder:input_type -> tradeunit.v1.CreateOrderRequest
-	4, // 3: tradeunit.v1.UnitService.GetOrder:input_type -> tradeunit.v1.GetOrderRequest
-	5, // 4: tradeunit.v1.UnitService.GetOrderByOutTradeNo:input_type -> tradeunit.v1.GetOrderByOutTradeNoRequest
-	6, // 5: tradeunit.v1.UnitService.PayOrder:input_type -> tradeunit.v1.PayOrderRequest
-	7, // 6: tradeunit.v1.UnitService.CloseOrder:input_type -> tradeunit.v1.CloseOrderRequest
-	8, // 7: tradeunit.v1.UnitService.CreateRefund:input_type -> tradeunit.v1.CreateRefundRequest
-	9, // 8: tradeunit.v1.UnitService.GetRefund:input_type -> tradeunit.v1.GetRefundRequest
-	0, // 9: tradeunit.v1.UnitService.CreateOrder:output_type -> tradeunit.v1.Order
-	0, // 10: tradeunit.v1.UnitService.GetOrder:output_type -> tradeunit.v1.Order
-	0, // 11: tradeunit.v1.UnitService.GetOrderByOutTradeNo:output_type -> tradeunit.v1.Order
-	0, // 12: tradeunit.v1.UnitService.PayOrder:output_type -> tradeunit.v1.Order
-	0, // 13: tradeunit.v1.UnitService.CloseOrder:output_type -> tradeunit.v1.Order
-	2, // 14: tradeunit.v1.UnitService.CreateRefund:output_type -> tradeunit.v1.Refund
-	2, // 15: tradeunit.v1.UnitService.GetRefund:output_type -> tradeunit.v1.Refund
-	9, // [9:16] is the sub-list for method output_type
-	2, // [2:9] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0,  // 0: tradeunit.v1.DirectoryEntry.key:type_name -> tradeunit.v1.MerchantKey
+	1,  // 1: tradeunit.v1.DirectoryEntry.attempt:type_name -> tradeunit.v1.Attempt
+	1,  // 2: tradeunit.v1.DirectoryEntry.abandoned:type_name -> tradeunit.v1.Attempt
+	0,  // 3: tradeunit.v1.GetEntryRequest.key:type_name -> tradeunit.v1.MerchantKey
+	2,  // 4: tradeunit.v1.PutEntriesRequest.entries:type_name -> tradeunit.v1.DirectoryEntry
+	2,  // 5: tradeunit.v1.PutResult.entry:type_name -> tradeunit.v1.DirectoryEntry
+	5,  // 6: tradeunit.v1.PutEntriesResponse.results:type_name -> tradeunit.v1.PutResult
+	0,  // 7: tradeunit.v1.AbandonedEntriesRequest.after:type_name -> tradeunit.v1.MerchantKey
+	2,  // 8: tradeunit.v1.AbandonedEntriesResponse.entries:type_name -> tradeunit.v1.DirectoryEntry
+	12, // 9: tradeunit.v1.Order.read:type_name -> tradeunit.v1.ReadInfo
+	12, // 10: tradeunit.v1.Refund.read:type_name -> tradeunit.v1.ReadInfo
+	14, // 11: tradeunit.v1.UnitService.CreateOrder:input_type -> tradeunit.v1.CreateOrderRequest
+	15, // 12: tradeunit.v1.UnitService.GetOrder:input_type -> tradeunit.v1.GetOrderRequest
+	16, // 13: tradeunit.v1.UnitService.GetOrderByOutTradeNo:input_type -> tradeunit.v1.GetOrderByOutTradeNoRequest
+	17, // 14: tradeunit.v1.UnitService.PayOrder:input_type -> tradeunit.v1.PayOrderRequest
+	18, // 15: tradeunit.v1.UnitService.CloseOrder:input_type -> tradeunit.v1.CloseOrderRequest
+	19, // 16: tradeunit.v1.UnitService.CreateRefund:input_type -> tradeunit.v1.CreateRefundRequest
+	20, // 17: tradeunit.v1.UnitService.GetRefund:input_type -> tradeunit.v1.GetRefundRequest
+	9,  // 18: tradeunit.v1.UnitService.SupersedeAttempt:input_type -> tradeunit.v1.SupersedeAttemptRequest
+	10, // 19: tradeunit.v1.UnitService.CloseSuperseded:input_type -> tradeunit.v1.CloseSupersededRequest
+	3,  // 20: tradeunit.v1.DirectoryService.GetEntry:input_type -> tradeunit.v1.GetEntryRequest
+	4,  // 21: tradeunit.v1.DirectoryService.PutEntries:input_type -> tradeunit.v1.PutEntriesRequest
+	7,  // 22: tradeunit.v1.DirectoryService.AbandonedEntries:input_type -> tradeunit.v1.AbandonedEntriesRequest
+	11, // 23: tradeunit.v1.UnitService.CreateOrder:output_type -> tradeunit.v1.Order
+	11, // 24: tradeunit.v1.UnitService.GetOrder:output_type -> tradeunit.v1.Order
+	11, // 25: tradeunit.v1.UnitService.GetOrderByOutTradeNo:output_type -> tradeunit.v1.Order
+	11, // 26: tradeunit.v1.UnitService.PayOrder:output_type -> tradeunit.v1.Order
+	11, // 27: tradeunit.v1.UnitService.CloseOrder:output_type -> tradeunit.v1.Order
+	13, // 28: tradeunit.v1.UnitService.CreateRefund:output_type -> tradeunit.v1.Refund
+	13, // 29: tradeunit.v1.UnitService.GetRefund:output_type -> tradeunit.v1.Refund
+	11, // 30: tradeunit.v1.UnitService.SupersedeAttempt:output_type -> tradeunit.v1.Order
+	11, // 31: tradeunit.v1.UnitService.CloseSuperseded:output_type -> tradeunit.v1.Order
+	2,  // 32: tradeunit.v1.DirectoryService.GetEntry:output_type -> tradeunit.v1.DirectoryEntry
+	6,  // 33: tradeunit.v1.DirectoryService.PutEntries:output_type -> tradeunit.v1.PutEntriesResponse
+	8,  // 34: tradeunit.v1.DirectoryService.AbandonedEntries:output_type -> tradeunit.v1.AbandonedEntriesResponse
+	23, // [23:35] is the sub-list for method output_type
+	11, // [11:23] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_tradeunit_v1_unit_proto_init() }
@@ -1038,9 +1806,9 @@ func file_tradeunit_v1_unit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tradeunit_v1_unit_proto_rawDesc), len(file_tradeunit_v1_unit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   21,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_tradeunit_v1_unit_proto_goTypes,
 		DependencyIndexes: file_tradeunit_v1_unit_proto_depIdxs,

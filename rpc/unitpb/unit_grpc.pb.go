@@ -29,6 +29,8 @@ const (
 	UnitService_CloseOrder_FullMethodName           = "/tradeunit.v1.UnitService/CloseOrder"
 	UnitService_CreateRefund_FullMethodName         = "/tradeunit.v1.UnitService/CreateRefund"
 	UnitService_GetRefund_FullMethodName            = "/tradeunit.v1.UnitService/GetRefund"
+	UnitService_SupersedeAttempt_FullMethodName     = "/tradeunit.v1.UnitService/SupersedeAttempt"
+	UnitService_CloseSuperseded_FullMethodName      = "/tradeunit.v1.UnitService/CloseSuperseded"
 )
 
 // UnitServiceClient is the client API for UnitService service.
@@ -63,6 +65,15 @@ type UnitServiceClient interface {
 	// GetRefund returns a refund by the merchant's refund number.
 	// Errors: RESOURCE_NOT_EXISTS.
 	GetRefund(ctx context.Context, in *GetRefundRequest, opts ...grpc.CallOption) (*Refund, error)
+	// SupersedeAttempt returns the unit's order for (mchid, out_trade_no) if
+	// it has one; if not, it records the attempt as superseded (a create
+	// carrying it is refused from then on: ATTEMPT_SUPERSEDED) and answers
+	// RESOURCE_NOT_EXISTS. Idempotent.
+	SupersedeAttempt(ctx context.Context, in *SupersedeAttemptRequest, opts ...grpc.CallOption) (*Order, error)
+	// CloseSuperseded closes an orphan NOTPAY order whose out_trade_no the
+	// directory gives to another order. Errors: RESOURCE_NOT_EXISTS,
+	// ORDER_PAID.
+	CloseSuperseded(ctx context.Context, in *CloseSupersededRequest, opts ...grpc.CallOption) (*Order, error)
 }
 
 type unitServiceClient struct {
@@ -143,6 +154,26 @@ func (c *unitServiceClient) GetRefund(ctx context.Context, in *GetRefundRequest,
 	return out, nil
 }
 
+func (c *unitServiceClient) SupersedeAttempt(ctx context.Context, in *SupersedeAttemptRequest, opts ...grpc.CallOption) (*Order, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Order)
+	err := c.cc.Invoke(ctx, UnitService_SupersedeAttempt_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *unitServiceClient) CloseSuperseded(ctx context.Context, in *CloseSupersededRequest, opts ...grpc.CallOption) (*Order, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Order)
+	err := c.cc.Invoke(ctx, UnitService_CloseSuperseded_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UnitServiceServer is the server API for UnitService service.
 // All implementations must embed UnimplementedUnitServiceServer
 // for forward compatibility.
@@ -175,6 +206,15 @@ type UnitServiceServer interface {
 	// GetRefund returns a refund by the merchant's refund number.
 	// Errors: RESOURCE_NOT_EXISTS.
 	GetRefund(context.Context, *GetRefundRequest) (*Refund, error)
+	// SupersedeAttempt returns the unit's order for (mchid, out_trade_no) if
+	// it has one; if not, it records the attempt as superseded (a create
+	// carrying it is refused from then on: ATTEMPT_SUPERSEDED) and answers
+	// RESOURCE_NOT_EXISTS. Idempotent.
+	SupersedeAttempt(context.Context, *SupersedeAttemptRequest) (*Order, error)
+	// CloseSuperseded closes an orphan NOTPAY order whose out_trade_no the
+	// directory gives to another order. Errors: RESOURCE_NOT_EXISTS,
+	// ORDER_PAID.
+	CloseSuperseded(context.Context, *CloseSupersededRequest) (*Order, error)
 	mustEmbedUnimplementedUnitServiceServer()
 }
 
@@ -205,6 +245,12 @@ func (UnimplementedUnitServiceServer) CreateRefund(context.Context, *CreateRefun
 }
 func (UnimplementedUnitServiceServer) GetRefund(context.Context, *GetRefundRequest) (*Refund, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRefund not implemented")
+}
+func (UnimplementedUnitServiceServer) SupersedeAttempt(context.Context, *SupersedeAttemptRequest) (*Order, error) {
+	return nil, status.Error(codes.Unimplemented, "method SupersedeAttempt not implemented")
+}
+func (UnimplementedUnitServiceServer) CloseSuperseded(context.Context, *CloseSupersededRequest) (*Order, error) {
+	return nil, status.Error(codes.Unimplemented, "method CloseSuperseded not implemented")
 }
 func (UnimplementedUnitServiceServer) mustEmbedUnimplementedUnitServiceServer() {}
 func (UnimplementedUnitServiceServer) testEmbeddedByValue()                     {}
@@ -353,6 +399,42 @@ func _UnitService_GetRefund_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UnitService_SupersedeAttempt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SupersedeAttemptRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UnitServiceServer).SupersedeAttempt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UnitService_SupersedeAttempt_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UnitServiceServer).SupersedeAttempt(ctx, req.(*SupersedeAttemptRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UnitService_CloseSuperseded_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloseSupersededRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UnitServiceServer).CloseSuperseded(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UnitService_CloseSuperseded_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UnitServiceServer).CloseSuperseded(ctx, req.(*CloseSupersededRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UnitService_ServiceDesc is the grpc.ServiceDesc for UnitService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -387,6 +469,210 @@ var UnitService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRefund",
 			Handler:    _UnitService_GetRefund_Handler,
+		},
+		{
+			MethodName: "SupersedeAttempt",
+			Handler:    _UnitService_SupersedeAttempt_Handler,
+		},
+		{
+			MethodName: "CloseSuperseded",
+			Handler:    _UnitService_CloseSuperseded_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "tradeunit/v1/unit.proto",
+}
+
+const (
+	DirectoryService_GetEntry_FullMethodName         = "/tradeunit.v1.DirectoryService/GetEntry"
+	DirectoryService_PutEntries_FullMethodName       = "/tradeunit.v1.DirectoryService/PutEntries"
+	DirectoryService_AbandonedEntries_FullMethodName = "/tradeunit.v1.DirectoryService/AbandonedEntries"
+)
+
+// DirectoryServiceClient is the client API for DirectoryService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// DirectoryService is one shard of the merchant-key directory: where each
+// (mchid, out_trade_no) and (mchid, out_refund_no) has its one record.
+// Entries change by compare-and-swap on their version
+// (tradeunit.DirectoryStore).
+type DirectoryServiceClient interface {
+	// GetEntry returns a key's entry. Errors: RESOURCE_NOT_EXISTS.
+	GetEntry(ctx context.Context, in *GetEntryRequest, opts ...grpc.CallOption) (*DirectoryEntry, error)
+	// PutEntries stores each entry if the stored one is at its version - 1,
+	// each on its own; results in the order of the entries.
+	PutEntries(ctx context.Context, in *PutEntriesRequest, opts ...grpc.CallOption) (*PutEntriesResponse, error)
+	// AbandonedEntries lists entries with abandoned attempts after a key.
+	AbandonedEntries(ctx context.Context, in *AbandonedEntriesRequest, opts ...grpc.CallOption) (*AbandonedEntriesResponse, error)
+}
+
+type directoryServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewDirectoryServiceClient(cc grpc.ClientConnInterface) DirectoryServiceClient {
+	return &directoryServiceClient{cc}
+}
+
+func (c *directoryServiceClient) GetEntry(ctx context.Context, in *GetEntryRequest, opts ...grpc.CallOption) (*DirectoryEntry, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DirectoryEntry)
+	err := c.cc.Invoke(ctx, DirectoryService_GetEntry_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryServiceClient) PutEntries(ctx context.Context, in *PutEntriesRequest, opts ...grpc.CallOption) (*PutEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutEntriesResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_PutEntries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryServiceClient) AbandonedEntries(ctx context.Context, in *AbandonedEntriesRequest, opts ...grpc.CallOption) (*AbandonedEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AbandonedEntriesResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_AbandonedEntries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DirectoryServiceServer is the server API for DirectoryService service.
+// All implementations must embed UnimplementedDirectoryServiceServer
+// for forward compatibility.
+//
+// DirectoryService is one shard of the merchant-key directory: where each
+// (mchid, out_trade_no) and (mchid, out_refund_no) has its one record.
+// Entries change by compare-and-swap on their version
+// (tradeunit.DirectoryStore).
+type DirectoryServiceServer interface {
+	// GetEntry returns a key's entry. Errors: RESOURCE_NOT_EXISTS.
+	GetEntry(context.Context, *GetEntryRequest) (*DirectoryEntry, error)
+	// PutEntries stores each entry if the stored one is at its version - 1,
+	// each on its own; results in the order of the entries.
+	PutEntries(context.Context, *PutEntriesRequest) (*PutEntriesResponse, error)
+	// AbandonedEntries lists entries with abandoned attempts after a key.
+	AbandonedEntries(context.Context, *AbandonedEntriesRequest) (*AbandonedEntriesResponse, error)
+	mustEmbedUnimplementedDirectoryServiceServer()
+}
+
+// UnimplementedDirectoryServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedDirectoryServiceServer struct{}
+
+func (UnimplementedDirectoryServiceServer) GetEntry(context.Context, *GetEntryRequest) (*DirectoryEntry, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEntry not implemented")
+}
+func (UnimplementedDirectoryServiceServer) PutEntries(context.Context, *PutEntriesRequest) (*PutEntriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutEntries not implemented")
+}
+func (UnimplementedDirectoryServiceServer) AbandonedEntries(context.Context, *AbandonedEntriesRequest) (*AbandonedEntriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AbandonedEntries not implemented")
+}
+func (UnimplementedDirectoryServiceServer) mustEmbedUnimplementedDirectoryServiceServer() {}
+func (UnimplementedDirectoryServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeDirectoryServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to DirectoryServiceServer will
+// result in compilation errors.
+type UnsafeDirectoryServiceServer interface {
+	mustEmbedUnimplementedDirectoryServiceServer()
+}
+
+func RegisterDirectoryServiceServer(s grpc.ServiceRegistrar, srv DirectoryServiceServer) {
+	// If the following call panics, it indicates UnimplementedDirectoryServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&DirectoryService_ServiceDesc, srv)
+}
+
+func _DirectoryService_GetEntry_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEntryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).GetEntry(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_GetEntry_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).GetEntry(ctx, req.(*GetEntryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DirectoryService_PutEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).PutEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_PutEntries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).PutEntries(ctx, req.(*PutEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DirectoryService_AbandonedEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbandonedEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).AbandonedEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_AbandonedEntries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).AbandonedEntries(ctx, req.(*AbandonedEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// DirectoryService_ServiceDesc is the grpc.ServiceDesc for DirectoryService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var DirectoryService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "tradeunit.v1.DirectoryService",
+	HandlerType: (*DirectoryServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetEntry",
+			Handler:    _DirectoryService_GetEntry_Handler,
+		},
+		{
+			MethodName: "PutEntries",
+			Handler:    _DirectoryService_PutEntries_Handler,
+		},
+		{
+			MethodName: "AbandonedEntries",
+			Handler:    _DirectoryService_AbandonedEntries_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

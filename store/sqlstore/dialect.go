@@ -13,6 +13,9 @@ type dialect struct {
 	name string
 	// insertIgnore starts an INSERT that skips a row whose key exists.
 	insertIgnore string
+	// forUpdate ends a SELECT that locks what it reads (MySQL); SQLite's
+	// write transactions are serialized already.
+	forUpdate string
 	// isUniqueViolation reports whether err is a duplicate-key error.
 	isUniqueViolation func(err error) bool
 	// isContention reports whether err aborted a transaction that may
@@ -39,6 +42,7 @@ var sqliteDialect = dialect{
 var mysqlDialect = dialect{
 	name:         "mysql",
 	insertIgnore: "INSERT IGNORE",
+	forUpdate:    " FOR UPDATE",
 	isUniqueViolation: func(err error) bool {
 		var e *mysql.MySQLError
 		return errors.As(err, &e) && e.Number == 1062 // ER_DUP_ENTRY

@@ -12,7 +12,7 @@ import (
 )
 
 const orderColumns = `order_no, mchid, out_trade_no, description, total, currency, trade_state,
-	payment_id, refunded, abandoned_units, create_time, update_time, success_time, close_time`
+	payment_id, refunded, abandoned_units, create_time, update_time, success_time, close_time, attempt, close_reason`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -23,7 +23,7 @@ func scanOrder(row rowScanner) (*tradeunit.Order, error) {
 		created, updated, success, closeAt int64
 	)
 	err := row.Scan(&o.OrderNo, &o.Mchid, &o.OutTradeNo, &o.Description, &o.Amount.Total, &o.Amount.Currency,
-		&o.State, &o.PaymentID, &o.Refunded, &abandoned, &created, &updated, &success, &closeAt)
+		&o.State, &o.PaymentID, &o.Refunded, &abandoned, &created, &updated, &success, &closeAt, &o.Attempt, &o.CloseReason)
 	if err != nil {
 		return nil, err
 	}
@@ -34,14 +34,30 @@ func scanOrder(row rowScanner) (*tradeunit.Order, error) {
 }
 
 // CreateOrder inserts o and its ORDER_CREATED event, or returns the order
-// that already holds (o.Mchid, o.OutTradeNo).
+// that already holds (o.Mchid, o.OutTradeNo); a superseded attempt is
+// refused.
 func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit.Order, bool, error) {
 	const op = "store.CreateOrder"
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
+		if o.Attempt != 0 {
+			// A locking read: a SupersedeAttempt of this attempt either
+			// committed before (and is seen here) or waits for this
+			// transaction and then sees its order (see SupersedeAttempt).
+			var n int
+			err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM superseded_attempts WHERE mchid = ? AND out_trade_no = ? AND attempt = ?"+s.dialect.forUpdate,
+				o.Mchid, o.OutTradeNo, o.Attempt).Scan(&n)
+			if err != nil {
+				return s.fail(op, err)
+			}
+			if n > 0 {
+				return tradeunit.Errorf(tradeunit.CodeAttemptSuperseded, "attempt %d at out_trade_no %s was superseded", o.Attempt, o.OutTradeNo)
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
-			trade_state, abandoned_units, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			trade_state, abandoned_units, create_time, update_time, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
-			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime))
+			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime),
+			o.Attempt)
 		if err != nil {
 			if s.dialect.isUniqueViolation(err) {
 				return errDuplicate
@@ -50,7 +66,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 		}
 		err = insertEvent(ctx, tx, o.OrderNo, tradeunit.EventOrderCreated, o.CreateTime, map[string]any{
 			"mchid": o.Mchid, "out_trade_no": o.OutTradeNo, "total": o.Amount.Total, "currency": o.Amount.Currency,
-			"abandoned_units": o.AbandonedUnits,
+			"abandoned_units": o.AbandonedUnits, "attempt": o.Attempt,
 		})
 		if err != nil {
 			return s.fail(op, err)
@@ -77,6 +93,82 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 	stored.CreateTime = tradeunit.FromUnixMicros(tradeunit.UnixMicros(o.CreateTime))
 	stored.UpdateTime = stored.CreateTime
 	return &stored, true, nil
+}
+
+// SupersedeAttempt returns the order of (mchid, outTradeNo), or records
+// attempt as superseded. On MySQL both statements take locks that a
+// concurrent CreateOrder of the key also takes (the superseded row's index
+// range, the order's unique key), so the two are serialized: whichever
+// commits second sees the other. SQLite has one writer at a time.
+func (s *Store) SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, attempt uint64) (*tradeunit.Order, error) {
+	const op = "store.SupersedeAttempt"
+	if attempt == 0 {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "attempt 0 cannot be superseded")
+	}
+	var found *tradeunit.Order
+	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
+		found = nil
+		if _, err := tx.ExecContext(ctx, s.dialect.insertIgnore+" INTO superseded_attempts (mchid, out_trade_no, attempt, create_time) VALUES (?, ?, ?, ?)",
+			mchid, outTradeNo, attempt, tradeunit.UnixMicros(time.Now())); err != nil {
+			return s.fail(op, err)
+		}
+		o, err := scanOrder(tx.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE mchid = ? AND out_trade_no = ?"+s.dialect.forUpdate,
+			mchid, outTradeNo))
+		switch {
+		case isNoRows(err):
+			return nil
+		case err != nil:
+			return s.fail(op, err)
+		}
+		found = o
+		return errFound // the order exists: nothing to record
+	})
+	if errors.Is(err, errFound) {
+		return found, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return nil, notFound("order", mchid+"/"+outTradeNo)
+}
+
+// errFound rolls a transaction back that found what it looked for.
+var errFound = errors.New("found")
+
+// CloseSuperseded closes an orphan with CloseSuperseded.
+func (s *Store) CloseSuperseded(ctx context.Context, mchid, orderNo, winner string, at time.Time) (*tradeunit.Order, error) {
+	return s.transition(ctx, "store.CloseSuperseded", mchid, orderNo,
+		`UPDATE orders SET trade_state = 'CLOSED', close_reason = 'SUPERSEDED', close_time = ?, update_time = ?, version = version + 1
+		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
+		[]any{tradeunit.UnixMicros(at), tradeunit.UnixMicros(at), orderNo, mchid},
+		tradeunit.EventOrderClosed, at, map[string]any{"reason": string(tradeunit.CloseSuperseded), "winner": winner},
+		func(o *tradeunit.Order) (bool, error) { return o.CheckClose() })
+}
+
+// OrdersAfter returns orders by number after afterNo.
+func (s *Store) OrdersAfter(ctx context.Context, afterNo string, limit int) ([]*tradeunit.Order, error) {
+	const op = "store.OrdersAfter"
+	if limit < 1 {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "limit must be positive, got %d", limit)
+	}
+	rows, err := s.read.QueryContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE order_no > ? AND mchid <> ? ORDER BY order_no LIMIT ?",
+		afterNo, tradeunit.ProbeMchid, limit)
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	defer rows.Close()
+	var out []*tradeunit.Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, s.fail(op, err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(op, err)
+	}
+	return out, nil
 }
 
 // errDuplicate signals a unique-key violation out of a transaction; it never

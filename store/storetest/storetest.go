@@ -39,6 +39,10 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 		{"SurvivesReopen", testReopen},
 		{"BindsOneUnit", testBindUnit},
 		{"DeleteProbeOrdersOnlyOldProbes", testDeleteProbeOrders},
+		{"SupersedeAttemptSettlesIt", testSupersedeAttempt},
+		{"SupersedeRacesCreate", testSupersedeRacesCreate},
+		{"CloseSupersededForGood", testCloseSuperseded},
+		{"ListAllOrdersAndRefunds", testListAll},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStorage(t)) })
