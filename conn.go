@@ -16,12 +16,25 @@ type LogicConn interface {
 	Reconnect()
 }
 
-// LogicDialer hands out connections to logic services by address, made on
-// first use and kept for later calls. The proxy and the health checker each
-// hold one; rpc.Pool implements it over gRPC, tests over fakes.
+// DirectoryConn is a caller's connection to one directory shard's service
+// replica: the shard's DirectoryStore, and Down/Reconnect as LogicConn's.
+type DirectoryConn interface {
+	DirectoryStore
+	Down() bool
+	Reconnect()
+}
+
+// LogicDialer hands out connections to logic services and directory shards
+// by address, made on first use and kept for later calls. The proxy and the
+// health checker each hold one; rpc.Pool implements it over gRPC, tests over
+// fakes.
 type LogicDialer interface {
-	// Conn returns the connection to addr ("host:port").
+	// Conn returns the connection to the logic service at addr
+	// ("host:port").
 	Conn(addr string) (LogicConn, error)
+	// Directory returns the connection to the directory shard service at
+	// addr.
+	Directory(addr string) (DirectoryConn, error)
 	// Retain closes the connections of addresses keep does not hold, and
 	// returns those addresses.
 	Retain(keep map[string]bool) (closed []string)

@@ -120,8 +120,11 @@ type DirectoryEntry struct {
 	Version int64
 }
 
-// Clone returns a deep copy of e.
+// Clone returns a deep copy of e (nil for nil).
 func (e *DirectoryEntry) Clone() *DirectoryEntry {
+	if e == nil {
+		return nil
+	}
 	c := *e
 	c.Abandoned = append([]Attempt(nil), e.Abandoned...)
 	return &c

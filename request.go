@@ -32,9 +32,10 @@ func (r *CreateOrderRequest) Fingerprint() string {
 }
 
 // Fingerprint identifies the refund request's body (see
-// CreateOrderRequest.Fingerprint).
+// CreateOrderRequest.Fingerprint). The currency is left out: a refund's is
+// its order's, whether the request names it or not.
 func (r *CreateRefundRequest) Fingerprint() string {
-	return fingerprint(r.OrderNo, strconv.FormatInt(r.Amount.Refund, 10), r.Amount.Currency, r.Reason)
+	return fingerprint(r.OrderNo, strconv.FormatInt(r.Amount.Refund, 10), r.Reason)
 }
 
 // fingerprint is a hash of the fields, each length-prefixed so that no two

@@ -2,97 +2,254 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"tradeunit"
 	"tradeunit/selection"
 )
 
-// createOrder places a new order: selection ranks the units that may take it
-// (its partition, health, canary, load and latency; see package selection)
-// and the proxy tries them in that order, until MaxCreateAttempts units
-// were called ("order retry"); a unit skipped without a call (no replica
-// could be dialed) does not use up an attempt, while one whose replicas are
-// all known down gets one quick reconnect and call, which does. It returns
-// how many units it called.
+// createOrder places a new order, exactly once per (mchid, out_trade_no),
+// through the key's directory entry:
 //
-// A unit's definite answer decides the outcome, errors included, except a
-// definite "unavailable, nothing written" (its storage is read-only, failing
-// over, out of connections...), after which the next unit is tried. Any unit
-// passed over that may hold this order — it may have received this create
-// but gave no answer or an unknown outcome (a timeout, a connection lost
-// mid-call or mid-commit), or it could not be reached now but may hold an
-// earlier attempt of the same create whose answer was lost — is recorded in
-// the winning order's abandoned_units, so an orphan it may hold can be found
-// and closed when the unit returns. A unit that answered "nothing written"
-// holds nothing of this attempt and is not recorded.
+//  1. Reserve: a key with no entry gets pending(unit, attempt), the unit
+//     the first that selection ranks (its partition, health, canary, load
+//     and latency; see package selection). A key already reserved by a
+//     create of the same body is joined: the same attempt on the same unit,
+//     which the unit's unique key makes one order.
+//  2. Call the unit with the attempt. On its order, commit the entry to it;
+//     the order is returned only if the entry is committed to that order:
+//     an entry that moved on meanwhile wins, and the order it names is
+//     returned instead (the one this call made is an orphan, which the
+//     directory's reconciler closes).
+//  3. Order retry: a unit that answers "unavailable, nothing written" is
+//     left for the next ranked unit; one that gives no answer, or an
+//     unknown outcome, too, but its attempt is recorded in the entry's
+//     abandoned attempts (it may have made an order). A definite answer
+//     (a caller's mistake) ends the create. At most MaxCreateAttempts units
+//     are called; one that could not be dialed uses no attempt.
+//  4. A pending entry older than any create could take belongs to a create
+//     that gave up or died: its attempt is settled on its unit
+//     (SupersedeAttempt): the order it made is committed, or the attempt is
+//     refused for good and the entry moves on.
+//
+// A committed entry of another body is OUT_TRADE_NO_USED; so is a pending
+// one that is not stale. A shard that cannot be reached is UNIT_UNAVAILABLE:
+// nothing is created without a reservation. It returns how many units it
+// called.
 func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (_ *tradeunit.Order, attempts int, _ error) {
 	r.Normalize()
 	if err := r.Validate(); err != nil {
 		return nil, 0, err
 	}
-	table := p.routes.Current()
-	plan := p.plan.Load()
-	var buf, wide [selection.MaxPick]tradeunit.UnitID
-	ranked, err := plan.Pick(buf[:0], r.Mchid, r.OutTradeNo, p.cfg.MaxCreateAttempts)
+	c := &creation{p: p, r: r, key: tradeunit.MerchantKey{Mchid: r.Mchid, Kind: tradeunit.KeyOrder, Value: r.OutTradeNo},
+		fp: r.Fingerprint(), plan: p.plan.Load()}
+	o, err := c.run(ctx)
+	return o, c.attempts, err
+}
+
+// creation is one create's walk through its key's entry.
+type creation struct {
+	p        *Proxy
+	r        tradeunit.CreateOrderRequest
+	key      tradeunit.MerchantKey
+	fp       string
+	plan     *selection.Plan
+	ranked   []tradeunit.UnitID
+	picked   bool
+	passed   []tradeunit.UnitID // units this create moved away from
+	attempts int
+	lastErr  error
+}
+
+// maxSteps bounds the entry's moves one create makes or follows.
+const maxSteps = 4 * selection.MaxPick
+
+func (c *creation) run(ctx context.Context) (*tradeunit.Order, error) {
+	e, err := c.p.entry(ctx, c.key)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	p.metrics.selected.WithLabelValues(ranked[0].String()).Inc()
-	var lastErr error
-	for i := 0; i < len(ranked) && attempts < p.cfg.MaxCreateAttempts; i++ {
-		if i == len(ranked)-1 && len(ranked) < selection.MaxPick {
-			// Units skipped without a call used no attempt: let the next
-			// ones in the key's order follow.
-			if more, err := plan.Pick(wide[:0], r.Mchid, r.OutTradeNo, selection.MaxPick); err == nil {
-				ranked = appendNew(ranked, more)
+	for step := 0; step < maxSteps && ctx.Err() == nil; step++ {
+		switch {
+		case e == nil:
+			u, err := c.nextUnit(0)
+			if err != nil {
+				return nil, err
 			}
+			e, err = c.p.putFollow(ctx, &tradeunit.DirectoryEntry{Key: c.key, State: tradeunit.EntryPending,
+				Attempt: newAttempt(u), Fingerprint: c.fp, Version: 1})
+		case e.State == tradeunit.EntryCommitted:
+			if e.Fingerprint != c.fp {
+				return nil, usedErr(c.r.OutTradeNo)
+			}
+			return c.fetch(ctx, e)
+		case e.Fingerprint != c.fp && !c.p.stale(e):
+			return nil, usedErr(c.r.OutTradeNo)
+		case c.p.stale(e):
+			e, err = c.settle(ctx, e)
+		default:
+			e, err = c.create(ctx, e)
 		}
-		id := ranked[i]
-		u, ok := table.Unit(id)
-		if !ok {
-			continue // removed from the table since the plan was built
+		if o, done := err.(orderFound); done {
+			return o.order, nil
 		}
-		if attempts > 0 {
-			p.metrics.createRetries.Inc()
-			p.log.Info("create retried on another unit", "attempt", attempts+1, "unit", id, "previous_error", lastErr)
-		}
-		p.balancer.Record(id)
-		o, res, err := callUnit(ctx, p, u, "create", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
-			return svc.CreateOrder(ctx, r)
-		})
-		if res.tried {
-			attempts++
-		}
-		if err == nil {
-			return o, attempts, nil
-		}
-		code := tradeunit.ErrorCode(err)
-		if code != tradeunit.CodeUnitUnavailable && code != tradeunit.CodeInternal {
-			return nil, attempts, err // the unit's definite answer: a caller's mistake or a conflict
-		}
-		if !res.tried || tradeunit.OutcomeUnknown(err) {
-			r.AbandonedUnits = append(r.AbandonedUnits, id)
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
+		if err != nil {
+			return nil, err
 		}
 	}
-	return nil, attempts, &tradeunit.Error{
-		Code:    tradeunit.CodeNoUnitAvailable,
-		Message: "no unit could take the order; retry later with the same out_trade_no",
-		Op:      "proxy.createOrder",
-		Err:     lastErr,
+	if c.lastErr != nil {
+		return nil, c.noUnit()
+	}
+	return nil, tradeunit.Unavailable("proxy.createOrder", "the order's directory entry kept changing; retry with the same out_trade_no", ctx.Err())
+}
+
+// orderFound ends a walk with its order.
+type orderFound struct{ order *tradeunit.Order }
+
+func (orderFound) Error() string { return "order found" }
+
+// create calls the entry's unit with its attempt, and commits what it made.
+func (c *creation) create(ctx context.Context, e *tradeunit.DirectoryEntry) (*tradeunit.DirectoryEntry, error) {
+	if c.attempts >= c.p.cfg.MaxCreateAttempts {
+		return nil, c.noUnit()
+	}
+	u, ok := c.p.routes.Current().Unit(e.Attempt.Unit)
+	if !ok {
+		return c.moveOn(ctx, e, false) // removed from the table since
+	}
+	if c.attempts > 0 {
+		c.p.metrics.createRetries.Inc()
+		c.p.log.Info("create retried on another unit", "attempt", c.attempts+1, "unit", u.ID, "previous_error", c.lastErr)
+	} else {
+		c.p.metrics.selected.WithLabelValues(u.ID.String()).Inc()
+	}
+	req := c.r
+	req.Attempt = e.Attempt.ID
+	req.AbandonedUnits = nil
+	for _, a := range e.Abandoned {
+		if !slices.Contains(req.AbandonedUnits, a.Unit) {
+			req.AbandonedUnits = append(req.AbandonedUnits, a.Unit)
+		}
+	}
+	c.p.balancer.Record(u.ID)
+	o, res, err := callUnit(ctx, c.p, u, "create", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+		return svc.CreateOrder(ctx, req)
+	})
+	if res.tried {
+		c.attempts++
+	}
+	code := tradeunit.ErrorCode(err)
+	switch {
+	case err == nil:
+		return c.commit(ctx, e, o)
+	case code == tradeunit.CodeAttemptSuperseded:
+		return c.p.entry(ctx, c.key) // another create settled it: follow the entry
+	case code != tradeunit.CodeUnitUnavailable && code != tradeunit.CodeInternal:
+		return nil, err // the unit's definite answer: a caller's mistake or a conflict
+	}
+	c.lastErr = err
+	return c.moveOn(ctx, e, res.tried && tradeunit.OutcomeUnknown(err))
+}
+
+// settle finishes a stale pending entry: the order its attempt made, if
+// any, is committed; otherwise the attempt is refused for good and the
+// entry moves on.
+func (c *creation) settle(ctx context.Context, e *tradeunit.DirectoryEntry) (*tradeunit.DirectoryEntry, error) {
+	u, ok := c.p.routes.Current().Unit(e.Attempt.Unit)
+	if !ok {
+		return c.moveOn(ctx, e, true)
+	}
+	o, _, err := callUnit(ctx, c.p, u, "supersede", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+		return svc.SupersedeAttempt(ctx, c.key.Mchid, c.key.Value, e.Attempt.ID)
+	})
+	switch code := tradeunit.ErrorCode(err); {
+	case err == nil:
+		return c.commit(ctx, e, o)
+	case code == tradeunit.CodeNotFound:
+		return c.moveOn(ctx, e, false) // settled: that attempt makes nothing, ever
+	case code == tradeunit.CodeUnitUnavailable || code == tradeunit.CodeInternal:
+		c.lastErr = err
+		return c.moveOn(ctx, e, true) // cannot tell: leave it to the reconciler
+	default:
+		return nil, err
 	}
 }
 
-// appendNew appends the units of more that ranked does not hold yet.
-func appendNew(ranked, more []tradeunit.UnitID) []tradeunit.UnitID {
-	for _, id := range more {
-		if !slices.Contains(ranked, id) {
-			ranked = append(ranked, id)
+// commit commits the entry to o, an order of the entry's unit for its key,
+// and ends the walk with o if the entry is then committed to it.
+func (c *creation) commit(ctx context.Context, e *tradeunit.DirectoryEntry, o *tradeunit.Order) (*tradeunit.DirectoryEntry, error) {
+	got, err := c.p.put(ctx, next(e, func(n *tradeunit.DirectoryEntry) {
+		n.State, n.RecordNo = tradeunit.EntryCommitted, o.OrderNo
+		// The unit's order for the key is the key's order, whichever
+		// attempt of this entry made it (the unit holds one per key), and
+		// its request is the body that counts.
+		n.Fingerprint = (&tradeunit.CreateOrderRequest{Description: o.Description, Amount: o.Amount}).Fingerprint()
+	}))
+	switch {
+	case errors.Is(err, tradeunit.ErrVersionConflict):
+		return got, nil // the entry moved on: follow it
+	case err != nil:
+		return nil, err
+	case got.Fingerprint != c.fp:
+		return nil, usedErr(c.r.OutTradeNo)
+	}
+	return nil, orderFound{o}
+}
+
+// moveOn moves a pending entry to the next unit, recording its attempt as
+// abandoned when it may have made an order.
+func (c *creation) moveOn(ctx context.Context, e *tradeunit.DirectoryEntry, abandon bool) (*tradeunit.DirectoryEntry, error) {
+	c.passed = append(c.passed, e.Attempt.Unit)
+	u, err := c.nextUnit(e.Attempt.Unit)
+	if err != nil {
+		return nil, err
+	}
+	return c.p.putFollow(ctx, next(e, func(n *tradeunit.DirectoryEntry) {
+		if abandon {
+			n.Abandoned = append(n.Abandoned, e.Attempt)
+		}
+		n.Attempt, n.Fingerprint = newAttempt(u), c.fp
+	}))
+}
+
+// nextUnit returns the best ranked unit this create has not passed over,
+// other than current.
+func (c *creation) nextUnit(current tradeunit.UnitID) (tradeunit.UnitID, error) {
+	if !c.picked {
+		ranked, err := c.plan.Pick(nil, c.r.Mchid, c.r.OutTradeNo, selection.MaxPick)
+		if err != nil {
+			return 0, err
+		}
+		c.ranked, c.picked = ranked, true
+	}
+	if c.attempts < c.p.cfg.MaxCreateAttempts {
+		for _, u := range c.ranked {
+			if u != current && !slices.Contains(c.passed, u) {
+				return u, nil
+			}
 		}
 	}
-	return ranked
+	return 0, c.noUnit()
+}
+
+func (c *creation) noUnit() error {
+	return &tradeunit.Error{
+		Code:    tradeunit.CodeNoUnitAvailable,
+		Message: "no unit could take the order; retry later with the same out_trade_no",
+		Op:      "proxy.createOrder",
+		Err:     c.lastErr,
+	}
+}
+
+// fetch returns the order a committed entry names, from its unit.
+func (c *creation) fetch(ctx context.Context, e *tradeunit.DirectoryEntry) (*tradeunit.Order, error) {
+	return callOrder(ctx, c.p, e.RecordNo, "get", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+		return svc.Order(ctx, c.key.Mchid, e.RecordNo)
+	})
+}
+
+func usedErr(outTradeNo string) error {
+	return tradeunit.Errorf(tradeunit.CodeOutTradeNoUsed,
+		"out_trade_no %s was already used for an order with a different description or amount", outTradeNo)
 }

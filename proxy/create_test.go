@@ -7,61 +7,20 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tradeunit"
+	"tradeunit/orderno"
 	"tradeunit/routing"
 	"tradeunit/selection"
 )
 
-// fakeUnit is one unit's logic service as the proxy's connection sees it:
-// its create answers with what the test says, and it counts its calls.
-type fakeUnit struct {
-	tradeunit.OrderService // nil: only CreateOrder is called in these tests
-	id                     tradeunit.UnitID
-
-	mu          sync.Mutex
-	create      func(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error)
-	down        bool // the connection is known to be down
-	calls       int
-	reconnected int
-	last        tradeunit.CreateOrderRequest
-}
-
-func (u *fakeUnit) CreateOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
-	u.mu.Lock()
-	u.calls++
-	u.last = r
-	create := u.create
-	u.mu.Unlock()
-	return create(ctx, r)
-}
-
-func (u *fakeUnit) Down() bool { u.mu.Lock(); defer u.mu.Unlock(); return u.down }
-
-func (u *fakeUnit) Reconnect() { u.mu.Lock(); defer u.mu.Unlock(); u.reconnected++ }
-
-// fakeDialer connects to fake units by address; an address it does not
-// know cannot be dialed.
-type fakeDialer struct{ units map[string]*fakeUnit }
-
-func (d *fakeDialer) Conn(addr string) (tradeunit.LogicConn, error) {
-	if u := d.units[addr]; u != nil {
-		return u, nil
-	}
-	return nil, fmt.Errorf("dial %s: no such replica", addr)
-}
-func (d *fakeDialer) Retain(map[string]bool) []string { return nil }
-func (d *fakeDialer) Close() error                    { return nil }
-
 func addrOf(id tradeunit.UnitID) string { return fmt.Sprintf("10.0.0.%d:9000", id) }
 
-// The answers a fake unit can give.
+// The answers a fake unit can give instead of making the order.
 var (
-	created = func(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
-		return &tradeunit.Order{OrderNo: "created", Mchid: r.Mchid, OutTradeNo: r.OutTradeNo, AbandonedUnits: r.AbandonedUnits}, nil
-	}
 	conflict = func(context.Context, tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
 		return nil, tradeunit.Errorf(tradeunit.CodeOutTradeNoUsed, "used")
 	}
@@ -77,31 +36,39 @@ var (
 	fault = func(context.Context, tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
 		return nil, tradeunit.Internal("fake", errors.New("bug"))
 	}
-	hang = func(ctx context.Context, _ tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
-		<-ctx.Done()
-		return nil, tradeunit.NoAnswer("fake", "deadline", ctx.Err())
-	}
 )
 
-// retryProxy starts a proxy over n fake units and returns them in the
-// order its plan tries them for the test's order key.
-func retryProxy(t *testing.T, n, attempts int) (*Proxy, []*fakeUnit, *fakeDialer) {
+// retryProxy is a proxy over n fake units and one fake directory shard.
+type retryProxy struct {
+	*Proxy
+	ranked []*fakeUnit // in the order the plan tries them for the test's key
+	dialer *fakeDialer
+}
+
+func newRetryProxy(t *testing.T, n, attempts int, unitTimeout time.Duration) *retryProxy {
 	t.Helper()
-	table := &routing.Table{Revision: 1}
-	dialer := &fakeDialer{units: map[string]*fakeUnit{}}
+	table := &routing.Table{Revision: 1, Directory: &routing.Directory{Shards: []routing.DirectoryShard{
+		{Shard: 1, Buckets: []routing.BucketRange{routing.AllBuckets}, LogicAddrs: []string{shardAddr}, Available: true}}}}
+	dialer := &fakeDialer{units: map[string]*fakeUnit{}, shard: newFakeShard()}
 	byID := map[tradeunit.UnitID]*fakeUnit{}
 	for i := 1; i <= n; i++ {
 		id := tradeunit.UnitID(i)
 		table.Units = append(table.Units, routing.Unit{ID: id, LogicAddrs: []string{addrOf(id)}, Available: true, AcceptNew: true})
-		byID[id] = &fakeUnit{id: id, create: created}
+		byID[id] = newFakeUnit(id)
 		dialer.units[addrOf(id)] = byID[id]
 	}
+	return startRetryProxy(t, table, dialer, byID, attempts, unitTimeout)
+}
+
+// startRetryProxy starts another proxy over the same units and shard.
+func startRetryProxy(t *testing.T, table *routing.Table, dialer *fakeDialer, byID map[tradeunit.UnitID]*fakeUnit, attempts int, unitTimeout time.Duration) *retryProxy {
+	t.Helper()
 	routes, err := routing.NewMemoryTable(table)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.MaxCreateAttempts = attempts
+	cfg.MaxCreateAttempts, cfg.UnitTimeout = attempts, unitTimeout
 	p, err := New(cfg, Deps{Routes: routes, Dialer: dialer, Registry: prometheus.NewRegistry(), Logger: discardLogger(),
 		Credentials: &Credentials{Merchants: []Merchant{{Mchid: "1900000001", APIKey: "0123456789abcdef"}}}})
 	if err != nil {
@@ -112,17 +79,19 @@ func retryProxy(t *testing.T, n, attempts int) (*Proxy, []*fakeUnit, *fakeDialer
 	if err != nil {
 		t.Fatal(err)
 	}
-	ranked := make([]*fakeUnit, len(order))
-	for i, id := range order {
-		ranked[i] = byID[id]
+	rp := &retryProxy{Proxy: p, dialer: dialer}
+	for _, id := range order {
+		rp.ranked = append(rp.ranked, byID[id])
 	}
-	return p, ranked, dialer
+	return rp
 }
 
-func createRequest() tradeunit.CreateOrderRequest {
+func createRequest(total int64) tradeunit.CreateOrderRequest {
 	return tradeunit.CreateOrderRequest{Mchid: "1900000001", OutTradeNo: "retry-0001", Description: "d",
-		Amount: tradeunit.Amount{Total: 1}}
+		Amount: tradeunit.Amount{Total: total}}
 }
+
+var retryKey = tradeunit.MerchantKey{Mchid: "1900000001", Kind: tradeunit.KeyOrder, Value: "retry-0001"}
 
 // TestCreateOrderRetry drives create's order retry over fake units that
 // answer, fail or stay silent, in the order the plan ranks them.
@@ -131,49 +100,49 @@ func TestCreateOrderRetry(t *testing.T) {
 	tests := []struct {
 		name     string
 		attempts int      // MaxCreateAttempts
-		answers  []answer // of the ranked units; the rest create
+		answers  []answer // of the ranked units; nil: make the order
 		undial   []int    // ranks whose address cannot be dialed
 		down     []int    // ranks whose connection is known down
 		wantCode tradeunit.Code
-		wantWin  int   // rank that created the order (when wantCode is "")
-		wantAbd  []int // ranks recorded in abandoned_units
+		wantWin  int   // rank that made the order (when wantCode is "")
+		wantAbd  []int // ranks whose attempts are recorded as abandoned
 		wantCall []int // calls per rank
 		wantTry  int   // attempts reported
 	}{
-		{name: "first unit creates", attempts: 3, answers: []answer{created},
+		{name: "first unit creates", attempts: 3,
 			wantWin: 0, wantCall: []int{1, 0, 0, 0}, wantTry: 1},
 		{name: "a definite answer stops", attempts: 3, answers: []answer{conflict},
 			wantCode: tradeunit.CodeOutTradeNoUsed, wantCall: []int{1, 0, 0, 0}, wantTry: 1},
-		{name: "no answer moves on and is recorded", attempts: 3, answers: []answer{noAnswer, created},
+		{name: "no answer moves on and is recorded", attempts: 3, answers: []answer{noAnswer},
 			wantWin: 1, wantAbd: []int{0}, wantCall: []int{1, 1, 0, 0}, wantTry: 2},
-		{name: "a lost commit moves on and is recorded", attempts: 3, answers: []answer{lostCommit, created},
+		{name: "a lost commit moves on and is recorded", attempts: 3, answers: []answer{lostCommit},
 			wantWin: 1, wantAbd: []int{0}, wantCall: []int{1, 1, 0, 0}, wantTry: 2},
-		{name: "a fault of the unit moves on and is recorded", attempts: 3, answers: []answer{fault, created},
+		{name: "a fault of the unit moves on and is recorded", attempts: 3, answers: []answer{fault},
 			wantWin: 1, wantAbd: []int{0}, wantCall: []int{1, 1, 0, 0}, wantTry: 2},
-		{name: "nothing written moves on and is not recorded", attempts: 3, answers: []answer{readOnly, noAnswer, created},
+		{name: "nothing written moves on and is not recorded", attempts: 3, answers: []answer{readOnly, noAnswer},
 			wantWin: 2, wantAbd: []int{1}, wantCall: []int{1, 1, 1, 0}, wantTry: 3},
-		{name: "the attempt limit holds", attempts: 2, answers: []answer{noAnswer, readOnly, created},
+		{name: "the attempt limit holds", attempts: 2, answers: []answer{noAnswer, readOnly},
 			wantCode: tradeunit.CodeNoUnitAvailable, wantCall: []int{1, 1, 0, 0}, wantTry: 2},
-		{name: "a unit that cannot be dialed uses no attempt but is recorded", attempts: 2, undial: []int{0},
-			answers: []answer{created, noAnswer, created}, wantWin: 2, wantAbd: []int{0, 1}, wantCall: []int{0, 1, 1, 0}, wantTry: 2},
-		{name: "every unit passed over is recorded", attempts: 4, answers: []answer{noAnswer, lostCommit, fault, created},
+		{name: "a unit that cannot be dialed uses no attempt", attempts: 2, undial: []int{0},
+			answers: []answer{nil, noAnswer}, wantWin: 2, wantAbd: []int{1}, wantCall: []int{0, 1, 1, 0}, wantTry: 2},
+		{name: "every unit passed over is recorded", attempts: 4, answers: []answer{noAnswer, lostCommit, fault},
 			wantWin: 3, wantAbd: []int{0, 1, 2}, wantCall: []int{1, 1, 1, 1}, wantTry: 4},
-		{name: "a down unit gets one reconnect, which counts", attempts: 3, down: []int{0}, answers: []answer{noAnswer, created},
+		{name: "a down unit gets one reconnect, which counts", attempts: 3, down: []int{0}, answers: []answer{noAnswer},
 			wantWin: 1, wantAbd: []int{0}, wantCall: []int{1, 1, 0, 0}, wantTry: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, ranked, dialer := retryProxy(t, 4, tt.attempts)
+			p := newRetryProxy(t, 4, tt.attempts, time.Second)
 			for i, a := range tt.answers {
-				ranked[i].create = a
+				p.ranked[i].create = a
 			}
 			for _, i := range tt.undial {
-				delete(dialer.units, addrOf(ranked[i].id))
+				p.dialer.undial(addrOf(p.ranked[i].id))
 			}
 			for _, i := range tt.down {
-				ranked[i].down = true
+				p.ranked[i].down = true
 			}
-			o, tries, err := p.createOrder(context.Background(), createRequest())
+			o, tries, err := p.createOrder(context.Background(), createRequest(1))
 			if got := tradeunit.ErrorCode(err); got != tt.wantCode {
 				t.Fatalf("got %v, want code %q", err, tt.wantCode)
 			}
@@ -181,14 +150,14 @@ func TestCreateOrderRetry(t *testing.T) {
 				t.Errorf("attempts: got %d, want %d", tries, tt.wantTry)
 			}
 			var calls []int
-			for _, u := range ranked {
+			for _, u := range p.ranked {
 				calls = append(calls, u.calls)
 			}
 			if !slices.Equal(calls, tt.wantCall) {
 				t.Errorf("calls per ranked unit: got %v, want %v", calls, tt.wantCall)
 			}
 			for _, i := range tt.down {
-				if ranked[i].reconnected == 0 {
+				if p.ranked[i].reconnected == 0 {
 					t.Errorf("down unit at rank %d was not asked to reconnect", i)
 				}
 			}
@@ -197,33 +166,193 @@ func TestCreateOrderRetry(t *testing.T) {
 			}
 			var want []tradeunit.UnitID
 			for _, i := range tt.wantAbd {
-				want = append(want, ranked[i].id)
+				want = append(want, p.ranked[i].id)
 			}
-			if winner := ranked[tt.wantWin]; !slices.Equal(winner.last.AbandonedUnits, want) || !slices.Equal(o.AbandonedUnits, want) {
-				t.Errorf("abandoned units: sent %v, order %v, want %v", winner.last.AbandonedUnits, o.AbandonedUnits, want)
+			e := p.dialer.shard.get(retryKey)
+			var abandoned []tradeunit.UnitID
+			for _, a := range e.Abandoned {
+				abandoned = append(abandoned, a.Unit)
+			}
+			winner := p.ranked[tt.wantWin]
+			if e.State != tradeunit.EntryCommitted || e.RecordNo != o.OrderNo || e.Attempt.Unit != winner.id || !slices.Equal(abandoned, want) {
+				t.Errorf("entry %+v: want committed to %s on unit %d, abandoned units %v", e, o.OrderNo, winner.id, want)
+			}
+			if !slices.Equal(o.AbandonedUnits, want) || o.Attempt != e.Attempt.ID {
+				t.Errorf("order: abandoned %v attempt %d, want %v and the entry's attempt %d", o.AbandonedUnits, o.Attempt, want, e.Attempt.ID)
 			}
 		})
 	}
 }
 
+// TestCreateOrderIsOncePerKey: a repeat returns the first order without a
+// new one; another body is refused; a shard that cannot be reached creates
+// nothing.
+func TestCreateOrderIsOncePerKey(t *testing.T) {
+	p := newRetryProxy(t, 3, 3, time.Second)
+	first, _, err := p.createOrder(context.Background(), createRequest(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, tries, err := p.createOrder(context.Background(), createRequest(1))
+	if err != nil || again.OrderNo != first.OrderNo || tries != 0 {
+		t.Fatalf("repeat: got %+v after %d creates, %v; want order %s, no create", again, tries, err, first.OrderNo)
+	}
+	if _, _, err := p.createOrder(context.Background(), createRequest(2)); !tradeunit.IsCode(err, tradeunit.CodeOutTradeNoUsed) {
+		t.Fatalf("another body: got %v, want OUT_TRADE_NO_USED", err)
+	}
+	got, err := p.orderByOutTradeNo(context.Background(), "1900000001", "retry-0001")
+	if err != nil || got.OrderNo != first.OrderNo {
+		t.Fatalf("lookup: got %+v, %v; want %s", got, err, first.OrderNo)
+	}
+
+	p.dialer.shard.mu.Lock()
+	p.dialer.shard.down = true
+	p.dialer.shard.mu.Unlock()
+	r := createRequest(1)
+	r.OutTradeNo = "retry-0002"
+	_, tries, err = p.createOrder(context.Background(), r)
+	if !tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable) || tries != 0 {
+		t.Fatalf("shard down: got %v after %d creates, want UNIT_UNAVAILABLE and no create", err, tries)
+	}
+}
+
+// TestConcurrentCreatesMakeOneOrder: identical creates at once, through
+// two proxies, all answer the same order; a different body at once is
+// refused, never a second order.
+func TestConcurrentCreatesMakeOneOrder(t *testing.T) {
+	p := newRetryProxy(t, 4, 3, time.Second)
+	table := p.routes.Current()
+	byID := map[tradeunit.UnitID]*fakeUnit{}
+	for _, u := range p.ranked {
+		byID[u.id] = u
+	}
+	p2 := startRetryProxy(t, table, p.dialer, byID, 3, time.Second)
+	var (
+		mu     sync.Mutex
+		orders = map[string]int{}
+		used   int
+	)
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			px, total := p, int64(1)
+			if i%2 == 1 {
+				px = p2
+			}
+			if i%10 == 9 {
+				total = 2
+			}
+			o, _, err := px.createOrder(context.Background(), createRequest(total))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				orders[o.OrderNo]++
+			case tradeunit.IsCode(err, tradeunit.CodeOutTradeNoUsed):
+				used++
+			default:
+				t.Errorf("create: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(orders) != 1 {
+		t.Fatalf("orders answered: %v, want one", orders)
+	}
+	for no, n := range orders {
+		if n+used != 40 {
+			t.Errorf("%d answered %s, %d refused: want 40 in all", n, no, used)
+		}
+	}
+	made := 0
+	for _, u := range p.ranked {
+		made += len(u.orders)
+	}
+	if made != 1 {
+		t.Errorf("units hold %d orders for the key, want 1", made)
+	}
+}
+
+// TestSlowUnitsOrderIsNotReturned: the first unit takes the create and
+// answers only after another proxy, finding the entry stale and the unit
+// silent, moved the entry on and committed an order elsewhere. The slow
+// answer reaches its proxy, which does not return it: it returns the
+// order the entry names; the slow one is an orphan, listed as abandoned.
+func TestSlowUnitsOrderIsNotReturned(t *testing.T) {
+	p := newRetryProxy(t, 3, 3, 2*time.Second)
+	slow := p.ranked[0]
+	release := make(chan struct{})
+	slow.create = func(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
+		<-release
+		return slow.make(r)
+	}
+	slow.supersede = func(ctx context.Context) error { // silent too
+		<-ctx.Done()
+		return tradeunit.NoAnswer("fake", "timeout", ctx.Err())
+	}
+	byID := map[tradeunit.UnitID]*fakeUnit{}
+	for _, u := range p.ranked {
+		byID[u.id] = u
+	}
+	// The second proxy's deadline is short: the first's pending entry is
+	// stale to it after 2 × 20 ms.
+	p2 := startRetryProxy(t, p.routes.Current(), p.dialer, byID, 3, 20*time.Millisecond)
+
+	firstDone := make(chan *tradeunit.Order, 1)
+	go func() {
+		o, _, err := p.createOrder(context.Background(), createRequest(1))
+		if err != nil {
+			t.Errorf("first proxy: %v", err)
+		}
+		firstDone <- o
+	}()
+	waitFor(t, func() bool { e := p.dialer.shard.get(retryKey); return e != nil && time.Since(e.Updated) > 50*time.Millisecond })
+	second, _, err := p2.createOrder(context.Background(), createRequest(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	first := <-firstDone
+	if first == nil || first.OrderNo != second.OrderNo {
+		t.Fatalf("first proxy returned %+v, second %+v: want the same order", first, second)
+	}
+	if unit, _ := orderno.UnitOf(second.OrderNo); unit == slow.id || len(slow.orders) != 1 {
+		t.Fatalf("the slow unit's order %v was returned, or it made none (%d)", second.OrderNo, len(slow.orders))
+	}
+	e := p.dialer.shard.get(retryKey)
+	if len(e.Abandoned) != 1 || e.Abandoned[0].Unit != slow.id {
+		t.Fatalf("entry %+v: want the slow unit's attempt abandoned, for the reconciler", e)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+	}
+}
+
 // TestCreateOrderStopsForACancelledCaller: a caller that gives up stops the
-// retry at once; the unit that was called is recorded nowhere (no order
-// was returned) and no further unit is called.
+// create at once: no further unit is called.
 func TestCreateOrderStopsForACancelledCaller(t *testing.T) {
-	p, ranked, _ := retryProxy(t, 4, 3)
-	ranked[0].create = hang
+	p := newRetryProxy(t, 4, 3, time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	called := make(chan struct{})
-	ranked[0].create = func(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
+	p.ranked[0].create = func(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
 		close(called)
-		return hang(ctx, r)
+		<-ctx.Done()
+		return nil, tradeunit.NoAnswer("fake", "deadline", ctx.Err())
 	}
 	go func() { <-called; cancel() }()
-	_, tries, err := p.createOrder(ctx, createRequest())
-	if tradeunit.ErrorCode(err) != tradeunit.CodeNoUnitAvailable || tries != 1 {
-		t.Fatalf("got %v after %d attempts, want NO_UNIT_AVAILABLE after 1", err, tries)
+	_, tries, err := p.createOrder(ctx, createRequest(1))
+	if err == nil || tries != 1 {
+		t.Fatalf("got %v after %d attempts, want a failure after 1", err, tries)
 	}
-	for i, u := range ranked[1:] {
+	for i, u := range p.ranked[1:] {
 		if u.calls != 0 {
 			t.Errorf("unit at rank %d called %d times after the caller gave up", i+1, u.calls)
 		}

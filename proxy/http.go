@@ -174,10 +174,7 @@ func (p *Proxy) handleGetOrderByOutTradeNo(w http.ResponseWriter, r *http.Reques
 		p.writeError(w, r, err)
 		return
 	}
-	o, err := findAcross(ctx, p, "order with out_trade_no "+outTradeNo, "get_by_out_trade_no",
-		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
-			return svc.OrderByOutTradeNo(ctx, mchid, outTradeNo)
-		}, pickOrder)
+	o, err := p.orderByOutTradeNo(ctx, mchid, outTradeNo)
 	p.writeOrder(w, r, o, err)
 }
 
@@ -224,30 +221,8 @@ func (p *Proxy) handleCreateRefund(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, err)
 		return
 	}
-	if err := p.checkRefundNoUnused(r.Context(), req); err != nil {
-		p.writeError(w, r, err)
-		return
-	}
-	f, err := callOrder(r.Context(), p, req.OrderNo, "refund", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
-		return svc.CreateRefund(ctx, req)
-	})
+	f, err := p.createRefund(r.Context(), req)
 	p.writeRefund(w, r, f, err)
-}
-
-// checkRefundNoUnused refuses an out_refund_no the merchant already used for
-// a refund of an order in another unit. Each unit's storage keeps the number
-// unique among its own refunds; across units this check is best effort: a
-// unit that cannot be asked, or two refunds racing, can still reuse one.
-func (p *Proxy) checkRefundNoUnused(ctx context.Context, req tradeunit.CreateRefundRequest) error {
-	f, err := findAcross(ctx, p, "refund "+req.OutRefundNo, "get_refund",
-		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
-			return svc.Refund(ctx, req.Mchid, req.OutRefundNo)
-		}, pickFirst[tradeunit.Refund])
-	if err == nil && f.OrderNo != req.OrderNo {
-		return tradeunit.Errorf(tradeunit.CodeOutRefundNoUsed,
-			"out_refund_no %s was already used for a refund of another order", req.OutRefundNo)
-	}
-	return nil
 }
 
 func (p *Proxy) handleGetRefund(w http.ResponseWriter, r *http.Request) {
@@ -261,10 +236,7 @@ func (p *Proxy) handleGetRefund(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, err)
 		return
 	}
-	f, err := findAcross(ctx, p, "refund "+outRefundNo, "get_refund",
-		func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Refund, error) {
-			return svc.Refund(ctx, mchid, outRefundNo)
-		}, pickFirst[tradeunit.Refund])
+	f, err := p.refundByOutRefundNo(ctx, mchid, outRefundNo)
 	p.writeRefund(w, r, f, err)
 }
 
@@ -294,6 +266,9 @@ func (p *Proxy) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		p.log.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
 	} else {
 		p.log.Debug("request refused", "request_id", id, "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1") // every call is idempotent: retry it as it was
 	}
 	writeJSON(w, status, errorBody{Code: code, Message: tradeunit.ErrorMessage(err), Detail: errorDetail{RequestID: id}})
 }

@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tradeunit"
+	"tradeunit/routing"
 	"tradeunit/selection"
 )
 
@@ -17,6 +19,9 @@ type metrics struct {
 	unitRequests  *prometheus.CounterVec
 	unitDuration  *prometheus.HistogramVec
 	createRetries prometheus.Counter
+	shardRequests *prometheus.CounterVec
+	shardDuration *prometheus.HistogramVec
+	conflicts     prometheus.Counter
 	selected      *prometheus.CounterVec
 	weight        *prometheus.GaugeVec
 	suspect       *prometheus.GaugeVec
@@ -44,6 +49,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		unitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tradeunit_proxy_unit_request_duration_seconds", Help: "Latency of calls to units, by unit and operation.", Buckets: latencyBuckets,
 		}, []string{"unit", "op"}),
+		shardRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tradeunit_proxy_directory_requests_total",
+			Help: "Calls to directory shards, by shard, operation (get, put) and outcome: ok, answered (not found, refused), failed (unreachable or failing).",
+		}, []string{"shard", "op", "outcome"}),
+		shardDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tradeunit_proxy_directory_request_duration_seconds", Help: "Latency of calls to directory shards, by shard and operation.", Buckets: latencyBuckets,
+		}, []string{"shard", "op"}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tradeunit_proxy_directory_conflicts_total", Help: "Directory writes another writer beat (compare-and-swap lost): the proxy followed the winner.",
+		}),
 		createRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tradeunit_proxy_create_retries_total", Help: "Create attempts on a further unit after the previous unit failed (order retry).",
 		}),
@@ -63,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tradeunit_proxy_health_checker_reachable", Help: "1 while the proxy follows the health checker; 0 while it relies on its own view.",
 		}),
 	}
-	reg.MustRegister(m.httpRequests, m.httpDuration, m.unitRequests, m.unitDuration, m.createRetries,
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.unitRequests, m.unitDuration, m.createRetries, m.shardRequests, m.shardDuration, m.conflicts,
 		m.selected, m.weight, m.suspect, m.recent, m.checker)
 	return m
 }
@@ -73,6 +88,21 @@ func (m *metrics) unitCall(u tradeunit.UnitID, op, outcome string, d time.Durati
 	id := u.String()
 	m.unitRequests.WithLabelValues(id, op, outcome).Inc()
 	m.unitDuration.WithLabelValues(id, op).Observe(d.Seconds())
+}
+
+// shardCall records one call to a directory shard.
+func (m *metrics) shardCall(s routing.ShardID, op string, err error, d time.Duration) {
+	id := strconv.FormatUint(uint64(s), 10)
+	outcome := "ok"
+	switch code := tradeunit.ErrorCode(err); {
+	case err == nil:
+	case code == tradeunit.CodeUnitUnavailable || code == tradeunit.CodeInternal:
+		outcome = "failed"
+	default:
+		outcome = "answered"
+	}
+	m.shardRequests.WithLabelValues(id, op, outcome).Inc()
+	m.shardDuration.WithLabelValues(id, op).Observe(d.Seconds())
 }
 
 // plan publishes how a new plan treats each unit, and drops the series of

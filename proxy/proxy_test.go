@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"tradeunit"
 )
@@ -104,17 +103,6 @@ func TestAuthResolvesMerchantFromKey(t *testing.T) {
 		h(w, r)
 		if got != want || (want == "" && w.Code != http.StatusUnauthorized) {
 			t.Errorf("Authorization %q: merchant %q status %d, want %q", header, got, w.Code, want)
-		}
-	}
-}
-
-func TestPickOrderPrefersTheWinner(t *testing.T) {
-	now := time.Now()
-	orphan := &tradeunit.Order{OrderNo: "orphan", CreateTime: now}
-	winner := &tradeunit.Order{OrderNo: "winner", CreateTime: now.Add(-time.Second), AbandonedUnits: []tradeunit.UnitID{1}}
-	for _, list := range [][]*tradeunit.Order{{orphan, winner}, {winner, orphan}} {
-		if got := pickOrder(list); got != winner {
-			t.Fatalf("picked %s, want winner", got.OrderNo)
 		}
 	}
 }

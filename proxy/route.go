@@ -51,26 +51,44 @@ func callUnit[T any](ctx context.Context, p *Proxy, u *routing.Unit, op string, 
 
 // callReplicas makes the call on the unit's replicas; see callUnit.
 func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call unitCall[T]) (T, callResult, error) {
+	if !u.Available {
+		var zero T
+		return zero, callResult{}, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "unit %d is unavailable", u.ID)
+	}
+	return callAny(ctx, p, "unit "+u.ID.String(), u.LogicAddrs, p.dialer.Conn,
+		func(ctx context.Context, c tradeunit.LogicConn) (T, error) { return call(ctx, c) })
+}
+
+// replicaConn is a connection to one replica of a unit or a directory
+// shard.
+type replicaConn interface {
+	Down() bool
+	Reconnect()
+}
+
+// callAny calls the replicas at addrs of what (a unit, a directory shard),
+// starting at a random one, until one answers: every call is idempotent.
+// It returns that answer, or an UNIT_UNAVAILABLE error wrapping the last
+// failure once every replica has failed.
+func callAny[C replicaConn, T any](ctx context.Context, p *Proxy, what string, addrs []string,
+	dial func(addr string) (C, error), call func(ctx context.Context, c C) (T, error)) (T, callResult, error) {
 	var (
 		zero T
 		res  callResult
 	)
-	if !u.Available {
-		return zero, res, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "unit %d is unavailable", u.ID)
-	}
-	n := len(u.LogicAddrs)
+	n := len(addrs)
 	if n == 0 {
-		return zero, res, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "unit %d has no logic service", u.ID)
+		return zero, res, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "%s has no service address", what)
 	}
 	start := rand.IntN(n)
 	var lastErr error
 	// The first pass skips replicas whose connection is in failure; if none
 	// was live, the second pass asks them to reconnect now and tries them,
-	// so that a unit that has come back is used at once.
+	// so that a replica that has come back is used at once.
 	for pass := 0; pass < 2 && !res.tried; pass++ {
 		for i := 0; i < n; i++ {
-			addr := u.LogicAddrs[(start+i)%n]
-			c, err := p.dialer.Conn(addr)
+			addr := addrs[(start+i)%n]
+			c, err := dial(addr)
 			if err != nil {
 				lastErr = err
 				continue
@@ -78,7 +96,7 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 			if pass == 0 && c.Down() {
 				// gRPC fails calls on a connection in failure at once, without
 				// sending them: skip the replica without calling it.
-				lastErr = tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "logic service %s is down", addr)
+				lastErr = tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "%s: replica %s is down", what, addr)
 				continue
 			}
 			if pass == 1 {
@@ -97,11 +115,11 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 			}
 		}
 	}
-	p.log.Warn("unit unreachable", "unit", u.ID, "err", lastErr)
+	p.log.Warn("unreachable", "what", what, "err", lastErr)
 	return zero, res, &tradeunit.Error{
 		Code:    tradeunit.CodeUnitUnavailable,
-		Message: "unit " + u.ID.String() + " is unavailable; retry later",
-		Op:      "proxy.callUnit",
+		Message: what + " is unavailable; retry later",
+		Op:      "proxy.call",
 		Err:     lastErr,
 	}
 }

@@ -88,6 +88,9 @@ type Table struct {
 	// Blacklist lists units that operators blocked from new orders, sorted
 	// by unit.
 	Blacklist []BlacklistEntry `json:"blacklist,omitempty"`
+	// Directory maps the merchant-key directory's buckets to its shards;
+	// nil without a directory (creates are then refused).
+	Directory *Directory `json:"directory,omitempty"`
 
 	// index maps a unit id to its position in Units. Built by Normalize;
 	// Unit checks each hit, so a stale index is slow, never wrong.
@@ -116,7 +119,10 @@ var tableKind = kind{name: "routing table", etcdKey: "table", history: "history"
 // change t.
 func (t *Table) Marshal() ([]byte, error) {
 	out := Table{Revision: t.Revision, Units: slices.Clone(t.Units),
-		Partitions: t.Partitions, Merchants: t.Merchants, Blacklist: t.Blacklist}
+		Partitions: t.Partitions, Merchants: t.Merchants, Blacklist: t.Blacklist, Directory: t.Directory.clone()}
+	if out.Directory != nil {
+		out.Directory.normalize()
+	}
 	if out.Units == nil {
 		out.Units = []Unit{} // "units": [] rather than null
 	}
@@ -154,6 +160,9 @@ func (t *Table) Normalize() {
 	for i, u := range t.Units {
 		t.index[u.ID] = i
 	}
+	if t.Directory != nil {
+		t.Directory.normalize()
+	}
 }
 
 func compareUnits(a, b Unit) int { return cmp.Compare(a.ID, b.ID) }
@@ -184,6 +193,11 @@ func (t *Table) Validate() error {
 			return unitErrorf(u, "unit: duplicate unit number")
 		}
 		seen[u.ID] = true
+	}
+	if t.Directory != nil {
+		if err := t.Directory.validate(); err != nil {
+			return err
+		}
 	}
 	return t.validatePolicy()
 }
@@ -291,5 +305,6 @@ func (t *Table) Clone() *Table {
 		c.Units[i] = u
 	}
 	c.index = maps.Clone(t.index)
+	c.Directory = t.Directory.clone()
 	return c
 }

@@ -28,6 +28,8 @@ import (
 type Topology struct {
 	Revision int64         `json:"revision"`
 	Units    []UnitStorage `json:"units"`
+	// Shards is where each directory shard keeps its entries.
+	Shards []ShardStorage `json:"shards,omitempty"`
 
 	index map[tradeunit.UnitID]int // built by Normalize; checked on each hit
 }
@@ -59,9 +61,9 @@ func (s *Storage) HasPrimary() bool { return s.Primary != dsn.DSN{} }
 // validate checks a unit's storage: a primary (or, during a failover, none
 // but at least one replica to read), a database on every MySQL server, no
 // replicas of a SQLite file, and no server in two roles.
-func (s *Storage) validate(id tradeunit.UnitID) error {
+func (s *Storage) validate(owner string) error {
 	errorf := func(format string, args ...any) error {
-		return tradeunit.Errorf(tradeunit.CodeParamError, "storage topology: unit %d: %s", id, fmt.Sprintf(format, args...))
+		return tradeunit.Errorf(tradeunit.CodeParamError, "storage topology: %s: %s", owner, fmt.Sprintf(format, args...))
 	}
 	if !s.HasPrimary() && len(s.Replicas) == 0 {
 		return errorf("primary is empty")
@@ -138,7 +140,8 @@ func (*Topology) kind() kind            { return topologyKind }
 
 // Marshal encodes t as indented JSON with its units sorted by id.
 func (t *Topology) Marshal() ([]byte, error) {
-	out := Topology{Revision: t.Revision, Units: slices.Clone(t.Units)}
+	out := Topology{Revision: t.Revision, Units: slices.Clone(t.Units), Shards: slices.Clone(t.Shards)}
+	slices.SortStableFunc(out.Shards, func(a, b ShardStorage) int { return cmp.Compare(a.Shard, b.Shard) })
 	if out.Units == nil {
 		out.Units = []UnitStorage{}
 	}
@@ -175,11 +178,40 @@ func (t *Topology) Validate() error {
 			return tradeunit.Errorf(tradeunit.CodeParamError, "storage topology: unit %d is listed twice", u.Unit)
 		}
 		seen[u.Unit] = true
-		if err := u.Storage.validate(u.Unit); err != nil {
+		if err := u.Storage.validate(fmt.Sprintf("unit %d", u.Unit)); err != nil {
+			return err
+		}
+	}
+	shards := map[ShardID]bool{}
+	for _, sh := range t.Shards {
+		if sh.Shard == 0 || shards[sh.Shard] {
+			return tradeunit.Errorf(tradeunit.CodeParamError, "storage topology: shard %d is numbered 0 or listed twice", sh.Shard)
+		}
+		shards[sh.Shard] = true
+		if err := sh.Storage.validate(fmt.Sprintf("shard %d", sh.Shard)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Shard returns the storage of directory shard id.
+func (t *Topology) Shard(id ShardID) (*ShardStorage, bool) {
+	for i := range t.Shards {
+		if t.Shards[i].Shard == id {
+			return &t.Shards[i], true
+		}
+	}
+	return nil, false
+}
+
+// SetShard gives directory shard id the storage s, adding it if needed.
+func (t *Topology) SetShard(id ShardID, s Storage) {
+	if sh, ok := t.Shard(id); ok {
+		sh.Storage = s
+		return
+	}
+	t.Shards = append(t.Shards, ShardStorage{Shard: id, Storage: s})
 }
 
 // Unit returns the storage of unit id.
@@ -215,6 +247,10 @@ func (t *Topology) Clone() *Topology {
 	for i, u := range t.Units {
 		u.Storage = u.Storage.clone()
 		c.Units[i] = u
+	}
+	for _, sh := range t.Shards {
+		sh.Storage = sh.Storage.clone()
+		c.Shards = append(c.Shards, sh)
 	}
 	return c
 }

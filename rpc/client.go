@@ -16,7 +16,9 @@ import (
 	"tradeunit/rpc/unitpb"
 )
 
-// Client is a tradeunit.OrderService served by a remote unit replica. The
+// Client is a tradeunit.OrderService served by a remote unit replica, or a
+// tradeunit.DirectoryStore served by a remote directory shard replica (one
+// connection, whichever the address serves). The
 // proxy holds one per logic-service address; it is safe for concurrent use
 // and reconnects by itself.
 //
@@ -32,10 +34,14 @@ type Client struct {
 	addr   string
 	conn   *grpc.ClientConn
 	api    unitpb.UnitServiceClient
+	dir    unitpb.DirectoryServiceClient
 	health healthpb.HealthClient
 }
 
-var _ tradeunit.LogicConn = (*Client)(nil)
+var (
+	_ tradeunit.LogicConn     = (*Client)(nil)
+	_ tradeunit.DirectoryConn = (*Client)(nil)
+)
 
 // defaultServiceConfig: calls fail fast while the connection is down
 // (waitForReady false, gRPC's default, written out because the proxy relies
@@ -101,6 +107,7 @@ func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
 		addr:   addr,
 		conn:   conn,
 		api:    unitpb.NewUnitServiceClient(conn),
+		dir:    unitpb.NewDirectoryServiceClient(conn),
 		health: healthpb.NewHealthClient(conn),
 	}, nil
 }

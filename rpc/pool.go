@@ -40,6 +40,15 @@ func (p *Pool) Conn(addr string) (tradeunit.LogicConn, error) {
 	return c, nil
 }
 
+// Directory implements tradeunit.LogicDialer: one Client serves both APIs.
+func (p *Pool) Directory(addr string) (tradeunit.DirectoryConn, error) {
+	c, err := p.Client(addr)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // Client returns the client of addr, dialing it if needed.
 func (p *Pool) Client(addr string) (*Client, error) {
 	p.mu.RLock()

@@ -42,8 +42,19 @@ const (
 // Shutdown (every service becomes NOT_SERVING, so proxies stop choosing this
 // replica) some time before the grpc.Server's GracefulStop.
 func NewServer(svc tradeunit.OrderService, log *slog.Logger, opts ...grpc.ServerOption) (*grpc.Server, *health.Server) {
+	s := grpc.NewServer(append(serverOptions(log), opts...)...)
+	Register(s, svc, log)
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(s, h)
+	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return s, h
+}
+
+// serverOptions are the defaults of every tradeunit gRPC server.
+func serverOptions(log *slog.Logger) []grpc.ServerOption {
 	calls := &callLog{log: log}
-	defaults := []grpc.ServerOption{
+	return []grpc.ServerOption{
 		// Accept the client's pings, also on idle connections: they are how a
 		// proxy notices a dead replica without waiting for a call to fail.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
@@ -58,13 +69,6 @@ func NewServer(svc tradeunit.OrderService, log *slog.Logger, opts ...grpc.Server
 		}),
 		grpc.ChainUnaryInterceptor(calls.intercept),
 	}
-	s := grpc.NewServer(append(defaults, opts...)...)
-	Register(s, svc, log)
-	h := health.NewServer()
-	healthpb.RegisterHealthServer(s, h)
-	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	h.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
-	return s, h
 }
 
 // Register registers svc on s as the UnitService, logging its faults to

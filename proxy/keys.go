@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"tradeunit"
+	"tradeunit/routing"
+)
+
+// The proxy's side of the merchant-key directory (see tradeunit's
+// directory.go): each key's entry is read and written on the shard that
+// holds the key's bucket, by compare-and-swap on its version. Everything a
+// proxy decides about a key it decides from the entry it read, so any number
+// of proxies can work on one key at once.
+
+// shardOf returns the directory shard of key. Errors: UNIT_UNAVAILABLE when
+// the table has no directory, the shard is masked or its bucket is being
+// moved: retry later.
+func (p *Proxy) shardOf(key tradeunit.MerchantKey) (*routing.DirectoryShard, error) {
+	d := p.routes.Current().Directory
+	if d == nil {
+		return nil, tradeunit.Unavailable("proxy.shardOf", "no merchant-key directory is configured; retry later", nil)
+	}
+	s, frozen := d.ShardOf(key.Bucket())
+	switch {
+	case s == nil:
+		return nil, tradeunit.Unavailable("proxy.shardOf", "no directory shard holds this key; retry later", nil)
+	case frozen:
+		return nil, tradeunit.Unavailable("proxy.shardOf", "this key's directory shard is moving it; retry in a moment", nil)
+	case !s.Available:
+		return nil, tradeunit.Unavailable("proxy.shardOf", "this key's directory shard is unavailable; retry later", nil)
+	}
+	return s, nil
+}
+
+// callShard calls the directory shard of key on one of its replicas.
+func callShard[T any](ctx context.Context, p *Proxy, key tradeunit.MerchantKey, op string,
+	call func(ctx context.Context, d tradeunit.DirectoryStore) (T, error)) (T, error) {
+	s, err := p.shardOf(key)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	start := time.Now()
+	v, _, err := callAny(ctx, p, "directory shard "+shardName(s.Shard), s.LogicAddrs, p.dialer.Directory,
+		func(ctx context.Context, c tradeunit.DirectoryConn) (T, error) { return call(ctx, c) })
+	p.metrics.shardCall(s.Shard, op, err, time.Since(start))
+	return v, err
+}
+
+// entry reads key's entry; nil (and no error) when there is none.
+func (p *Proxy) entry(ctx context.Context, key tradeunit.MerchantKey) (*tradeunit.DirectoryEntry, error) {
+	e, err := callShard(ctx, p, key, "get", func(ctx context.Context, d tradeunit.DirectoryStore) (*tradeunit.DirectoryEntry, error) {
+		return d.Entry(ctx, key)
+	})
+	if tradeunit.IsCode(err, tradeunit.CodeNotFound) {
+		return nil, nil
+	}
+	return e, err
+}
+
+// put writes e (its version the stored one's plus one). On a conflict it
+// returns the entry that won and an error wrapping ErrVersionConflict.
+func (p *Proxy) put(ctx context.Context, e *tradeunit.DirectoryEntry) (*tradeunit.DirectoryEntry, error) {
+	e.Updated = time.Now().UTC().Truncate(time.Microsecond)
+	if e.Version == 1 {
+		e.Created = e.Updated
+	}
+	res, err := callShard(ctx, p, e.Key, "put", func(ctx context.Context, d tradeunit.DirectoryStore) (tradeunit.PutResult, error) {
+		r := d.Put(ctx, []*tradeunit.DirectoryEntry{e})
+		if len(r) != 1 {
+			return tradeunit.PutResult{}, tradeunit.Internal("proxy.put", errors.New("directory answered no result"))
+		}
+		if !errors.Is(r[0].Err, tradeunit.ErrVersionConflict) && r[0].Err != nil {
+			return r[0], r[0].Err // no answer, or the storage refused: callAny decides
+		}
+		return r[0], nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		p.metrics.conflicts.Inc()
+	}
+	return res.Entry, res.Err
+}
+
+// next returns the entry that follows e: the same key at the next version,
+// changed by change.
+func next(e *tradeunit.DirectoryEntry, change func(n *tradeunit.DirectoryEntry)) *tradeunit.DirectoryEntry {
+	n := e.Clone()
+	n.Version++
+	change(n)
+	return n
+}
+
+// newAttempt returns a fresh attempt on unit u.
+func newAttempt(u tradeunit.UnitID) tradeunit.Attempt {
+	for {
+		if id := rand.Uint64(); id != 0 {
+			return tradeunit.Attempt{Unit: u, ID: id}
+		}
+	}
+}
+
+// stale reports whether a pending entry has waited longer than any create
+// could take: the proxy that wrote it gave up or died, and another may
+// finish it.
+func (p *Proxy) stale(e *tradeunit.DirectoryEntry) bool {
+	return e.State == tradeunit.EntryPending && time.Since(e.Updated) > 2*p.cfg.UnitTimeout
+}
+
+func shardName(id routing.ShardID) string { return tradeunit.UnitID(id).String() }
