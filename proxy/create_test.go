@@ -308,7 +308,10 @@ func TestSlowUnitsOrderIsNotReturned(t *testing.T) {
 		}
 		firstDone <- o
 	}()
-	waitFor(t, func() bool { e := p.dialer.shard.get(retryKey); return e != nil && time.Since(e.Updated) > 50*time.Millisecond })
+	waitFor(t, func() bool {
+		e := p.dialer.shard.get(retryKey)
+		return e != nil && time.Since(e.Updated) > 50*time.Millisecond
+	})
 	second, _, err := p2.createOrder(context.Background(), createRequest(1))
 	if err != nil {
 		t.Fatal(err)

@@ -89,4 +89,3 @@ func TestBucketIsStable(t *testing.T) {
 		t.Errorf("10000 keys fell in %d buckets of %d: the hash does not spread", len(seen), tradeunit.DirectoryBuckets)
 	}
 }
-
