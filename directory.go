@@ -130,6 +130,27 @@ func (e *DirectoryEntry) Clone() *DirectoryEntry {
 	return &c
 }
 
+// Next returns the entry that follows e: a copy at the next version,
+// changed by change. Writers put it with DirectoryStore.Put, which stores it
+// only if e is still the stored entry.
+func (e *DirectoryEntry) Next(change func(n *DirectoryEntry)) *DirectoryEntry {
+	n := e.Clone()
+	n.Version++
+	change(n)
+	return n
+}
+
+// CommittedTo returns the entry that follows e committed to o, its unit's
+// order for e's key. The unit holds one order per key, so o is the key's
+// order whichever of e's attempts made it, and o's body is the one that
+// counts.
+func (e *DirectoryEntry) CommittedTo(o *Order) *DirectoryEntry {
+	return e.Next(func(n *DirectoryEntry) {
+		n.State, n.RecordNo = EntryCommitted, o.OrderNo
+		n.Fingerprint = (&CreateOrderRequest{Description: o.Description, Amount: o.Amount}).Fingerprint()
+	})
+}
+
 // ErrVersionConflict is the error of a Put whose entry was changed (or
 // created) by another writer first; its PutResult carries the entry now
 // stored.

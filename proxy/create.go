@@ -179,13 +179,7 @@ func (c *creation) settle(ctx context.Context, e *tradeunit.DirectoryEntry) (*tr
 // commit commits the entry to o, an order of the entry's unit for its key,
 // and ends the walk with o if the entry is then committed to it.
 func (c *creation) commit(ctx context.Context, e *tradeunit.DirectoryEntry, o *tradeunit.Order) (*tradeunit.DirectoryEntry, error) {
-	got, err := c.p.put(ctx, next(e, func(n *tradeunit.DirectoryEntry) {
-		n.State, n.RecordNo = tradeunit.EntryCommitted, o.OrderNo
-		// The unit's order for the key is the key's order, whichever
-		// attempt of this entry made it (the unit holds one per key), and
-		// its request is the body that counts.
-		n.Fingerprint = (&tradeunit.CreateOrderRequest{Description: o.Description, Amount: o.Amount}).Fingerprint()
-	}))
+	got, err := c.p.put(ctx, e.CommittedTo(o))
 	switch {
 	case errors.Is(err, tradeunit.ErrVersionConflict):
 		return got, nil // the entry moved on: follow it
@@ -205,7 +199,7 @@ func (c *creation) moveOn(ctx context.Context, e *tradeunit.DirectoryEntry, aban
 	if err != nil {
 		return nil, err
 	}
-	return c.p.putFollow(ctx, next(e, func(n *tradeunit.DirectoryEntry) {
+	return c.p.putFollow(ctx, e.Next(func(n *tradeunit.DirectoryEntry) {
 		if abandon {
 			n.Abandoned = append(n.Abandoned, e.Attempt)
 		}

@@ -88,15 +88,6 @@ func (p *Proxy) put(ctx context.Context, e *tradeunit.DirectoryEntry) (*tradeuni
 	return res.Entry, res.Err
 }
 
-// next returns the entry that follows e: the same key at the next version,
-// changed by change.
-func next(e *tradeunit.DirectoryEntry, change func(n *tradeunit.DirectoryEntry)) *tradeunit.DirectoryEntry {
-	n := e.Clone()
-	n.Version++
-	change(n)
-	return n
-}
-
 // newAttempt returns a fresh attempt on unit u.
 func newAttempt(u tradeunit.UnitID) tradeunit.Attempt {
 	for {

@@ -50,10 +50,7 @@ func (p *Proxy) settleOrder(ctx context.Context, e *tradeunit.DirectoryEntry) (*
 	if err != nil {
 		return nil, err
 	}
-	got, err := p.put(ctx, next(e, func(n *tradeunit.DirectoryEntry) {
-		n.State, n.RecordNo = tradeunit.EntryCommitted, o.OrderNo
-		n.Fingerprint = (&tradeunit.CreateOrderRequest{Description: o.Description, Amount: o.Amount}).Fingerprint()
-	}))
+	got, err := p.put(ctx, e.CommittedTo(o))
 	if errors.Is(err, tradeunit.ErrVersionConflict) {
 		return got, nil
 	}
@@ -119,7 +116,7 @@ func (p *Proxy) createRefund(ctx context.Context, req tradeunit.CreateRefundRequ
 			case !tradeunit.IsCode(lerr, tradeunit.CodeNotFound):
 				return nil, lerr
 			}
-			e, err = p.putFollow(ctx, next(e, func(n *tradeunit.DirectoryEntry) {
+			e, err = p.putFollow(ctx, e.Next(func(n *tradeunit.DirectoryEntry) {
 				n.Attempt, n.Fingerprint = newAttempt(u.ID), fp
 			}))
 		default:
@@ -129,7 +126,7 @@ func (p *Proxy) createRefund(ctx context.Context, req tradeunit.CreateRefundRequ
 			if cerr != nil {
 				return nil, cerr
 			}
-			got, perr := p.put(ctx, next(e, func(n *tradeunit.DirectoryEntry) {
+			got, perr := p.put(ctx, e.Next(func(n *tradeunit.DirectoryEntry) {
 				n.State, n.RecordNo = tradeunit.EntryCommitted, f.OrderNo
 			}))
 			switch {

@@ -2,11 +2,12 @@ package proxy
 
 import (
 	"context"
-	"math/rand/v2"
+	"errors"
 	"time"
 
 	"tradeunit"
 	"tradeunit/orderno"
+	"tradeunit/replicas"
 	"tradeunit/routing"
 )
 
@@ -59,69 +60,16 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 		func(ctx context.Context, c tradeunit.LogicConn) (T, error) { return call(ctx, c) })
 }
 
-// replicaConn is a connection to one replica of a unit or a directory
-// shard.
-type replicaConn interface {
-	Down() bool
-	Reconnect()
-}
-
-// callAny calls the replicas at addrs of what (a unit, a directory shard),
-// starting at a random one, until one answers: every call is idempotent.
-// It returns that answer, or an UNIT_UNAVAILABLE error wrapping the last
-// failure once every replica has failed.
-func callAny[C replicaConn, T any](ctx context.Context, p *Proxy, what string, addrs []string,
+// callAny calls the replicas at addrs of what (a unit, a directory shard)
+// with the proxy's unit timeout, logging when none answers (see
+// replicas.Call).
+func callAny[C replicas.Conn, T any](ctx context.Context, p *Proxy, what string, addrs []string,
 	dial func(addr string) (C, error), call func(ctx context.Context, c C) (T, error)) (T, callResult, error) {
-	var (
-		zero T
-		res  callResult
-	)
-	n := len(addrs)
-	if n == 0 {
-		return zero, res, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "%s has no service address", what)
+	v, sent, err := replicas.Call(ctx, what, addrs, p.cfg.UnitTimeout, dial, call)
+	if errors.Is(err, replicas.ErrNoReplica) {
+		p.log.Warn("unreachable", "what", what, "err", err)
 	}
-	start := rand.IntN(n)
-	var lastErr error
-	// The first pass skips replicas whose connection is in failure; if none
-	// was live, the second pass asks them to reconnect now and tries them,
-	// so that a replica that has come back is used at once.
-	for pass := 0; pass < 2 && !res.tried; pass++ {
-		for i := 0; i < n; i++ {
-			addr := addrs[(start+i)%n]
-			c, err := dial(addr)
-			if err != nil {
-				lastErr = err
-				continue
-			}
-			if pass == 0 && c.Down() {
-				// gRPC fails calls on a connection in failure at once, without
-				// sending them: skip the replica without calling it.
-				lastErr = tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "%s: replica %s is down", what, addr)
-				continue
-			}
-			if pass == 1 {
-				c.Reconnect()
-			}
-			res.tried = true
-			actx, cancel := context.WithTimeout(ctx, p.cfg.UnitTimeout)
-			v, err := call(actx, c)
-			cancel()
-			if tradeunit.Answered(err) {
-				return v, res, err
-			}
-			lastErr = err
-			if ctx.Err() != nil {
-				break
-			}
-		}
-	}
-	p.log.Warn("unreachable", "what", what, "err", lastErr)
-	return zero, res, &tradeunit.Error{
-		Code:    tradeunit.CodeUnitUnavailable,
-		Message: what + " is unavailable; retry later",
-		Op:      "proxy.call",
-		Err:     lastErr,
-	}
+	return v, callResult{tried: sent}, err
 }
 
 // unitOf routes an order number to its unit. A malformed number is a

@@ -1,0 +1,80 @@
+// Package replicas calls one of a unit's (or a directory shard's) service
+// replicas: every call of their APIs is idempotent, so a call that gets no
+// answer from one replica is made again on the next, and the first answer
+// counts. The proxy and the directory's reconciler both call this way.
+package replicas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"tradeunit"
+)
+
+// ErrNoReplica marks the error of a call no replica answered.
+var ErrNoReplica = errors.New("no replica answered")
+
+// Conn is a connection to one replica.
+type Conn interface {
+	// Down reports that a call would fail at once without being sent.
+	Down() bool
+	// Reconnect asks a connection that is down to try again now.
+	Reconnect()
+}
+
+// Call calls what (named in errors: "unit 3") at one of addrs, starting at
+// a random one, each call bounded by timeout. The first pass skips replicas
+// whose connection is known down; if none was live, the second pass asks
+// them to reconnect now and calls them, so that a replica that came back
+// is used at once. It returns the first answer (tradeunit.Answered),
+// whether any call was sent (a create's attempt is used up only then), or,
+// once every replica failed, UNIT_UNAVAILABLE wrapping the last failure.
+func Call[C Conn, T any](ctx context.Context, what string, addrs []string, timeout time.Duration,
+	dial func(addr string) (C, error), call func(ctx context.Context, c C) (T, error)) (v T, sent bool, err error) {
+	n := len(addrs)
+	if n == 0 {
+		return v, false, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "%s has no service address", what)
+	}
+	start := rand.IntN(n)
+	var lastErr error
+	for pass := 0; pass < 2 && !sent; pass++ {
+		for i := 0; i < n; i++ {
+			addr := addrs[(start+i)%n]
+			c, err := dial(addr)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			if pass == 0 && c.Down() {
+				// gRPC fails calls on a connection in failure at once, without
+				// sending them: skip the replica without calling it.
+				lastErr = tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "%s: replica %s is down", what, addr)
+				continue
+			}
+			if pass == 1 {
+				c.Reconnect()
+			}
+			sent = true
+			actx, cancel := context.WithTimeout(ctx, timeout)
+			got, err := call(actx, c)
+			cancel()
+			if tradeunit.Answered(err) {
+				return got, sent, err
+			}
+			lastErr = err
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	var zero T
+	return zero, sent, &tradeunit.Error{
+		Code:    tradeunit.CodeUnitUnavailable,
+		Message: what + " is unavailable; retry later",
+		Op:      "replicas.Call",
+		Err:     fmt.Errorf("%w: %w", ErrNoReplica, lastErr),
+	}
+}
