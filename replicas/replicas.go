@@ -31,7 +31,8 @@ type Conn interface {
 // them to reconnect now and calls them, so that a replica that came back
 // is used at once. It returns the first answer (tradeunit.Answered),
 // whether any call was sent (a create's attempt is used up only then), or,
-// once every replica failed, UNIT_UNAVAILABLE wrapping the last failure.
+// once every replica failed, UNIT_UNAVAILABLE wrapping ErrNoReplica and the
+// last failure of a call that was sent (else the last failure).
 func Call[C Conn, T any](ctx context.Context, what string, addrs []string, timeout time.Duration,
 	dial func(addr string) (C, error), call func(ctx context.Context, c C) (T, error)) (v T, sent bool, err error) {
 	n := len(addrs)
@@ -39,7 +40,10 @@ func Call[C Conn, T any](ctx context.Context, what string, addrs []string, timeo
 		return v, false, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "%s has no service address", what)
 	}
 	start := rand.IntN(n)
-	var lastErr error
+	// lastErr is the last failure; sentErr the last of a call that was
+	// sent, which is what the caller must hear: that call may have been
+	// applied, whatever the replicas after it said.
+	var lastErr, sentErr error
 	for pass := 0; pass < 2 && !sent; pass++ {
 		for i := 0; i < n; i++ {
 			addr := addrs[(start+i)%n]
@@ -64,11 +68,14 @@ func Call[C Conn, T any](ctx context.Context, what string, addrs []string, timeo
 			if tradeunit.Answered(err) {
 				return got, sent, err
 			}
-			lastErr = err
+			lastErr, sentErr = err, err
 			if ctx.Err() != nil {
 				break
 			}
 		}
+	}
+	if sentErr != nil {
+		lastErr = sentErr
 	}
 	var zero T
 	return zero, sent, &tradeunit.Error{

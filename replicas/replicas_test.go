@@ -1,0 +1,121 @@
+package replicas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"tradeunit"
+)
+
+// replica is one replica as a test scripts it.
+type replica struct {
+	undialable bool
+	down       bool  // known down: skipped on the first pass
+	answer     error // what a call returns: nil, an answer, or a NoAnswer
+	calls      int
+	reconnects int
+}
+
+func (r *replica) Down() bool  { return r.down }
+func (r *replica) Reconnect() { r.reconnects++ }
+
+func TestCall(t *testing.T) {
+	noAnswer := tradeunit.NoAnswer("test", "timed out", context.DeadlineExceeded)
+	refused := tradeunit.Unavailable("test", "nothing written", nil)
+	cases := []struct {
+		name     string
+		replicas []*replica
+		// want: the error's code ("" for success), whether it is
+		// ErrNoReplica, whether the outcome is unknown, whether sent.
+		wantCode    tradeunit.Code
+		wantNone    bool
+		wantUnknown bool
+		wantSent    bool
+		wantCalls   []int
+	}{
+		{name: "one answers", replicas: []*replica{{}}, wantSent: true, wantCalls: []int{1}},
+		{name: "a refusal is an answer: no other replica is called",
+			replicas: []*replica{{answer: refused}, {answer: refused}}, wantCode: tradeunit.CodeUnitUnavailable,
+			wantSent: true, wantCalls: []int{1, 0}},
+		{name: "no answer moves to the next replica",
+			replicas: []*replica{{answer: noAnswer}, {}}, wantSent: true, wantCalls: []int{1, 1}},
+		{name: "none answers: the outcome is unknown",
+			replicas: []*replica{{answer: noAnswer}, {answer: noAnswer}}, wantCode: tradeunit.CodeUnitUnavailable,
+			wantNone: true, wantUnknown: true, wantSent: true, wantCalls: []int{1, 1}},
+		{name: "a sent call that got no answer stays unknown when the next cannot be dialed",
+			replicas: []*replica{{answer: noAnswer}, {undialable: true}}, wantCode: tradeunit.CodeUnitUnavailable,
+			wantNone: true, wantUnknown: true, wantSent: true, wantCalls: []int{1, 0}},
+		{name: "nothing dialed: nothing sent, the outcome is known",
+			replicas: []*replica{{undialable: true}, {undialable: true}}, wantCode: tradeunit.CodeUnitUnavailable,
+			wantNone: true, wantCalls: []int{0, 0}},
+		{name: "a replica known down is skipped while another is live",
+			replicas: []*replica{{down: true}, {}}, wantSent: true, wantCalls: []int{0, 1}},
+		{name: "all known down: the second pass reconnects and calls",
+			replicas: []*replica{{down: true}, {down: true}}, wantSent: true, wantCalls: []int{1, 0}},
+		{name: "no replica", wantCode: tradeunit.CodeUnitUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addrs := make([]string, len(tc.replicas))
+			byAddr := map[string]*replica{}
+			for i, r := range tc.replicas {
+				addrs[i] = fmt.Sprint("replica-", i)
+				byAddr[addrs[i]] = r
+			}
+			var first string
+			dial := func(addr string) (*replica, error) {
+				if first == "" {
+					first = addr
+				}
+				if r := byAddr[addr]; !r.undialable {
+					return r, nil
+				}
+				return nil, errors.New("dial " + addr + ": refused")
+			}
+			// The walk starts at a random replica: try until it starts at the
+			// first, so that the calls each replica gets are known.
+			for range 200 {
+				for _, r := range tc.replicas {
+					r.calls, r.reconnects = 0, 0
+				}
+				first = ""
+				v, sent, err := Call(context.Background(), "unit 1", addrs, time.Second, dial,
+					func(ctx context.Context, r *replica) (string, error) {
+						r.calls++
+						if r.answer != nil {
+							return "", r.answer
+						}
+						return "ok", nil
+					})
+				if len(addrs) > 0 && first != addrs[0] {
+					continue // started elsewhere
+				}
+				if got := tradeunit.ErrorCode(err); got != tc.wantCode {
+					t.Fatalf("code = %q (%v), want %q", got, err, tc.wantCode)
+				}
+				if tc.wantCode == "" && v != "ok" {
+					t.Fatalf("value = %q", v)
+				}
+				if got := errors.Is(err, ErrNoReplica); got != tc.wantNone {
+					t.Fatalf("ErrNoReplica = %v (%v), want %v", got, err, tc.wantNone)
+				}
+				if got := tradeunit.OutcomeUnknown(err) && errors.Is(err, ErrNoReplica); got != tc.wantUnknown {
+					t.Fatalf("outcome unknown = %v (%v), want %v", got, err, tc.wantUnknown)
+				}
+				if sent != tc.wantSent {
+					t.Fatalf("sent = %v, want %v", sent, tc.wantSent)
+				}
+				for i, r := range tc.replicas {
+					if r.calls != tc.wantCalls[i] {
+						t.Fatalf("replica %d called %d times, want %d", i, r.calls, tc.wantCalls[i])
+					}
+				}
+				return
+			}
+			t.Fatal("the walk never started at the first replica")
+		})
+	}
+}
