@@ -19,7 +19,7 @@ type replica struct {
 	reconnects int
 }
 
-func (r *replica) Down() bool  { return r.down }
+func (r *replica) Down() bool { return r.down }
 func (r *replica) Reconnect() { r.reconnects++ }
 
 func TestCall(t *testing.T) {
