@@ -43,7 +43,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 			o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
 			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime))
 		if err != nil {
-			if s.dialect.isUniqueViolation(err) {
+			if s.dialect.IsUniqueViolation(err) {
 				return errDuplicate
 			}
 			return s.fail(op, err)
