@@ -11,6 +11,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 
@@ -26,6 +27,7 @@ type Store struct {
 	// write runs every transaction (one connection on SQLite); read serves
 	// the reads outside them.
 	write, read *sql.DB
+	prepared    *prepared // SQLite only
 }
 
 var _ tradeunit.DirectoryStore = (*Store)(nil)
@@ -70,7 +72,14 @@ func Open(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Store, erro
 		db.Close()
 		return nil, fmt.Errorf("migrate directory storage %s: %w", d, err)
 	}
-	return newStore(db), nil
+	s := newStore(db)
+	if s.dialect.Name() == "sqlite" {
+		if s.prepared, err = prepare(ctx, s.write); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("prepare directory statements %s: %w", d, err)
+		}
+	}
+	return s, nil
 }
 
 // OpenReadOnly opens the directory storage named by d for reads only (a
@@ -93,7 +102,7 @@ func newStore(db *sqldb.DB) *Store {
 }
 
 // Close closes the storage.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return errors.Join(s.prepared.close(), s.db.Close()) }
 
 // Ping checks that the storage answers. Errors: UNIT_UNAVAILABLE.
 func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx, "dirstore.Ping") }
