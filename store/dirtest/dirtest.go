@@ -41,6 +41,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 		{"CommittedKeepsStateAndRecord", testCommittedKeeps},
 		{"MoveKeepsHistoryInAbandoned", testMoveKeepsHistory},
 		{"MixedBatch", testMixedBatch},
+		{"BatchOfChangesToDistinctKeys", testBatchOfChanges},
 		{"InvalidEntriesFailAlone", testInvalidEntries},
 		{"AbandonedPagesInKeyOrder", testAbandonedPages},
 		{"Buckets", testBuckets},
@@ -455,4 +456,58 @@ func testAbandonedPages(t *testing.T, open Opener) {
 	if _, err := s.Abandoned(ctx, tradeunit.MerchantKey{}, 0); !tradeunit.IsCode(err, tradeunit.CodeParamError) {
 		t.Fatalf("Abandoned with limit 0: got %v, want PARAM_ERROR", err)
 	}
+}
+
+// testBatchOfChanges: one Put changes many stored keys, some of them
+// allowed and some not; each gets its own outcome.
+func testBatchOfChanges(t *testing.T, open Opener) {
+	s := open(t)
+	var base []*tradeunit.DirectoryEntry
+	for range 12 {
+		base = append(base, pending(key(mchA), 1))
+	}
+	mustPut(t, s, base...)
+	done := committed(base[3], "1000010000000000000000000003")
+	mustPut(t, s, done)
+	var batch []*tradeunit.DirectoryEntry
+	var wantOK []bool
+	var winners []*tradeunit.DirectoryEntry
+	add := func(e *tradeunit.DirectoryEntry, ok bool, winner *tradeunit.DirectoryEntry) {
+		batch, wantOK, winners = append(batch, e), append(wantOK, ok), append(winners, winner)
+	}
+	for i, b := range base {
+		switch i {
+		case 3: // committed: another record loses, whatever the version
+			other := committed(done, "1000010000000000000000000004")
+			other.Version = done.Version + 1
+			add(other, false, done)
+		case 5: // stale
+			stale := moved(b, 2)
+			stale.Version = 1
+			add(stale, false, b)
+		case 7: // ahead
+			ahead := moved(b, 2)
+			ahead.Version = 3
+			add(ahead, false, b)
+		case 9:
+			add(committed(b, "1000010000000000000000000009"), true, nil)
+		default:
+			add(moved(b, 2), true, nil)
+		}
+	}
+	add(next(pending(key(mchA), 1)), false, nil) // missing
+	rs := put(t, s, batch...)
+	for i, r := range rs {
+		switch {
+		case wantOK[i]:
+			if r.Err != nil {
+				t.Fatalf("entry %d: %v", i, r.Err)
+			}
+			stored(t, s, batch[i])
+		default:
+			wantConflict(t, fmt.Sprintf("entry %d", i), r, winners[i])
+		}
+	}
+	stored(t, s, done)
+	stored(t, s, base[5])
 }
