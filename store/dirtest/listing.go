@@ -131,4 +131,3 @@ func testReopen(t *testing.T, open Opener) {
 	mustPut(t, open(t), e)
 	stored(t, open(t), e)
 }
-
