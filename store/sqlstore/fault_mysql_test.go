@@ -20,6 +20,7 @@ import (
 	"tradeunit"
 	"tradeunit/dsn"
 	"tradeunit/replication/localdb"
+	"tradeunit/store/internal/sqldb"
 )
 
 // TestMySQLFaults injects real faults into a MariaDB server of the test's
@@ -60,8 +61,8 @@ func TestMySQLFaults(t *testing.T) {
 			// driver.ErrBadConn, which promises nothing was sent
 			// (refused): the kernel decides which.
 			name: "kill the connection before COMMIT", inject: func(t *testing.T, f *mysqlFault) func() {
-				f.store.beforeCommit = func() { f.killApp(t) }
-				return func() { f.store.beforeCommit = nil }
+				f.store.db.BeforeCommit = func() { f.killApp(t) }
+				return func() { f.store.db.BeforeCommit = nil }
 			},
 			create: want{code: tradeunit.CodeUnitUnavailable, unknown: either, written: no},
 			pay:    want{code: tradeunit.CodeUnitUnavailable, unknown: either, written: no},
@@ -96,8 +97,8 @@ func TestMySQLFaults(t *testing.T) {
 			// black-holed on the way back and the read times out.
 			name: "cut the link after COMMIT was sent", proxied: true, readTimeout: time.Second,
 			inject: func(t *testing.T, f *mysqlFault) func() {
-				f.store.beforeCommit = func() { f.cut(t, "downstream") }
-				return func() { f.store.beforeCommit = nil }
+				f.store.db.BeforeCommit = func() { f.cut(t, "downstream") }
+				return func() { f.store.db.BeforeCommit = nil }
 			},
 			around: healAfter,
 			create: want{code: tradeunit.CodeUnitUnavailable, unknown: yes, written: yes},
@@ -108,8 +109,8 @@ func TestMySQLFaults(t *testing.T) {
 			// written, and the Store sees exactly what it saw above.
 			name: "cut the link before COMMIT arrives", proxied: true, readTimeout: time.Second,
 			inject: func(t *testing.T, f *mysqlFault) func() {
-				f.store.beforeCommit = func() { f.cut(t, "upstream") }
-				return func() { f.store.beforeCommit = nil }
+				f.store.db.BeforeCommit = func() { f.cut(t, "upstream") }
+				return func() { f.store.db.BeforeCommit = nil }
 			},
 			around: healAfter,
 			create: want{code: tradeunit.CodeUnitUnavailable, unknown: yes, written: no},
@@ -321,7 +322,7 @@ func lockOrders(t *testing.T, f *mysqlFault) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := tx.Query("SELECT order_no FROM " + quoteIdent(f.db) + ".orders FOR UPDATE")
+	rows, err := tx.Query("SELECT order_no FROM " + sqldb.QuoteIdent(f.db) + ".orders FOR UPDATE")
 	if err != nil {
 		tx.Rollback()
 		t.Fatal(err)

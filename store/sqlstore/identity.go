@@ -13,7 +13,7 @@ func (s *Store) BindUnit(ctx context.Context, id tradeunit.UnitID) error {
 	const op = "store.BindUnit"
 	var bound int64
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.dialect.insertIgnore+" INTO unit_identity (id, unit_id) VALUES (1, ?)", int64(id)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.dialect.InsertIgnore()+" INTO unit_identity (id, unit_id) VALUES (1, ?)", int64(id)); err != nil {
 			return s.fail(op, err)
 		}
 		if err := tx.QueryRowContext(ctx, "SELECT unit_id FROM unit_identity WHERE id = 1").Scan(&bound); err != nil {

@@ -10,13 +10,11 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"tradeunit"
 	"tradeunit/dsn"
+	"tradeunit/store/internal/sqldb"
 )
 
 // LocalMySQL is the server of a development machine or CI: root with no
@@ -25,50 +23,38 @@ var LocalMySQL = dsn.MustParse("mysql:root@tcp(127.0.0.1:3306)/")
 
 // Store is a unit's storage over database/sql.
 type Store struct {
-	// write runs every transaction. On SQLite it has one connection: SQLite
-	// has one writer at a time, and a pool of writers only burns CPU in its
-	// busy-wait (MEASURED.md: p99.9 of seconds for no throughput gain).
-	write *sql.DB
-	// read serves reads that need no transaction; on MySQL it is write.
-	read    *sql.DB
-	dialect dialect
-	// beforeCommit, when set, runs in tryTx between a transaction's last
-	// statement and its COMMIT: fault tests cut the connection there. nil
-	// outside tests.
-	beforeCommit func()
+	db *sqldb.DB
+	// write runs every transaction: on SQLite, one connection (see
+	// sqldb.DB). read serves reads that need no transaction; on MySQL it
+	// is write.
+	write, read *sql.DB
+	dialect     sqldb.Dialect
 }
 
 var _ tradeunit.Store = (*Store)(nil)
+
+func newStore(db *sqldb.DB) *Store {
+	return &Store{db: db, write: db.Write, read: db.Read, dialect: db.Dialect()}
+}
 
 // Open opens (creating if needed) the storage named by d and applies the
 // embedded schema migrations: one SQLite file per unit, or one MySQL
 // database per unit, created if missing, connecting with the password
 // passwords knows for d's user and server (nil: none).
 func Open(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Store, error) {
-	var (
-		s   *Store
-		err error
-	)
-	switch d.Scheme {
-	case dsn.SQLite:
-		s, err = openSQLite(d, false)
-	case dsn.MySQL:
-		s, err = openMySQL(ctx, d, passwords)
-	default:
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q: want sqlite: or mysql:", d.String())
+	if err := sqldb.CheckScheme(d); err != nil {
+		return nil, err
 	}
+	db, err := sqldb.Open(ctx, d, passwords)
 	if err != nil {
 		return nil, fmt.Errorf("open storage %s: %w", d, err)
 	}
-	if err := s.migrate(ctx); err != nil {
-		s.Close()
+	if err := db.Migrate(ctx, schema); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("migrate storage %s: %w", d, err)
 	}
-	return s, nil
+	return newStore(db), nil
 }
-
-// replicaConns is the pool size of a replica opened for reads.
-const replicaConns = 8
 
 // OpenReadOnly opens the storage named by d for reads only: a replica of a
 // unit's primary, or any unit's storage an operator's command reads. It
@@ -77,87 +63,29 @@ const replicaConns = 8
 // does not connect until the first read; a SQLite file is opened read-only
 // and must exist. The Store's changing methods fail.
 func OpenReadOnly(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Store, error) {
-	var (
-		s   *Store
-		err error
-	)
-	switch d.Scheme {
-	case dsn.SQLite:
-		s, err = openSQLite(d, true)
-	case dsn.MySQL:
-		s, _, err = openMySQLPool(d, passwords, replicaConns)
-	default:
-		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "storage DSN %q: want sqlite: or mysql:", d.String())
+	if err := sqldb.CheckScheme(d); err != nil {
+		return nil, err
 	}
+	db, err := sqldb.OpenReadOnly(ctx, d, passwords)
 	if err != nil {
 		return nil, fmt.Errorf("open %s read-only: %w", d, err)
 	}
-	return s, nil
-}
-
-func openSQLite(d dsn.DSN, readOnly bool) (*Store, error) {
-	sync := d.Synchronous
-	if sync == "" {
-		sync = dsn.SyncFull
-	}
-	abs, err := filepath.Abs(d.Path)
-	if err != nil {
-		return nil, err
-	}
-	if readOnly {
-		if _, err := os.Stat(abs); err != nil {
-			return nil, err
-		}
-	}
-	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")" +
-		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
-	if readOnly {
-		pragmas = "mode=ro&_pragma=busy_timeout(10000)"
-	}
-	// _txlock=immediate takes the write lock at BEGIN, so a transaction that
-	// reads and then writes never fails with SQLITE_BUSY halfway through.
-	write, err := sql.Open("sqlite", "file:"+abs+"?"+pragmas+"&_txlock=immediate")
-	if err != nil {
-		return nil, err
-	}
-	write.SetMaxOpenConns(1)
-	write.SetConnMaxIdleTime(0)
-	read, err := sql.Open("sqlite", "file:"+abs+"?"+pragmas)
-	if err != nil {
-		write.Close()
-		return nil, err
-	}
-	read.SetMaxOpenConns(8)
-	return &Store{write: write, read: read, dialect: sqliteDialect}, nil
+	return newStore(db), nil
 }
 
 // Ping checks that the storage answers.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.write.PingContext(ctx); err != nil {
-		return s.fail("store.Ping", err)
-	}
-	return nil
-}
+func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx, "store.Ping") }
 
 // Close closes the storage.
-func (s *Store) Close() error {
-	err := s.write.Close()
-	if s.read != s.write {
-		err = errors.Join(err, s.read.Close())
-	}
-	return err
-}
+func (s *Store) Close() error { return s.db.Close() }
 
 // ReadOnly reports whether the server refuses the application's writes now:
 // @@global.read_only on MySQL (a fenced or not yet promoted server), always
 // false on SQLite.
 func (s *Store) ReadOnly(ctx context.Context) (bool, error) {
-	if s.dialect.name != mysqlDialect.name {
-		return false, nil
-	}
-	var ro bool
-	if err := s.read.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&ro); err != nil {
-		return false, s.fail("store.ReadOnly", err)
-	}
-	return ro, nil
+	return s.db.ReadOnly(ctx, "store.ReadOnly")
 }
+
+// fail classifies err, returned by any statement but COMMIT (see sqldb's
+// faults).
+func (s *Store) fail(op string, err error) error { return s.db.Fail(op, err) }

@@ -59,7 +59,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime),
 			o.Attempt)
 		if err != nil {
-			if s.dialect.isUniqueViolation(err) {
+			if s.dialect.IsUniqueViolation(err) {
 				return errDuplicate
 			}
 			return s.fail(op, err)

@@ -34,7 +34,7 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 			r.Mchid, r.OutRefundNo, r.OrderNo, r.Amount.Refund, r.Amount.Currency, r.Reason,
 			string(tradeunit.RefundSuccess), tradeunit.UnixMicros(r.CreateTime))
 		if err != nil {
-			if s.dialect.isUniqueViolation(err) {
+			if s.dialect.IsUniqueViolation(err) {
 				return errDuplicate
 			}
 			return s.fail(op, err)

@@ -4,56 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"tradeunit"
+	"tradeunit/store/internal/sqldb"
 )
 
-// txAttempts bounds how often a transaction that lost a deadlock or lock
-// wait is run again before its error reaches the caller.
-const txAttempts = 3
-
-// inTx runs fn in a write transaction and commits if fn returns nil. A
-// transaction the storage aborted for contention (a deadlock, a lock wait
-// timeout, SQLite busy) is run again: contention is not a fault of the unit,
-// and a create that failed for it would be retried on another unit with an
-// outcome it need not leave unknown.
+// inTx runs fn in a write transaction (see sqldb.DB.InTx: contention is
+// retried, and only COMMIT can leave the outcome unknown).
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := s.tryTx(ctx, op, fn)
-		if err == nil || attempt == txAttempts || ctx.Err() != nil || !s.dialect.isContention(err) {
-			return err
-		}
-		time.Sleep(time.Duration(attempt) * 2 * time.Millisecond)
-	}
-}
-
-// tryTx runs fn in one transaction. Its errors follow faults: a failure
-// to begin, and any failure of fn's statements (fn classifies them with
-// s.fail), leave nothing written, since the transaction never committed;
-// only a failure of COMMIT itself can leave the outcome unknown.
-func (s *Store) tryTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return s.fail(op, err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if s.beforeCommit != nil {
-		s.beforeCommit()
-	}
-	if err := tx.Commit(); err != nil {
-		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
-			// database/sql rolled the transaction back for the context
-			// before COMMIT was sent.
-			err = ctx.Err()
-		}
-		return s.dialect.storageError(op, err, true)
-	}
-	return nil
+	return s.db.InTx(ctx, op, fn)
 }
 
 // insertEvent writes one outbox row in the caller's transaction.
@@ -123,4 +83,4 @@ func notFound(what, key string) error {
 }
 
 // isNoRows reports a missing row.
-func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+func isNoRows(err error) bool { return sqldb.IsNoRows(err) }

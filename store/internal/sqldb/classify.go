@@ -1,4 +1,4 @@
-package sqlstore
+package sqldb
 
 import (
 	"context"
@@ -16,9 +16,9 @@ import (
 	"tradeunit"
 )
 
-// A storage failure is one of three things to the unit's caller, and
-// faults is the one table that says which, for every failure the Store
-// knows:
+// A storage failure is one of three things to a store's caller (a unit's
+// storage or a directory shard's), and faults is the one table that says
+// which, for every failure a store knows:
 //
 //   - refused: the storage did not do the work and said so, or could not
 //     be reached at all: nothing was written, and the same call may succeed
@@ -33,11 +33,11 @@ import (
 //     tradeunit.ErrOutcomeUnknown (tradeunit.UnknownOutcome).
 //   - a bug: anything the table does not name — a syntax error, an unknown
 //     column, a scan into the wrong type, a constraint other than the unique
-//     keys the Store handles — is a fault of ours: SYSTEM_ERROR
+//     keys a store handles — is a fault of ours: SYSTEM_ERROR
 //     (tradeunit.Internal).
 //
 // No storage failure is a caller's error: the one the caller causes, a
-// duplicate key, is recognized by isUniqueViolation where it is expected
+// duplicate key, is recognized by IsUniqueViolation where it is expected
 // and answered as the existing record, before anything is classified.
 //
 // The caller's own deadline or cancellation is refused (nothing written: a
@@ -86,9 +86,9 @@ var faults = []fault{
 		"the storage gave up on a statement that took too long; nothing was written; retry later"},
 	{"mysql", "read-only (1290 ER_OPTION_PREVENTS_STATEMENT: --read-only)", mysqlError(1290), refused, msgReadOnly},
 	{"mysql", "read-only (1836 ER_READ_ONLY_MODE, 1874 ER_INNODB_READ_ONLY)", mysqlError(1836, 1874), refused, msgReadOnly},
-	// inTx has already run these again (txAttempts): what reaches here
+	// InTx has already run these again (txAttempts): what reaches here
 	// is contention that outlasted the retries. The server rolled the
-	// statement or the transaction back, and tryTx rolls back the rest.
+	// statement or the transaction back, and TryTx rolls back the rest.
 	{"mysql", "lock wait timeout (1205 ER_LOCK_WAIT_TIMEOUT)", mysqlError(1205), refused, msgBusy},
 	{"mysql", "deadlock (1213 ER_LOCK_DEADLOCK)", mysqlError(1213), refused, msgBusy},
 	{"mysql", "disk full (1021 ER_DISK_FULL, 1114 ER_RECORD_FILE_FULL)", mysqlError(1021, 1114), refused, msgFull},
@@ -168,7 +168,7 @@ type fault struct {
 
 // classify returns the row of faults that matches err in dialect d, or a
 // row of class bug.
-func (d dialect) classify(err error) fault {
+func (d Dialect) classify(err error) fault {
 	for _, f := range faults {
 		if (f.dialect == "" || f.dialect == d.name) && f.match(err) {
 			return f
@@ -177,11 +177,11 @@ func (d dialect) classify(err error) fault {
 	return fault{name: "unclassified", class: bug}
 }
 
-// storageError turns err, returned by the database while doing op, into
-// the error the Store returns; commit says whether err is COMMIT's, the one
+// StorageError turns err, returned by the database while doing op, into
+// the error a store returns; commit says whether err is COMMIT's, the one
 // place where a lost connection leaves the outcome unknown. An error that
 // is already a *tradeunit.Error is returned as it is.
-func (d dialect) storageError(op string, err error, commit bool) error {
+func (d Dialect) StorageError(op string, err error, commit bool) error {
 	if err == nil {
 		return nil
 	}
@@ -198,8 +198,8 @@ func (d dialect) storageError(op string, err error, commit bool) error {
 	return tradeunit.Internal(op, err)
 }
 
-// fail is storageError for any statement but COMMIT.
-func (s *Store) fail(op string, err error) error { return s.dialect.storageError(op, err, false) }
+// Fail is StorageError for any statement but COMMIT.
+func (db *DB) Fail(op string, err error) error { return db.dialect.StorageError(op, err, false) }
 
 func is(target error) func(error) bool { return func(err error) bool { return errors.Is(err, target) } }
 

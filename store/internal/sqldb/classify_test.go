@@ -1,4 +1,4 @@
-package sqlstore
+package sqldb
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func opErr(op string, errno syscall.Errno) error {
 
 func TestClassifyTable(t *testing.T) {
 	tests := []struct {
-		dialect dialect
+		dialect Dialect
 		err     error
 		want    faultClass
 	}{
@@ -122,7 +122,7 @@ func TestClassifyTable(t *testing.T) {
 				continue
 			}
 			for _, commit := range []bool{false, true} {
-				checkStorageError(t, fmt.Sprintf("%s/commit=%v", name, commit), tt.dialect.storageError("store.Test", err, commit), err, f, commit)
+				checkStorageError(t, fmt.Sprintf("%s/commit=%v", name, commit), tt.dialect.StorageError("store.Test", err, commit), err, f, commit)
 			}
 		}
 	}
@@ -169,15 +169,15 @@ func checkStorageError(t *testing.T, name string, got, cause error, f fault, com
 }
 
 func TestStorageErrorKeepsContextAndDomainErrors(t *testing.T) {
-	err := sqliteDialect.storageError("store.PayOrder", fmt.Errorf("exec: %w", context.DeadlineExceeded), false)
+	err := sqliteDialect.StorageError("store.PayOrder", fmt.Errorf("exec: %w", context.DeadlineExceeded), false)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("%v: the context error is lost; the RPC layer needs it to answer \"no answer\"", err)
 	}
 	nf := tradeunit.Errorf(tradeunit.CodeNotFound, "order x does not exist")
-	if got := mysqlDialect.storageError("store.Order", nf, true); got != error(nf) {
+	if got := mysqlDialect.StorageError("store.Order", nf, true); got != error(nf) {
 		t.Errorf("storageError(%v) = %v, want it unchanged", nf, got)
 	}
-	if got := mysqlDialect.storageError("store.Order", nil, true); got != nil {
+	if got := mysqlDialect.StorageError("store.Order", nil, true); got != nil {
 		t.Errorf("storageError(nil) = %v, want nil", got)
 	}
 }

@@ -1,4 +1,4 @@
-package sqlstore
+package sqldb
 
 import (
 	"errors"
@@ -8,8 +8,9 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// dialect holds what differs between SQLite and MySQL.
-type dialect struct {
+// Dialect holds what differs between SQLite and MySQL. The zero Dialect is
+// no dialect; a DB carries the one of its storage.
+type Dialect struct {
 	name string
 	// insertIgnore starts an INSERT that skips a row whose key exists.
 	insertIgnore string
@@ -23,7 +24,7 @@ type dialect struct {
 	isContention func(err error) bool
 }
 
-var sqliteDialect = dialect{
+var sqliteDialect = Dialect{
 	name:         "sqlite",
 	insertIgnore: "INSERT OR IGNORE",
 	isUniqueViolation: func(err error) bool {
@@ -39,7 +40,7 @@ var sqliteDialect = dialect{
 	},
 }
 
-var mysqlDialect = dialect{
+var mysqlDialect = Dialect{
 	name:         "mysql",
 	insertIgnore: "INSERT IGNORE",
 	forUpdate:    " FOR UPDATE",
@@ -52,3 +53,19 @@ var mysqlDialect = dialect{
 		return errors.As(err, &e) && (e.Number == 1213 || e.Number == 1205) // deadlock, lock wait timeout
 	},
 }
+
+// Name is "sqlite" or "mysql".
+func (d Dialect) Name() string { return d.name }
+
+// InsertIgnore starts an INSERT that skips a row whose key exists:
+// "INSERT OR IGNORE" or "INSERT IGNORE".
+func (d Dialect) InsertIgnore() string { return d.insertIgnore }
+
+// IsUniqueViolation reports whether err is a duplicate-key error: the one
+// storage error a caller causes, which a store answers with the existing
+// row instead of classifying it.
+func (d Dialect) IsUniqueViolation(err error) bool { return d.isUniqueViolation(err) }
+
+// IsContention reports whether err aborted a transaction that may succeed
+// when run again (deadlock, lock wait timeout, busy).
+func (d Dialect) IsContention(err error) bool { return d.isContention(err) }

@@ -1,4 +1,4 @@
-package sqlstore
+package sqldb
 
 import (
 	"context"
@@ -12,31 +12,32 @@ import (
 	"tradeunit/dsn"
 )
 
-// mysqlConns is the pool size per unit: MEASURED.md found ~16 connections the
-// sweet spot for order+event transactions on MariaDB; more only adds latency.
+// mysqlConns is the pool size per storage: MEASURED.md found ~16
+// connections the sweet spot for order+event transactions on MariaDB; more
+// only adds latency.
 const mysqlConns = 16
 
-func openMySQL(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Store, error) {
-	s, cfg, err := openMySQLPool(d, passwords, mysqlConns)
+func openMySQL(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*DB, error) {
+	db, cfg, err := openMySQLPool(d, passwords, mysqlConns)
 	if err != nil {
 		return nil, err
 	}
 	if err := createDatabase(ctx, cfg); err != nil {
-		s.Close()
+		db.Close()
 		return nil, err
 	}
-	return s, nil
+	return db, nil
 }
 
 // openMySQLPool opens a pool of conns connections to the database of d,
 // without touching the server: connections are made when used.
-func openMySQLPool(d dsn.DSN, passwords dsn.Passwords, conns int) (*Store, mysql.Config, error) {
+func openMySQLPool(d dsn.DSN, passwords dsn.Passwords, conns int) (*DB, mysql.Config, error) {
 	cfg, err := d.MySQLConfig(passwords)
 	if err != nil {
 		return nil, mysql.Config{}, err
 	}
 	if cfg.DBName == "" {
-		return nil, mysql.Config{}, errors.New("mysql DSN needs a database name: one database per unit")
+		return nil, mysql.Config{}, errors.New("mysql DSN needs a database name: one database per unit or directory shard")
 	}
 	// interpolateParams saves a round trip per statement (MEASURED.md).
 	cfg.InterpolateParams = true
@@ -62,11 +63,11 @@ func openMySQLPool(d dsn.DSN, passwords dsn.Passwords, conns int) (*Store, mysql
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
 	db.SetConnMaxLifetime(30 * time.Minute)
-	return &Store{write: db, read: db, dialect: mysqlDialect}, *cfg, nil
+	return &DB{Write: db, Read: db, dialect: mysqlDialect}, *cfg, nil
 }
 
-// createDatabase creates the unit's database if it does not exist, so that a
-// new unit needs only a DSN.
+// createDatabase creates the storage's database if it does not exist, so
+// that a new unit or directory shard needs only a DSN.
 func createDatabase(ctx context.Context, cfg mysql.Config) error {
 	name := cfg.DBName
 	cfg.DBName = ""
@@ -76,14 +77,15 @@ func createDatabase(ctx context.Context, cfg mysql.Config) error {
 	}
 	db := sql.OpenDB(connector)
 	defer db.Close()
-	_, err = db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(name)+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+	_, err = db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+QuoteIdent(name)+" CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
 	if err != nil {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	return nil
 }
 
-func quoteIdent(s string) string {
+// QuoteIdent quotes a MySQL identifier (a database or table name).
+func QuoteIdent(s string) string {
 	out := []byte{'`'}
 	for i := 0; i < len(s); i++ {
 		if s[i] == '`' {
