@@ -44,7 +44,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 			// committed before (and is seen here) or waits for this
 			// transaction and then sees its order (see SupersedeAttempt).
 			var n int
-			err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM superseded_attempts WHERE mchid = ? AND out_trade_no = ? AND attempt = ?"+s.dialect.forUpdate,
+			err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM superseded_attempts WHERE mchid = ? AND out_trade_no = ? AND attempt = ?"+s.dialect.ForUpdate(),
 				o.Mchid, o.OutTradeNo, o.Attempt).Scan(&n)
 			if err != nil {
 				return s.fail(op, err)
@@ -108,11 +108,11 @@ func (s *Store) SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, 
 	var found *tradeunit.Order
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
 		found = nil
-		if _, err := tx.ExecContext(ctx, s.dialect.insertIgnore+" INTO superseded_attempts (mchid, out_trade_no, attempt, create_time) VALUES (?, ?, ?, ?)",
+		if _, err := tx.ExecContext(ctx, s.dialect.InsertIgnore()+" INTO superseded_attempts (mchid, out_trade_no, attempt, create_time) VALUES (?, ?, ?, ?)",
 			mchid, outTradeNo, attempt, tradeunit.UnixMicros(time.Now())); err != nil {
 			return s.fail(op, err)
 		}
-		o, err := scanOrder(tx.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE mchid = ? AND out_trade_no = ?"+s.dialect.forUpdate,
+		o, err := scanOrder(tx.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE mchid = ? AND out_trade_no = ?"+s.dialect.ForUpdate(),
 			mchid, outTradeNo))
 		switch {
 		case isNoRows(err):

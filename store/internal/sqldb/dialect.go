@@ -61,6 +61,11 @@ func (d Dialect) Name() string { return d.name }
 // "INSERT OR IGNORE" or "INSERT IGNORE".
 func (d Dialect) InsertIgnore() string { return d.insertIgnore }
 
+// ForUpdate ends a SELECT that locks the rows it reads until the
+// transaction ends: " FOR UPDATE" on MySQL, nothing on SQLite, whose write
+// transactions are serialized already.
+func (d Dialect) ForUpdate() string { return d.forUpdate }
+
 // IsUniqueViolation reports whether err is a duplicate-key error: the one
 // storage error a caller causes, which a store answers with the existing
 // row instead of classifying it.
