@@ -336,5 +336,5 @@ func (d *localDialer) Close() error                    { return nil }
 
 type localConn struct{ tradeunit.OrderService }
 
-func (localConn) Down() bool  { return false }
+func (localConn) Down() bool { return false }
 func (localConn) Reconnect() {}
