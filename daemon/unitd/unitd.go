@@ -177,7 +177,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Closers.Add(top.Close)
 		// Not serving until the primary is open, writable and acknowledged.
 		m.relay.serving = false
-		storage, err := replicated.Open(c.Storage, replicated.Deps{Unit: c.Service.Unit, Topology: watchUnit(bg, top, c.Service.Unit),
+		storage, err := replicated.OpenUnit(c.Storage, c.Service.Unit, replicated.Deps{Topology: watchUnit(bg, top, c.Service.Unit),
 			Passwords: passwords, OnHealth: m.relay.set, Logger: m.Logger})
 		if err != nil {
 			return err

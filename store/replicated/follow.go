@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"tradeunit/dsn"
-	"tradeunit/store/sqlstore"
 )
 
 // follow applies every topology it receives.
-func (s *Storage) follow(ctx context.Context, topologies <-chan Topology) {
+func (s *Storage[S]) follow(ctx context.Context, topologies <-chan Topology) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -26,19 +25,19 @@ func (s *Storage) follow(ctx context.Context, topologies <-chan Topology) {
 
 // apply makes the storage match want: the primary first (so that no change
 // goes to a primary the topology no longer names), then the replicas.
-func (s *Storage) apply(ctx context.Context, want Topology) {
+func (s *Storage[S]) apply(ctx context.Context, want Topology) {
 	none := dsn.DSN{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur := s.primary; cur == nil && want.Primary != none || cur != nil && cur.dsn != want.Primary {
 		if cur != nil {
-			s.log.Warn("unit storage: primary replaced in the storage topology; no longer using it",
+			s.log.Warn("storage: primary replaced in the storage topology; no longer using it",
 				"old", cur.dsn, "new", want.Primary, "revision", want.Revision)
 			s.dropPrimary(cur, s.cfg.Grace)
 			s.primary = nil
 		}
 		if want.Primary != none {
-			p := &primary{dsn: want.Primary}
+			p := &primary[S]{dsn: want.Primary}
 			p.ctx, p.cancel = context.WithCancel(ctx)
 			var err error
 			if p.mysql, err = s.mysqlDSN(want.Primary); err != nil {
@@ -53,6 +52,9 @@ func (s *Storage) apply(ctx context.Context, want Topology) {
 		s.reportLocked()
 	}
 
+	if s.open.Replica == nil {
+		return // replicas are not read
+	}
 	keep := make(map[dsn.DSN]bool, len(want.Replicas))
 	for _, d := range want.Replicas {
 		keep[d] = true
@@ -61,22 +63,22 @@ func (s *Storage) apply(ctx context.Context, want Topology) {
 		}
 		r, err := s.newReplica(ctx, d)
 		if err != nil {
-			s.log.Error("unit storage: cannot use replica", "replica", d, "err", err)
+			s.log.Error("storage: cannot use replica", "replica", d, "err", err)
 			continue
 		}
 		s.replicas[d] = r
-		s.log.Info("unit storage: replica added", "replica", d, "revision", want.Revision)
+		s.log.Info("storage: replica added", "replica", d, "revision", want.Revision)
 	}
 	for d, r := range s.replicas {
 		if !keep[d] {
 			delete(s.replicas, d)
 			time.AfterFunc(s.cfg.Grace, func() { r.store.Close() })
-			s.log.Info("unit storage: replica removed", "replica", d, "revision", want.Revision)
+			s.log.Info("storage: replica removed", "replica", d, "revision", want.Revision)
 		}
 	}
 }
 
-func (s *Storage) newReplica(ctx context.Context, d dsn.DSN) (*replica, error) {
+func (s *Storage[S]) newReplica(ctx context.Context, d dsn.DSN) (*replica[S], error) {
 	m, err := s.mysqlDSN(d)
 	if err != nil {
 		return nil, err
@@ -84,31 +86,27 @@ func (s *Storage) newReplica(ctx context.Context, d dsn.DSN) (*replica, error) {
 	if m == "" {
 		return nil, errors.New("SQLite has no replicas: a replica must be a mysql: DSN")
 	}
-	store, err := sqlstore.OpenReadOnly(ctx, d, s.deps.Passwords)
+	store, err := s.open.Replica(ctx, d, s.deps.Passwords)
 	if err != nil {
 		return nil, err
 	}
-	return &replica{dsn: d, mysql: m, store: store}, nil
+	return &replica[S]{dsn: d, mysql: m, store: store}, nil
 }
 
 // openTimeout bounds one attempt at opening a primary: connect, create the
-// database and migrate, bind the unit, inspect.
+// database and migrate, check what it holds, inspect.
 const openTimeout = 10 * time.Second
 
 // openPrimary opens p's pool, retrying every CheckEvery until it succeeds
-// or p is replaced. It binds the unit (a primary holding another unit is
-// refused) and inspects the primary before publishing it, so that no
-// change goes to a primary not yet known to be writable.
-func (s *Storage) openPrimary(p *primary) {
+// or p is replaced. The opener checks what the primary holds (a primary
+// holding another unit is refused); the primary is inspected before it is
+// published, so that no change goes to a primary not yet known to be
+// writable.
+func (s *Storage[S]) openPrimary(p *primary[S]) {
 	var logged string
 	for {
 		octx, cancel := context.WithTimeout(p.ctx, openTimeout)
-		store, err := sqlstore.Open(octx, p.dsn, s.deps.Passwords)
-		if err == nil {
-			if err = store.BindUnit(octx, s.deps.Unit); err != nil {
-				store.Close()
-			}
-		}
+		store, err := s.open.Primary(octx, p.dsn, s.deps.Passwords)
 		cancel()
 		if err == nil {
 			st := s.inspect(p.ctx, p)
@@ -118,12 +116,9 @@ func (s *Storage) openPrimary(p *primary) {
 				store.Close()
 				return
 			}
-			p.store, p.reader, p.openErr = store, store, nil
-			if p.mysql != "" {
-				p.reader = confirmed{Store: store, s: store}
-			}
+			p.store, p.opened, p.openErr = store, true, nil
 			s.record(p, st)
-			s.log.Info("unit storage: primary open", "primary", p.dsn, "writable", p.writable, "why", p.why)
+			s.log.Info("storage: primary open", "primary", p.dsn, "writable", p.writable, "why", p.why)
 			s.mu.Unlock()
 			return
 		}
@@ -133,7 +128,7 @@ func (s *Storage) openPrimary(p *primary) {
 		s.mu.Unlock()
 		if err.Error() != logged {
 			logged = err.Error()
-			s.log.Warn("unit storage: cannot open primary; retrying", "primary", p.dsn, "err", err)
+			s.log.Warn("storage: cannot open primary; retrying", "primary", p.dsn, "err", err)
 		}
 		select {
 		case <-p.ctx.Done():
@@ -146,15 +141,16 @@ func (s *Storage) openPrimary(p *primary) {
 // dropPrimary stops using p: its heartbeat writer stops, and its pool
 // closes after grace, so that calls in flight on it end on their own. s.mu
 // is held.
-func (s *Storage) dropPrimary(p *primary, grace time.Duration) error {
+func (s *Storage[S]) dropPrimary(p *primary[S], grace time.Duration) error {
 	p.cancel()
 	if hb := p.heartbeat; hb != nil {
 		p.heartbeat = nil
 		go hb.Stop()
 	}
-	store := p.store
-	p.store, p.reader = nil, nil
-	if store == nil {
+	store, opened := p.store, p.opened
+	var none S
+	p.store, p.opened = none, false
+	if !opened {
 		return nil
 	}
 	if grace <= 0 {

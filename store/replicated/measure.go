@@ -11,7 +11,7 @@ import (
 
 // measure checks the primary every CheckEvery and the replicas' lag every
 // LagEvery until ctx ends.
-func (s *Storage) measure(ctx context.Context) {
+func (s *Storage[S]) measure(ctx context.Context) {
 	check := time.NewTicker(s.cfg.CheckEvery)
 	defer check.Stop()
 	lag := time.NewTicker(s.cfg.LagEvery)
@@ -51,7 +51,7 @@ type status struct {
 
 // inspect reads the primary's state as the application user; a SQLite
 // primary is always writable.
-func (s *Storage) inspect(ctx context.Context, p *primary) status {
+func (s *Storage[S]) inspect(ctx context.Context, p *primary[S]) status {
 	if p.mysql == "" {
 		return status{}
 	}
@@ -63,10 +63,10 @@ func (s *Storage) inspect(ctx context.Context, p *primary) status {
 
 // checkPrimary inspects the primary, records what it found and starts the
 // heartbeat writer on a writable primary that has none.
-func (s *Storage) checkPrimary(ctx context.Context) {
+func (s *Storage[S]) checkPrimary(ctx context.Context) {
 	s.mu.RLock()
 	p := s.primary
-	open := p != nil && p.store != nil
+	open := p != nil && p.opened
 	s.mu.RUnlock()
 	if !open {
 		return // openPrimary is at work, or there is none
@@ -78,16 +78,16 @@ func (s *Storage) checkPrimary(ctx context.Context) {
 		return
 	}
 	s.record(p, st)
-	if p.writable && p.mysql != "" && p.heartbeat == nil && !p.heartbeatStarting {
+	if p.writable && p.mysql != "" && s.open.Replica != nil && p.heartbeat == nil && !p.heartbeatStarting {
 		p.heartbeatStarting = true
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.startHeartbeat(p) }()
 	}
 }
 
-// record applies an inspection of p and reports the unit's health if it
-// changed; s.mu is held.
-func (s *Storage) record(p *primary, st status) {
+// record applies an inspection of p and reports the storage's health if
+// it changed; s.mu is held.
+func (s *Storage[S]) record(p *primary[S], st status) {
 	p.checked = true
 	switch {
 	case p.mysql == "":
@@ -105,14 +105,14 @@ func (s *Storage) record(p *primary, st status) {
 	s.reportLocked()
 }
 
-// reportLocked tells OnHealth whether the unit can take changes, when that
-// changed; s.mu is held.
-func (s *Storage) reportLocked() {
+// reportLocked tells OnHealth whether the storage can take changes, when
+// that changed; s.mu is held.
+func (s *Storage[S]) reportLocked() {
 	serving, why := false, ""
 	switch p := s.primary; {
 	case p == nil:
-		why = "no primary in the routing table (failing over)"
-	case p.store == nil:
+		why = "no primary in the storage topology (failing over)"
+	case !p.opened:
 		why = "primary not open: " + p.openErr.Error()
 	case !p.writable:
 		why = "primary " + p.why
@@ -124,9 +124,9 @@ func (s *Storage) reportLocked() {
 	}
 	s.reported, s.serving, s.lastWhy = true, serving, why
 	if serving {
-		s.log.Info("unit storage: serving", "primary", s.primary.dsn)
+		s.log.Info("storage: serving", "primary", s.primary.dsn)
 	} else {
-		s.log.Warn("unit storage: not serving changes", "why", why)
+		s.log.Warn("storage: not serving changes", "why", why)
 	}
 	s.deps.OnHealth(serving, why)
 }
@@ -134,13 +134,13 @@ func (s *Storage) reportLocked() {
 // startHeartbeat starts the heartbeat writer on p, as the application
 // user (read_only stops it when p is fenced), for as long as p is the
 // primary.
-func (s *Storage) startHeartbeat(p *primary) {
+func (s *Storage[S]) startHeartbeat(p *primary[S]) {
 	hb, err := replication.StartHeartbeat(p.ctx, p.mysql, s.cfg.Heartbeat)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.heartbeatStarting = false
 	if err != nil {
-		s.log.Warn("unit storage: cannot start the heartbeat on the primary; retrying", "err", err)
+		s.log.Warn("storage: cannot start the heartbeat on the primary; retrying", "err", err)
 		return
 	}
 	if s.primary != p {
@@ -151,9 +151,9 @@ func (s *Storage) startHeartbeat(p *primary) {
 }
 
 // measureReplicas measures every replica's lag at once.
-func (s *Storage) measureReplicas(ctx context.Context) {
+func (s *Storage[S]) measureReplicas(ctx context.Context) {
 	s.mu.RLock()
-	rs := make([]*replica, 0, len(s.replicas))
+	rs := make([]*replica[S], 0, len(s.replicas))
 	for _, r := range s.replicas {
 		rs = append(rs, r)
 	}
@@ -173,7 +173,7 @@ func (s *Storage) measureReplicas(ctx context.Context) {
 				return
 			}
 			if err != nil && r.reachable {
-				s.log.Warn("unit storage: replica unreachable; not reading it", "replica", r.dsn, "err", err)
+				s.log.Warn("storage: replica unreachable; not reading it", "replica", r.dsn, "err", err)
 			}
 			r.reachable, r.known, r.lag, r.measuredAt = err == nil, known, age, start
 		}()

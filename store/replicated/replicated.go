@@ -1,8 +1,9 @@
-// Package replicated gives a unit's logic service its storage as the storage
-// topology describes it: one primary and its replicas. It implements
-// tradeunit.Storage:
+// Package replicated gives a unit's logic service, or a directory shard's
+// service, its storage as the storage topology describes it: one primary and
+// its replicas. Storage is that machinery over any store; Unit adapts it to
+// tradeunit.Storage (sqlstore), Shard to tradeunit.DirectoryStore (dirstore).
 //
-//   - It follows the topology (each Topology the caller sends). When the unit's primary changes (a failover),
+//   - It follows the topology (each Topology the caller sends). When the primary changes (a failover),
 //     it stops using the old one at once, closes its pool after a grace
 //     period for the calls in flight, and opens the new one; in between,
 //     changes fail with UNIT_UNAVAILABLE, a definite answer, so the proxy
@@ -13,10 +14,11 @@
 //     acknowledgement longer than MaxAckWait, or cannot be reached takes no
 //     changes, and OnHealth tells the caller (the gRPC health service
 //     reports NOT_SERVING), so creates go to other units.
-//   - It runs the heartbeat writer on a writable primary
-//     (replication.StartHeartbeat) and measures every replica's lag from it
-//     (replication.HeartbeatAge), for eventual reads: a replica is used
-//     while its lag, plus the time since it was measured, is under MaxLag.
+//   - If replicas are read, it runs the heartbeat writer on a writable
+//     primary (replication.StartHeartbeat) and measures every replica's lag
+//     from it (replication.HeartbeatAge), for eventual reads: a replica is
+//     used while its lag, plus the time since it was measured, is under
+//     MaxLag.
 //   - When the primary cannot be read, real-time reads are served by the
 //     freshest replica, marked degraded. A read of the primary counts only
 //     if the primary was still writable after it (see confirmed): a fenced
@@ -53,8 +55,7 @@ type Config struct {
 	// acknowledgement before the primary is taken as unable to get one.
 	MaxAckWait time.Duration
 	// Heartbeat is the interval of the heartbeat writer on the primary.
-	// Every logic-service replica of the unit runs one; they write the same
-	// row.
+	// Every service replica runs one; they write the same row.
 	Heartbeat time.Duration
 	// Grace is how long the pool of a replaced primary stays open for the
 	// calls in flight on it.
@@ -75,7 +76,7 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Topology is a unit's storage as its topology names it now.
+// Topology is a unit's (or shard's) storage as its topology names it now.
 type Topology struct {
 	Revision int64   // of the topology, for logs
 	Primary  dsn.DSN // the zero DSN while a failover is under way
@@ -84,39 +85,59 @@ type Topology struct {
 
 // Deps are what a Storage works with.
 type Deps struct {
-	Unit tradeunit.UnitID
-	// Topology delivers the unit's storage, at once and at every change,
-	// until it is closed (see routing.WatchUnitStorage).
+	// Name is what the storage is of, in logs and errors: "unit 3",
+	// "directory shard 2" (OpenUnit and OpenShard set it).
+	Name string
+	// Topology delivers the storage, at once and at every change, until it
+	// is closed.
 	Topology <-chan Topology
 	// Passwords resolves the passwords of the application user (secrets).
 	Passwords dsn.Passwords
-	// OnHealth is called when whether the unit can take changes changes,
-	// with the reason when it cannot. It must not block; nil for none.
+	// OnHealth is called when whether the storage can take changes
+	// changes, with the reason when it cannot. It must not block; nil for
+	// none.
 	OnHealth func(serving bool, why string)
 	Logger   *slog.Logger
 }
 
-// Storage is a unit's replicated storage, following the routing table.
-type Storage struct {
+// Store is one server's store, as a Storage holds it.
+type Store interface {
+	Close() error
+	// ReadOnly reports whether the server refuses changes (fenced).
+	ReadOnly(ctx context.Context) (bool, error)
+}
+
+// Opener opens the stores of one kind.
+type Opener[S Store] struct {
+	// Primary opens a primary's store for changes, and checks that it
+	// holds what it should (a unit's database is bound to its number).
+	Primary func(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (S, error)
+	// Replica opens a replica's store read-only; nil when replicas are not
+	// read (they are then only failover candidates).
+	Replica func(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (S, error)
+}
+
+// Storage is a replicated storage following its topology: the primary of
+// the moment and the replicas it reads.
+type Storage[S Store] struct {
 	cfg    Config
 	deps   Deps
+	open   Opener[S]
 	log    *slog.Logger
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	closed chan struct{}
 
 	mu       sync.RWMutex
-	primary  *primary // nil: none in the table
-	replicas map[dsn.DSN]*replica
+	primary  *primary[S] // nil: none in the table
+	replicas map[dsn.DSN]*replica[S]
 	serving  bool // last reported to OnHealth
 	reported bool
 	lastWhy  string
 }
 
-var _ tradeunit.Storage = (*Storage)(nil)
-
-// primary is the unit's primary of the moment.
-type primary struct {
+// primary is the primary of the moment.
+type primary[S Store] struct {
 	dsn   dsn.DSN
 	mysql string // go-sql-driver DSN, with the password; "" for SQLite
 	// ctx ends when the primary is dropped: it bounds its opening and its
@@ -125,9 +146,9 @@ type primary struct {
 	cancel context.CancelFunc
 
 	// Under Storage.mu:
-	store     tradeunit.Store // nil until opened
-	reader    tradeunit.Store // store, for reads: confirmed on MariaDB
-	openErr   error           // why it is not open yet
+	store     S
+	opened    bool  // store is set
+	openErr   error // why it is not open yet
 	checked   bool            // inspected at least once since open
 	writable  bool
 	why       string // why it is not writable
@@ -137,11 +158,11 @@ type primary struct {
 	heartbeatStarting bool
 }
 
-// replica is one replica of the unit, with its last measured lag.
-type replica struct {
+// replica is one replica, with its last measured lag.
+type replica[S Store] struct {
 	dsn   dsn.DSN
 	mysql string // go-sql-driver DSN, with the password
-	store tradeunit.Store
+	store S
 
 	// Under Storage.mu:
 	lag        time.Duration // heartbeat age when measured
@@ -150,25 +171,23 @@ type replica struct {
 	reachable  bool
 }
 
-// Open starts following deps.Topology. It returns at once: the primary
-// opens in the background (until then, and whenever the unit has none,
-// changes fail with UNIT_UNAVAILABLE). Close releases it.
-func Open(cfg Config, deps Deps) (*Storage, error) {
+// Open starts following deps.Topology, opening its servers with open. It
+// returns at once: the primary opens in the background (until then, and
+// whenever the topology names none, changes fail with UNIT_UNAVAILABLE).
+// Close releases it.
+func Open[S Store](cfg Config, deps Deps, open Opener[S]) (*Storage[S], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := deps.Unit.Validate(); err != nil {
-		return nil, err
-	}
-	if deps.Topology == nil || deps.Logger == nil {
-		return nil, errors.New("replicated storage: Topology and Logger are required")
+	if deps.Name == "" || deps.Topology == nil || deps.Logger == nil || open.Primary == nil {
+		return nil, errors.New("replicated storage: Name, Topology, Logger and an opener of primaries are required")
 	}
 	if deps.OnHealth == nil {
 		deps.OnHealth = func(bool, string) {}
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	s := &Storage{cfg: cfg, deps: deps, log: deps.Logger.With("unit", deps.Unit), stop: stop, closed: make(chan struct{}),
-		replicas: map[dsn.DSN]*replica{}}
+	s := &Storage[S]{cfg: cfg, deps: deps, open: open, log: deps.Logger.With("storage", deps.Name), stop: stop, closed: make(chan struct{}),
+		replicas: map[dsn.DSN]*replica[S]{}}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.follow(ctx, deps.Topology) }()
 	go func() { defer s.wg.Done(); s.measure(ctx) }()
@@ -176,7 +195,7 @@ func Open(cfg Config, deps Deps) (*Storage, error) {
 }
 
 // Close stops following the table and closes every pool.
-func (s *Storage) Close() error {
+func (s *Storage[S]) Close() error {
 	s.stop()
 	s.wg.Wait()
 	s.mu.Lock()
@@ -192,51 +211,65 @@ func (s *Storage) Close() error {
 	return errors.Join(errs...)
 }
 
-// Primary implements tradeunit.Storage.
-func (s *Storage) Primary() (tradeunit.Store, error) {
+// Writer returns the primary's store while it can take changes; otherwise
+// UNIT_UNAVAILABLE, a definite answer: nothing was written.
+func (s *Storage[S]) Writer() (S, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	var none S
 	p := s.primary
 	switch {
 	case p == nil:
-		return nil, s.unavailable("has no primary in the routing table (failing over)")
-	case p.store == nil:
-		return nil, s.unavailable(fmt.Sprintf("cannot open its primary: %v", p.openErr))
+		return none, s.unavailable("has no primary in the storage topology (failing over)")
+	case !p.opened:
+		return none, s.unavailable(fmt.Sprintf("cannot open its primary: %v", p.openErr))
 	case !p.writable:
-		return nil, s.unavailable("cannot take changes: primary " + p.why)
+		return none, s.unavailable("cannot take changes: primary " + p.why)
 	}
 	return p.store, nil
 }
 
-func (s *Storage) unavailable(why string) error {
-	return &tradeunit.Error{Code: tradeunit.CodeUnitUnavailable, Op: "replicated.Primary",
-		Message: fmt.Sprintf("unit %d %s; retry later", s.deps.Unit, why)}
+func (s *Storage[S]) unavailable(why string) error {
+	return &tradeunit.Error{Code: tradeunit.CodeUnitUnavailable, Op: "replicated.Writer",
+		Message: fmt.Sprintf("%s %s; retry later", s.deps.Name, why)}
 }
 
-// Readers implements tradeunit.Storage.
-func (s *Storage) Readers(c tradeunit.Consistency) ([]tradeunit.Reader, error) {
+// Read is a store a read may use, and what its result is.
+type Read[S Store] struct {
+	Store S
+	Info  tradeunit.ReadInfo
+	// Confirm: the store is a MariaDB primary's, whose result counts only
+	// if the server is still writable after the read (see confirm).
+	Confirm bool
+}
+
+// Readers returns the stores a read of consistency c tries, in order: for
+// an eventual read a replica under the lag bound; the primary while it is
+// reachable; then the freshest replica, whatever its lag, as a degraded
+// read. Errors: UNIT_UNAVAILABLE when there is none.
+func (s *Storage[S]) Readers(c tradeunit.Consistency) ([]Read[S], error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	now := time.Now()
-	var out []tradeunit.Reader
+	var out []Read[S]
 	if c == tradeunit.Eventual {
 		if r, staleness, ok := s.freshReplica(now); ok {
-			out = append(out, tradeunit.Reader{Store: r.store, Info: tradeunit.ReadInfo{Source: tradeunit.FromReplica, Staleness: staleness}})
+			out = append(out, Read[S]{Store: r.store, Info: tradeunit.ReadInfo{Source: tradeunit.FromReplica, Staleness: staleness}})
 		}
 	}
 	p := s.primary
-	if p != nil && p.store != nil && (p.reachable || !p.checked) {
-		out = append(out, tradeunit.Reader{Store: p.reader})
+	if p != nil && p.opened && (p.reachable || !p.checked) {
+		out = append(out, Read[S]{Store: p.store, Confirm: p.mysql != ""})
 	}
 	if r, staleness, ok := s.freshestReplica(now); ok {
 		// The primary cannot serve, or may fail: the freshest replica,
 		// whatever its lag, in degraded mode.
-		out = append(out, tradeunit.Reader{Store: r.store, Info: tradeunit.ReadInfo{
+		out = append(out, Read[S]{Store: r.store, Info: tradeunit.ReadInfo{
 			Source: tradeunit.FromReplica, Degraded: true, Staleness: staleness}})
 	}
 	if len(out) == 0 {
 		return nil, &tradeunit.Error{Code: tradeunit.CodeUnitUnavailable, Op: "replicated.Readers",
-			Message: fmt.Sprintf("unit %d has neither a primary nor a replica to read; retry later", s.deps.Unit)}
+			Message: fmt.Sprintf("%s has neither a primary nor a replica to read; retry later", s.deps.Name)}
 	}
 	return out, nil
 }
@@ -244,12 +277,12 @@ func (s *Storage) Readers(c tradeunit.Consistency) ([]tradeunit.Reader, error) {
 // staleness bounds how old r's data may be at now: its measured lag plus
 // the time since the measurement started (it may have stopped applying
 // right after).
-func (r *replica) staleness(now time.Time) time.Duration { return r.lag + now.Sub(r.measuredAt) }
+func (r *replica[S]) staleness(now time.Time) time.Duration { return r.lag + now.Sub(r.measuredAt) }
 
 // freshReplica picks at random a replica whose staleness is under MaxLag,
 // spreading eventual reads over the fresh replicas.
-func (s *Storage) freshReplica(now time.Time) (*replica, time.Duration, bool) {
-	var fresh []*replica
+func (s *Storage[S]) freshReplica(now time.Time) (*replica[S], time.Duration, bool) {
+	var fresh []*replica[S]
 	for _, r := range s.replicas {
 		if r.reachable && r.known && r.staleness(now) < s.cfg.MaxLag {
 			fresh = append(fresh, r)
@@ -264,8 +297,8 @@ func (s *Storage) freshReplica(now time.Time) (*replica, time.Duration, bool) {
 
 // freshestReplica picks the reachable replica with the least staleness
 // (one whose lag is unknown only if no other is known).
-func (s *Storage) freshestReplica(now time.Time) (*replica, time.Duration, bool) {
-	var best *replica
+func (s *Storage[S]) freshestReplica(now time.Time) (*replica[S], time.Duration, bool) {
+	var best *replica[S]
 	for _, r := range s.replicas {
 		switch {
 		case !r.reachable:
@@ -282,19 +315,9 @@ func (s *Storage) freshestReplica(now time.Time) (*replica, time.Duration, bool)
 	return best, best.staleness(now), true
 }
 
-// DeleteProbeOrders deletes the health checker's old probe orders on the
-// unit's primary of the moment (see tradeunit.Store).
-func (s *Storage) DeleteProbeOrders(ctx context.Context, createdBefore time.Time, limit int) (int, error) {
-	store, err := s.Primary()
-	if err != nil {
-		return 0, err
-	}
-	return store.DeleteProbeOrders(ctx, createdBefore, limit)
-}
-
 // mysqlDSN returns the go-sql-driver DSN of d, with its password, or ""
 // for SQLite. It is kept in memory only: never logged.
-func (s *Storage) mysqlDSN(d dsn.DSN) (string, error) {
+func (s *Storage[S]) mysqlDSN(d dsn.DSN) (string, error) {
 	if d.Scheme != dsn.MySQL {
 		return "", nil
 	}

@@ -101,7 +101,7 @@ func TestStorage(t *testing.T) {
 	const maxLag = 600 * time.Millisecond
 	cfg := replicated.DefaultConfig()
 	cfg.MaxLag, cfg.CheckEvery, cfg.LagEvery, cfg.Heartbeat = maxLag, 100*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
-	storage, err := replicated.Open(cfg, replicated.Deps{Unit: 1, Topology: topology, Passwords: set.Passwords(),
+	storage, err := replicated.OpenUnit(cfg, 1, replicated.Deps{Topology: topology, Passwords: set.Passwords(),
 		OnHealth: h.set, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -188,4 +188,68 @@ func TestStorage(t *testing.T) {
 		root(t, in, "START SLAVE IO_THREAD")
 	}
 	eventually(t, 10*time.Second, "unit serving again", func() bool { ok, _ := h.get(); return ok })
+}
+
+// TestShard: a directory shard over a replicated set: entries are written
+// and read on the primary; on a fenced primary a committed entry is still
+// read (it never changes), an absent or pending one is not trusted, and
+// nothing is written.
+func TestShard(t *testing.T) {
+	set := startSet(t)
+	const db = "tradeunit_d1"
+	topology := make(chan replicated.Topology, 1)
+	topology <- replicated.Topology{Revision: 1, Primary: set.Instances[0].AppStorage(db),
+		Replicas: []dsn.DSN{set.Instances[1].AppStorage(db), set.Instances[2].AppStorage(db)}}
+	defer close(topology)
+	h := &health{}
+	cfg := replicated.DefaultConfig()
+	cfg.CheckEvery = 100 * time.Millisecond
+	shard, err := replicated.OpenShard(cfg, "directory shard 1", replicated.Deps{Topology: topology, Passwords: set.Passwords(),
+		OnHealth: h.set, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shard.Close()
+	eventually(t, 10*time.Second, "shard serving", func() bool { ok, _ := h.get(); return ok })
+
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	key := func(v string) tradeunit.MerchantKey {
+		return tradeunit.MerchantKey{Mchid: "1900000001", Kind: tradeunit.KeyOrder, Value: v}
+	}
+	entry := func(v string, state tradeunit.EntryState) *tradeunit.DirectoryEntry {
+		e := &tradeunit.DirectoryEntry{Key: key(v), State: state, Attempt: tradeunit.Attempt{Unit: 1, ID: 7},
+			Fingerprint: "f", Version: 1, Created: now, Updated: now}
+		if state == tradeunit.EntryCommitted {
+			e.RecordNo = "12026120200000100000000000000001"
+		}
+		return e
+	}
+	for _, r := range shard.Put(ctx, []*tradeunit.DirectoryEntry{entry("committed-1", tradeunit.EntryCommitted), entry("pending-1", tradeunit.EntryPending)}) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if e, err := shard.Entry(ctx, key("pending-1")); err != nil || e.State != tradeunit.EntryPending {
+		t.Fatalf("pending entry: %+v, %v", e, err)
+	}
+
+	root(t, set.Instances[0], "SET GLOBAL read_only = ON")
+	if e, err := shard.Entry(ctx, key("committed-1")); err != nil || e.State != tradeunit.EntryCommitted {
+		t.Errorf("committed entry on a fenced primary: %+v, %v; want it", e, err)
+	}
+	for _, v := range []string{"pending-1", "absent-1"} {
+		if _, err := shard.Entry(ctx, key(v)); !tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable) {
+			t.Errorf("%s on a fenced primary: %v, want UNIT_UNAVAILABLE", v, err)
+		}
+	}
+	eventually(t, 5*time.Second, "shard not serving on a fenced primary", func() bool { ok, _ := h.get(); return !ok })
+	if r := shard.Put(ctx, []*tradeunit.DirectoryEntry{entry("absent-1", tradeunit.EntryPending)}); !tradeunit.IsCode(r[0].Err, tradeunit.CodeUnitUnavailable) {
+		t.Errorf("put on a fenced primary: %v, want UNIT_UNAVAILABLE", r[0].Err)
+	}
+	root(t, set.Instances[0], "SET GLOBAL read_only = OFF")
+	eventually(t, 5*time.Second, "shard serving again", func() bool { ok, _ := h.get(); return ok })
+	if _, err := shard.Entry(ctx, key("absent-1")); !tradeunit.IsCode(err, tradeunit.CodeNotFound) {
+		t.Errorf("absent entry: %v, want RESOURCE_NOT_EXISTS", err)
+	}
 }
