@@ -149,7 +149,7 @@ type primary[S Store] struct {
 	store     S
 	opened    bool  // store is set
 	openErr   error // why it is not open yet
-	checked   bool            // inspected at least once since open
+	checked   bool  // inspected at least once since open
 	writable  bool
 	why       string // why it is not writable
 	reachable bool
