@@ -179,6 +179,15 @@ func FromEnv(env func(string) string) *Secrets {
 	return &Secrets{env: env}
 }
 
+// ForProgram returns the Secrets a program runs with: the file at path
+// (its --secrets flag; "" for none) and the process's environment.
+func ForProgram(path string) (*Secrets, error) {
+	if path == "" {
+		return FromEnv(os.Getenv), nil
+	}
+	return Load(path, os.Getenv)
+}
+
 // Password returns the password of user on the server at addr (host:port;
 // "" for none) and whether s has one, in the order of the package doc.
 func (s *Secrets) Password(user, addr string) (string, bool) {

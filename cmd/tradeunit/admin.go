@@ -84,14 +84,10 @@ func (f *adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
 		a.Topology = top
 		closers = append(closers, top.Close)
 	}
-	passwords := secrets.FromEnv(os.Getenv)
-	if f.secrets != "" {
-		if passwords, err = secrets.Load(f.secrets, os.Getenv); err != nil {
-			ed.Close()
-			return nil, nil, err
-		}
+	if a.Passwords, err = secrets.ForProgram(f.secrets); err != nil {
+		ed.Close()
+		return nil, nil, err
 	}
-	a.Passwords = passwords
 	return a, func() {
 		for _, c := range closers {
 			c()

@@ -11,18 +11,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	grpchealth "google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"tradeunit"
 	"tradeunit/daemon"
 	"tradeunit/dsn"
 	"tradeunit/routing"
@@ -116,11 +108,9 @@ type Main struct {
 	// Set by Run.
 	Service *unit.Service
 	Addr    string // the gRPC address it serves on
-	server  *grpc.Server
-	health  *grpchealth.Server
-	relay   *healthRelay
+	server  *daemon.GRPCServer
+	relay   *daemon.HealthRelay
 	metrics *daemon.HTTPServer
-	served  chan error
 	stop    context.CancelFunc
 }
 
@@ -147,15 +137,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Start(c.Log)
-	passwords := secrets.FromEnv(os.Getenv)
-	if c.Secrets != "" {
-		if passwords, err = secrets.Load(c.Secrets, os.Getenv); err != nil {
-			return err
-		}
+	passwords, err := secrets.ForProgram(c.Secrets)
+	if err != nil {
+		return err
 	}
 	bg, stop := context.WithCancel(context.Background())
 	m.stop = stop
-	m.relay = &healthRelay{serving: true}
+	// With --routes, not serving until the primary is open, writable and
+	// acknowledged.
+	m.relay = daemon.NewHealthRelay(c.Routes == "", rpc.ServiceName)
 	var janitor unit.ProbeDeleter
 	if c.Routes == "" {
 		store, err := sqlstore.Open(ctx, c.DB, passwords)
@@ -175,10 +165,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.Closers.Add(top.Close)
-		// Not serving until the primary is open, writable and acknowledged.
-		m.relay.serving = false
-		storage, err := replicated.OpenUnit(c.Storage, c.Service.Unit, replicated.Deps{Topology: watchUnit(bg, top, c.Service.Unit),
-			Passwords: passwords, OnHealth: m.relay.set, Logger: m.Logger})
+		watch := daemon.WatchStorage(bg, top, func(t *routing.Topology) (routing.Storage, bool) {
+			u, ok := t.Unit(c.Service.Unit)
+			if !ok {
+				return routing.Storage{}, false
+			}
+			return u.Storage, true
+		})
+		storage, err := replicated.OpenUnit(c.Storage, c.Service.Unit, replicated.Deps{Topology: watch,
+			Passwords: passwords, OnHealth: m.relay.Set, Logger: m.Logger})
 		if err != nil {
 			return err
 		}
@@ -194,31 +189,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Name: "tradeunit_unit_probe_orders_deleted_total", Help: "Probe orders of the health checker deleted after their retention.",
 	})
 	m.Registry.MustRegister(probesDeleted)
-	if c.Metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", daemon.MetricsHandler(m.Registry))
-		if m.metrics, err = daemon.ServeHTTP(c.Metrics, c.MetricsAddrFile, mux, daemon.DefaultHTTPConfig(), m.Logger); err != nil {
-			return fmt.Errorf("metrics: %w", err)
-		}
+	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Logger); err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
 	jcfg := c.Janitor
 	jcfg.Deleted = func(n int) { probesDeleted.Add(float64(n)) }
 	go unit.RunJanitor(bg, janitor, jcfg, m.Logger)
 
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
+	server, health := rpc.NewServer(m.Service, m.Logger, rpcMetrics.Interceptor())
+	m.relay.Attach(health)
+	if m.server, err = daemon.ServeGRPC(c.Listen, c.AddrFile, server, health, c.ShutdownTimeout); err != nil {
 		return err
 	}
-	m.server, m.health = rpc.NewServer(m.Service, m.Logger, rpcMetrics.Interceptor())
-	m.relay.attach(m.health)
-	m.served = make(chan error, 1)
-	go func() { m.served <- m.server.Serve(ln) }()
-	m.Addr = ln.Addr().String()
-	if c.AddrFile != "" {
-		if err := daemon.WriteAddrFile(c.AddrFile, m.Addr); err != nil {
-			return err
-		}
-	}
+	m.Addr = m.server.Addr
 	m.Logger.Info("unit serving", "unit", c.Service.Unit, "addr", m.Addr)
 	return nil
 }
@@ -228,7 +211,7 @@ func (m *Main) Wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-m.served:
+	case err := <-m.server.Failed():
 		return err
 	}
 }
@@ -239,14 +222,7 @@ func (m *Main) Wait(ctx context.Context) error {
 // storage closes.
 func (m *Main) Close() error {
 	if m.server != nil {
-		m.health.Shutdown()
-		stopped := make(chan struct{})
-		go func() { m.server.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-time.After(m.Config.ShutdownTimeout):
-			m.server.Stop()
-		}
+		m.server.Close()
 		m.server = nil
 		m.Logger.Info("unit stopped", "unit", m.Config.Service.Unit)
 	}
@@ -260,61 +236,4 @@ func (m *Main) Close() error {
 	}
 	errs = append(errs, m.Closers.Close())
 	return errors.Join(errs...)
-}
-
-// watchUnit follows unit id's entry of the storage topology.
-func watchUnit(ctx context.Context, src routing.TopologySource, id tradeunit.UnitID) <-chan replicated.Topology {
-	out := make(chan replicated.Topology, 1)
-	go func() {
-		defer close(out)
-		for t := range src.Watch(ctx) {
-			top := replicated.Topology{Revision: t.Revision}
-			if u, ok := t.Unit(id); ok {
-				top.Primary, top.Replicas = u.Primary, u.Replicas
-			}
-			select {
-			case out <- top:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out
-}
-
-// healthRelay passes the storage's verdict (can the unit take changes?) to
-// the gRPC health service, which exists only once the server is built:
-// NOT_SERVING moves creates and health probes to other units.
-type healthRelay struct {
-	mu      sync.Mutex
-	serving bool
-	h       *grpchealth.Server
-}
-
-func (r *healthRelay) set(serving bool, _ string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.serving = serving
-	r.apply()
-}
-
-func (r *healthRelay) attach(h *grpchealth.Server) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.h = h
-	r.apply()
-}
-
-// apply sets the health of the unit's service; r.mu is held. After the
-// server's Shutdown, the health service ignores it.
-func (r *healthRelay) apply() {
-	if r.h == nil {
-		return
-	}
-	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if r.serving {
-		st = healthpb.HealthCheckResponse_SERVING
-	}
-	r.h.SetServingStatus("", st)
-	r.h.SetServingStatus(rpc.ServiceName, st)
 }

@@ -1,0 +1,264 @@
+// Package directoryd is the directory shard program: tradeunit directory,
+// one service replica of one shard of the merchant-key directory, wired
+// once. Its Main opens the shard's storage (one DSN, or the primary the
+// storage topology names, followed across failovers), batches concurrent
+// writes into one transaction (group commit), serves the shard's gRPC API
+// with the standard health service and, if asked, Prometheus metrics, and
+// runs the reconciler that closes the orphans of abandoned attempts.
+package directoryd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"tradeunit"
+	"tradeunit/batch"
+	"tradeunit/daemon"
+	"tradeunit/directory"
+	"tradeunit/dsn"
+	"tradeunit/routing"
+	"tradeunit/rpc"
+	"tradeunit/secrets"
+	"tradeunit/store/dirstore"
+	"tradeunit/store/replicated"
+)
+
+// Config is a directory shard service's configuration. Start from
+// DefaultConfig.
+type Config struct {
+	Shard routing.ShardID
+	// Routes is the routing table: the units the reconciler calls and,
+	// unless DB is set, the storage topology whose shard entry is followed.
+	Routes string
+	// DB is the shard's one storage, instead of the topology's.
+	DB              dsn.DSN
+	Secrets         string // secrets file with the storage passwords; "" for the environment only
+	Listen          string // gRPC listen address
+	AddrFile        string // write the bound address here once serving (for port 0)
+	Metrics         string // serve GET /metrics here; "" for none
+	MetricsAddrFile string
+	// Batch groups concurrent puts into one storage transaction.
+	Batch     batch.Config
+	Reconcile directory.ReconcilerConfig
+	Storage   replicated.Config
+	Log       daemon.LogConfig
+	// ShutdownTimeout bounds the graceful stop.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the configuration tradeunit directory starts with.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:9201", Batch: batch.DefaultConfig(), Reconcile: directory.DefaultReconcilerConfig(),
+		Storage: replicated.DefaultConfig(), Log: daemon.DefaultLogConfig(), ShutdownTimeout: 10 * time.Second}
+}
+
+// Flags binds the configuration to flags of fs; each flag's default is the
+// field's current value.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	daemon.UnitVar(fs, (*tradeunit.UnitID)(&c.Shard), "shard", "directory shard number, 1..99999 (required)")
+	fs.StringVar(&c.Routes, "routes", c.Routes, "routing table (a file, or etcd://HOST:PORT/PREFIX): the units the reconciler calls and, "+
+		"without --db, the shard's storage in its storage topology, followed across failovers (required)")
+	fs.TextVar(&c.DB, "db", c.DB, "instead of the topology: the shard's storage DSN, sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB (no password: see --secrets)")
+	fs.StringVar(&c.Secrets, "secrets", c.Secrets, "secrets file with the storage passwords (mode 600); the TRADEUNIT_PASSWORD_* environment variables are read too")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
+	fs.StringVar(&c.AddrFile, "addr-file", c.AddrFile, "write the bound address to this file once serving (for port 0)")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics (GET /metrics) on this address; off if empty")
+	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound metrics address to this file (for port 0)")
+	fs.IntVar(&c.Batch.MaxSize, "batch-max", c.Batch.MaxSize, "most puts one storage transaction commits (group commit)")
+	fs.DurationVar(&c.Batch.MaxWait, "batch-wait", c.Batch.MaxWait, "how long a put may wait for others to share its transaction; 0 commits at once what arrived meanwhile")
+	fs.BoolVar(&c.Batch.Disabled, "batch-off", c.Batch.Disabled, "one storage transaction per put (the baseline of the group-commit benchmark)")
+	r := &c.Reconcile
+	fs.DurationVar(&r.Every, "reconcile-every", r.Every, "time between two passes of the reconciler over the abandoned attempts")
+	fs.DurationVar(&r.StaleAfter, "reconcile-stale", r.StaleAfter, "a pending entry this old belongs to a create that gave up (the proxies' unit timeout, twice)")
+	fs.DurationVar(&c.Storage.CheckEvery, "storage-check", c.Storage.CheckEvery, "how often the primary's health (read-only, semi-sync acknowledgement) is checked")
+	fs.DurationVar(&c.Storage.MaxAckWait, "max-ack-wait", c.Storage.MaxAckWait, "a commit waiting this long for a replica's acknowledgement makes the shard refuse changes")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time calls in flight get to finish at shutdown")
+	c.Log.Flags(fs)
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (c Config) Validate() error {
+	var errs []error
+	if err := tradeunit.UnitID(c.Shard).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--shard: %w", err))
+	}
+	if c.Routes == "" {
+		errs = append(errs, errors.New("--routes is required"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown timeout must be positive"))
+	}
+	return errors.Join(append(errs, c.Batch.Validate(), c.Reconcile.Validate(), c.Storage.Validate(), c.Log.Validate())...)
+}
+
+// Args returns the command-line flags of tradeunit directory that start a
+// shard service with this configuration.
+func (c Config) Args() []string { return daemon.Args("directory", DefaultConfig(), c) }
+
+// Main is a running directory shard service.
+type Main struct {
+	Config Config
+	daemon.Common
+	// Dialer reaches the units for the reconciler; nil: gRPC.
+	Dialer tradeunit.LogicDialer
+
+	// Set by Run.
+	Store      tradeunit.DirectoryStore // what the service serves: the batched shard storage
+	Reconciler *directory.Reconciler
+	Addr       string
+	server     *daemon.GRPCServer
+	metrics    *daemon.HTTPServer
+	stop       context.CancelFunc
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main { return &Main{Config: DefaultConfig()} }
+
+// ParseFlags parses args into m.Config with the flags of fs, and validates
+// it.
+func (m *Main) ParseFlags(fs *flag.FlagSet, args []string) error {
+	return daemon.ParseFlags(fs, args, m.Config.Flags, func() error { return m.Config.Validate() })
+}
+
+// Name is the shard's name in logs and errors.
+func (c Config) Name() string { return "directory shard " + strconv.FormatUint(uint64(c.Shard), 10) }
+
+// Run opens the storage and starts serving and reconciling; it returns once
+// the gRPC server listens (following the topology, NOT_SERVING until the
+// primary is open and writable).
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	c := m.Config
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	m.Start(c.Log)
+	m.Logger = m.Logger.With("shard", c.Shard)
+	passwords, err := secrets.ForProgram(c.Secrets)
+	if err != nil {
+		return err
+	}
+	bg, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	routes, err := m.Routes(ctx, c.Routes, nil)
+	if err != nil {
+		return err
+	}
+	relay := daemon.NewHealthRelay(c.DB != dsn.DSN{}, rpc.DirectoryServiceName)
+	var store tradeunit.DirectoryStore
+	if c.DB != (dsn.DSN{}) {
+		s, err := dirstore.Open(ctx, c.DB, passwords)
+		if err != nil {
+			return err
+		}
+		m.Closers.Add(s.Close)
+		store = s
+	} else {
+		opts := routing.DefaultOptions()
+		opts.Logger = m.Logger
+		top, err := routing.OpenTopology(ctx, c.Routes, opts)
+		if err != nil {
+			return err
+		}
+		m.Closers.Add(top.Close)
+		watch := daemon.WatchStorage(bg, top, func(t *routing.Topology) (routing.Storage, bool) {
+			s, ok := t.Shard(c.Shard)
+			if !ok {
+				return routing.Storage{}, false
+			}
+			return s.Storage, true
+		})
+		s, err := replicated.OpenShard(c.Storage, c.Name(), replicated.Deps{Topology: watch, Passwords: passwords,
+			OnHealth: relay.Set, Logger: m.Logger})
+		if err != nil {
+			return err
+		}
+		m.Closers.Add(s.Close)
+		store = s
+	}
+	batched, err := dirstore.NewBatched(store, c.Batch)
+	if err != nil {
+		return err
+	}
+	m.Closers.Add(batched.Close) // closed before the storage: Closers run last first
+	m.Store = batched
+	registerBatchMetrics(m.Registry, batched)
+
+	if m.Dialer == nil {
+		m.Dialer = rpc.NewPool()
+		m.Closers.Add(m.Dialer.Close)
+	}
+	if m.Reconciler, err = directory.NewReconciler(c.Reconcile, batched, routes, m.Dialer, m.Registry, m.Logger); err != nil {
+		return err
+	}
+	go m.Reconciler.Run(bg)
+
+	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Logger); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	rpcMetrics := rpc.NewServerMetrics(m.Registry)
+	server, health := rpc.NewDirectoryServer(batched, m.Logger, rpcMetrics.Interceptor())
+	relay.Attach(health)
+	if m.server, err = daemon.ServeGRPC(c.Listen, c.AddrFile, server, health, c.ShutdownTimeout); err != nil {
+		return err
+	}
+	m.Addr = m.server.Addr
+	m.Logger.Info("directory shard serving", "addr", m.Addr)
+	return nil
+}
+
+// Wait blocks until ctx ends (nil) or the server fails (its error).
+func (m *Main) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-m.server.Failed():
+		return err
+	}
+}
+
+// Close stops serving (calls in flight finish: every acknowledged put is
+// committed), stops the reconciler, then closes the storage.
+func (m *Main) Close() error {
+	if m.server != nil {
+		m.server.Close()
+		m.server = nil
+		m.Logger.Info("directory shard stopped")
+	}
+	var errs []error
+	if m.metrics != nil {
+		errs = append(errs, m.metrics.Close())
+		m.metrics = nil
+	}
+	if m.stop != nil {
+		m.stop()
+	}
+	errs = append(errs, m.Closers.Close())
+	return errors.Join(errs...)
+}
+
+// registerBatchMetrics exports the group commit's counts: its batch size
+// is items over batches.
+func registerBatchMetrics(reg prometheus.Registerer, b *dirstore.Batched) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tradeunit_directory_put_batches_total",
+			Help: "Storage transactions the shard's puts were committed in (group commit)."},
+			func() float64 { return float64(b.Stats().Batches) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tradeunit_directory_puts_total",
+			Help: "Entry puts committed in those transactions."},
+			func() float64 { return float64(b.Stats().Items) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tradeunit_directory_puts_waiting",
+			Help: "Puts waiting for the next transaction now."},
+			func() float64 { return float64(b.Stats().Pending) }),
+	)
+}
