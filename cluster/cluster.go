@@ -1,7 +1,8 @@
 // Package cluster starts a whole tradeunit cluster on one machine, as real
-// processes on loopback ports: every unit's logic-service replicas as child
-// processes of the tradeunit binary (started with the same flags tradeunit
-// unit takes), and the proxy and the health checker as the very programs
+// processes on loopback ports: every unit's logic-service replicas and every
+// directory shard's service replicas as child processes of the tradeunit
+// binary (started with the same flags tradeunit unit and tradeunit directory
+// take), and the proxy and the health checker as the very programs
 // tradeunit proxy and tradeunit health run (daemon/proxyd, daemon/healthd),
 // in this process. tradeunit dev runs one for a new user; the end-to-end
 // tests start one in a line and then stop, kill and restart its parts.
@@ -21,6 +22,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/daemon"
+	"tradeunit/daemon/directoryd"
 	"tradeunit/daemon/healthd"
 	"tradeunit/daemon/proxyd"
 	"tradeunit/daemon/unitd"
@@ -41,6 +43,20 @@ type Config struct {
 	// storage topology (tradeunit unit --routes), reading the passwords
 	// from Unit.Secrets; the others get their one DSN (--db).
 	Storage func(tradeunit.UnitID) routing.Storage
+	// Shards is the number of directory shards (their buckets split
+	// evenly); a restart keeps the previous table's shards and buckets.
+	Shards int
+	// ShardReplicas is the number of service replicas per shard.
+	ShardReplicas int
+	// ShardStorage returns a shard's storage; nil: an SQLite file in Dir.
+	// A shard whose storage has replicas runs services that follow the
+	// storage topology.
+	ShardStorage func(routing.ShardID) routing.Storage
+	// Directory is the configuration every shard replica starts from; its
+	// shard, storage, routing table and addresses are the cluster's, and
+	// its reconciler finishes pending entries as late as the proxy's
+	// (Proxy.Proxy.StaleAfter).
+	Directory directoryd.Config
 	// RoutesSpec is where the routing table lives: "" for Dir/routes.json,
 	// or etcd://HOST:PORT/PREFIX.
 	RoutesSpec string
@@ -50,8 +66,8 @@ type Config struct {
 	// Unit is the configuration every logic-service replica starts from;
 	// its unit, storage and addresses are the cluster's.
 	Unit unitd.Config
-	// UnitMetrics makes every replica serve Prometheus metrics on a
-	// loopback port (Replica.MetricsURL).
+	// UnitMetrics makes every replica (of units and shards) serve
+	// Prometheus metrics on a loopback port (Replica.MetricsURL).
 	UnitMetrics bool
 	// Proxy is the proxy's configuration; its routing table, merchants and
 	// health checker are the cluster's.
@@ -64,12 +80,12 @@ type Config struct {
 	Logger       *slog.Logger
 }
 
-// DefaultConfig returns a cluster of 4 units with 2 replicas each over
-// SQLite files in dir, run by binary, its proxy on a free loopback port and
-// no health checker.
+// DefaultConfig returns a cluster of 4 units with 2 replicas each and 2
+// directory shards with 2 replicas each, over SQLite files in dir, run by
+// binary, its proxy on a free loopback port and no health checker.
 func DefaultConfig(dir, binary string) Config {
-	c := Config{Dir: dir, Binary: binary, Units: 4, Replicas: 2, Unit: unitd.DefaultConfig(), Proxy: proxyd.DefaultConfig(),
-		Logger: slog.Default()}
+	c := Config{Dir: dir, Binary: binary, Units: 4, Replicas: 2, Shards: 2, ShardReplicas: 2, Unit: unitd.DefaultConfig(),
+		Directory: directoryd.DefaultConfig(), Proxy: proxyd.DefaultConfig(), Logger: slog.Default()}
 	c.Proxy.Listen = "127.0.0.1:0"
 	return c
 }
@@ -81,6 +97,9 @@ func (c Config) Validate() error {
 	}
 	if c.Units < 1 || c.Replicas < 1 || tradeunit.UnitID(c.Units) > tradeunit.MaxUnitID {
 		return fmt.Errorf("cluster: need 1..%d units and at least one replica", tradeunit.MaxUnitID)
+	}
+	if c.Shards < 1 || c.ShardReplicas < 1 || c.Shards > tradeunit.DirectoryBuckets {
+		return fmt.Errorf("cluster: need 1..%d directory shards and at least one replica each", tradeunit.DirectoryBuckets)
 	}
 	if c.Logger == nil {
 		return errors.New("cluster: no logger")
@@ -101,6 +120,7 @@ type Cluster struct {
 	ProxyURL    string // e.g. http://127.0.0.1:8080
 	Credentials *proxy.Credentials
 	Units       []*Unit
+	Shards      []*Shard
 
 	// HealthURL is the health checker's base URL ("" without one): its API
 	// is HealthURL+"/v1/units".
@@ -112,7 +132,7 @@ type Cluster struct {
 	Checker *healthd.Main
 
 	cfg        Config
-	mu         sync.Mutex // guards Units against the goroutine that starts added units
+	mu         sync.Mutex // guards Units and Shards against the goroutine that starts added units
 	routes     routing.Editor
 	topology   routing.TopologyEditor
 	stopManage context.CancelFunc
@@ -147,7 +167,8 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if c.Credentials, err = loadOrCreateCredentials(filepath.Join(cfg.Dir, "dev-credentials.json")); err != nil {
 		return nil, err
 	}
-	if err := c.startUnits(ctx, spec); err != nil {
+	c.cfg.Directory.Reconcile.StaleAfter = cfg.Proxy.Proxy.StaleAfter()
+	if err := c.startParts(ctx, spec); err != nil {
 		return nil, err
 	}
 	opts := routing.DefaultOptions()
@@ -224,7 +245,8 @@ func (c *Cluster) StopHealth() {
 }
 
 // Close stops the proxy first, so no new call reaches a unit, then the
-// checker, then every replica gracefully.
+// checker, then every replica gracefully, the units' before the shards'
+// (whose reconcilers call them).
 func (c *Cluster) Close() error {
 	var errs []error
 	if c.Proxy != nil {
@@ -243,10 +265,8 @@ func (c *Cluster) Close() error {
 	if c.topology != nil {
 		errs = append(errs, c.topology.Close())
 	}
-	for _, u := range c.Units {
-		for _, r := range u.Replicas {
-			errs = append(errs, r.Stop())
-		}
+	for _, r := range c.Replicas() {
+		errs = append(errs, r.Stop())
 	}
 	return errors.Join(errs...)
 }

@@ -6,16 +6,20 @@ import (
 	"strings"
 
 	"tradeunit"
+	"tradeunit/daemon/directoryd"
 	"tradeunit/daemon/unitd"
 	"tradeunit/dsn"
+	"tradeunit/routing"
 )
 
-// Replica is one logic-service process of a unit: tradeunit unit, started
-// with the flags of its configuration.
+// Replica is one service process of a unit (tradeunit unit) or of a
+// directory shard (tradeunit directory), started with the flags of its
+// configuration.
 type Replica struct {
 	*Process
-	Unit tradeunit.UnitID
-	DSN  dsn.DSN // its one storage; the zero DSN when it follows the topology
+	Unit  tradeunit.UnitID // 0 for a shard's
+	Shard routing.ShardID  // 0 for a unit's
+	DSN   dsn.DSN          // its one storage; the zero DSN when it follows the topology
 }
 
 // NewReplica returns a logic-service replica, not started, running binary
@@ -24,23 +28,42 @@ type Replica struct {
 // its bound metrics address where MetricsURL finds it.
 func NewReplica(binary, dir, name string, cfg unitd.Config) *Replica {
 	if cfg.Metrics != "" {
-		cfg.MetricsAddrFile = filepath.Join(dir, "run", name+".metrics-addr")
+		cfg.MetricsAddrFile = metricsAddrFile(dir, name)
 	}
 	return &Replica{Unit: cfg.Service.Unit, DSN: cfg.DB, Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
 		c := cfg
 		c.Listen, c.AddrFile = listen, addrFile
-		if c.MetricsAddrFile != "" {
-			os.Remove(c.MetricsAddrFile)
-		}
+		removeMetricsAddr(c.MetricsAddrFile)
 		return c.Args()
 	})}
 }
 
+// NewShardReplica is NewReplica for a directory shard's service.
+func NewShardReplica(binary, dir, name string, cfg directoryd.Config) *Replica {
+	if cfg.Metrics != "" {
+		cfg.MetricsAddrFile = metricsAddrFile(dir, name)
+	}
+	return &Replica{Shard: cfg.Shard, DSN: cfg.DB, Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
+		c := cfg
+		c.Listen, c.AddrFile = listen, addrFile
+		removeMetricsAddr(c.MetricsAddrFile)
+		return c.Args()
+	})}
+}
+
+func metricsAddrFile(dir, name string) string { return filepath.Join(dir, "run", name+".metrics-addr") }
+
+func removeMetricsAddr(path string) {
+	if path != "" {
+		os.Remove(path)
+	}
+}
+
 // MetricsURL returns the replica's metrics URL, or "" if it serves none. It
-// is known once the replica has started (the unit writes it before its
-// serving address).
+// is known once the replica has started (it writes it before its serving
+// address).
 func (r *Replica) MetricsURL() string {
-	data, err := os.ReadFile(filepath.Join(r.dir, "run", r.Name+".metrics-addr"))
+	data, err := os.ReadFile(metricsAddrFile(r.dir, r.Name))
 	if err != nil || !strings.HasSuffix(string(data), "\n") {
 		return ""
 	}

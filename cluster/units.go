@@ -12,11 +12,12 @@ import (
 	"tradeunit/routing"
 )
 
-// startUnits starts every unit the cluster has: units 1..Units and every
-// unit a previous run's table knows (those an operator added included, on
-// the storage it gave them), and publishes the storage topology, then the
-// routing table, with the operators' policy kept.
-func (c *Cluster) startUnits(ctx context.Context, spec string) error {
+// startParts starts every unit the cluster has (units 1..Units and every
+// unit a previous run's table knows, those an operator added included, on
+// the storage it gave them) and every directory shard, and publishes the
+// storage topology, the routing table of the units, then the table with
+// the directory, with the operators' policy kept.
+func (c *Cluster) startParts(ctx context.Context, spec string) error {
 	oldTable, oldTopology, err := previous(ctx, spec)
 	if err != nil {
 		return err
@@ -32,11 +33,21 @@ func (c *Cluster) startUnits(ctx context.Context, spec string) error {
 		}
 		topology.Set(id, st)
 	}
-	change := routing.Change{Who: "cluster", What: fmt.Sprintf("local cluster started with %d units", len(ids))}
+	shards := shardsToStart(c.cfg.Shards, oldTable)
+	for _, id := range shards {
+		st := c.shardStorage(id)
+		if oldTopology != nil {
+			if s, ok := oldTopology.Shard(id); ok {
+				st = s.Storage
+			}
+		}
+		topology.SetShard(id, st)
+	}
+	change := routing.Change{Who: "cluster", What: fmt.Sprintf("local cluster started with %d units and %d directory shards", len(ids), len(shards))}
 	opts := routing.DefaultOptions()
 	opts.Logger = c.cfg.Logger
-	// The storage mapping first (logic services that follow it read it as
-	// they start), then the traffic.
+	// The storage mapping first (services that follow it read it as they
+	// start), then the traffic.
 	if _, err := routing.ReplaceTopology(ctx, spec, topology, change, opts); err != nil {
 		return err
 	}
@@ -52,6 +63,13 @@ func (c *Cluster) startUnits(ctx context.Context, spec string) error {
 	keepPolicy(oldTable, table)
 	if c.cfg.Routes != nil {
 		c.cfg.Routes(table)
+	}
+	// The shards' reconcilers follow the table: it must exist first.
+	if _, err = routing.ReplaceTable(ctx, spec, table, change, opts); err != nil {
+		return err
+	}
+	if table.Directory, err = c.startShards(ctx, spec, shards, topology, oldTable); err != nil {
+		return err
 	}
 	_, err = routing.ReplaceTable(ctx, spec, table, change, opts)
 	return err

@@ -25,8 +25,7 @@ type ReconcilerConfig struct {
 	// Batch is how many entries one read of the shard returns.
 	Batch int
 	// StaleAfter is how long a pending entry must have waited before the
-	// reconciler settles it: longer than any create may take (the proxies'
-	// unit timeout, twice).
+	// reconciler settles it: the proxies' (proxy.Config.StaleAfter).
 	StaleAfter time.Duration
 	// CallTimeout bounds one call to a unit.
 	CallTimeout time.Duration

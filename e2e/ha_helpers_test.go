@@ -22,6 +22,7 @@ import (
 	"tradeunit"
 	"tradeunit/admin"
 	"tradeunit/cluster"
+	"tradeunit/daemon/directoryd"
 	"tradeunit/daemon/proxyd"
 	"tradeunit/daemon/unitd"
 	"tradeunit/dsn"
@@ -36,6 +37,11 @@ type haOptions struct {
 	sqliteUnits   int           // units 1..n on SQLite files, one logic service each; the replicated unit is n+1
 	logicReplicas int           // logic services of the replicated unit (default 2)
 	maxLag        time.Duration // their --replica-max-lag (default 1s)
+	// shardOnSet keeps the directory shard's storage on the set too
+	// (database tradeunit_d1), its services following the topology;
+	// otherwise it is an SQLite file.
+	shardOnSet    bool
+	shardReplicas int // service replicas of the shard (default 1)
 }
 
 // haCluster is a cluster of real processes whose last unit keeps its
@@ -54,6 +60,7 @@ type haCluster struct {
 	topology *routing.TopologyFile
 	admin    *admin.Admin
 	logic    []*cluster.Replica // the replicated unit's logic services
+	shard    []*cluster.Replica // the directory's one shard's services
 	api      *client
 	mchid    string
 	proxy    *proxyd.Main
@@ -88,6 +95,9 @@ func startSet(t *testing.T, dir string) *localdb.Set {
 	return set
 }
 
+// shardDB is the directory shard's database on a set.
+const shardDB = "tradeunit_d1"
+
 // storageDSN is the storage topology's DSN of the unit's database on in,
 // as the application user (which read_only fences).
 func storageDSN(in *localdb.Instance, db string) dsn.DSN { return in.AppStorage(db) }
@@ -100,6 +110,9 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	}
 	if o.maxLag == 0 {
 		o.maxLag = time.Second
+	}
+	if o.shardReplicas == 0 {
+		o.shardReplicas = 1
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -128,11 +141,32 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	in := c.set.Instances
 	table.Units = append(table.Units, routing.Unit{ID: c.unit})
 	topology.Set(c.unit, routing.Storage{Primary: storageDSN(in[0], c.db), Replicas: []dsn.DSN{storageDSN(in[1], c.db), storageDSN(in[2], c.db)}})
+	shardStorage := routing.Storage{Primary: dsn.MustParse("sqlite:" + filepath.Join(dir, "directory-1.db"))}
+	if o.shardOnSet {
+		shardStorage = routing.Storage{Primary: storageDSN(in[0], shardDB), Replicas: []dsn.DSN{storageDSN(in[1], shardDB), storageDSN(in[2], shardDB)}}
+	}
+	topology.SetShard(1, shardStorage)
 	if err := routing.WriteTopologyFile(routing.TopologyPath(c.path), topology); err != nil {
 		t.Fatal(err)
 	}
 	if err := routing.WriteFile(c.path, table); err != nil {
 		t.Fatal(err)
+	}
+	var shardAddrs []string
+	for i := 1; i <= o.shardReplicas; i++ {
+		cfg := directoryd.DefaultConfig()
+		cfg.Shard, cfg.Routes, cfg.Secrets = 1, c.path, c.set.SecretsPath()
+		cfg.Storage.CheckEvery, cfg.Reconcile.StaleAfter = 100*time.Millisecond, 4*time.Second
+		if !o.shardOnSet {
+			cfg.DB = shardStorage.Primary
+		}
+		p := cluster.NewShardReplica(binary, dir, fmt.Sprintf("directory-1-r%d", i), cfg)
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.shard = append(c.shard, p)
+		c.cleanup = append(c.cleanup, func() { p.Stop() })
+		shardAddrs = append(shardAddrs, p.Addr())
 	}
 	var addrs []string
 	for i := 1; i <= o.logicReplicas; i++ {
@@ -150,6 +184,8 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	if _, err := routing.UpdateFile(c.path, func(t *routing.Table) error {
 		u, _ := t.Unit(c.unit)
 		u.LogicAddrs, u.Available, u.AcceptNew = addrs, true, true
+		t.Directory = routing.SplitBuckets([]routing.ShardID{1})
+		t.Directory.Shards[0].LogicAddrs = shardAddrs
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -182,7 +218,7 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 
 func (c *haCluster) close() {
 	if c.t.Failed() {
-		for _, p := range c.logic {
+		for _, p := range append(c.logic, c.shard...) {
 			if data, err := os.ReadFile(p.LogPath()); err == nil {
 				c.t.Logf("%s log (tail):\n%s", p.Name, tail(string(data), 40))
 			}

@@ -28,6 +28,10 @@ type options struct {
 	storage       string // "sqlite" (default) or "mysql"
 	units         int    // default 3
 	replicas      int    // default 2
+	shards        int    // directory shards, default 2
+	shardReplicas int    // default 1
+	// shardStorageOf gives shards their storage (see storageOf).
+	shardStorageOf func(routing.ShardID) routing.Storage
 	sequenceBlock int64
 	unitTimeout   time.Duration
 	// health starts a health checker that the proxy follows (see
@@ -73,6 +77,14 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 	if o.replicas > 0 {
 		cfg.Replicas = o.replicas
 	}
+	cfg.ShardReplicas = 1
+	if o.shards > 0 {
+		cfg.Shards = o.shards
+	}
+	if o.shardReplicas > 0 {
+		cfg.ShardReplicas = o.shardReplicas
+	}
+	cfg.ShardStorage, cfg.Directory.Secrets = o.shardStorageOf, o.secrets
 	if o.sequenceBlock > 0 {
 		cfg.Unit.Service.SequenceBlock = o.sequenceBlock
 	}
@@ -93,7 +105,7 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 	}
 	cfg.Unit.Secrets = o.secrets
 	if o.unitLog != nil {
-		cfg.Unit.Log = *o.unitLog
+		cfg.Unit.Log, cfg.Directory.Log = *o.unitLog, *o.unitLog
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -105,6 +117,11 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 			dsns[tradeunit.UnitID(i)] = storetest.NewMySQLDatabase(t)
 		}
 		cfg.Storage = func(u tradeunit.UnitID) routing.Storage { return routing.Storage{Primary: dsns[u]} }
+		shardDSNs := map[routing.ShardID]dsn.DSN{}
+		for i := 1; i <= cfg.Shards; i++ {
+			shardDSNs[routing.ShardID(i)] = storetest.NewMySQLDatabase(t)
+		}
+		cfg.ShardStorage = func(s routing.ShardID) routing.Storage { return routing.Storage{Primary: shardDSNs[s]} }
 	}
 	if o.dsn != nil {
 		storage := cfg.Storage

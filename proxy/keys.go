@@ -101,7 +101,7 @@ func newAttempt(u tradeunit.UnitID) tradeunit.Attempt {
 // could take: the proxy that wrote it gave up or died, and another may
 // finish it.
 func (p *Proxy) stale(e *tradeunit.DirectoryEntry) bool {
-	return e.State == tradeunit.EntryPending && time.Since(e.Updated) > 2*p.cfg.UnitTimeout
+	return e.State == tradeunit.EntryPending && time.Since(e.Updated) > p.cfg.StaleAfter()
 }
 
 func shardName(id routing.ShardID) string { return tradeunit.UnitID(id).String() }

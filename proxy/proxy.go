@@ -51,6 +51,12 @@ func DefaultConfig() Config {
 }
 
 // Validate reports a bad setting; it changes nothing.
+// StaleAfter is how long a pending directory entry may wait before
+// another create, a lookup or the shard's reconciler finishes it: longer
+// than any create takes (a unit call, twice, for a replica that got no
+// answer and the next).
+func (c Config) StaleAfter() time.Duration { return 2 * c.UnitTimeout }
+
 func (c Config) Validate() error {
 	if c.MaxCreateAttempts < 1 || c.MaxCreateAttempts > selection.MaxPick {
 		return fmt.Errorf("proxy: MaxCreateAttempts must be between 1 and %d, got %d", selection.MaxPick, c.MaxCreateAttempts)

@@ -46,6 +46,19 @@ func (r BucketRange) Contains(b int) bool { return r.From <= b && b <= r.To }
 // AllBuckets is every bucket.
 var AllBuckets = BucketRange{From: 0, To: tradeunit.DirectoryBuckets - 1}
 
+// SplitBuckets returns a directory of the shards ids (no addresses yet,
+// available), the buckets split among them in contiguous ranges of sizes
+// that differ by one at most: how a new directory starts.
+func SplitBuckets(ids []ShardID) *Directory {
+	d := &Directory{}
+	n := len(ids)
+	for i, id := range ids {
+		from, to := i*tradeunit.DirectoryBuckets/n, (i+1)*tradeunit.DirectoryBuckets/n-1
+		d.Shards = append(d.Shards, DirectoryShard{Shard: id, Buckets: []BucketRange{{From: from, To: to}}, Available: true})
+	}
+	return d
+}
+
 // ShardOf returns the shard holding bucket b, and whether b is frozen.
 func (d *Directory) ShardOf(b int) (*DirectoryShard, bool) {
 	if d == nil || b < 0 || b >= tradeunit.DirectoryBuckets {

@@ -89,3 +89,30 @@ func TestBucketIsStable(t *testing.T) {
 		t.Errorf("10000 keys fell in %d buckets of %d: the hash does not spread", len(seen), tradeunit.DirectoryBuckets)
 	}
 }
+
+func TestSplitBuckets(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 7, 4096} {
+		ids := make([]ShardID, n)
+		for i := range ids {
+			ids[i] = ShardID(i + 1)
+		}
+		d := SplitBuckets(ids)
+		held := map[ShardID]int{}
+		for i := range d.Shards {
+			d.Shards[i].LogicAddrs = []string{"h:" + strconv.Itoa(i+1)}
+			for _, r := range d.Shards[i].Buckets {
+				held[d.Shards[i].Shard] += r.To - r.From + 1
+			}
+		}
+		if err := (&Table{Directory: d}).Validate(); err != nil {
+			t.Fatalf("%d shards: %v", n, err)
+		}
+		lo, hi := tradeunit.DirectoryBuckets, 0
+		for _, c := range held {
+			lo, hi = min(lo, c), max(hi, c)
+		}
+		if len(held) != n || hi-lo > 1 {
+			t.Errorf("%d shards hold %d..%d buckets each (%d shards), want an even split", n, lo, hi, len(held))
+		}
+	}
+}

@@ -16,8 +16,8 @@ import (
 
 var devCmd = &command{
 	name:  "dev",
-	usage: "[--data DIR] [--listen ADDR] [--health-listen ADDR] [--units 4] [--replicas 2] [--routes etcd://HOST:PORT/PREFIX]",
-	short: "run a whole local cluster: 4 units on SQLite, 2 logic-service replicas each, the health checker and the proxy",
+	usage: "[--data DIR] [--listen ADDR] [--health-listen ADDR] [--units 4] [--replicas 2] [--shards 2] [--routes etcd://HOST:PORT/PREFIX]",
+	short: "run a whole local cluster: 4 units and 2 directory shards on SQLite, 2 replicas each, the health checker and the proxy",
 	run:   runDev,
 }
 
@@ -68,6 +68,8 @@ func devFlags(fs *flag.FlagSet, bin string) (*cluster.Config, *daemon.LogConfig)
 	fs.StringVar(&cfg.Proxy.Listen, "listen", cfg.Proxy.Listen, "proxy HTTP listen address")
 	fs.IntVar(&cfg.Units, "units", cfg.Units, "number of units")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "logic-service replicas per unit")
+	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "merchant-key directory shards (a restart keeps the previous run's)")
+	fs.IntVar(&cfg.ShardReplicas, "shard-replicas", cfg.ShardReplicas, "service replicas per directory shard")
 	fs.StringVar(&health.Listen, "health-listen", health.Listen, "health checker HTTP listen address (GET /v1/units, /metrics)")
 	fs.DurationVar(&health.Health.Interval, "probe-interval", health.Health.Interval, "time between two health probes of a unit")
 	fs.DurationVar(&health.Health.ProbeTimeout, "probe-timeout", health.Health.ProbeTimeout, "bound of each call of a probe")
@@ -79,17 +81,18 @@ func devFlags(fs *flag.FlagSet, bin string) (*cluster.Config, *daemon.LogConfig)
 
 func printWelcome(w io.Writer, c *cluster.Cluster) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "tradeunit dev: %d units, proxy at %s\n\n", len(c.Units), c.ProxyURL)
+	fmt.Fprintf(&b, "tradeunit dev: %d units, %d directory shards, proxy at %s\n\n", len(c.Units), len(c.Shards), c.ProxyURL)
 	for _, u := range c.Units {
 		fmt.Fprintf(&b, "  unit %d  %s  logic services %v\n", u.ID, u.DSN, u.Addrs())
 	}
+	for _, s := range c.Shards {
+		fmt.Fprintf(&b, "  directory shard %d  %s  services %v\n", s.ID, s.DSN, s.Addrs())
+	}
 	fmt.Fprintf(&b, "\nhealth checker: %s/v1/units (every unit's verdict and latency)\n", c.HealthURL)
-	fmt.Fprintf(&b, "metrics:        %s/metrics (proxy), %s/metrics (checker), units:", c.ProxyURL, c.HealthURL)
-	for _, u := range c.Units {
-		for _, r := range u.Replicas {
-			if m := r.MetricsURL(); m != "" {
-				fmt.Fprintf(&b, " %s", m)
-			}
+	fmt.Fprintf(&b, "metrics:        %s/metrics (proxy), %s/metrics (checker), units and shards:", c.ProxyURL, c.HealthURL)
+	for _, r := range c.Replicas() {
+		if m := r.MetricsURL(); m != "" {
+			fmt.Fprintf(&b, " %s", m)
 		}
 	}
 	fmt.Fprintf(&b, "\nrouting table:  %s (tradeunit admin ... --routes %s)\nlogs:           %s\n\nmerchants (also in %s):\n",

@@ -10,6 +10,7 @@ import (
 
 	"tradeunit/daemon/healthd"
 	"tradeunit/daemon/proxyd"
+	"tradeunit/daemon/directoryd"
 	"tradeunit/daemon/unitd"
 )
 
@@ -92,5 +93,8 @@ func TestDevRunsTheShippedPrograms(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg.Unit, unitd.DefaultConfig()) {
 		t.Errorf("dev's logic services: got %+v, want tradeunit unit's %+v", cfg.Unit, unitd.DefaultConfig())
+	}
+	if !reflect.DeepEqual(cfg.Directory, directoryd.DefaultConfig()) {
+		t.Errorf("dev's directory shards: got %+v, want tradeunit directory's %+v", cfg.Directory, directoryd.DefaultConfig())
 	}
 }

@@ -1,13 +1,13 @@
 package dirstore
 
 import (
-	"database/sql/driver"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"tradeunit"
+	"tradeunit/store/internal/sqldb"
 )
 
 // The bounds of an entry's fields, which the schema's columns hold.
@@ -141,46 +141,6 @@ func parseAttempts(s string) ([]tradeunit.Attempt, error) {
 	return out, nil
 }
 
-// attemptID scans an attempt id: a uint64 from MySQL's BIGINT UNSIGNED, an
-// int64 in two's complement from SQLite, or its text.
-type attemptID uint64
-
-func (a *attemptID) Scan(src any) error {
-	switch v := src.(type) {
-	case int64:
-		*a = attemptID(uint64(v))
-	case uint64:
-		*a = attemptID(v)
-	case []byte:
-		return a.parse(string(v))
-	case string:
-		return a.parse(v)
-	default:
-		return fmt.Errorf("attempt id: cannot scan %T", src)
-	}
-	return nil
-}
-
-func (a *attemptID) parse(s string) error {
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("attempt id: %w", err)
-	}
-	*a = attemptID(n)
-	return nil
-}
-
-var _ interface{ Scan(any) error } = (*attemptID)(nil)
-
-// idArg is an attempt id as a statement argument: SQLite's integers are
-// signed, so it goes in two's complement; MySQL's column is unsigned.
-func (s *Store) idArg(id uint64) driver.Value {
-	if s.dialect.Name() == "sqlite" {
-		return int64(id)
-	}
-	return id
-}
-
 // columns are the entry columns every query reads, in scanEntry's order.
 const columns = "mchid, kind, value, state, attempt_unit, attempt_id, fingerprint, record_no, abandoned, created_us, updated_us, version"
 
@@ -190,7 +150,7 @@ func scanEntry(row rowScanner) (*tradeunit.DirectoryEntry, error) {
 	var (
 		e                tradeunit.DirectoryEntry
 		unit             int64
-		id               attemptID
+		id               sqldb.Uint64
 		abandoned        string
 		created, updated int64
 	)

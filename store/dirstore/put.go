@@ -166,7 +166,7 @@ func (w *writer) put(i int) error {
 
 func (w *writer) insertArgs(args []any, e *tradeunit.DirectoryEntry) []any {
 	return append(args, e.Key.Mchid, string(e.Key.Kind), e.Key.Value, e.Key.Bucket(), string(e.State),
-		int64(e.Attempt.Unit), w.s.idArg(e.Attempt.ID), e.Fingerprint, e.RecordNo, formatAttempts(e.Abandoned),
+		int64(e.Attempt.Unit), w.s.dialect.Uint64(e.Attempt.ID), e.Fingerprint, e.RecordNo, formatAttempts(e.Abandoned),
 		tradeunit.UnixMicros(e.Created), tradeunit.UnixMicros(e.Updated), e.Version)
 }
 
@@ -261,7 +261,7 @@ func (w *writer) current(k tradeunit.MerchantKey, lock string) (*tradeunit.Direc
 func (w *writer) update(i int) error {
 	e := w.entries[i]
 	res, err := exec(w.ctx, w.tx, w.s.prepared.updateStmt(), updateEntry,
-		string(e.State), int64(e.Attempt.Unit), w.s.idArg(e.Attempt.ID), e.Fingerprint,
+		string(e.State), int64(e.Attempt.Unit), w.s.dialect.Uint64(e.Attempt.ID), e.Fingerprint,
 		e.RecordNo, formatAttempts(e.Abandoned), tradeunit.UnixMicros(e.Created), tradeunit.UnixMicros(e.Updated), e.Version,
 		e.Key.Mchid, string(e.Key.Kind), e.Key.Value, e.Version-1)
 	return w.updated(res, err, 1)
@@ -329,7 +329,7 @@ func (w *writer) updateMany(rows []int) error {
 		}
 		e := w.entries[i]
 		args = append(args, e.Key.Mchid, string(e.Key.Kind), e.Key.Value, string(e.State), int64(e.Attempt.Unit),
-			w.s.idArg(e.Attempt.ID), e.Fingerprint, e.RecordNo, formatAttempts(e.Abandoned),
+			w.s.dialect.Uint64(e.Attempt.ID), e.Fingerprint, e.RecordNo, formatAttempts(e.Abandoned),
 			tradeunit.UnixMicros(e.Created), tradeunit.UnixMicros(e.Updated), e.Version)
 	}
 	q.WriteString(`) n ON d.mchid = n.mchid AND d.kind = n.kind AND d.value = n.value

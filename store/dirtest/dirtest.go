@@ -68,9 +68,14 @@ func key(mchid string) tradeunit.MerchantKey {
 	return tradeunit.MerchantKey{Mchid: mchid, Kind: tradeunit.KeyOrder, Value: fmt.Sprintf("otn-%08d", seq.Add(1))}
 }
 
-// attempt returns a fresh attempt on unit.
+// attempt returns a fresh attempt on unit. Attempt ids are random uint64s:
+// every other one here has the high bit set, as half of the real ones do.
 func attempt(unit tradeunit.UnitID) tradeunit.Attempt {
-	return tradeunit.Attempt{Unit: unit, ID: 1000 + seq.Add(1)}
+	id := 1000 + seq.Add(1)
+	if id%2 == 0 {
+		id |= 1 << 63
+	}
+	return tradeunit.Attempt{Unit: unit, ID: id}
 }
 
 var clock atomic.Int64

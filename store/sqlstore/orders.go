@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/store/internal/sqldb"
 )
 
 const orderColumns = `order_no, mchid, out_trade_no, description, total, currency, trade_state,
@@ -21,12 +22,14 @@ func scanOrder(row rowScanner) (*tradeunit.Order, error) {
 		o                                  tradeunit.Order
 		abandoned                          string
 		created, updated, success, closeAt int64
+		attempt                            sqldb.Uint64
 	)
 	err := row.Scan(&o.OrderNo, &o.Mchid, &o.OutTradeNo, &o.Description, &o.Amount.Total, &o.Amount.Currency,
-		&o.State, &o.PaymentID, &o.Refunded, &abandoned, &created, &updated, &success, &closeAt, &o.Attempt, &o.CloseReason)
+		&o.State, &o.PaymentID, &o.Refunded, &abandoned, &created, &updated, &success, &closeAt, &attempt, &o.CloseReason)
 	if err != nil {
 		return nil, err
 	}
+	o.Attempt = uint64(attempt)
 	o.CreateTime, o.UpdateTime = tradeunit.FromUnixMicros(created), tradeunit.FromUnixMicros(updated)
 	o.SuccessTime, o.CloseTime = tradeunit.FromUnixMicros(success), tradeunit.FromUnixMicros(closeAt)
 	o.AbandonedUnits, err = parseUnits(abandoned)
@@ -45,7 +48,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 			// transaction and then sees its order (see SupersedeAttempt).
 			var n int
 			err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM superseded_attempts WHERE mchid = ? AND out_trade_no = ? AND attempt = ?"+s.dialect.ForUpdate(),
-				o.Mchid, o.OutTradeNo, o.Attempt).Scan(&n)
+				o.Mchid, o.OutTradeNo, s.dialect.Uint64(o.Attempt)).Scan(&n)
 			if err != nil {
 				return s.fail(op, err)
 			}
@@ -57,7 +60,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 			trade_state, abandoned_units, create_time, update_time, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
 			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime),
-			o.Attempt)
+			s.dialect.Uint64(o.Attempt))
 		if err != nil {
 			if s.dialect.IsUniqueViolation(err) {
 				return errDuplicate
@@ -109,7 +112,7 @@ func (s *Store) SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, 
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
 		found = nil
 		if _, err := tx.ExecContext(ctx, s.dialect.InsertIgnore()+" INTO superseded_attempts (mchid, out_trade_no, attempt, create_time) VALUES (?, ?, ?, ?)",
-			mchid, outTradeNo, attempt, tradeunit.UnixMicros(time.Now())); err != nil {
+			mchid, outTradeNo, s.dialect.Uint64(attempt), tradeunit.UnixMicros(time.Now())); err != nil {
 			return s.fail(op, err)
 		}
 		o, err := scanOrder(tx.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE mchid = ? AND out_trade_no = ?"+s.dialect.ForUpdate(),
