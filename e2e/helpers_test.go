@@ -32,8 +32,8 @@ type options struct {
 	shardReplicas int    // default 1
 	// shardStorageOf gives shards their storage (see storageOf).
 	shardStorageOf func(routing.ShardID) routing.Storage
-	sequenceBlock int64
-	unitTimeout   time.Duration
+	sequenceBlock  int64
+	unitTimeout    time.Duration
 	// health starts a health checker that the proxy follows (see
 	// checkerEvery); healthDial shapes its connections to the units.
 	health     *healthd.Config

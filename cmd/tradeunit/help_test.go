@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"tradeunit/daemon/directoryd"
 	"tradeunit/daemon/healthd"
 	"tradeunit/daemon/proxyd"
-	"tradeunit/daemon/directoryd"
 	"tradeunit/daemon/unitd"
 )
 
