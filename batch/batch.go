@@ -108,7 +108,8 @@ type Batcher[T, R any] struct {
 	// that the Batcher is closed; full (cap 1) that pending holds MaxSize
 	// items. Both are sent and drained under mu, so no signal is lost.
 	wake, full chan struct{}
-	done       chan struct{} // closed when the flusher has ended
+	done       chan struct{}  // closed when the flusher has ended
+	direct     sync.WaitGroup // the calls running on their callers' goroutines (Disabled)
 
 	batches, items atomic.Uint64
 }
@@ -152,9 +153,14 @@ func New[T, R any](cfg Config, fn Func[T, R]) (*Batcher[T, R], error) {
 func (b *Batcher[T, R]) Do(ctx context.Context, item T) (R, error) {
 	var zero R
 	if b.cfg.Disabled {
-		if b.isClosed() {
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
 			return zero, tradeunit.Unavailable("batch.Do", "shutting down; nothing was done", ErrClosed)
 		}
+		b.direct.Add(1)
+		b.mu.Unlock()
+		defer b.direct.Done()
 		if err := ctx.Err(); err != nil {
 			return zero, refusedByContext(err)
 		}
@@ -227,7 +233,8 @@ func drain(ch chan struct{}) {
 }
 
 // Close stops taking items, flushes those taken, and returns once the last
-// batch has been answered and the flusher has ended. Do after Close fails
+// batch has been answered and the flusher has ended (Disabled: once the
+// calls running have returned). Do after Close fails
 // with ErrClosed. Close may be called more than once.
 func (b *Batcher[T, R]) Close() error {
 	b.mu.Lock()
@@ -235,13 +242,8 @@ func (b *Batcher[T, R]) Close() error {
 	signal(b.wake)
 	b.mu.Unlock()
 	<-b.done
+	b.direct.Wait()
 	return nil
-}
-
-func (b *Batcher[T, R]) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
 }
 
 // Stats returns what the Batcher has flushed so far.
