@@ -445,3 +445,22 @@ func BenchmarkDo(b *testing.B) {
 		})
 	}
 }
+
+// TestCloseWaitsForDirectCalls: with batching disabled, Close still waits
+// for the calls running on their callers' goroutines.
+func TestCloseWaitsForDirectCalls(t *testing.T) {
+	noLeak(t)
+	d := &double{hold: make(chan struct{}), entered: make(chan []int, 1)}
+	b := mustNew(t, batch.Config{MaxSize: 1, Disabled: true}, d.fn)
+	go b.Do(context.Background(), 1)
+	<-d.entered
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a call was still running")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(d.hold)
+	<-closed
+}
