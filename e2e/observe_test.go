@@ -137,6 +137,7 @@ type created struct {
 	start, end time.Time
 	status     int
 	code       string
+	message    string
 	orderNo    string
 	outTradeNo string
 	unit       tradeunit.UnitID
@@ -179,7 +180,7 @@ func (l *load) one(out string) created {
 	if err != nil {
 		c.code = err.Error()
 	} else {
-		c.status, c.code, c.orderNo, c.unit = r.status, r.code(), r.str("order_no"), unitOf(r)
+		c.status, c.code, c.message, c.orderNo, c.unit = r.status, r.code(), r.str("message"), r.str("order_no"), unitOf(r)
 		if ab, ok := r.body["abandoned_units"].([]any); ok {
 			for _, u := range ab {
 				c.abandoned = append(c.abandoned, tradeunit.UnitID(u.(float64)))

@@ -31,6 +31,8 @@ type Conn interface {
 // them to reconnect now and calls them, so that a replica that came back
 // is used at once. It returns the first answer (tradeunit.Answered),
 // whether any call was sent (a create's attempt is used up only then), or,
+// if a replica refused (UNIT_UNAVAILABLE, SYSTEM_ERROR) after an earlier one
+// got the call and gave no answer, an error whose outcome is unknown; or,
 // once every replica failed, UNIT_UNAVAILABLE wrapping ErrNoReplica and the
 // last failure of a call that was sent (else the last failure).
 func Call[C Conn, T any](ctx context.Context, what string, addrs []string, timeout time.Duration,
@@ -66,6 +68,13 @@ func Call[C Conn, T any](ctx context.Context, what string, addrs []string, timeo
 			got, err := call(actx, c)
 			cancel()
 			if tradeunit.Answered(err) {
+				if sentErr != nil && err != nil && refusal(err) {
+					// This replica wrote nothing, but an earlier one got the
+					// call and gave no answer: that one may have applied it.
+					err = &tradeunit.Error{Code: tradeunit.CodeUnitUnavailable, Message: what + " is unavailable; retry later",
+						Op: "replicas.Call", Err: fmt.Errorf("%w: replica %s: %w; an earlier replica got the call and gave no answer: %w",
+							tradeunit.ErrOutcomeUnknown, addr, err, sentErr)}
+				}
 				return got, sent, err
 			}
 			lastErr, sentErr = err, err
@@ -84,4 +93,11 @@ func Call[C Conn, T any](ctx context.Context, what string, addrs []string, timeo
 		Op:      "replicas.Call",
 		Err:     fmt.Errorf("%w: %w", ErrNoReplica, lastErr),
 	}
+}
+
+// refusal reports whether err is a replica's answer that it could not do
+// the call (nothing written by it), as opposed to an answer about the data.
+func refusal(err error) bool {
+	code := tradeunit.ErrorCode(err)
+	return code == tradeunit.CodeUnitUnavailable || code == tradeunit.CodeInternal
 }
