@@ -73,8 +73,8 @@ func (c *creation) run(ctx context.Context) (*tradeunit.Order, error) {
 	for step := 0; step < maxSteps && ctx.Err() == nil; step++ {
 		switch {
 		case e == nil:
-			u, err := c.nextUnit(0)
-			if err != nil {
+			var u tradeunit.UnitID
+			if u, err = c.nextUnit(0); err != nil {
 				return nil, err
 			}
 			e, err = c.p.putFollow(ctx, &tradeunit.DirectoryEntry{Key: c.key, State: tradeunit.EntryPending,

@@ -205,14 +205,30 @@ func TestCreateOrderIsOncePerKey(t *testing.T) {
 		t.Fatalf("lookup: got %+v, %v; want %s", got, err, first.OrderNo)
 	}
 
-	p.dialer.shard.mu.Lock()
-	p.dialer.shard.down = true
-	p.dialer.shard.mu.Unlock()
-	r := createRequest(1)
-	r.OutTradeNo = "retry-0002"
-	_, tries, err = p.createOrder(context.Background(), r)
-	if !tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable) || tries != 0 {
-		t.Fatalf("shard down: got %v after %d creates, want UNIT_UNAVAILABLE and no create", err, tries)
+	for _, tt := range []struct {
+		name string
+		set  func(s *fakeShard)
+	}{
+		{"shard down", func(s *fakeShard) { s.down = true }},
+		{"shard refusing writes", func(s *fakeShard) { s.refuse = true }},
+	} {
+		shard := p.dialer.shard
+		shard.mu.Lock()
+		shard.down, shard.refuse, shard.puts = false, false, 0
+		tt.set(shard)
+		shard.mu.Unlock()
+		r := createRequest(1)
+		r.OutTradeNo = "retry-0002"
+		_, tries, err = p.createOrder(context.Background(), r)
+		if !tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable) || tries != 0 {
+			t.Fatalf("%s: got %v after %d creates, want UNIT_UNAVAILABLE and no create", tt.name, err, tries)
+		}
+		shard.mu.Lock()
+		puts := shard.puts
+		shard.mu.Unlock()
+		if puts > 1 {
+			t.Fatalf("%s: %d writes to the shard, want the create to fail at the first (%v)", tt.name, puts, err)
+		}
 	}
 }
 

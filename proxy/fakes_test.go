@@ -109,7 +109,9 @@ func (u *fakeUnit) set(f func(u *fakeUnit)) { u.mu.Lock(); defer u.mu.Unlock(); 
 type fakeShard struct {
 	mu      sync.Mutex
 	entries map[tradeunit.MerchantKey]*tradeunit.DirectoryEntry
-	down    bool
+	down    bool // no answer at all
+	refuse  bool // reads answer; writes are refused, nothing written
+	puts    int
 }
 
 func newFakeShard() *fakeShard {
@@ -131,10 +133,15 @@ func (s *fakeShard) Entry(ctx context.Context, key tradeunit.MerchantKey) (*trad
 func (s *fakeShard) Put(ctx context.Context, entries []*tradeunit.DirectoryEntry) []tradeunit.PutResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.puts++
 	out := make([]tradeunit.PutResult, len(entries))
 	for i, e := range entries {
 		if s.down {
 			out[i].Err = tradeunit.NoAnswer("fake", "shard down", errors.New("down"))
+			continue
+		}
+		if s.refuse {
+			out[i].Err = tradeunit.Unavailable("fake", "shard storage read-only; nothing written", nil)
 			continue
 		}
 		cur := s.entries[e.Key]
