@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -47,6 +48,17 @@ func (g *GRPCServer) Close() {
 	case <-stopped:
 	case <-time.After(g.shutdown):
 		g.Server.Stop()
+	}
+}
+
+// Wait blocks until ctx ends (nil) or failed delivers a server's error:
+// how a program's Main waits for a signal or its server's failure.
+func Wait(ctx context.Context, failed <-chan error) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-failed:
+		return err
 	}
 }
 

@@ -139,14 +139,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func (m *Main) URL() string { return "http://" + m.server.Addr }
 
 // Wait blocks until ctx ends (nil) or the server fails (its error).
-func (m *Main) Wait(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-m.server.Failed():
-		return err
-	}
-}
+func (m *Main) Wait(ctx context.Context) error { return daemon.Wait(ctx, m.server.Failed()) }
 
 // Close stops the checker at once, long-polls included: proxies see it gone
 // and fall back on their own view. The probes stop and their connections

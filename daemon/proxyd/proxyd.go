@@ -131,14 +131,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func (m *Main) URL() string { return "http://" + m.server.Addr }
 
 // Wait blocks until ctx ends (nil) or the server fails (its error).
-func (m *Main) Wait(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-m.server.Failed():
-		return err
-	}
-}
+func (m *Main) Wait(ctx context.Context) error { return daemon.Wait(ctx, m.server.Failed()) }
 
 // Close stops the proxy: the HTTP server first, finishing the requests in
 // flight, then the routing table and the units' connections.

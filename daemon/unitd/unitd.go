@@ -207,14 +207,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 }
 
 // Wait blocks until ctx ends (nil) or the server fails (its error).
-func (m *Main) Wait(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-m.server.Failed():
-		return err
-	}
-}
+func (m *Main) Wait(ctx context.Context) error { return daemon.Wait(ctx, m.server.Failed()) }
 
 // Close reports NOT_SERVING to gRPC health checks, then finishes the calls
 // in flight: every acknowledged change is committed. New calls are refused
