@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"log/slog"
 	"net/http"
 	"time"
@@ -10,6 +12,47 @@ import (
 	"google.golang.org/grpc"
 	grpchealth "google.golang.org/grpc/health"
 )
+
+// GRPCConfig is how a gRPC service program (a unit's logic service, a
+// directory shard's service) is reached and stopped, and where its storage
+// passwords come from. Start from DefaultGRPCConfig.
+type GRPCConfig struct {
+	// Secrets is the secrets file the storage passwords come from (with
+	// the TRADEUNIT_PASSWORD_* environment variables); "" for the
+	// environment only.
+	Secrets         string
+	Listen          string // gRPC listen address
+	AddrFile        string // write the bound address here once serving (for port 0)
+	Metrics         string // serve GET /metrics here; "" for none
+	MetricsAddrFile string
+	// ShutdownTimeout bounds the graceful stop: calls in flight get this
+	// long to finish, then the server stops hard.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultGRPCConfig listens on listen and gives calls in flight 10 s at
+// shutdown.
+func DefaultGRPCConfig(listen string) GRPCConfig {
+	return GRPCConfig{Listen: listen, ShutdownTimeout: 10 * time.Second}
+}
+
+// Flags binds the configuration to flags of fs.
+func (c *GRPCConfig) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Secrets, "secrets", c.Secrets, "secrets file with the storage passwords (mode 600); the TRADEUNIT_PASSWORD_* environment variables are read too")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
+	fs.StringVar(&c.AddrFile, "addr-file", c.AddrFile, "write the bound address to this file once serving (for port 0)")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics (GET /metrics) on this address; off if empty")
+	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound metrics address to this file (for port 0)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time calls in flight get to finish at shutdown")
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (c GRPCConfig) Validate() error {
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("shutdown timeout must be positive")
+	}
+	return nil
+}
 
 // GRPCServer is a gRPC server a program runs (a unit's or a directory
 // shard's service), with its health service.

@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -37,25 +36,20 @@ type Config struct {
 	// unless DB is set, the storage topology whose shard entry is followed.
 	Routes string
 	// DB is the shard's one storage, instead of the topology's.
-	DB              dsn.DSN
-	Secrets         string // secrets file with the storage passwords; "" for the environment only
-	Listen          string // gRPC listen address
-	AddrFile        string // write the bound address here once serving (for port 0)
-	Metrics         string // serve GET /metrics here; "" for none
-	MetricsAddrFile string
+	DB dsn.DSN
+	// GRPCConfig is where it listens, serves metrics and finds passwords.
+	daemon.GRPCConfig
 	// Batch groups concurrent puts into one storage transaction.
 	Batch     batch.Config
 	Reconcile directory.ReconcilerConfig
 	Storage   replicated.Config
 	Log       daemon.LogConfig
-	// ShutdownTimeout bounds the graceful stop.
-	ShutdownTimeout time.Duration
 }
 
 // DefaultConfig returns the configuration tradeunit directory starts with.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:9201", Batch: batch.DefaultConfig(), Reconcile: directory.DefaultReconcilerConfig(),
-		Storage: replicated.DefaultConfig(), Log: daemon.DefaultLogConfig(), ShutdownTimeout: 10 * time.Second}
+	return Config{GRPCConfig: daemon.DefaultGRPCConfig("127.0.0.1:9201"), Batch: batch.DefaultConfig(), Reconcile: directory.DefaultReconcilerConfig(),
+		Storage: replicated.DefaultConfig(), Log: daemon.DefaultLogConfig()}
 }
 
 // Flags binds the configuration to flags of fs; each flag's default is the
@@ -65,11 +59,6 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Routes, "routes", c.Routes, "routing table (a file, or etcd://HOST:PORT/PREFIX): the units the reconciler calls and, "+
 		"without --db, the shard's storage in its storage topology, followed across failovers (required)")
 	fs.TextVar(&c.DB, "db", c.DB, "instead of the topology: the shard's storage DSN, sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB (no password: see --secrets)")
-	fs.StringVar(&c.Secrets, "secrets", c.Secrets, "secrets file with the storage passwords (mode 600); the TRADEUNIT_PASSWORD_* environment variables are read too")
-	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
-	fs.StringVar(&c.AddrFile, "addr-file", c.AddrFile, "write the bound address to this file once serving (for port 0)")
-	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics (GET /metrics) on this address; off if empty")
-	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound metrics address to this file (for port 0)")
 	fs.IntVar(&c.Batch.MaxSize, "batch-max", c.Batch.MaxSize, "most puts one storage transaction commits (group commit)")
 	fs.DurationVar(&c.Batch.MaxWait, "batch-wait", c.Batch.MaxWait, "how long a put may wait for others to share its transaction; 0 commits at once what arrived meanwhile")
 	fs.BoolVar(&c.Batch.Disabled, "batch-off", c.Batch.Disabled, "one storage transaction per put (the baseline of the group-commit benchmark)")
@@ -78,7 +67,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&r.StaleAfter, "reconcile-stale", r.StaleAfter, "a pending entry this old belongs to a create that gave up (the proxies' unit timeout, twice)")
 	fs.DurationVar(&c.Storage.CheckEvery, "storage-check", c.Storage.CheckEvery, "how often the primary's health (read-only, semi-sync acknowledgement) is checked")
 	fs.DurationVar(&c.Storage.MaxAckWait, "max-ack-wait", c.Storage.MaxAckWait, "a commit waiting this long for a replica's acknowledgement makes the shard refuse changes")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time calls in flight get to finish at shutdown")
+	c.GRPCConfig.Flags(fs)
 	c.Log.Flags(fs)
 }
 
@@ -91,10 +80,7 @@ func (c Config) Validate() error {
 	if c.Routes == "" {
 		errs = append(errs, errors.New("--routes is required"))
 	}
-	if c.ShutdownTimeout <= 0 {
-		errs = append(errs, errors.New("shutdown timeout must be positive"))
-	}
-	return errors.Join(append(errs, c.Batch.Validate(), c.Reconcile.Validate(), c.Storage.Validate(), c.Log.Validate())...)
+	return errors.Join(append(errs, c.Batch.Validate(), c.Reconcile.Validate(), c.Storage.Validate(), c.GRPCConfig.Validate(), c.Log.Validate())...)
 }
 
 // Args returns the command-line flags of tradeunit directory that start a

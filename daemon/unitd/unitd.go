@@ -11,7 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,27 +31,18 @@ type Config struct {
 	// real-time reads on the primary, eventual reads on the replicas.
 	DB     dsn.DSN
 	Routes string
-	// Secrets is the secrets file the storage passwords come from (with
-	// the TRADEUNIT_PASSWORD_* environment variables); "" for the
-	// environment only.
-	Secrets         string
-	Listen          string // gRPC listen address
-	AddrFile        string // write the bound address here once serving (for port 0)
-	Metrics         string // serve GET /metrics here; "" for none
-	MetricsAddrFile string
-	Service         unit.Config // its Unit is the unit's number
-	Janitor         unit.JanitorConfig
-	Storage         replicated.Config
-	Log             daemon.LogConfig
-	// ShutdownTimeout bounds the graceful stop: calls in flight get this
-	// long to finish, then the server stops hard.
-	ShutdownTimeout time.Duration
+	// GRPCConfig is where it listens, serves metrics and finds passwords.
+	daemon.GRPCConfig
+	Service unit.Config // its Unit is the unit's number
+	Janitor unit.JanitorConfig
+	Storage replicated.Config
+	Log     daemon.LogConfig
 }
 
 // DefaultConfig returns the configuration tradeunit unit starts with.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:9101", Service: unit.DefaultConfig(0), Janitor: unit.DefaultJanitorConfig(),
-		Storage: replicated.DefaultConfig(), Log: daemon.DefaultLogConfig(), ShutdownTimeout: 10 * time.Second}
+	return Config{GRPCConfig: daemon.DefaultGRPCConfig("127.0.0.1:9101"), Service: unit.DefaultConfig(0), Janitor: unit.DefaultJanitorConfig(),
+		Storage: replicated.DefaultConfig(), Log: daemon.DefaultLogConfig()}
 }
 
 // Flags binds the configuration to flags of fs; each flag's default is the
@@ -62,11 +52,6 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.TextVar(&c.DB, "db", c.DB, "storage DSN: sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB (no password: see --secrets)")
 	fs.StringVar(&c.Routes, "routes", c.Routes, "instead of --db: follow the unit's storage in the storage topology of this routing table "+
 		"(a file, or etcd://HOST:PORT/PREFIX): changes and real-time reads on its primary, eventual reads on its replicas; a failover is followed")
-	fs.StringVar(&c.Secrets, "secrets", c.Secrets, "secrets file with the storage passwords (mode 600); the TRADEUNIT_PASSWORD_* environment variables are read too")
-	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address")
-	fs.StringVar(&c.AddrFile, "addr-file", c.AddrFile, "write the bound address to this file once serving (for port 0)")
-	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics (GET /metrics) on this address; off if empty")
-	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound metrics address to this file (for port 0)")
 	fs.Int64Var(&c.Service.SequenceBlock, "sequence-block", c.Service.SequenceBlock, "sequence numbers reserved per storage round trip")
 	fs.DurationVar(&c.Janitor.Retention, "probe-retention", c.Janitor.Retention, "delete the health checker's probe orders older than this")
 	fs.DurationVar(&c.Janitor.Every, "probe-janitor-every", c.Janitor.Every, "how often old probe orders are looked for")
@@ -75,7 +60,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&st.CheckEvery, "storage-check", st.CheckEvery, "with --routes: how often the primary's health (read-only, semi-sync acknowledgement) is checked")
 	fs.DurationVar(&st.Heartbeat, "heartbeat", st.Heartbeat, "with --routes: how often the primary's heartbeat is written, for replica lag")
 	fs.DurationVar(&st.MaxAckWait, "max-ack-wait", st.MaxAckWait, "with --routes: a commit waiting this long for a replica's acknowledgement makes the unit refuse changes")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time calls in flight get to finish at shutdown")
+	c.GRPCConfig.Flags(fs)
 	c.Log.Flags(fs)
 }
 
@@ -85,10 +70,7 @@ func (c Config) Validate() error {
 	if (c.DB == dsn.DSN{}) == (c.Routes == "") {
 		errs = append(errs, errors.New("give one of --db and --routes"))
 	}
-	if c.ShutdownTimeout <= 0 {
-		errs = append(errs, errors.New("shutdown timeout must be positive"))
-	}
-	return errors.Join(append(errs, c.Service.Validate(), c.Janitor.Validate(), c.Storage.Validate(), c.Log.Validate())...)
+	return errors.Join(append(errs, c.Service.Validate(), c.Janitor.Validate(), c.Storage.Validate(), c.GRPCConfig.Validate(), c.Log.Validate())...)
 }
 
 // Args returns the command-line flags of tradeunit unit that start a
