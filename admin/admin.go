@@ -48,16 +48,18 @@ func (a *Admin) updateStorage(ctx context.Context, what string, fn func(*routing
 	return a.Topology.Update(ctx, routing.Change{Who: a.who(), What: what}, fn)
 }
 
-// storageOf returns unit id's storage in the topology.
-func (a *Admin) storageOf(id tradeunit.UnitID) (routing.Storage, error) {
+// entryOf returns entry ref's storage in the topology, and the topology
+// it was read from.
+func (a *Admin) entryOf(ref routing.StorageRef) (routing.Storage, *routing.Topology, error) {
 	if a.Topology == nil {
-		return routing.Storage{}, errors.New("admin: no storage topology")
+		return routing.Storage{}, nil, errors.New("admin: no storage topology")
 	}
-	u, ok := a.Topology.Current().Unit(id)
+	t := a.Topology.Current()
+	s, ok := t.Entry(ref)
 	if !ok {
-		return routing.Storage{}, paramErrorf("unit %d has no storage in the storage topology", id)
+		return routing.Storage{}, nil, paramErrorf("%s has no storage in the storage topology", ref)
 	}
-	return u.Storage, nil
+	return *s, t, nil
 }
 
 func (a *Admin) now() time.Time {

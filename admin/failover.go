@@ -67,8 +67,16 @@ type FailoverStep struct {
 
 // FailoverResult says what a failover did.
 type FailoverResult struct {
-	Unit       tradeunit.UnitID
-	OldPrimary dsn.DSN // of the old primary (the zero DSN if the unit had none)
+	// Target is the entry of the storage topology failed over.
+	Target routing.StorageRef
+	// Unit is Target's number when it is a unit's storage (0 for a
+	// directory shard's).
+	Unit tradeunit.UnitID
+	// Colocated are the other entries on the same servers, failed over
+	// with Target (see colocated): read_only and promotion act on whole
+	// servers, so they moved in the same topology changes.
+	Colocated  []routing.StorageRef
+	OldPrimary dsn.DSN // of the old primary (the zero DSN if the entry had none)
 	// OldFenced is true when the old primary was reached and fenced
 	// (read-only, its connections killed); false when it could not be
 	// reached (killed, or cut off), in which case every replica stopped
@@ -76,19 +84,35 @@ type FailoverResult struct {
 	// acknowledged any more.
 	OldFenced  bool
 	NewPrimary dsn.DSN   // of the promoted replica
-	Replicas   []dsn.DSN // the unit's replicas now
+	Replicas   []dsn.DSN // the entry's replicas now
 	Steps      []FailoverStep
 	// Revision is the storage topology revision that names the new primary.
 	Revision int64
 	// Remapped is the time from the start to the topology naming the new
 	// primary; Took, to the new primary having an acknowledging
-	// replica (the unit takes changes again).
+	// replica (the unit or shard takes changes again).
 	Remapped, Took time.Duration
 }
 
-// Failover replaces the primary of a unit's replicated storage with its
-// most up-to-date replica, in the order that never leaves two writable
-// primaries and never loses an acknowledged order:
+// Failover fails over unit id's storage: FailoverStorage of its entry.
+func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOptions) (*FailoverResult, error) {
+	return a.FailoverStorage(ctx, routing.UnitRef(id), o)
+}
+
+// FailoverShard fails over directory shard id's storage: FailoverStorage
+// of its entry. The shard's services follow the topology like a unit's
+// logic services: they refuse changes (UNIT_UNAVAILABLE, NOT_SERVING on
+// gRPC health) from the fence until the new primary is mapped and
+// acknowledged, so creates and lookups of the shard's keys fail meanwhile
+// and those of other shards go on.
+func (a *Admin) FailoverShard(ctx context.Context, id routing.ShardID, o FailoverOptions) (*FailoverResult, error) {
+	return a.FailoverStorage(ctx, routing.ShardRef(id), o)
+}
+
+// FailoverStorage replaces the primary of one replicated storage of the
+// topology (a unit's or a directory shard's, ref) with its most up-to-date
+// replica, in the order that never leaves two writable primaries and never
+// loses an acknowledged change:
 //
 //  1. Check that some replica is safe to promote (replication.MostAdvanced);
 //     if none is, refuse with nothing changed.
@@ -96,31 +120,42 @@ type FailoverResult struct {
 //     cannot be reached (a killed server), make every replica stop
 //     receiving from it, so that a server that is only cut off from us can
 //     get no commit acknowledged.
-//  3. Unmap it in the routing table: the unit's primary is cleared and the
-//     old one listed as fenced. Logic services stop writing (changes fail
-//     with UNIT_UNAVAILABLE and creates go to other units) and serve reads
-//     from replicas, marked degraded. The storage mapping is switched
-//     before the traffic, as seed 003 demands.
+//  3. Unmap it in the storage topology: the entry's primary is cleared and
+//     the old one listed as fenced. Its services stop writing (changes fail
+//     with UNIT_UNAVAILABLE: creates go to other units; a shard's keys can
+//     be neither reserved nor committed) and a unit's serve reads from
+//     replicas, marked degraded. The storage mapping is switched before the
+//     traffic, as seed 003 demands.
 //  4. Choose the replica that has received the most; wait until it has
 //     applied it; promote it (writable, semi-sync primary side on).
-//  5. Map it: the routing table names it primary and the other replicas as
-//     its replicas; the old primary stays listed as fenced until Rejoin.
+//  5. Map it: the topology names it primary and the other replicas as its
+//     replicas; the old primary stays listed as fenced until Rejoin.
 //  6. Re-point the other replicas to it, and wait until one acknowledges:
-//     from then on the unit takes changes again.
+//     from then on the entry's services take changes again (they take none
+//     from a primary without an acknowledging replica).
+//
+// The other entries on the same servers in the same roles (a unit and a
+// shard on one MariaDB set) move with it, in the same topology changes:
+// fencing and promotion act on whole servers (see colocated). An entry
+// sharing a server in another role is refused before anything changes.
 //
 // A failover stopped between 3 and 5 (say, no replica became safe in
-// between) leaves the unit without a primary, readable from its replicas;
-// running Failover again resumes it. Errors: PARAM_ERROR for a unit that
-// cannot fail over (no replicas, not MariaDB); INVALID_REQUEST wrapping
+// between) leaves the entry without a primary, readable from its replicas;
+// running FailoverStorage again resumes it. Errors: PARAM_ERROR for an
+// entry that cannot fail over (no replicas, not MariaDB, unknown, sharing
+// servers in other roles); INVALID_REQUEST wrapping
 // replication.ErrNoSafeReplica for a refusal; others for a step that
 // failed, naming it.
-func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOptions) (*FailoverResult, error) {
+func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o FailoverOptions) (*FailoverResult, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
 	o.passwords = a.Passwords
 	start := time.Now()
-	res := &FailoverResult{Unit: id}
+	res := &FailoverResult{Target: ref}
+	if ref.Kind == routing.UnitStorageKind {
+		res.Unit = tradeunit.UnitID(ref.ID)
+	}
 	step := func(name string, t0 time.Time, detail string) {
 		s := FailoverStep{Name: name, Took: time.Since(t0), Detail: detail}
 		res.Steps = append(res.Steps, s)
@@ -128,26 +163,31 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 			o.Progress(s)
 		}
 	}
-	st, err := a.storageOf(id)
+	st, top, err := a.entryOf(ref)
 	if err != nil {
 		return nil, err
 	}
 	res.OldPrimary = st.Primary
 	if len(st.Replicas) == 0 {
-		return nil, paramErrorf("unit %d has no replica to promote", id)
+		return nil, paramErrorf("%s has no replica to promote", ref)
 	}
 	for _, d := range slices.Concat([]dsn.DSN{st.Primary}, st.Replicas, st.Fenced) {
 		if _, err := o.serverDSN(d); d != (dsn.DSN{}) && err != nil {
-			return nil, paramErrorf("unit %d: %v", id, err)
+			return nil, paramErrorf("%s: %v", ref, err)
 		}
 	}
+	if res.Colocated, err = colocated(top, ref, st); err != nil {
+		return nil, err
+	}
+	group := append([]routing.StorageRef{ref}, res.Colocated...)
+	what := names(group)
 	policy := replication.Policy{MaxBacklog: o.MaxBacklog, AllowUnreachable: o.AllowUnreachable}
 
 	// 1. Refuse before changing anything when no replica could take over.
 	t0 := time.Now()
 	if _, err := replication.MostAdvanced(o.inspect(ctx, st.Replicas), policy); err != nil {
 		return nil, &tradeunit.Error{Code: tradeunit.CodeInvalidRequest, Op: "admin.Failover", Err: err,
-			Message: fmt.Sprintf("failover of unit %d refused, nothing changed", id)}
+			Message: fmt.Sprintf("failover of %s refused, nothing changed", what)}
 	}
 	step("check", t0, "a replica is safe to promote")
 
@@ -167,7 +207,7 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 			res.OldFenced = false
 			fenced = append(fenced, d.Server()+" unreachable")
 		default:
-			return res, fmt.Errorf("failover of unit %d: fence %s: %w", id, d.Server(), err)
+			return res, fmt.Errorf("failover of %s: fence %s: %w", what, d.Server(), err)
 		}
 	}
 	step("fence", t0, strings.Join(fenced, ", "))
@@ -185,22 +225,25 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 		step("stop-receiving", t0, strings.Join(stopped, ", "))
 	}
 
-	// 3. Unmap the old primary: no logic service writes to it any more.
+	// 3. Unmap the old primary: no service writes to it any more.
 	if st.HasPrimary() {
 		t0 = time.Now()
-		_, err := a.updateStorage(ctx, fmt.Sprintf("failover %d: unmap primary %s", id, st.Primary.Server()), func(t *routing.Topology) error {
-			u, ok := t.Unit(id)
-			if !ok || u.Primary != st.Primary {
-				return paramErrorf("unit %d: its primary changed meanwhile", id)
+		before := serversOf(st)
+		_, err := a.updateStorage(ctx, fmt.Sprintf("failover %s: unmap primary %s", what, st.Primary.Server()), func(t *routing.Topology) error {
+			for _, r := range group {
+				e, ok := t.Entry(r)
+				if !ok || !serversOf(*e).equal(before) {
+					return paramErrorf("%s: its primary changed meanwhile", r)
+				}
+				e.Fenced = append(e.Fenced, e.Primary)
+				e.Primary = dsn.DSN{}
 			}
-			u.Primary = dsn.DSN{}
-			u.Fenced = append(u.Fenced, st.Primary)
 			return nil
 		})
 		if err != nil {
-			return res, fmt.Errorf("failover of unit %d: unmap the old primary (it is fenced; re-run to resume): %w", id, err)
+			return res, fmt.Errorf("failover of %s: unmap the old primary (it is fenced; re-run to resume): %w", what, err)
 		}
-		step("unmap", t0, "storage topology: unit has no primary; "+st.Primary.Server()+" listed as fenced")
+		step("unmap", t0, "storage topology: "+what+" without a primary; "+st.Primary.Server()+" listed as fenced")
 	}
 
 	// 4. Choose now that nothing moves; wait; promote.
@@ -208,7 +251,7 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 	cands := o.inspect(ctx, st.Replicas)
 	chosen, err := replication.MostAdvanced(cands, policy)
 	if err != nil {
-		return res, fmt.Errorf("failover of unit %d stopped with the old primary fenced and unmapped (reads go to the replicas; re-run once a replica is safe): %w", id, err)
+		return res, fmt.Errorf("failover of %s stopped with the old primary fenced and unmapped (reads go to the replicas; re-run once a replica is safe): %w", what, err)
 	}
 	newPrimary := chosenDSN(st.Replicas, chosen)
 	res.NewPrimary = newPrimary
@@ -220,16 +263,16 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 	err = replication.WaitApplied(actx, newAdmin)
 	cancel()
 	if err != nil {
-		return res, fmt.Errorf("failover of unit %d: %s applying what it received (re-run to resume): %w", id, chosen.Name, err)
+		return res, fmt.Errorf("failover of %s: %s applying what it received (re-run to resume): %w", what, chosen.Name, err)
 	}
 	step("wait-applied", t0, chosen.Name)
 	t0 = time.Now()
 	if err := replication.Promote(ctx, newAdmin); err != nil {
-		return res, fmt.Errorf("failover of unit %d: promote %s (re-run to resume): %w", id, chosen.Name, err)
+		return res, fmt.Errorf("failover of %s: promote %s (re-run to resume): %w", what, chosen.Name, err)
 	}
 	step("promote", t0, chosen.Name+" writable")
 
-	// 5. Map the new primary: the logic services open it.
+	// 5. Map the new primary: the services open it.
 	t0 = time.Now()
 	var others []dsn.DSN
 	for _, d := range st.Replicas {
@@ -237,24 +280,31 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 			others = append(others, d)
 		}
 	}
-	t, err := a.updateStorage(ctx, fmt.Sprintf("failover %d: primary %s", id, chosen.Name), func(t *routing.Topology) error {
-		u, ok := t.Unit(id)
-		if !ok || u.HasPrimary() || !slices.Contains(u.Replicas, newPrimary) {
-			return paramErrorf("unit %d: its storage changed meanwhile", id)
+	t, err := a.updateStorage(ctx, fmt.Sprintf("failover %s: primary %s", what, chosen.Name), func(t *routing.Topology) error {
+		now := time.Now().UTC()
+		for _, r := range group {
+			e, ok := t.Entry(r)
+			i := -1
+			if ok {
+				i = onServer(e.Replicas, chosen.Name)
+			}
+			if !ok || e.HasPrimary() || i < 0 {
+				return paramErrorf("%s: its storage changed meanwhile", r)
+			}
+			e.Primary = e.Replicas[i]
+			e.Replicas = slices.Delete(e.Replicas, i, i+1)
+			t.SetLastFailover(r, now)
 		}
-		u.Primary = newPrimary
-		u.Replicas = slices.DeleteFunc(u.Replicas, func(d dsn.DSN) bool { return d == newPrimary })
-		u.LastFailover = time.Now().UTC()
 		return nil
 	})
 	if err != nil {
-		return res, fmt.Errorf("failover of unit %d: %s is promoted but the storage topology could not name it (re-run to resume): %w", id, chosen.Name, err)
+		return res, fmt.Errorf("failover of %s: %s is promoted but the storage topology could not name it (re-run to resume): %w", what, chosen.Name, err)
 	}
 	res.Revision, res.Remapped = t.Revision, time.Since(start)
 	res.Replicas = others
 	step("remap", t0, fmt.Sprintf("storage topology revision %d: primary %s", t.Revision, chosen.Name))
 
-	// 6. Re-point the other replicas; the unit takes changes once one
+	// 6. Re-point the other replicas; the services take changes once one
 	// acknowledges.
 	t0 = time.Now()
 	src, err := o.source(newPrimary)
@@ -270,12 +320,12 @@ func (a *Admin) Failover(ctx context.Context, id tradeunit.UnitID, o FailoverOpt
 	step("repoint", t0, fmt.Sprintf("%d replica(s) to %s", len(others)-len(repointErrs), chosen.Name))
 	t0 = time.Now()
 	if err := waitAcknowledged(ctx, newAdmin, o.AckTimeout); err != nil {
-		return res, fmt.Errorf("failover of unit %d: %s is the primary but %w (repoint errors: %v)", id, chosen.Name, err, errors.Join(repointErrs...))
+		return res, fmt.Errorf("failover of %s: %s is the primary but %w (repoint errors: %v)", what, chosen.Name, err, errors.Join(repointErrs...))
 	}
 	res.Took = time.Since(start)
-	step("acknowledged", t0, "a replica acknowledges: the unit takes changes")
+	step("acknowledged", t0, "a replica acknowledges: "+what+takes(group)+" changes")
 	if len(repointErrs) > 0 {
-		return res, fmt.Errorf("failover of unit %d done, but some replicas were not re-pointed: %w", id, errors.Join(repointErrs...))
+		return res, fmt.Errorf("failover of %s done, but some replicas were not re-pointed: %w", what, errors.Join(repointErrs...))
 	}
 	return res, nil
 }
@@ -376,69 +426,4 @@ func (o *FailoverOptions) source(d dsn.DSN) (replication.Source, error) {
 		pw, _ = o.passwords.Password(o.ReplUser, d.Addr)
 	}
 	return replication.Source{Host: host, Port: p, User: o.ReplUser, Password: pw}, nil
-}
-
-// Rejoin brings back the servers a failover fenced in unit id as replicas
-// of its primary (replication.Rejoin): each must run again, read-only, and
-// after a crash started as a replica (init_rpl_role=SLAVE), so that crash
-// recovery truncated the transactions it held unacknowledged. One that
-// still holds transactions the primary lacks (errant GTIDs) is refused: it
-// must be rebuilt from the primary first (its data replaced by a copy).
-// Each server that rejoins moves from the unit's fenced list to its
-// replicas, for eventual reads and failover. server selects one fenced
-// server by address (host:port); "" rejoins them all. Errors: PARAM_ERROR
-// for a unit without a primary or without such a fenced server; an error
-// wrapping replication.ErrErrantGTIDs for a server that must be rebuilt.
-func (a *Admin) Rejoin(ctx context.Context, id tradeunit.UnitID, server string, o FailoverOptions) (*routing.Topology, error) {
-	if err := o.validate(); err != nil {
-		return nil, err
-	}
-	o.passwords = a.Passwords
-	st, err := a.storageOf(id)
-	if err != nil {
-		return nil, err
-	}
-	if !st.HasPrimary() {
-		return nil, paramErrorf("unit %d has no primary to rejoin (failing over: run the failover again)", id)
-	}
-	var todo []dsn.DSN
-	for _, d := range st.Fenced {
-		if server == "" || d.Server() == server {
-			todo = append(todo, d)
-		}
-	}
-	if len(todo) == 0 {
-		return nil, paramErrorf("unit %d has no fenced server %s", id, server)
-	}
-	primaryAdmin, err := o.serverDSN(st.Primary)
-	if err != nil {
-		return nil, paramErrorf("unit %d: %v", id, err)
-	}
-	src, err := o.source(st.Primary)
-	if err != nil {
-		return nil, err
-	}
-	var t *routing.Topology
-	for _, d := range todo {
-		admin, err := o.serverDSN(d)
-		if err != nil {
-			return t, paramErrorf("unit %d: %v", id, err)
-		}
-		if err := replication.Rejoin(ctx, admin, primaryAdmin, src); err != nil {
-			return t, fmt.Errorf("rejoin %s to unit %d: %w", d.Server(), id, err)
-		}
-		t, err = a.updateStorage(ctx, fmt.Sprintf("rejoin %d: replica %s", id, d.Server()), func(t *routing.Topology) error {
-			u, ok := t.Unit(id)
-			if !ok || u.Primary != st.Primary || !slices.Contains(u.Fenced, d) {
-				return paramErrorf("unit %d: its storage changed meanwhile", id)
-			}
-			u.Fenced = slices.DeleteFunc(u.Fenced, func(f dsn.DSN) bool { return f == d })
-			u.Replicas = append(u.Replicas, d)
-			return nil
-		})
-		if err != nil {
-			return t, fmt.Errorf("rejoin %s to unit %d: it replicates, but the storage topology could not list it: %w", d.Server(), id, err)
-		}
-	}
-	return t, nil
 }

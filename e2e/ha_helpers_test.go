@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,9 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"tradeunit"
 	"tradeunit/admin"
@@ -42,6 +46,10 @@ type haOptions struct {
 	// otherwise it is an SQLite file.
 	shardOnSet    bool
 	shardReplicas int // service replicas of the shard (default 1)
+	// secondShard adds directory shard 2 on an SQLite file, one service,
+	// with half the buckets (shard 1 keeps the other half): a failure
+	// domain beside shard 1.
+	secondShard bool
 }
 
 // haCluster is a cluster of real processes whose last unit keeps its
@@ -60,7 +68,8 @@ type haCluster struct {
 	topology *routing.TopologyFile
 	admin    *admin.Admin
 	logic    []*cluster.Replica // the replicated unit's logic services
-	shard    []*cluster.Replica // the directory's one shard's services
+	shard    []*cluster.Replica // directory shard 1's services
+	shard2   []*cluster.Replica // shard 2's (secondShard)
 	api      *client
 	mchid    string
 	proxy    *proxyd.Main
@@ -146,27 +155,41 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 		shardStorage = routing.Storage{Primary: storageDSN(in[0], shardDB), Replicas: []dsn.DSN{storageDSN(in[1], shardDB), storageDSN(in[2], shardDB)}}
 	}
 	topology.SetShard(1, shardStorage)
+	shard2Storage := routing.Storage{Primary: dsn.MustParse("sqlite:" + filepath.Join(dir, "directory-2.db"))}
+	if o.secondShard {
+		topology.SetShard(2, shard2Storage)
+	}
 	if err := routing.WriteTopologyFile(routing.TopologyPath(c.path), topology); err != nil {
 		t.Fatal(err)
 	}
 	if err := routing.WriteFile(c.path, table); err != nil {
 		t.Fatal(err)
 	}
-	var shardAddrs []string
-	for i := 1; i <= o.shardReplicas; i++ {
-		cfg := directoryd.DefaultConfig()
-		cfg.Shard, cfg.Routes, cfg.Secrets = 1, c.path, c.set.SecretsPath()
-		cfg.Storage.CheckEvery, cfg.Reconcile.StaleAfter = 100*time.Millisecond, 4*time.Second
-		if !o.shardOnSet {
-			cfg.DB = shardStorage.Primary
+	startShard := func(id routing.ShardID, replicas int, db dsn.DSN) ([]*cluster.Replica, []string) {
+		var ps []*cluster.Replica
+		var addrs []string
+		for i := 1; i <= replicas; i++ {
+			cfg := directoryd.DefaultConfig()
+			cfg.Shard, cfg.Routes, cfg.Secrets, cfg.DB = id, c.path, c.set.SecretsPath(), db
+			cfg.Storage.CheckEvery, cfg.Reconcile.StaleAfter = 100*time.Millisecond, 4*time.Second
+			p := cluster.NewShardReplica(binary, dir, fmt.Sprintf("directory-%d-r%d", id, i), cfg)
+			if err := p.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+			c.cleanup = append(c.cleanup, func() { p.Stop() })
+			addrs = append(addrs, p.Addr())
 		}
-		p := cluster.NewShardReplica(binary, dir, fmt.Sprintf("directory-1-r%d", i), cfg)
-		if err := p.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		c.shard = append(c.shard, p)
-		c.cleanup = append(c.cleanup, func() { p.Stop() })
-		shardAddrs = append(shardAddrs, p.Addr())
+		return ps, addrs
+	}
+	var shardDSN dsn.DSN // none: the services follow the topology
+	if !o.shardOnSet {
+		shardDSN = shardStorage.Primary
+	}
+	var shardAddrs, shard2Addrs []string
+	c.shard, shardAddrs = startShard(1, o.shardReplicas, shardDSN)
+	if o.secondShard {
+		c.shard2, shard2Addrs = startShard(2, 1, shard2Storage.Primary)
 	}
 	var addrs []string
 	for i := 1; i <= o.logicReplicas; i++ {
@@ -184,7 +207,12 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	if _, err := routing.UpdateFile(c.path, func(t *routing.Table) error {
 		u, _ := t.Unit(c.unit)
 		u.LogicAddrs, u.Available, u.AcceptNew = addrs, true, true
-		t.Directory = routing.SplitBuckets([]routing.ShardID{1})
+		if o.secondShard {
+			t.Directory = routing.SplitBuckets([]routing.ShardID{1, 2})
+			t.Directory.Shards[1].LogicAddrs = shard2Addrs
+		} else {
+			t.Directory = routing.SplitBuckets([]routing.ShardID{1})
+		}
 		t.Directory.Shards[0].LogicAddrs = shardAddrs
 		return nil
 	}); err != nil {
@@ -218,7 +246,7 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 
 func (c *haCluster) close() {
 	if c.t.Failed() {
-		for _, p := range append(c.logic, c.shard...) {
+		for _, p := range slices.Concat(c.logic, c.shard, c.shard2) {
 			if data, err := os.ReadFile(p.LogPath()); err == nil {
 				c.t.Logf("%s log (tail):\n%s", p.Name, tail(string(data), 40))
 			}
@@ -237,8 +265,9 @@ func (c *haCluster) close() {
 	}
 }
 
-// waitServing waits until every logic service of the replicated unit
-// reports SERVING: its primary is open, writable and acknowledged.
+// waitServing waits until every logic service of the replicated unit,
+// and every service of the directory shards, reports SERVING: its primary
+// is open, writable and acknowledged.
 func (c *haCluster) waitServing(timeout time.Duration) {
 	c.t.Helper()
 	for _, p := range c.logic {
@@ -253,7 +282,44 @@ func (c *haCluster) waitServing(timeout time.Duration) {
 		})
 		rc.Close()
 	}
+	for _, p := range slices.Concat(c.shard, c.shard2) {
+		h := dialShardHealth(c.t, p.Addr())
+		waitFor(c.t, timeout, p.Name+" serving", func() bool { return h.serving() == nil })
+		h.close()
+	}
 }
+
+// shardHealth asks a directory shard service's gRPC health service about
+// the directory service.
+type shardHealth struct {
+	conn *grpc.ClientConn
+	h    healthpb.HealthClient
+}
+
+func dialShardHealth(t *testing.T, addr string) *shardHealth {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &shardHealth{conn: conn, h: healthpb.NewHealthClient(conn)}
+}
+
+// serving returns nil when the service reports SERVING, else why not.
+func (s *shardHealth) serving() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r, err := s.h.Check(ctx, &healthpb.HealthCheckRequest{Service: rpc.DirectoryServiceName})
+	if err != nil {
+		return err
+	}
+	if r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return errors.New(r.GetStatus().String())
+	}
+	return nil
+}
+
+func (s *shardHealth) close() { s.conn.Close() }
 
 // storage returns the replicated unit's storage in the topology now.
 func (c *haCluster) storage() routing.Storage {

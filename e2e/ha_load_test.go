@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +26,9 @@ type haOrder struct {
 // haEvent is one request of the load, as it ended.
 type haEvent struct {
 	start, end time.Time
-	op         string // create, pay, query, query-eventual
+	op         string // create, pay, query, query-eventual, lookup (by out_trade_no)
 	unit       tradeunit.UnitID
+	out        string // the out_trade_no of a create or a lookup
 	ok         bool
 	status     int
 	code       string
@@ -40,18 +42,33 @@ type haEvent struct {
 // log of every acknowledgement (each worker owns its orders, so the state
 // it expects is never ambiguous).
 type haLoad struct {
-	c    *haCluster
-	stop atomic.Bool
-	wg   sync.WaitGroup
+	c       *haCluster
+	lookups bool
+	stop    atomic.Bool
+	wg      sync.WaitGroup
 
 	mu     sync.Mutex
 	orders []*haOrder
 	events []haEvent
 	errs   []string
+	// unanswered are the out_trade_nos of creates answered with anything
+	// but an order (or nothing): a client repeats them.
+	unanswered []string
+}
+
+// haLoadOptions shape the load's mix.
+type haLoadOptions struct {
+	// lookups makes a tenth of the requests lookups by out_trade_no
+	// (through the merchant-key directory) instead of queries by number.
+	lookups bool
 }
 
 func startHALoad(c *haCluster, workers int) *haLoad {
-	l := &haLoad{c: c}
+	return startHALoadWith(c, workers, haLoadOptions{})
+}
+
+func startHALoadWith(c *haCluster, workers int, o haLoadOptions) *haLoad {
+	l := &haLoad{c: c, lookups: o.lookups}
 	for w := 0; w < workers; w++ {
 		l.wg.Add(1)
 		go func() {
@@ -86,6 +103,8 @@ func (l *haLoad) work(w int) {
 				}
 			}
 			l.pay(o)
+		case l.lookups && n < 80:
+			l.lookup(mine[rng.IntN(len(mine))])
 		default:
 			l.query(mine[rng.IntN(len(mine))], n >= 90)
 		}
@@ -108,11 +127,14 @@ func (l *haLoad) fail(format string, args ...any) {
 }
 
 func (l *haLoad) create(out string) *haOrder {
-	e := haEvent{start: time.Now(), op: "create"}
+	e := haEvent{start: time.Now(), op: "create", out: out}
 	r, err := l.c.api.try("POST", "/v3/orders", createBody(out, 100))
 	e.end = time.Now()
 	if err != nil {
 		l.fail("create %s: %v", out, err)
+		l.mu.Lock()
+		l.unanswered = append(l.unanswered, out)
+		l.mu.Unlock()
 		return nil
 	}
 	e.status, e.code, e.ok = r.status, r.code(), r.status == 200
@@ -120,9 +142,30 @@ func (l *haLoad) create(out string) *haOrder {
 	if e.ok {
 		e.unit = unitOf(r)
 		o = &haOrder{no: r.str("order_no"), out: out, unit: e.unit, state: tradeunit.StateNotPay, abandoned: abandonedOf(r)}
+	} else {
+		l.mu.Lock()
+		l.unanswered = append(l.unanswered, out)
+		l.mu.Unlock()
 	}
 	l.record(e)
 	return o
+}
+
+// lookup finds o by its out_trade_no: the directory's entry, then the
+// order on its unit.
+func (l *haLoad) lookup(o *haOrder) {
+	e := haEvent{start: time.Now(), op: "lookup", unit: o.unit, out: o.out}
+	r, err := l.c.api.try("GET", "/v3/orders/out-trade-no/"+o.out, nil)
+	e.end = time.Now()
+	if err != nil {
+		l.fail("lookup %s: %v", o.out, err)
+		return
+	}
+	e.status, e.code, e.ok = r.status, r.code(), r.status == 200
+	if e.ok && r.str("order_no") != o.no {
+		l.fail("lookup of %s: got order %s, acknowledged %s", o.out, r.str("order_no"), o.no)
+	}
+	l.record(e)
 }
 
 func (l *haLoad) pay(o *haOrder) {
@@ -168,6 +211,14 @@ func (l *haLoad) query(o *haOrder, eventual bool) {
 		}
 	}
 	l.record(e)
+}
+
+// since returns a copy of the events recorded from the i-th on, and how
+// many there are: a cursor for watching the load as it runs.
+func (l *haLoad) since(i int) ([]haEvent, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events[min(i, len(l.events)):]), len(l.events)
 }
 
 // halt stops the workers and returns every order the client was told of

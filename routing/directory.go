@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"tradeunit"
 )
@@ -182,4 +183,6 @@ func (d *Directory) clone() *Directory {
 type ShardStorage struct {
 	Shard ShardID `json:"shard"`
 	Storage
+	// LastFailover is when a failover last gave the shard a new primary.
+	LastFailover time.Time `json:"last_failover,omitzero"`
 }

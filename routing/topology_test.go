@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"tradeunit"
 	"tradeunit/dsn"
@@ -106,5 +107,55 @@ func TestTopologyRoundTripAndClone(t *testing.T) {
 	}
 	if u, _ := c.Unit(1); u.Primary != db(t, "8") {
 		t.Errorf("Set replaced unit 1 with %+v", u)
+	}
+}
+
+// TestTopologyEntries: a StorageRef reaches a unit's or a shard's entry
+// alike, to read it and to change it in place (LastFailover included), and
+// a shard's last failover survives a round trip.
+func TestTopologyEntries(t *testing.T) {
+	top := &Topology{Revision: 1, Units: []UnitStorage{{Unit: 2, Storage: Storage{Primary: db(t, "2")}}}}
+	top.SetShard(3, Storage{Primary: db(t, "3")})
+	top.SetShard(1, Storage{Primary: db(t, "1")})
+	top.Normalize()
+	if got, want := top.Refs(), []StorageRef{UnitRef(2), ShardRef(1), ShardRef(3)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Refs: got %v, want %v", got, want)
+	}
+	for _, tt := range []struct {
+		ref  StorageRef
+		want dsn.DSN
+		name string
+	}{{UnitRef(2), db(t, "2"), "unit 2"}, {ShardRef(3), db(t, "3"), "directory shard 3"}} {
+		s, ok := top.Entry(tt.ref)
+		if !ok || s.Primary != tt.want || tt.ref.String() != tt.name {
+			t.Errorf("Entry(%s): got %+v, %v, want primary %v", tt.ref, s, ok, tt.want)
+		}
+	}
+	for _, r := range []StorageRef{UnitRef(1), ShardRef(2), {Kind: "cache", ID: 2}} {
+		if s, ok := top.Entry(r); ok {
+			t.Errorf("Entry(%s): got %+v, want none", r, s)
+		}
+	}
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	c := top.Clone()
+	s, _ := c.Entry(ShardRef(3))
+	s.Primary = db(t, "9")
+	c.SetLastFailover(ShardRef(3), at)
+	c.SetLastFailover(UnitRef(2), at)
+	if sh, _ := top.Shard(3); sh.Primary != db(t, "3") || !sh.LastFailover.IsZero() {
+		t.Errorf("changing the clone changed the original: %+v", sh)
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseTopology(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, _ := back.Shard(3)
+	u, _ := back.Unit(2)
+	if sh.Primary != db(t, "9") || !sh.LastFailover.Equal(at) || !u.LastFailover.Equal(at) {
+		t.Errorf("round trip of a changed entry: got shard %+v, unit %+v", sh, u)
 	}
 }

@@ -10,25 +10,29 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"tradeunit"
 	"tradeunit/admin"
+	"tradeunit/daemon"
+	"tradeunit/dsn"
 	"tradeunit/replication"
+	"tradeunit/routing"
 )
 
-// The admin commands of a unit's replicated storage: fail over to a
-// replica, and bring a fenced old primary back as a replica. The passwords
-// of the administrative and replication users come from the secrets file
-// or the environment (--secrets), never from flags.
+// The admin commands of a replicated storage, a unit's or a directory
+// shard's: fail over to a replica, and bring a fenced old primary back as a
+// replica. The passwords of the administrative and replication users come
+// from the secrets file or the environment (--secrets), never from flags.
 var (
 	failoverCmd = &command{
 		name:  "failover",
-		usage: "--unit N [--admin-user root] [--repl-user repl] [--secrets FILE] [--max-backlog 0] [--apply-timeout 30s]",
-		short: "promote the unit's most up-to-date replica: fence the old primary, unmap it, promote, remap, re-point the replicas",
+		usage: "--unit N | --shard N [--admin-user root] [--repl-user repl] [--secrets FILE] [--max-backlog 0] [--apply-timeout 30s] [--json]",
+		short: "promote the most up-to-date replica of a unit's (or directory shard's) storage: fence the old primary, unmap it, promote, remap, re-point the replicas",
 		run:   runFailover,
 	}
 	rejoinCmd = &command{
 		name:  "rejoin",
-		usage: "--unit N [--server HOST:PORT] [--admin-user root] [--repl-user repl] [--secrets FILE]",
-		short: "make a fenced old primary (restarted read-only) a replica of the unit's primary again, unless it holds errant transactions",
+		usage: "--unit N | --shard N [--server HOST:PORT] [--admin-user root] [--repl-user repl] [--secrets FILE] [--json]",
+		short: "make a fenced old primary (restarted read-only) a replica of the unit's (or directory shard's) primary again, unless it holds errant transactions",
 		run:   runRejoin,
 	}
 )
@@ -37,28 +41,63 @@ var (
 // the storage topology names only the application user.
 func replicationFlags(fs *flag.FlagSet) *admin.FailoverOptions {
 	o := admin.DefaultFailoverOptions()
-	fs.StringVar(&o.AdminUser, "admin-user", o.AdminUser, "administrative user of the unit's MariaDB servers (fences, promotes, re-points); its password from --secrets")
+	fs.StringVar(&o.AdminUser, "admin-user", o.AdminUser, "administrative user of the MariaDB servers (fences, promotes, re-points); its password from --secrets")
 	fs.StringVar(&o.ReplUser, "repl-user", o.ReplUser, "replication user the replicas connect to the new primary as; its password from --secrets")
 	return &o
 }
 
+// storageFlags add --unit and --shard: the storage entry a command acts
+// on. The returned function, called once the flags are parsed, names it.
+func storageFlags(fs *flag.FlagSet) func() (routing.StorageRef, error) {
+	var unit, shard tradeunit.UnitID
+	daemon.UnitVar(fs, &unit, "unit", "the unit whose storage it is")
+	daemon.UnitVar(fs, &shard, "shard", "the directory shard whose storage it is (instead of --unit)")
+	return func() (routing.StorageRef, error) {
+		switch {
+		case unit != 0 && shard != 0, unit == 0 && shard == 0:
+			return routing.StorageRef{}, errors.New("name one storage: --unit N or --shard N")
+		case shard != 0:
+			return routing.ShardRef(routing.ShardID(shard)), nil
+		}
+		return routing.UnitRef(unit), nil
+	}
+}
+
+// flagOf is the flag that names ref: "--unit 3", "--shard 1".
+func flagOf(ref routing.StorageRef) string { return fmt.Sprintf("--%s %d", ref.Kind, ref.ID) }
+
 func runFailover(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
-	id := unitFlag(fs)
+	target := storageFlags(fs)
 	o := replicationFlags(fs)
 	fs.Uint64Var(&o.MaxBacklog, "max-backlog", o.MaxBacklog, "refuse a replica with more than this many transactions received but not applied (0: no bound)")
 	fs.DurationVar(&o.ApplyTimeout, "apply-timeout", o.ApplyTimeout, "how long the chosen replica may take to apply what it received")
 	fs.BoolVar(&o.AllowUnreachable, "allow-unreachable-replica", o.AllowUnreachable,
 		"promote even if a replica cannot be read (it may hold acknowledged orders the others lack: only if it is lost for good)")
+	asJSON := fs.Bool("json", false, "print the result as JSON (its steps included) instead of each step as it goes")
 	return adminRead(ctx, e, fs, args, func(a *admin.Admin) error {
-		o.Progress = func(s admin.FailoverStep) {
-			fmt.Fprintf(e.stdout, "%-15s %9v  %s\n", s.Name, s.Took.Round(100*time.Microsecond), s.Detail)
+		ref, err := target()
+		if err != nil {
+			return err
 		}
-		res, err := a.Failover(ctx, *id, *o)
+		if !*asJSON {
+			o.Progress = func(s admin.FailoverStep) {
+				fmt.Fprintf(e.stdout, "%-15s %9v  %s\n", s.Name, s.Took.Round(100*time.Microsecond), s.Detail)
+			}
+		}
+		res, err := a.FailoverStorage(ctx, ref, *o)
+		if *asJSON && res != nil {
+			if perr := printJSON(e.stdout, failoverJSON(res, err)); perr != nil {
+				return perr
+			}
+		}
 		if err != nil {
 			if errors.Is(err, replication.ErrNoSafeReplica) {
 				return fmt.Errorf("%w\n(start the replicas, or with one lost for good, --allow-unreachable-replica)", err)
 			}
 			return err
+		}
+		if *asJSON {
+			return nil
 		}
 		old := "none"
 		if res.OldPrimary.Scheme != "" {
@@ -67,26 +106,77 @@ func runFailover(ctx context.Context, e *env, fs *flag.FlagSet, args []string) e
 				old += " (unreachable: assumed dead; its replicas stopped receiving from it)"
 			}
 		}
-		fmt.Fprintf(e.stdout, "unit %d failed over in %v: primary %s (was %s)\n", res.Unit, res.Took.Round(time.Millisecond), res.NewPrimary, old)
-		fmt.Fprintf(e.stdout, "storage topology revision %d; the old primary is listed as fenced: restart it read-only, then tradeunit admin rejoin --unit %d\n",
-			res.Revision, res.Unit)
+		fmt.Fprintf(e.stdout, "%s failed over in %v: primary %s (was %s)\n", res.Target, res.Took.Round(time.Millisecond), res.NewPrimary, old)
+		for _, r := range res.Colocated {
+			fmt.Fprintf(e.stdout, "%s, on the same servers, failed over with it\n", r)
+		}
+		fmt.Fprintf(e.stdout, "storage topology revision %d; the old primary is listed as fenced: restart it read-only, then tradeunit admin rejoin %s\n",
+			res.Revision, flagOf(res.Target))
 		return nil
 	})
 }
 
+// failoverResultJSON is a failover's result as --json prints it.
+type failoverResultJSON struct {
+	Target     routing.StorageRef   `json:"target"`
+	Colocated  []routing.StorageRef `json:"colocated,omitempty"`
+	OldPrimary dsn.DSN              `json:"old_primary,omitzero"`
+	OldFenced  bool                 `json:"old_fenced"`
+	NewPrimary dsn.DSN              `json:"new_primary,omitzero"`
+	Replicas   []dsn.DSN            `json:"replicas,omitempty"`
+	Revision   int64                `json:"revision,omitempty"`
+	RemappedMS float64              `json:"remapped_ms,omitempty"`
+	TookMS     float64              `json:"took_ms,omitempty"`
+	Steps      []failoverStepJSON   `json:"steps"`
+	Error      string               `json:"error,omitempty"` // the failover stopped: the steps say where
+}
+
+type failoverStepJSON struct {
+	Name   string  `json:"name"`
+	TookMS float64 `json:"took_ms"`
+	Detail string  `json:"detail"`
+}
+
+func failoverJSON(r *admin.FailoverResult, err error) failoverResultJSON {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	out := failoverResultJSON{Target: r.Target, Colocated: r.Colocated, OldPrimary: r.OldPrimary, OldFenced: r.OldFenced,
+		NewPrimary: r.NewPrimary, Replicas: r.Replicas, Revision: r.Revision, RemappedMS: ms(r.Remapped), TookMS: ms(r.Took),
+		Steps: []failoverStepJSON{}}
+	for _, s := range r.Steps {
+		out.Steps = append(out.Steps, failoverStepJSON{Name: s.Name, TookMS: ms(s.Took), Detail: s.Detail})
+	}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
+}
+
 func runRejoin(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
-	id := unitFlag(fs)
-	server := fs.String("server", "", "the fenced server to rejoin, HOST:PORT (default: every fenced server of the unit)")
+	target := storageFlags(fs)
+	server := fs.String("server", "", "the fenced server to rejoin, HOST:PORT (default: every fenced server of the storage)")
 	o := replicationFlags(fs)
+	asJSON := fs.Bool("json", false, "print the storage's entry in the topology afterwards as JSON")
 	return adminRead(ctx, e, fs, args, func(a *admin.Admin) error {
-		t, err := a.Rejoin(ctx, *id, *server, *o)
+		ref, err := target()
+		if err != nil {
+			return err
+		}
+		t, err := a.RejoinStorage(ctx, ref, *server, *o)
 		if err != nil {
 			if errors.Is(err, replication.ErrErrantGTIDs) {
 				return fmt.Errorf("%w\n(it holds transactions no other server has: rebuild it from the primary, then rejoin)", err)
 			}
 			return err
 		}
-		fmt.Fprintf(e.stdout, "unit %d: fenced server(s) rejoined as replicas; storage topology revision %d\n", *id, t.Revision)
+		if *asJSON {
+			st, _ := t.Entry(ref)
+			return printJSON(e.stdout, struct {
+				Target   routing.StorageRef `json:"target"`
+				Revision int64              `json:"revision"`
+				*routing.Storage
+			}{ref, t.Revision, st})
+		}
+		fmt.Fprintf(e.stdout, "%s: fenced server(s) rejoined as replicas; storage topology revision %d\n", ref, t.Revision)
 		return nil
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/routing"
 )
 
@@ -70,5 +71,56 @@ func TestAdminTrafficCommands(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".history"); err != nil {
 		t.Fatalf("no history of the changes: %v", err)
+	}
+}
+
+// TestAdminFailoverCommands: failover and rejoin name one storage, a
+// unit's (--unit) or a directory shard's (--shard), and every refusal says
+// which and why, with nothing changed. (Failovers that go through run
+// against real MariaDB servers in package e2e, through this command.)
+func TestAdminFailoverCommands(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "routes.json")
+	tbl := &routing.Table{Revision: 1, Units: []routing.Unit{{ID: 1, LogicAddrs: []string{"127.0.0.1:9001"}, Available: true, AcceptNew: true}}}
+	if err := routing.WriteFile(path, tbl); err != nil {
+		t.Fatal(err)
+	}
+	top := &routing.Topology{Revision: 1}
+	top.Set(1, routing.Storage{Primary: dsn.MustParse("sqlite:" + filepath.Join(dir, "unit-1.db"))})
+	top.SetShard(1, routing.Storage{Primary: dsn.MustParse("sqlite:" + filepath.Join(dir, "directory-1.db"))})
+	// Nothing listens on port 1: every server of shard 2 is unreachable.
+	top.SetShard(2, routing.Storage{Primary: dsn.MustParse("mysql:u@tcp(127.0.0.1:1)/tradeunit_d2"),
+		Replicas: []dsn.DSN{dsn.MustParse("mysql:u@tcp(127.0.0.2:1)/tradeunit_d2")}})
+	if err := routing.WriteTopologyFile(routing.TopologyPath(path), top); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"failover", "--shard", "1"}, "directory shard 1 has no replica to promote"},
+		{[]string{"failover", "--unit", "1"}, "unit 1 has no replica to promote"},
+		{[]string{"failover", "--shard", "9", "--json"}, "directory shard 9 has no storage in the storage topology"},
+		{[]string{"failover"}, "name one storage: --unit N or --shard N"},
+		{[]string{"failover", "--unit", "1", "--shard", "1"}, "name one storage: --unit N or --shard N"},
+		{[]string{"failover", "--shard", "2"}, "failover of directory shard 2 refused, nothing changed"},
+		{[]string{"failover", "--shard", "2"}, "--allow-unreachable-replica"},
+		{[]string{"rejoin", "--shard", "1"}, "directory shard 1 has no fenced server"},
+		{[]string{"rejoin", "--shard", "2", "--server", "127.0.0.1:1"}, "directory shard 2 has no fenced server 127.0.0.1:1"},
+		{[]string{"rejoin"}, "name one storage: --unit N or --shard N"},
+	}
+	for _, st := range steps {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"admin", st.args[0], "--routes", path}, st.args[1:]...), &out, &errOut)
+		if got := out.String() + errOut.String(); code == 0 || !strings.Contains(got, st.want) {
+			t.Errorf("tradeunit admin %s: exit %d, output:\n%s\nwant an error saying %q", strings.Join(st.args, " "), code, got, st.want)
+		}
+	}
+	data, err := os.ReadFile(routing.TopologyPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after, err := routing.ParseTopology(data); err != nil || after.Revision != 1 {
+		t.Errorf("storage topology after the refusals: revision %v (%v), want 1 (unchanged)", after, err)
 	}
 }
