@@ -193,7 +193,8 @@ func TestStorage(t *testing.T) {
 // TestShard: a directory shard over a replicated set: entries are written
 // and read on the primary; on a fenced primary a committed entry is still
 // read (it never changes), an absent or pending one is not trusted, and
-// nothing is written.
+// nothing is written; with the primary gone, a replica serves committed
+// entries only.
 func TestShard(t *testing.T) {
 	set := startSet(t)
 	const db = "tradeunit_d1"
@@ -251,5 +252,20 @@ func TestShard(t *testing.T) {
 	eventually(t, 5*time.Second, "shard serving again", func() bool { ok, _ := h.get(); return ok })
 	if _, err := shard.Entry(ctx, key("absent-1")); !tradeunit.IsCode(err, tradeunit.CodeNotFound) {
 		t.Errorf("absent entry: %v, want RESOURCE_NOT_EXISTS", err)
+	}
+
+	// The primary gone: a committed entry is still read, from a replica;
+	// one a replica holds pending, or not at all, cannot be told.
+	if err := set.Instances[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a committed entry read from a replica", func() bool {
+		e, err := shard.Entry(ctx, key("committed-1"))
+		return err == nil && e.State == tradeunit.EntryCommitted
+	})
+	for _, v := range []string{"pending-1", "absent-1"} {
+		if _, err := shard.Entry(ctx, key(v)); !tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable) {
+			t.Errorf("%s without a primary: %v, want UNIT_UNAVAILABLE", v, err)
+		}
 	}
 }

@@ -8,9 +8,12 @@ import (
 )
 
 // Shard is a directory shard's replicated storage: tradeunit.DirectoryStore
-// over the dirstore of the shard's primary of the moment. Its replicas are
-// not read: every decision about a key is made from its entry, which must
-// be current; they are failover candidates.
+// over the dirstore of the shard's primary of the moment. Every decision
+// about a key is made from its entry, which must be current: writes and the
+// reads that find no committed entry go to the primary. A committed entry
+// never changes, so while the primary cannot be read a replica's committed
+// entry is still the answer: lookups of existing orders outlive the
+// primary.
 type Shard struct {
 	*Storage[*dirstore.Store]
 }
@@ -21,28 +24,40 @@ var _ tradeunit.DirectoryStore = (*Shard)(nil)
 // shard 2"; see Open).
 func OpenShard(cfg Config, name string, deps Deps) (*Shard, error) {
 	deps.Name = name
-	s, err := Open(cfg, deps, Opener[*dirstore.Store]{Primary: dirstore.Open})
+	s, err := Open(cfg, deps, Opener[*dirstore.Store]{Primary: dirstore.Open, Replica: dirstore.OpenReadOnly})
 	if err != nil {
 		return nil, err
 	}
 	return &Shard{s}, nil
 }
 
-// Entry implements tradeunit.DirectoryStore. A committed entry never
-// changes, so a MariaDB primary's answer is taken as it is; one that finds
-// the entry absent or pending is confirmed (see confirm): a fenced primary
-// may have missed the change that a new one holds.
+// Entry implements tradeunit.DirectoryStore. A MariaDB primary's answer
+// that finds the entry absent or pending is confirmed (see confirm): a
+// fenced primary may have missed the change that a new one holds. A
+// replica's answer counts only if it is a committed entry.
 func (sh *Shard) Entry(ctx context.Context, key tradeunit.MerchantKey) (*tradeunit.DirectoryEntry, error) {
 	reads, err := sh.Readers(tradeunit.RealTime)
 	if err != nil {
 		return nil, err
 	}
-	r := reads[0] // the primary: no replica is read
-	e, err := r.Store.Entry(ctx, key)
-	if r.Confirm && (err != nil || e.State != tradeunit.EntryCommitted) {
-		err = confirm(ctx, r.Store, err)
+	for _, r := range reads {
+		e, err := r.Store.Entry(ctx, key)
+		committed := err == nil && e.State == tradeunit.EntryCommitted
+		switch {
+		case r.Info.Source == tradeunit.FromReplica:
+			if committed {
+				return e, nil
+			}
+		case r.Confirm && !committed:
+			if err = confirm(ctx, r.Store, err); !tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable) {
+				return e, err
+			}
+		case !tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable):
+			return e, err
+		}
 	}
-	return e, err
+	return nil, &tradeunit.Error{Code: tradeunit.CodeUnitUnavailable, Op: "replicated.Shard.Entry",
+		Message: sh.deps.Name + " cannot tell whether the key has an entry now (its primary cannot be read); retry later"}
 }
 
 // Put implements tradeunit.DirectoryStore on the primary; while it cannot
