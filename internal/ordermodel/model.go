@@ -225,16 +225,31 @@ func (s State) matches(o Order) (bool, State) {
 }
 
 // Partition splits a history by key: a history is linearizable if and only
-// if each key's history is.
+// if each key's history is. It also leaves out every call without an answer
+// that an earlier such call of the same input subsumes: its effect, applied
+// if legal, is idempotent and no call undoes it, so whenever the later one
+// could have taken effect the earlier one could have too (and a retried
+// call without an answer, as clients do in an outage, would otherwise make
+// the check exponential in the retries).
 func Partition(history []porcupine.Operation) [][]porcupine.Operation {
+	first := map[Input]int{} // the earliest call without an answer, by input
+	for i, op := range history {
+		in := op.Input.(Input)
+		if j, ok := first[in]; op.Output.(Output).Unknown && (!ok || op.Call < history[j].Call) {
+			first[in] = i
+		}
+	}
 	var keys []Key
 	byKey := map[Key][]porcupine.Operation{}
-	for _, op := range history {
-		k := op.Input.(Input).Key
-		if _, ok := byKey[k]; !ok {
-			keys = append(keys, k)
+	for i, op := range history {
+		in := op.Input.(Input)
+		if op.Output.(Output).Unknown && first[in] != i {
+			continue
 		}
-		byKey[k] = append(byKey[k], op)
+		if _, ok := byKey[in.Key]; !ok {
+			keys = append(keys, in.Key)
+		}
+		byKey[in.Key] = append(byKey[in.Key], op)
 	}
 	out := make([][]porcupine.Operation, 0, len(keys))
 	for _, k := range keys {

@@ -2,6 +2,7 @@ package ordermodel
 
 import (
 	"testing"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 
@@ -172,6 +173,36 @@ func TestModel(t *testing.T) {
 		})
 	}
 }
+
+// TestRetriesWithoutAnswer: a client retrying a create through an outage
+// makes many calls without an answer; Partition keeps the earliest of each
+// input, which decides the same, and the check stays fast.
+func TestRetriesWithoutAnswer(t *testing.T) {
+	var retries []call
+	for i := range int64(40) {
+		retries = append(retries, call{int(i % 4), 10 * i, Never, create(cake), unknown},
+			call{int(i % 4), 10*i + 1, Never, pay(no1, "p1"), unknown})
+	}
+	legal := ops(append([]call{{5, 0, 5, create(tea), notpayOf(no1, tea)}}, retries...)...)
+	illegal := ops(append(retries,
+		call{5, 500, 510, create(tea), fails(tradeunit.CodeOutTradeNoUsed)},
+		call{5, 520, 530, lookup(), fails(tradeunit.CodeNotFound)})...)
+	for _, tc := range []struct {
+		name    string
+		history []porcupine.Operation
+		want    porcupine.CheckResult
+	}{{"legal", legal, porcupine.Ok}, {"illegal", illegal, porcupine.Illegal}} {
+		parts := Partition(tc.history)
+		if len(parts) != 1 || len(parts[0]) != len(tc.history)-78 {
+			t.Fatalf("%s: partitions %d, %d calls: want 1 of %d", tc.name, len(parts), len(parts[0]), len(tc.history)-78)
+		}
+		if got := porcupine.CheckOperationsTimeout(Model(), tc.history, 10*time.Second); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func notpayOf(no string, b Body) Output { return order(no, b, tradeunit.StateNotPay, "") }
 
 // TestVisualize writes the visualization of an illegal history: what the
 // end-to-end check writes when it fails.
