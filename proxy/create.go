@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"tradeunit"
@@ -33,10 +34,12 @@ import (
 //     (SupersedeAttempt): the order it made is committed, or the attempt is
 //     refused for good and the entry moves on.
 //
-// A committed entry of another body is OUT_TRADE_NO_USED; so is a pending
-// one that is not stale. A shard that cannot be reached is UNIT_UNAVAILABLE:
-// nothing is created without a reservation. It returns how many units it
-// called.
+// A committed entry of another body is OUT_TRADE_NO_USED. A pending one of
+// another body that is not stale is UNIT_UNAVAILABLE (retry): until its
+// create commits, the key has no order (a lookup says 404) and may never
+// get that one, so a refusal could be contradicted. A shard that cannot be
+// reached is UNIT_UNAVAILABLE: nothing is created without a reservation. It
+// returns how many units it called.
 func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (_ *tradeunit.Order, attempts int, _ error) {
 	r.Normalize()
 	if err := r.Validate(); err != nil {
@@ -85,7 +88,7 @@ func (c *creation) run(ctx context.Context) (*tradeunit.Order, error) {
 			}
 			return c.fetch(ctx, e)
 		case e.Fingerprint != c.fp && !c.p.stale(e):
-			return nil, usedErr(c.r.OutTradeNo)
+			return nil, inProgressErr(c.r.OutTradeNo)
 		case c.p.stale(e):
 			e, err = c.settle(ctx, e)
 		default:
@@ -241,6 +244,11 @@ func (c *creation) fetch(ctx context.Context, e *tradeunit.DirectoryEntry) (*tra
 	return callOrder(ctx, c.p, e.RecordNo, "get", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
 		return svc.Order(ctx, c.key.Mchid, e.RecordNo)
 	})
+}
+
+func inProgressErr(outTradeNo string) error {
+	return tradeunit.Unavailable("proxy.createOrder", fmt.Sprintf(
+		"another create of out_trade_no %s, with a different description or amount, is in progress; retry later", outTradeNo), nil)
 }
 
 func usedErr(outTradeNo string) error {

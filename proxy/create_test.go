@@ -234,7 +234,8 @@ func TestCreateOrderIsOncePerKey(t *testing.T) {
 
 // TestConcurrentCreatesMakeOneOrder: identical creates at once, through
 // two proxies, all answer the same order; a different body at once is
-// refused, never a second order.
+// refused, or told to retry while the other holds the key, never a second
+// order.
 func TestConcurrentCreatesMakeOneOrder(t *testing.T) {
 	p := newRetryProxy(t, 4, 3, time.Second)
 	table := p.routes.Current()
@@ -247,6 +248,7 @@ func TestConcurrentCreatesMakeOneOrder(t *testing.T) {
 		mu     sync.Mutex
 		orders = map[string]int{}
 		used   int
+		busy   int // told to retry: another body's create held the key
 	)
 	var wg sync.WaitGroup
 	for i := 0; i < 40; i++ {
@@ -268,6 +270,8 @@ func TestConcurrentCreatesMakeOneOrder(t *testing.T) {
 				orders[o.OrderNo]++
 			case tradeunit.IsCode(err, tradeunit.CodeOutTradeNoUsed):
 				used++
+			case tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable):
+				busy++
 			default:
 				t.Errorf("create: %v", err)
 			}
@@ -278,8 +282,8 @@ func TestConcurrentCreatesMakeOneOrder(t *testing.T) {
 		t.Fatalf("orders answered: %v, want one", orders)
 	}
 	for no, n := range orders {
-		if n+used != 40 {
-			t.Errorf("%d answered %s, %d refused: want 40 in all", n, no, used)
+		if n+used+busy != 40 {
+			t.Errorf("%d answered %s, %d refused, %d told to retry: want 40 in all", n, no, used, busy)
 		}
 	}
 	made := 0
@@ -375,5 +379,41 @@ func TestCreateOrderStopsForACancelledCaller(t *testing.T) {
 		if u.calls != 0 {
 			t.Errorf("unit at rank %d called %d times after the caller gave up", i+1, u.calls)
 		}
+	}
+}
+
+// TestCreateOfAnotherBodyWhilePending: while a create holds the key's
+// pending entry, a create of another body is told to retry, not
+// OUT_TRADE_NO_USED: a lookup says 404 until the first commits, and the
+// first may yet make nothing, so a refusal could be contradicted (found by
+// e2e TestLinearizable). Once the first has committed, it is refused.
+func TestCreateOfAnotherBodyWhilePending(t *testing.T) {
+	p := newRetryProxy(t, 3, 3, time.Second)
+	first := p.ranked[0]
+	reached, release := make(chan struct{}), make(chan struct{})
+	first.create = func(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
+		close(reached)
+		<-release
+		return first.make(r)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := p.createOrder(context.Background(), createRequest(1))
+		done <- err
+	}()
+	<-reached
+	_, tries, err := p.createOrder(context.Background(), createRequest(2))
+	if !tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable) || tries != 0 {
+		t.Fatalf("another body while the first is pending: got %v after %d creates, want UNIT_UNAVAILABLE and no create", err, tries)
+	}
+	if _, err := p.orderByOutTradeNo(context.Background(), "1900000001", "retry-0001"); !tradeunit.IsCode(err, tradeunit.CodeNotFound) {
+		t.Fatalf("lookup while pending: got %v, want RESOURCE_NOT_EXISTS", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.createOrder(context.Background(), createRequest(2)); !tradeunit.IsCode(err, tradeunit.CodeOutTradeNoUsed) {
+		t.Fatalf("another body once the first committed: got %v, want OUT_TRADE_NO_USED", err)
 	}
 }
