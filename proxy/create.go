@@ -148,6 +148,8 @@ func (c *creation) create(ctx context.Context, e *tradeunit.DirectoryEntry) (*tr
 		return c.commit(ctx, e, o)
 	case code == tradeunit.CodeAttemptSuperseded:
 		return c.p.entry(ctx, c.key) // another create settled it: follow the entry
+	case code == tradeunit.CodeOutTradeNoUsed:
+		return c.used(ctx, e, err)
 	case code != tradeunit.CodeUnitUnavailable && code != tradeunit.CodeInternal:
 		return nil, err // the unit's definite answer: a caller's mistake or a conflict
 	}
@@ -177,6 +179,29 @@ func (c *creation) settle(ctx context.Context, e *tradeunit.DirectoryEntry) (*tr
 	default:
 		return nil, err
 	}
+}
+
+// used handles a unit's OUT_TRADE_NO_USED for the pending entry e: the
+// unit holds an order of the key with another body (an abandoned
+// attempt's), which is the key's one order. The entry is committed to it
+// before the create is told so, or a later create could still make an order
+// of this body elsewhere; while the unit cannot say which order it holds,
+// the create is told to retry.
+func (c *creation) used(ctx context.Context, e *tradeunit.DirectoryEntry, used error) (*tradeunit.DirectoryEntry, error) {
+	u, ok := c.p.routes.Current().Unit(e.Attempt.Unit)
+	if !ok {
+		return nil, tradeunit.Unavailable("proxy.createOrder", "the unit holding this out_trade_no left the routing table; retry later", used)
+	}
+	o, _, err := callUnit(ctx, c.p, u, "supersede", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+		return svc.SupersedeAttempt(ctx, c.key.Mchid, c.key.Value, e.Attempt.ID)
+	})
+	switch {
+	case err == nil:
+		return c.commit(ctx, e, o)
+	case tradeunit.IsCode(err, tradeunit.CodeNotFound):
+		return nil, used // no order after all, and this attempt can make none
+	}
+	return nil, err
 }
 
 // commit commits the entry to o, an order of the entry's unit for its key,

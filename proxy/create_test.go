@@ -417,3 +417,39 @@ func TestCreateOfAnotherBodyWhilePending(t *testing.T) {
 		t.Fatalf("another body once the first committed: got %v, want OUT_TRADE_NO_USED", err)
 	}
 }
+
+// TestCreateMeetingAnOrphanOfAnotherBody: a unit that answers "used" for a
+// pending entry holds the key's order (of another body, left by an
+// abandoned attempt): the entry is committed to it before the create is
+// told "used", so that no later create makes an order of this body.
+func TestCreateMeetingAnOrphanOfAnotherBody(t *testing.T) {
+	p := newRetryProxy(t, 3, 3, time.Second)
+	first := p.ranked[0]
+	orphan, err := first.make(createRequest(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As a real unit does: one order per key, another body is refused.
+	first.create = func(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
+		if o, _ := first.make(r); o.Amount != r.Amount {
+			return nil, tradeunit.Errorf(tradeunit.CodeOutTradeNoUsed, "used")
+		}
+		return first.make(r)
+	}
+	if _, _, err := p.createOrder(context.Background(), createRequest(2)); !tradeunit.IsCode(err, tradeunit.CodeOutTradeNoUsed) {
+		t.Fatalf("create of another body: got %v, want OUT_TRADE_NO_USED", err)
+	}
+	if e := p.dialer.shard.get(retryKey); e == nil || e.State != tradeunit.EntryCommitted || e.RecordNo != orphan.OrderNo {
+		t.Fatalf("entry %+v: want committed to the unit's order %s", e, orphan.OrderNo)
+	}
+	// The first unit down now: the key's order is still that one.
+	first.set(func(u *fakeUnit) { u.create = noAnswer })
+	if _, _, err := p.createOrder(context.Background(), createRequest(2)); !tradeunit.IsCode(err, tradeunit.CodeOutTradeNoUsed) {
+		t.Fatalf("another body again: got %v, want OUT_TRADE_NO_USED", err)
+	}
+	for _, u := range p.ranked[1:] {
+		if u.calls != 0 {
+			t.Fatalf("unit %d was asked to create: the key has its order", u.id)
+		}
+	}
+}
