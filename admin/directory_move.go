@@ -492,9 +492,10 @@ func (m *mover) unfreeze(ctx context.Context, id routing.ShardID) error {
 
 // Abort ends a move of the range r to shard to that stopped before its
 // switch: it unfreezes r on the shard that holds it and deletes the copies
-// on to. Errors: PARAM_ERROR when to holds r (the move is done).
-func (a *Admin) Abort(ctx context.Context, r routing.BucketRange, to routing.ShardID) (*MoveResult, error) {
-	m := &mover{a: a, o: DefaultMoveOptions(), r: r, res: &MoveResult{Buckets: r, To: to}, start: time.Now()}
+// on to. Of o, only Progress is used. Errors: PARAM_ERROR when to holds r
+// (the move is done).
+func (a *Admin) Abort(ctx context.Context, r routing.BucketRange, to routing.ShardID, o MoveOptions) (*MoveResult, error) {
+	m := &mover{a: a, o: o, r: r, res: &MoveResult{Buckets: r, To: to}, start: time.Now()}
 	defer func() { m.res.TookMS = ms(time.Since(m.start)) }()
 	holder, err := a.holder(r)
 	if err != nil {

@@ -359,7 +359,7 @@ func TestAbortUnfreezesAndDropsTheCopies(t *testing.T) {
 	if err := w.shards[2].Import(ctx, inside[:5]); err != nil {
 		t.Fatal(err)
 	}
-	res, err := w.a.Abort(ctx, moveRange, 2)
+	res, err := w.a.Abort(ctx, moveRange, 2, moveOptions())
 	if err != nil || res.Deleted != 5 {
 		t.Fatalf("Abort: %+v, %v; want 5 copies deleted", res, err)
 	}
@@ -370,7 +370,7 @@ func TestAbortUnfreezesAndDropsTheCopies(t *testing.T) {
 	if _, err := w.a.Move(ctx, moveRange, 2, moveOptions()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.a.Abort(ctx, moveRange, 2); !tradeunit.IsCode(err, tradeunit.CodeParamError) || !strings.Contains(err.Error(), "done") {
+	if _, err := w.a.Abort(ctx, moveRange, 2, moveOptions()); !tradeunit.IsCode(err, tradeunit.CodeParamError) || !strings.Contains(err.Error(), "done") {
 		t.Fatalf("abort of a finished move: %v, want PARAM_ERROR saying it is done", err)
 	}
 }
