@@ -182,9 +182,9 @@ func (r *BackfillResult) Totals() (orders, refunds RecordCounts) {
 
 // BackfillProblem is a record that the backfill could not register.
 type BackfillProblem struct {
-	Kind string `json:"kind"` // conflict, deferred, invalid, unverified
-	Key  string `json:"key"`  // "order 1900000001/abc-1"
-	Unit tradeunit.UnitID
+	Kind string           `json:"kind"` // conflict, deferred, invalid, unverified
+	Key  string           `json:"key"`  // "order 1900000001/abc-1"
+	Unit tradeunit.UnitID `json:"unit"`
 	// RecordNo is the unit's record: its order number (a refund's order).
 	RecordNo string `json:"record_no"`
 	// EntryRecordNo is the record the key's entry names (a conflict).
@@ -338,6 +338,8 @@ func (b *backfill) route(key tradeunit.MerchantKey) (*routing.DirectoryShard, st
 		return nil, "", fmt.Errorf("no directory shard holds bucket %d", key.Bucket())
 	case frozen:
 		return nil, fmt.Sprintf("its bucket %d is being moved to another shard: run again once the move is done", key.Bucket()), nil
+	case !s.Available:
+		return nil, fmt.Sprintf("its shard %d is masked in the routing table: run again once it is available", s.Shard), nil
 	}
 	return s, "", nil
 }

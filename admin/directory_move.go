@@ -405,6 +405,9 @@ func (m *mover) cleanup(ctx context.Context, src *dirstore.Store) (string, error
 // dropLeftovers deletes the range's entries from every shard but the one
 // that holds it: the copies a move left when it stopped after its switch.
 func (m *mover) dropLeftovers(ctx context.Context) (string, error) {
+	if m.a.Topology == nil {
+		return "", paramErrorf("no storage topology beside the routing table")
+	}
 	detail := "no copies left on other shards"
 	for _, st := range m.a.Topology.Current().Shards {
 		if st.Shard == m.res.To || !st.HasPrimary() {

@@ -176,6 +176,20 @@ func TestBackfillMeetsExistingEntries(t *testing.T) {
 				return k
 			},
 			want: RecordCounts{Seen: 1, Deferred: 1, Unverified: 1}, problem: "deferred"},
+		{name: "a masked shard's key is deferred",
+			setup: func(t *testing.T, w world) tradeunit.MerchantKey {
+				k := orderKey(w.order.OutTradeNo)
+				w.update(t, func(d *routing.Directory) {
+					s, _ := d.ShardOf(k.Bucket())
+					for i := range d.Shards {
+						if d.Shards[i].Shard == s.Shard {
+							d.Shards[i].Available = false
+						}
+					}
+				})
+				return k
+			},
+			want: RecordCounts{Seen: 1, Deferred: 1, Unverified: 1}, problem: "deferred"},
 		{name: "a pending refund on the record's unit is committed to it", refunds: true,
 			setup: func(t *testing.T, w world) tradeunit.MerchantKey {
 				k := refundKey(w.refund.OutRefundNo)

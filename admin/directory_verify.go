@@ -79,8 +79,11 @@ func (b *backfill) verify(ctx context.Context, store *sqlstore.Store, u *UnitBac
 // record, and if not, why.
 func (b *backfill) named(ctx context.Context, want *tradeunit.DirectoryEntry) (bool, string, error) {
 	s, frozen := b.a.Routes.Current().Directory.ShardOf(want.Key.Bucket())
-	if s == nil {
+	switch {
+	case s == nil:
 		return false, "", fmt.Errorf("no directory shard holds bucket %d", want.Key.Bucket())
+	case !s.Available:
+		return false, fmt.Sprintf("its shard %d is masked in the routing table", s.Shard), nil
 	}
 	e, _, err := replicas.Call(ctx, fmt.Sprintf("directory shard %d", s.Shard), s.LogicAddrs, b.o.CallTimeout, b.a.Dialer.Directory,
 		func(ctx context.Context, c tradeunit.DirectoryConn) (*tradeunit.DirectoryEntry, error) {
