@@ -28,8 +28,12 @@ type Admin struct {
 	// Passwords resolves the passwords of the users the storage commands
 	// connect as (the secrets file and environment); nil: none.
 	Passwords dsn.Passwords
-	Who       string           // recorded with every change
-	Now       func() time.Time // the clock; time.Now if nil
+	// Dialer reaches the directory shards' services (admin directory
+	// backfill); nil: those commands refuse. cmd/tradeunit gives an
+	// rpc.Pool.
+	Dialer tradeunit.LogicDialer
+	Who    string           // recorded with every change
+	Now    func() time.Time // the clock; time.Now if nil
 	// CheckStorage opens a new unit's storage, applying the schema, to
 	// prove that the DSN answers before the unit is registered. Default:
 	// sqlstore.Open with Passwords.

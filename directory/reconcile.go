@@ -29,6 +29,12 @@ type ReconcilerConfig struct {
 	StaleAfter time.Duration
 	// CallTimeout bounds one call to a unit.
 	CallTimeout time.Duration
+	// Shard is the shard the reconciler works for: it leaves alone the
+	// entries of buckets the routing table gives another shard or freezes
+	// (a move copies them as they are, so a change made here meanwhile
+	// would be lost, and after the move this shard's copy is stale). 0:
+	// every entry of the store.
+	Shard routing.ShardID
 }
 
 // DefaultReconcilerConfig passes every second over the shard, in reads of
@@ -99,6 +105,7 @@ type PassStats struct {
 	Closed  int // orphans closed
 	Waiting int // attempts whose unit did not answer (left for the next pass)
 	Cleared int // entries left with no abandoned attempt
+	Moving  int // entries left alone: their bucket is frozen or another shard's
 }
 
 // Pass settles every abandoned attempt of the shard it can now.
@@ -111,9 +118,13 @@ func (r *Reconciler) Pass(ctx context.Context) (PassStats, error) {
 			return st, err
 		}
 		for _, e := range page {
+			after = e.Key
+			if !r.holds(e.Key) {
+				st.Moving++
+				continue
+			}
 			st.Entries++
 			r.entry(ctx, e, &st)
-			after = e.Key
 		}
 		if len(page) < r.cfg.Batch {
 			break
@@ -161,6 +172,9 @@ func (r *Reconciler) entry(ctx context.Context, e *tradeunit.DirectoryEntry, st 
 	n := e.Next(func(n *tradeunit.DirectoryEntry) {
 		n.Abandoned, n.Updated = keep, time.Now().UTC().Truncate(time.Microsecond)
 	})
+	if !r.holds(e.Key) {
+		return // frozen while its units answered: the next pass, on whichever shard holds it, does it again
+	}
 	res := r.store.Put(ctx, []*tradeunit.DirectoryEntry{n})
 	switch {
 	case res[0].Err == nil && len(keep) == 0:
@@ -186,6 +200,9 @@ func (r *Reconciler) settlePending(ctx context.Context, e *tradeunit.DirectoryEn
 		}
 		n := e.CommittedTo(o)
 		n.Attempt, n.Updated = a, time.Now().UTC().Truncate(time.Microsecond)
+		if !r.holds(e.Key) {
+			return nil, false
+		}
 		res := r.store.Put(ctx, []*tradeunit.DirectoryEntry{n})
 		if res[0].Err != nil {
 			return nil, false // changed meanwhile: the next pass sees it
@@ -231,6 +248,19 @@ func (r *Reconciler) attempt(ctx context.Context, e *tradeunit.DirectoryEntry, a
 		return true, false
 	}
 	return false, false
+}
+
+// holds reports whether the reconciler may change key's entry (see
+// ReconcilerConfig.Shard). It is asked again right before each write: a
+// move freezes the bucket before it copies, and waits long enough for
+// every reader of the table to see the freeze, so a write that checked
+// first cannot land after the copy.
+func (r *Reconciler) holds(key tradeunit.MerchantKey) bool {
+	if r.cfg.Shard == 0 {
+		return true
+	}
+	s, frozen := r.routes.Current().Directory.ShardOf(key.Bucket())
+	return s != nil && s.Shard == r.cfg.Shard && !frozen
 }
 
 // supersede asks the attempt's unit to settle it.

@@ -29,6 +29,7 @@ type world struct {
 	units  map[tradeunit.UnitID]*unit.Service
 	dialer *localDialer
 	reg    *prometheus.Registry
+	routes *routing.Memory[routing.Table, *routing.Table]
 	rec    *Reconciler
 }
 
@@ -62,6 +63,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.routes = routes
 	cfg := DefaultReconcilerConfig()
 	cfg.Batch = 2 // several reads per pass
 	w.rec, err = NewReconciler(cfg, shard, routes, w.dialer, w.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -338,3 +340,64 @@ type localConn struct{ tradeunit.OrderService }
 
 func (localConn) Down() bool { return false }
 func (localConn) Reconnect() {}
+
+// TestReconcilerLeavesMovingBucketsAlone: the reconciler of shard 1 settles
+// nothing of a bucket the table gives another shard, or freezes for a
+// move (which copies its entries as they are), and settles it once the
+// bucket is shard 1's again.
+func TestReconcilerLeavesMovingBucketsAlone(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := key("moving-0001")
+	winner := w.create(t, k, 1, 11)
+	orphan := w.create(t, k, 2, 22)
+	w.put(t, &tradeunit.DirectoryEntry{Key: k, State: tradeunit.EntryCommitted, RecordNo: winner.OrderNo,
+		Attempt: tradeunit.Attempt{Unit: 1, ID: 11}, Abandoned: []tradeunit.Attempt{{Unit: 2, ID: 22}}}, long)
+	b := k.Bucket()
+	all := []routing.BucketRange{routing.AllBuckets}
+	var rest []routing.BucketRange // every bucket but b
+	if b > 0 {
+		rest = append(rest, routing.BucketRange{From: 0, To: b - 1})
+	}
+	if b < tradeunit.DirectoryBuckets-1 {
+		rest = append(rest, routing.BucketRange{From: b + 1, To: tradeunit.DirectoryBuckets - 1})
+	}
+	setDirectory := func(one, two, frozen []routing.BucketRange) {
+		t.Helper()
+		if _, err := w.routes.Update(ctx, routing.Change{}, func(tb *routing.Table) error {
+			tb.Directory = &routing.Directory{Shards: []routing.DirectoryShard{
+				{Shard: 1, Buckets: one, Frozen: frozen, LogicAddrs: []string{"shard-1:9000"}, Available: true},
+				{Shard: 2, Buckets: two, LogicAddrs: []string{"shard-2:9000"}, Available: true}}}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := DefaultReconcilerConfig()
+	cfg.Shard = 1
+	rec, err := NewReconciler(cfg, w.shard, w.routes, w.dialer, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name      string
+		one, two  []routing.BucketRange
+		frozen    []routing.BucketRange
+		want      PassStats
+		wantState tradeunit.TradeState
+	}{
+		{"another shard's bucket", rest, []routing.BucketRange{{From: b, To: b}}, nil, PassStats{Moving: 1}, tradeunit.StateNotPay},
+		{"a frozen bucket", all, nil, []routing.BucketRange{{From: b, To: b}}, PassStats{Moving: 1}, tradeunit.StateNotPay},
+		{"its own bucket again", all, nil, nil, PassStats{Entries: 1, Settled: 1, Closed: 1, Cleared: 1}, tradeunit.StateClosed},
+	}
+	for _, st := range steps {
+		setDirectory(st.one, st.two, st.frozen)
+		got, err := rec.Pass(ctx)
+		if err != nil || got != st.want {
+			t.Fatalf("%s: pass = %+v, %v; want %+v", st.name, got, err, st.want)
+		}
+		if o := w.order(t, orphan); o.State != st.wantState {
+			t.Fatalf("%s: orphan is %s, want %s", st.name, o.State, st.wantState)
+		}
+	}
+}

@@ -184,7 +184,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Dialer = rpc.NewPool()
 		m.Closers.Add(m.Dialer.Close)
 	}
-	if m.Reconciler, err = directory.NewReconciler(c.Reconcile, batched, routes, m.Dialer, m.Registry, m.Logger); err != nil {
+	reconcile := c.Reconcile
+	reconcile.Shard = c.Shard // it leaves alone the buckets of other shards, and those being moved
+	if m.Reconciler, err = directory.NewReconciler(reconcile, batched, routes, m.Dialer, m.Registry, m.Logger); err != nil {
 		return err
 	}
 	go m.Reconciler.Run(bg)

@@ -27,6 +27,16 @@ type Buckets interface {
 	CountBucket(ctx context.Context, bucket int) (int64, error)
 }
 
+// Copier is what a directory store offers for the other half of a move:
+// storing a bucket's entries as they are on the shard it moves to, and
+// dropping them from the one it leaves.
+type Copier interface {
+	Buckets
+	Import(ctx context.Context, entries []*tradeunit.DirectoryEntry) error
+	DeleteBucket(ctx context.Context, bucket int) (int64, error)
+	Count(ctx context.Context) (int64, error)
+}
+
 // Run runs the conformance suite. newStorage creates a fresh, empty storage
 // for each subtest and returns an Opener for it.
 func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
@@ -45,6 +55,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 		{"InvalidEntriesFailAlone", testInvalidEntries},
 		{"AbandonedPagesInKeyOrder", testAbandonedPages},
 		{"Buckets", testBuckets},
+		{"ImportKeepsVersionsAndDeleteBucketDropsOneBucket", testImportAndDelete},
 		{"TimesAndIDsRoundTrip", testRoundTrip},
 		{"SurvivesReopen", testReopen},
 		{"ConcurrentInsertsOfOneKeyHaveOneWinner", testConcurrentInsert},
