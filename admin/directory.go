@@ -211,7 +211,7 @@ type backfillItem struct {
 }
 
 func (b *backfill) unit(ctx context.Context, u *UnitBackfill) error {
-	st, err := b.a.storageOf(u.Unit)
+	st, _, err := b.a.entryOf(routing.UnitRef(u.Unit))
 	if err != nil {
 		return err
 	}
