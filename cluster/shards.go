@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"time"
 
+	"tradeunit"
 	"tradeunit/dsn"
 	"tradeunit/routing"
+	"tradeunit/rpc"
 )
 
 // Shard is one directory shard of the cluster.
@@ -121,4 +124,45 @@ func (c *Cluster) Replicas() []*Replica {
 		out = append(out, s.Replicas...)
 	}
 	return out
+}
+
+// WaitHolding waits until every replica of every shard of d serves its
+// buckets: a shard refuses the keys of buckets its routing table does not
+// give it, and learns of a new directory within a reload of the table.
+func WaitHolding(ctx context.Context, d *routing.Directory) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, s := range d.Shards {
+		key := keyIn(s.Buckets[0])
+		for _, addr := range s.LogicAddrs {
+			c, err := rpc.Dial(addr)
+			if err != nil {
+				return err
+			}
+			for {
+				_, err = c.Entry(ctx, key)
+				if err == nil || tradeunit.IsCode(err, tradeunit.CodeNotFound) {
+					break
+				}
+				if ctx.Err() != nil {
+					c.Close()
+					return fmt.Errorf("directory shard %d at %s does not serve its buckets: %w", s.Shard, addr, err)
+				}
+				time.Sleep(20 * time.Millisecond) // poll: its table reloads on its own clock
+			}
+			c.Close()
+		}
+	}
+	return nil
+}
+
+// keyIn returns a key of a bucket of r.
+func keyIn(r routing.BucketRange) tradeunit.MerchantKey {
+	k := tradeunit.MerchantKey{Mchid: "1900000000", Kind: tradeunit.KeyOrder}
+	for i := 0; ; i++ {
+		k.Value = fmt.Sprintf("cluster-ready-%d", i)
+		if r.Contains(k.Bucket()) {
+			return k
+		}
+	}
 }

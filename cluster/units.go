@@ -71,8 +71,10 @@ func (c *Cluster) startParts(ctx context.Context, spec string) error {
 	if table.Directory, err = c.startShards(ctx, spec, shards, topology, oldTable); err != nil {
 		return err
 	}
-	_, err = routing.ReplaceTable(ctx, spec, table, change, opts)
-	return err
+	if _, err = routing.ReplaceTable(ctx, spec, table, change, opts); err != nil {
+		return err
+	}
+	return WaitHolding(ctx, table.Directory)
 }
 
 // startUnit starts the replicas of unit id over st: its one DSN, or, with

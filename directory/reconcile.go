@@ -256,11 +256,7 @@ func (r *Reconciler) attempt(ctx context.Context, e *tradeunit.DirectoryEntry, a
 // every reader of the table to see the freeze, so a write that checked
 // first cannot land after the copy.
 func (r *Reconciler) holds(key tradeunit.MerchantKey) bool {
-	if r.cfg.Shard == 0 {
-		return true
-	}
-	s, frozen := r.routes.Current().Directory.ShardOf(key.Bucket())
-	return s != nil && s.Shard == r.cfg.Shard && !frozen
+	return r.cfg.Shard == 0 || refusal(r.routes.Current(), r.cfg.Shard, key) == nil
 }
 
 // supersede asks the attempt's unit to settle it.

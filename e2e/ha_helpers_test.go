@@ -241,6 +241,9 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	}
 	c.api = &client{t: t, base: c.proxy.URL(), key: creds.Merchants[0].APIKey, http: &http.Client{Timeout: 30 * time.Second}}
 	c.waitServing(30 * time.Second)
+	if err := cluster.WaitHolding(ctx, c.routes.Current().Directory); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 

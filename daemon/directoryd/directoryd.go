@@ -195,7 +195,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	rpcMetrics := rpc.NewServerMetrics(m.Registry)
-	server, health := rpc.NewDirectoryServer(batched, m.Logger, rpcMetrics.Interceptor())
+	// Served, the shard refuses keys the table gives to another shard or
+	// freezes: a caller with a stale table cannot touch a moved entry.
+	server, health := rpc.NewDirectoryServer(directory.NewOwned(batched, c.Shard, routes), m.Logger, rpcMetrics.Interceptor())
 	relay.Attach(health)
 	if m.server, err = daemon.ServeGRPC(c.Listen, c.AddrFile, server, health, c.ShutdownTimeout); err != nil {
 		return err

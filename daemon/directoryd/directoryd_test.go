@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -55,12 +56,16 @@ func TestArgsRoundTrip(t *testing.T) {
 }
 
 // TestServesTheShard: the program serves its shard's entries over gRPC,
-// compare-and-swap included, and exports its group commit's counts.
+// compare-and-swap included, refuses the keys of buckets the routing table
+// gives to another shard, and exports its group commit's counts.
 func TestServesTheShard(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	routes := filepath.Join(dir, "routes.json")
-	if _, err := routing.ReplaceTable(ctx, routes, &routing.Table{}, routing.Change{Who: "test", What: "init"}, routing.DefaultOptions()); err != nil {
+	// Shard 1 holds the first half of the buckets, shard 2 (elsewhere) the rest.
+	table := &routing.Table{Directory: routing.SplitBuckets([]routing.ShardID{1, 2})}
+	table.Directory.Shards[0].LogicAddrs, table.Directory.Shards[1].LogicAddrs = []string{"127.0.0.1:1"}, []string{"127.0.0.1:2"}
+	if _, err := routing.ReplaceTable(ctx, routes, table, routing.Change{Who: "test", What: "init"}, routing.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
 	m := directoryd.NewMain()
@@ -94,8 +99,26 @@ func TestServesTheShard(t *testing.T) {
 	if err != nil || got.Attempt.ID != 9 || got.Version != 1 {
 		t.Fatalf("entry: %+v, %v", got, err)
 	}
-	if _, err := c.Entry(ctx, tradeunit.MerchantKey{Mchid: "1900000001", Kind: tradeunit.KeyOrder, Value: "absent-0001"}); !tradeunit.IsCode(err, tradeunit.CodeNotFound) {
+	absent := key
+	for i := 0; absent == key || absent.Bucket() >= tradeunit.DirectoryBuckets/2; i++ {
+		absent.Value = fmt.Sprintf("absent-%04d", i)
+	}
+	if _, err := c.Entry(ctx, absent); !tradeunit.IsCode(err, tradeunit.CodeNotFound) {
 		t.Fatalf("absent entry: %v, want RESOURCE_NOT_EXISTS", err)
+	}
+
+	// A key of shard 2's buckets is not this shard's to read or write.
+	other := key
+	for i := 0; other.Bucket() < tradeunit.DirectoryBuckets/2; i++ {
+		other.Value = fmt.Sprintf("other-%04d", i)
+	}
+	if _, err := c.Entry(ctx, other); !tradeunit.IsCode(err, tradeunit.CodeUnitUnavailable) {
+		t.Fatalf("read of another shard's key: %v, want UNIT_UNAVAILABLE", err)
+	}
+	o := e.Clone()
+	o.Key = other
+	if r := c.Put(ctx, []*tradeunit.DirectoryEntry{o}); !tradeunit.IsCode(r[0].Err, tradeunit.CodeUnitUnavailable) {
+		t.Fatalf("write of another shard's key: %v, want UNIT_UNAVAILABLE", r[0].Err)
 	}
 
 	addr, err := readAddr(m.Config.MetricsAddrFile)
