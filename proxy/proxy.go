@@ -29,6 +29,8 @@ type Config struct {
 	MaxCreateAttempts int
 	// UnitTimeout bounds one call to one logic-service replica.
 	UnitTimeout time.Duration
+	// ShardTimeout bounds one call to one directory shard replica.
+	ShardTimeout time.Duration
 	// Health is the base URL of the health checker to follow (e.g.
 	// http://127.0.0.1:8081); empty: the proxy relies on its own view.
 	Health string
@@ -46,23 +48,23 @@ type Config struct {
 // DefaultConfig returns the settings of a proxy as tradeunit proxy starts
 // it.
 func DefaultConfig() Config {
-	return Config{MaxCreateAttempts: 3, UnitTimeout: 3 * time.Second, BalanceWindow: selection.DefaultBalanceWindow,
+	return Config{MaxCreateAttempts: 3, UnitTimeout: 3 * time.Second, ShardTimeout: 3 * time.Second, BalanceWindow: selection.DefaultBalanceWindow,
 		Passive: selection.DefaultPassiveConfig()}
 }
 
-// Validate reports a bad setting; it changes nothing.
 // StaleAfter is how long a pending directory entry may wait before
 // another create, a lookup or the shard's reconciler finishes it: longer
 // than any create takes (a unit call, twice, for a replica that got no
 // answer and the next).
 func (c Config) StaleAfter() time.Duration { return 2 * c.UnitTimeout }
 
+// Validate reports a bad setting; it changes nothing.
 func (c Config) Validate() error {
 	if c.MaxCreateAttempts < 1 || c.MaxCreateAttempts > selection.MaxPick {
 		return fmt.Errorf("proxy: MaxCreateAttempts must be between 1 and %d, got %d", selection.MaxPick, c.MaxCreateAttempts)
 	}
-	if c.UnitTimeout <= 0 {
-		return fmt.Errorf("proxy: UnitTimeout must be positive, got %v", c.UnitTimeout)
+	if c.UnitTimeout <= 0 || c.ShardTimeout <= 0 {
+		return fmt.Errorf("proxy: UnitTimeout and ShardTimeout must be positive, got %v and %v", c.UnitTimeout, c.ShardTimeout)
 	}
 	if c.BalanceWindow <= 0 {
 		return fmt.Errorf("proxy: BalanceWindow must be positive, got %v", c.BalanceWindow)

@@ -43,6 +43,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Merchants, "merchants", c.Merchants, `merchants file: {"merchants":[{"mchid","api_key"}]} (required)`)
 	fs.IntVar(&c.Proxy.MaxCreateAttempts, "create-attempts", c.Proxy.MaxCreateAttempts, "units one create may call before giving up")
 	fs.DurationVar(&c.Proxy.UnitTimeout, "unit-timeout", c.Proxy.UnitTimeout, "timeout of one call to one logic-service replica")
+	fs.DurationVar(&c.Proxy.ShardTimeout, "shard-timeout", c.Proxy.ShardTimeout, "timeout of one call to one directory shard replica")
 	fs.StringVar(&c.Proxy.Health, "health", c.Proxy.Health, "health checker to follow, e.g. http://127.0.0.1:8081; without it the proxy relies on its own view of the units")
 	fs.DurationVar(&c.Proxy.BalanceWindow, "balance-window", c.Proxy.BalanceWindow, "history of request counts that hot-spot balancing weighs")
 	fs.IntVar(&c.Proxy.Passive.Failures, "suspect-after", c.Proxy.Passive.Failures, "consecutive failed calls after which this proxy holds a unit suspect")
