@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/daemon/proxyd"
+	"tradeunit/orderno"
 	"tradeunit/routing"
 )
 
@@ -29,7 +31,8 @@ const minReconcileRate = 20
 //
 //   - every create is answered 200 with one order (a 503 repeated with the
 //     same body, as documented, and counted), and no two keys share one;
-//   - orphans were made, and once the link passes answers again every one
+//   - orphans were made, each on a unit its create's answer lists in
+//     abandoned_units, and once the link passes answers again every one
 //     of them is closed as superseded within orphanBound (the reconciler
 //     passes every second) and the backlog at minReconcileRate, leaving 0
 //     payable duplicates;
@@ -130,11 +133,28 @@ func TestDirectoryUnknownOutcome(t *testing.T) {
 	orphans, open := orphansOf()
 	t.Logf("%d creates (%d workers) in %v with every answer of unit %d dropped (%d frames): all 200, %d answers 503 repeated; %d abandoned unit %d, %d landed on it; %d orphans made, %d of them payable",
 		creates, workers, took.Round(time.Millisecond), lossy, dropped, retries, abandonedLossy, lossy, onLossy, len(orphans), open)
-	if abandonedLossy < creates/2 || dropped == 0 {
-		t.Fatalf("only %d of %d creates abandoned unit %d (%d answer frames dropped): the fault this test injects did not happen", abandonedLossy, creates, lossy, dropped)
+	if dropped == 0 || len(orphans) < creates/2 {
+		t.Fatalf("%d orphans in storage of %d creates, %d answer frames dropped: the fault this test injects did not happen", len(orphans), creates, dropped)
 	}
-	if len(orphans) == 0 {
-		t.Fatalf("no orphan in storage: the unknown outcomes made no order, so nothing was tested")
+	// Each orphan's key was answered with an order that names the orphan's
+	// unit in abandoned_units.
+	answers := map[string]response{}
+	for _, res := range results {
+		answers[res.out] = res.r
+	}
+	unlisted := 0
+	for _, o := range orphans {
+		u, _ := orderno.UnitOf(o.OrderNo)
+		abandoned, _ := answers[o.OutTradeNo].body["abandoned_units"].([]any)
+		if !slices.Contains(abandoned, any(float64(u))) {
+			if unlisted++; unlisted <= 3 {
+				t.Errorf("orphan %s of %s on unit %d: the create's answer %s lists abandoned_units %v", o.OrderNo, o.OutTradeNo, u,
+					answers[o.OutTradeNo].str("order_no"), abandoned)
+			}
+		}
+	}
+	if unlisted > 0 {
+		t.Errorf("%d of %d orphans on a unit their create's answer does not list in abandoned_units", unlisted, len(orphans))
 	}
 
 	// The unit returns: the reconciler closes every orphan.

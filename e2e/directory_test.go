@@ -54,7 +54,7 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 		// the proxy ranks now: reads make the order's unit hot, the
 		// balancer weighs it down (over a window of 1 s: the test runs
 		// first, before other subtests make the units' latencies differ),
-		// and the key may rank another unit first.
+		// and the key, one chosen so, ranks another unit first.
 		const nkeys, reads = 6, 80
 		moved := 0
 		for k := range nkeys {
@@ -63,7 +63,7 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 			waitFor(t, 10*time.Second, "proxy A's balancing window drained", func() bool {
 				return metric(scrape(t, a.base+"/metrics"), "tradeunit_proxy_unit_recent_requests") < 10
 			})
-			out := key(uniq(fmt.Sprintf("dir-skew-%d", k))).no
+			out := key(movedBySkew(a.mchid, uniq(fmt.Sprintf("dir-skew-%d", k)), c.Routes().Units)).no
 			r := a.must("POST", "/v3/orders", createBody(out, 200))
 			want(t, "create "+out, r, 200, "")
 			no, unit := r.str("order_no"), unitOf(r)
@@ -216,7 +216,7 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 			if winner < 0 {
 				t.Fatalf("%s: none of %d creates got 200", out, n)
 			}
-			if got := rs[winner].body["amount"].(map[string]any)["total"]; got != float64(1000+winner) {
+			if got := amountOf(rs[winner], "total"); got != int64(1000+winner) {
 				t.Fatalf("%s: the 200 of create %d carries amount %v", out, winner, got)
 			}
 			for _, p := range proxies {
@@ -309,15 +309,15 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 			}
 		}
 		for _, p := range proxies {
-			got := p.must("GET", "/v3/orders/"+x, nil)
-			if refunded := got.body["amount"].(map[string]any)["refunded"]; refunded != float64(120) || got.str("trade_state") != "REFUND" {
-				t.Fatalf("order %s after %d identical refunds of 120: refunded %v, state %s; want 120 once, REFUND", x, n, refunded, got.str("trade_state"))
-			}
-			if got := p.must("GET", "/v3/refunds/"+orn, nil); got.status != 200 || got.str("refund_id") != rs[0].str("refund_id") {
-				t.Fatalf("GET refund %s: %d %v", orn, got.status, got.body)
-			}
 			want(t, "the same out_refund_no, another amount", p.must("POST", "/v3/refunds", refundBody(x, orn, 121)), 409, "OUT_REFUND_NO_USED")
 			want(t, "the same out_refund_no, an order of another unit", p.must("POST", "/v3/refunds", refundBody(y, orn, 120)), 409, "OUT_REFUND_NO_USED")
+			got := p.must("GET", "/v3/orders/"+x, nil)
+			if refunded := amountOf(got, "refunded"); refunded != 120 || got.str("trade_state") != "REFUND" {
+				t.Fatalf("order %s after %d identical refunds of 120: %d %v; want refunded 120 once, REFUND", x, n, got.status, got.body)
+			}
+			if got := p.must("GET", "/v3/refunds/"+orn, nil); got.status != 200 || got.str("refund_id") != rs[0].str("refund_id") {
+				t.Fatalf("GET refund %s: %d %v, want refund %s", orn, got.status, got.body, rs[0].str("refund_id"))
+			}
 		}
 		if got := b.must("GET", "/v3/orders/"+y, nil); got.str("trade_state") != "SUCCESS" {
 			t.Fatalf("order %s of the refused refund: %s, want SUCCESS (not refunded)", y, got.str("trade_state"))
@@ -350,4 +350,34 @@ func rankedFirst(t *testing.T, base, mchid, out string, units []routing.Unit, ho
 	}
 	counted := metric(body, "tradeunit_proxy_unit_recent_requests", "unit", hot.String()) >= float64(n)
 	return selection.Rank(nil, mchid+"/"+out, cands)[0], counted
+}
+
+// movedBySkew returns an out_trade_no of mchid, prefix and a number, that
+// selection ranks first on some unit when every unit weighs the same, and
+// on another once that unit is hot (balance ½, every other unit 2).
+func movedBySkew(mchid, prefix string, units []routing.Unit) string {
+	for i := 0; ; i++ {
+		out := fmt.Sprintf("%s-%d", prefix, i)
+		cands := make([]selection.Candidate, len(units))
+		for j, u := range units {
+			cands[j] = selection.Candidate{Unit: u.ID, Weight: 1}
+		}
+		first := selection.Rank(nil, mchid+"/"+out, cands)[0]
+		for j := range cands {
+			cands[j].Weight = 2
+			if cands[j].Unit == first {
+				cands[j].Weight = 0.5
+			}
+		}
+		if selection.Rank(nil, mchid+"/"+out, cands)[0] != first {
+			return out
+		}
+	}
+}
+
+// amountOf returns a field of an order answer's amount (0 if absent).
+func amountOf(r response, field string) int64 {
+	a, _ := r.body["amount"].(map[string]any)
+	f, _ := a[field].(float64)
+	return int64(f)
 }
