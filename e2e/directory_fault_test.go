@@ -16,9 +16,9 @@ import (
 )
 
 // minReconcileRate is the fewest orphans per second the shards' reconcilers
-// must close once their unit answers again: measured 100-150/s, and 40/s
+// must close once their unit answers again: measured 170-290/s, and 24/s
 // with -race, on 2 cores with two logic services writing one SQLite file.
-const minReconcileRate = 20
+const minReconcileRate = 10
 
 // TestDirectoryUnknownOutcome is issue 16's unknown outcome: a TCP proxy
 // between the proxies and one unit lets every create reach the unit and
@@ -133,7 +133,7 @@ func TestDirectoryUnknownOutcome(t *testing.T) {
 	orphans, open := orphansOf()
 	t.Logf("%d creates (%d workers) in %v with every answer of unit %d dropped (%d frames): all 200, %d answers 503 repeated; %d abandoned unit %d, %d landed on it; %d orphans made, %d of them payable",
 		creates, workers, took.Round(time.Millisecond), lossy, dropped, retries, abandonedLossy, lossy, onLossy, len(orphans), open)
-	if dropped == 0 || len(orphans) < creates/2 {
+	if dropped == 0 || len(orphans) < creates/10 {
 		t.Fatalf("%d orphans in storage of %d creates, %d answer frames dropped: the fault this test injects did not happen", len(orphans), creates, dropped)
 	}
 	// Each orphan's key was answered with an order that names the orphan's

@@ -19,7 +19,6 @@ import (
 	"tradeunit/cluster"
 	"tradeunit/daemon"
 	"tradeunit/daemon/proxyd"
-	"tradeunit/orderno"
 	"tradeunit/store/sqlstore"
 )
 
@@ -235,7 +234,6 @@ type storageView struct {
 	live    map[merchantNo][]*tradeunit.Order  // those not closed as superseded
 	refunds map[merchantNo][]*tradeunit.Refund // every refund of each (mchid, out_refund_no)
 	byNo    map[string]*tradeunit.Order        // every order by number
-	units   map[tradeunit.UnitID]int           // orders per unit
 	paid    map[merchantNo]int                 // paid orders per key
 }
 
@@ -244,7 +242,7 @@ func scanStorage(t *testing.T, stores map[tradeunit.UnitID]*sqlstore.Store) stor
 	orders, refunds := storedOrders(t, stores)
 	v := storageView{orders: len(orders), perKey: map[merchantNo][]*tradeunit.Order{}, orphans: map[merchantNo][]*tradeunit.Order{},
 		refunds: map[merchantNo][]*tradeunit.Refund{}, live: map[merchantNo][]*tradeunit.Order{}, byNo: map[string]*tradeunit.Order{},
-		units: map[tradeunit.UnitID]int{}, paid: map[merchantNo]int{}}
+		paid: map[merchantNo]int{}}
 	for _, o := range orders {
 		k := merchantNo{o.Mchid, o.OutTradeNo}
 		v.perKey[k] = append(v.perKey[k], o)
@@ -257,8 +255,6 @@ func scanStorage(t *testing.T, stores map[tradeunit.UnitID]*sqlstore.Store) stor
 		if o.State.Paid() {
 			v.paid[k]++
 		}
-		u, _ := orderno.UnitOf(o.OrderNo)
-		v.units[u]++
 	}
 	for _, f := range refunds {
 		k := merchantNo{f.Mchid, f.OutRefundNo}
@@ -447,9 +443,8 @@ func checkTold(t *testing.T, c *cluster.Cluster, url string, l *told) storageVie
 }
 
 // requireOnePerKey fails the test unless every merchant order number of keys
-// has exactly one order in v: the cluster ran without
-// faults, so no create may have left a second order anywhere (orphans
-// included).
+// has exactly one order in v, orphans included: where nothing failed, no
+// create may leave a second order anywhere.
 func requireOnePerKey(t *testing.T, v storageView, keys []merchantNo) {
 	t.Helper()
 	for _, k := range keys {

@@ -39,15 +39,13 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 	b := dirClientOf(t, c, startProxy(t, c, nil), 0, l)
 	b2 := dirClientOf(t, c, b.base, 1, l) // the other merchant, through B
 	proxies := []*dirClient{a, b}
-	var keys []merchantNo
-	var keysMu sync.Mutex
-	key := func(out string) merchantNo {
-		k := merchantNo{a.mchid, out}
-		keysMu.Lock()
+	var keys []merchantNo // every key the test creates, for requireOnePerKey
+	keyOf := func(mchid, out string) merchantNo {
+		k := merchantNo{mchid, out}
 		keys = append(keys, k)
-		keysMu.Unlock()
 		return k
 	}
+	key := func(out string) merchantNo { return keyOf(a.mchid, out) }
 
 	t.Run("ReadSkew", func(t *testing.T) {
 		// Without the directory a repeated create goes to the first unit
@@ -172,7 +170,7 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 				t.Fatalf("%s: proxy B returned %s, proxy A %s", out, again.str("order_no"), first.str("order_no"))
 			}
 			// Another merchant's same number is another key, and order.
-			other := b2.must("POST", "/v3/orders", createBody(out, 300))
+			other := b2.must("POST", "/v3/orders", createBody(keyOf(b2.mchid, out).no, 300))
 			want(t, "the other merchant's create", other, 200, "")
 			if other.str("order_no") == first.str("order_no") {
 				t.Fatalf("%s: merchant %s got merchant %s's order %s", out, b2.mchid, a.mchid, first.str("order_no"))
