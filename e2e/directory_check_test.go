@@ -294,17 +294,30 @@ func checkTold(t *testing.T, c *cluster.Cluster, url string, l *told) storageVie
 }
 
 // requireOnePerKey fails the test unless every merchant order number of keys
-// has exactly one order in v, orphans included: where nothing failed, no
-// create may leave a second order anywhere.
-func requireOnePerKey(t *testing.T, v storageView, keys []merchantNo) {
+// has exactly one order in v that is not closed as superseded, and, when
+// strict, exactly one order: where no call to a unit failed, no create
+// abandoned an attempt, and none may leave an orphan anywhere.
+func requireOnePerKey(t *testing.T, v storageView, keys []merchantNo, strict bool) {
 	t.Helper()
 	for _, k := range keys {
-		if n := len(v.perKey[k]); n != 1 {
+		if n, live := len(v.perKey[k]), len(v.live[k]); live != 1 || strict && n != 1 {
 			var nos []string
 			for _, o := range v.perKey[k] {
-				nos = append(nos, o.OrderNo+" "+string(o.State))
+				nos = append(nos, fmt.Sprintf("%s %s %s", o.OrderNo, o.State, o.CloseReason))
 			}
-			t.Errorf("%s: %d orders in storage %v, want exactly 1", k, n, nos)
+			t.Errorf("%s: %d orders in storage %v, want exactly 1 (strict: %v)", k, n, nos, strict)
 		}
 	}
+}
+
+// failedUnitCalls returns how many calls to units the proxies at urls
+// counted as failed (no answer, or the unit unavailable): creates abandon
+// attempts only on those.
+func failedUnitCalls(t *testing.T, urls ...string) int {
+	t.Helper()
+	n := 0.0
+	for _, u := range urls {
+		n += metric(scrape(t, u+"/metrics"), "tradeunit_proxy_unit_requests_total", "outcome", "failed")
+	}
+	return int(n)
 }

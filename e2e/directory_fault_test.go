@@ -131,7 +131,7 @@ func TestDirectoryUnknownOutcome(t *testing.T) {
 		return orphans, open
 	}
 	orphans, open := orphansOf()
-	t.Logf("%d creates (%d workers) in %v with every answer of unit %d dropped (%d frames): all 200, %d answers 503 repeated; %d abandoned unit %d, %d landed on it; %d orphans made, %d of them payable",
+	t.Logf("%d creates (%d workers) in %v with every answer of unit %d dropped (%d frames): all 200, %d repeated after a 503 or no answer; %d abandoned unit %d, %d landed on it; %d orphans made, %d of them payable",
 		creates, workers, took.Round(time.Millisecond), lossy, dropped, retries, abandonedLossy, lossy, onLossy, len(orphans), open)
 	if dropped == 0 || len(orphans) < creates/10 {
 		t.Fatalf("%d orphans in storage of %d creates, %d answer frames dropped: the fault this test injects did not happen", len(orphans), creates, dropped)

@@ -134,14 +134,15 @@ func (d *dirClient) must(method, path string, body any) response {
 }
 
 // createAnswered creates as a merchant following the documented contract:
-// a 503 is repeated with the same body (the same out_trade_no) until
-// another answer comes, for up to 30 s. It returns the last answer and how
-// many 503s came before it.
+// a 503, or no answer at all (the client's own timeout of 30 s), is
+// repeated with the same body (the same out_trade_no) until another answer
+// comes, for up to 2 minutes. It returns the last answer, and how many
+// times it repeated the create.
 func (d *dirClient) createAnswered(body map[string]any) (response, int, error) {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for retries := 0; ; retries++ {
 		r, err := d.do("POST", "/v3/orders", body)
-		if err != nil || r.status != 503 || time.Now().After(deadline) {
+		if (err == nil && r.status != 503) || time.Now().After(deadline) {
 			return r, retries, err
 		}
 		time.Sleep(50 * time.Millisecond) // a client's back-off, not a wait for a condition

@@ -31,7 +31,9 @@ import (
 //     OUT_REFUND_NO_USED.
 //
 // It ends with checkTold over every answer any client got, and requires
-// exactly one order per key in storage: nothing failed, so no orphan either.
+// exactly one order per key in storage, no orphan either, unless a call to a
+// unit failed (the machine overloaded): then exactly one per key that is not
+// closed as superseded.
 func TestDirectoryOneOrderPerKey(t *testing.T) {
 	c := startCluster(t, options{units: 4, shards: 2, balanceWindow: time.Second})
 	l := newTold()
@@ -54,7 +56,7 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 		// first, before other subtests make the units' latencies differ),
 		// and the key, one chosen so, ranks another unit first.
 		const nkeys, reads = 6, 80
-		moved := 0
+		moved, extra := 0, 0
 		for k := range nkeys {
 			// Each key's reads alone make its unit hot: the window has
 			// drained of the previous key's.
@@ -65,25 +67,34 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 			r := a.must("POST", "/v3/orders", createBody(out, 200))
 			want(t, "create "+out, r, 200, "")
 			no, unit := r.str("order_no"), unitOf(r)
-			var wg sync.WaitGroup
-			for w := range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := w; i < reads; i += 8 {
-						if r, err := a.do("GET", "/v3/orders/"+no, nil); err != nil || r.status != 200 {
-							t.Errorf("read %d of %s: %v %d %v", i, no, err, r.status, r.body)
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			// Read it, until proxy A's plan counts at least half of the
+			// reads in one window (enough for the skew: the unit alone is
+			// over twice the mean): a machine too slow to fit them in one
+			// reads again.
 			var first tradeunit.UnitID
-			waitFor(t, 10*time.Second, fmt.Sprintf("proxy A's plan counting the %d reads of unit %d", reads, unit), func() bool {
-				var counted bool
-				first, counted = rankedFirst(t, a.base, a.mchid, out, c.Routes().Units, unit, reads)
-				return counted
-			})
+			counted := false
+			for round := 0; !counted; round++ {
+				if round == 5 {
+					t.Fatalf("proxy A's plan never counted %d of %d reads of unit %d in one window, in %d rounds", reads/2, reads, unit, round)
+				}
+				extra += min(round, 1) * reads
+				var wg sync.WaitGroup
+				for w := range 8 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for i := w; i < reads; i += 8 {
+							if r, err := a.do("GET", "/v3/orders/"+no, nil); err != nil || r.status != 200 {
+								t.Errorf("read %d of %s: %v %d %v", i, no, err, r.status, r.body)
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				for deadline := time.Now().Add(time.Second); !counted && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					first, counted = rankedFirst(t, a.base, a.mchid, out, c.Routes().Units, unit, reads/2)
+				}
+			}
 			if first != unit {
 				moved++
 			}
@@ -96,8 +107,8 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%d keys, %d reads each on proxy A: A's weights ranked another unit first for %d of them at the repeat; every repeat returned the first order",
-			nkeys, reads, moved)
+		t.Logf("%d keys, %d reads each on proxy A (%d more to fit a window): A's weights ranked another unit first for %d of them at the repeat; every repeat returned the first order",
+			nkeys, reads, extra, moved)
 		if moved == 0 {
 			t.Errorf("the reads moved no key's first unit: the skew this reproduces did not happen")
 		}
@@ -149,14 +160,15 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%d keys × %d concurrent identical creates over 2 proxies: one order number per key (units %v), %d answers 503 repeated",
-			nkeys, per, units, retries)
+		failed := failedUnitCalls(t, a.base, b.base)
+		t.Logf("%d keys × %d concurrent identical creates over 2 proxies: one order number per key (units %v); %d creates repeated after a 503 or no answer, %d unit calls failed",
+			nkeys, per, units, retries, failed)
 		v := scanStorage(t, unitStores(t, c))
 		var ks []merchantNo
 		for _, out := range outs {
 			ks = append(ks, merchantNo{a.mchid, out})
 		}
-		requireOnePerKey(t, v, ks)
+		requireOnePerKey(t, v, ks, failed == 0)
 	})
 
 	t.Run("RepeatOnOtherProxy", func(t *testing.T) {
@@ -225,7 +237,7 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 				want(t, "a loser's body repeated", p.must("POST", "/v3/orders", createBody(out, int64(1000+(winner+1)%n))), 409, "OUT_TRADE_NO_USED")
 			}
 			v := scanStorage(t, unitStores(t, c))
-			requireOnePerKey(t, v, []merchantNo{{a.mchid, out}})
+			requireOnePerKey(t, v, []merchantNo{{a.mchid, out}}, failedUnitCalls(t, a.base, b.base) == 0)
 			if o := v.perKey[merchantNo{a.mchid, out}]; len(o) == 1 && o[0].Amount.Total != int64(1000+winner) {
 				t.Fatalf("%s: stored amount %d, the 200 said %d", out, o[0].Amount.Total, 1000+winner)
 			}
@@ -329,9 +341,13 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 	})
 
 	v := checkTold(t, c, c.ProxyURL, l)
-	requireOnePerKey(t, v, keys)
-	if n := v.orphanCount(); n != 0 {
-		t.Errorf("%d orphans in storage; nothing failed, want none", n)
+	failed := failedUnitCalls(t, a.base, b.base)
+	requireOnePerKey(t, v, keys, failed == 0)
+	if n := v.orphanCount(); n != 0 && failed == 0 {
+		t.Errorf("%d orphans in storage; no unit call failed, want none", n)
+	}
+	if failed > 0 {
+		t.Logf("%d calls to units failed (the machine overloaded): orphans allowed, closed as superseded", failed)
 	}
 }
 
