@@ -43,7 +43,7 @@ func TestEjectsUnitWhoseStorageStopsAnswering(t *testing.T) {
 	api := newClient(t, c, 0)
 	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(3))
 	l := startLoad(t, api, 4, "sick")
-	time.Sleep(500 * time.Millisecond)
+	l.waitCreates(20, 1, 2, 3)
 
 	storage.Cut()
 	cut := time.Now()
@@ -57,12 +57,14 @@ func TestEjectsUnitWhoseStorageStopsAnswering(t *testing.T) {
 		t.Errorf("ejected after %v, want within 3 probe intervals (%v)", took, 3*interval)
 	}
 
-	// The proxy follows the checker at once; from then on creates do not
-	// touch the ejected unit, so none needs a retry.
-	time.Sleep(200 * time.Millisecond)
+	// Once the proxy's plan has the report that ejects the unit (and the
+	// creates chosen by the plan before have ended), creates do not touch
+	// the ejected unit, so none needs a retry.
+	waitPlan(t, c, 0, r.Version)
+	l.settle(time.Now())
 	before := metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_create_retries_total")
 	quietFrom := time.Now()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // the window in which nothing may touch the unit
 	retries := metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_create_retries_total") - before
 	quiet := between(l.snapshot(), quietFrom, time.Now().Add(-time.Second/2))
 	touched := 0
@@ -108,7 +110,7 @@ func TestCheckerNetworkFailureIsPanicNotEjection(t *testing.T) {
 	api := newClient(t, c, 0)
 	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(4))
 	l := startLoad(t, api, 4, "panic")
-	time.Sleep(300 * time.Millisecond)
+	l.waitCreates(20, 1, 2, 3, 4)
 
 	checkerNet.Cut()
 	r, _ := waitReport(t, c.HealthURL, 5*time.Second, "panic", func(r health.Report) bool {
@@ -129,15 +131,20 @@ func TestCheckerNetworkFailureIsPanicNotEjection(t *testing.T) {
 		t.Fatalf("panic metric %v, want 1", got)
 	}
 
+	// Once the proxy's plan has the panic report, every unit gets creates.
+	waitPlan(t, c, 0, r.Version)
 	panicFrom := time.Now()
-	time.Sleep(time.Second)
-	during := perUnit(between(l.snapshot(), panicFrom, time.Now()))
-	t.Logf("creates per unit during the panic: %v", during)
-	for u := tradeunit.UnitID(1); u <= 4; u++ {
-		if during[u] == 0 {
-			t.Fatalf("unit %d got no create during the panic (%v): the proxy must route to every unit of the partition", u, during)
+	var during map[tradeunit.UnitID]int
+	waitFor(t, 5*time.Second, "creates on every unit during the panic (the proxy must route to every unit of the partition)", func() bool {
+		during = perUnit(between(l.snapshot(), panicFrom, time.Now()))
+		for u := tradeunit.UnitID(1); u <= 4; u++ {
+			if during[u] == 0 {
+				return false
+			}
 		}
-	}
+		return true
+	})
+	t.Logf("creates per unit during the panic: %v", during)
 
 	checkerNet.Restore()
 	waitReport(t, c.HealthURL, 15*time.Second, "panic over", func(r health.Report) bool {
@@ -169,10 +176,15 @@ func TestProxyFallsBackToItsOwnView(t *testing.T) {
 		}
 	}
 	l := startLoad(t, api, 4, "fallback")
-	time.Sleep(time.Second) // the proxy learns from its first failed calls
+	// The proxy learns from its first failed calls: the unit becomes a
+	// last resort, and the creates that chose it before end.
+	waitFor(t, 5*time.Second, "the proxy holding unit 2 suspect by its own view", func() bool {
+		return metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_unit_suspect", "unit", dead.String()) == 1
+	})
+	l.settle(time.Now())
 	before := metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_create_retries_total")
 	from := time.Now()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // the window in which the dead unit must be avoided
 	retries := metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_create_retries_total") - before
 	window := between(l.snapshot(), from, time.Now())
 	rs := l.halt()

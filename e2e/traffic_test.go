@@ -114,7 +114,7 @@ func TestCanaryShare(t *testing.T) {
 	waitFor(t, 2*time.Second, "proxy reloads the table", func() bool {
 		return c.Routes().Policy("normal").Canary.Share == 0.5
 	})
-	time.Sleep(50 * time.Millisecond) // the proxy's plan follows the table it watches
+	waitPlan(t, c, c.Routes().Revision, 0)
 	rs = createMany(t, api, 1000, 16, "canary50")
 	share = float64(perUnit(rs)[canary]) / 1000
 	t.Logf("canary at 50%%: canary share %.1f%%", share*100)
@@ -131,7 +131,7 @@ func TestBalancingEvensOutANewUnit(t *testing.T) {
 	c := startCluster(t, options{units: 3, replicas: 1, balanceWindow: window})
 	api := newClient(t, c, 0)
 	l := startLoad(t, api, 8, "balance")
-	time.Sleep(window + window/4)
+	time.Sleep(window + window/4) // the recent counts cover a whole balancing window of steady load
 
 	added := time.Now()
 	u4, err := c.AddUnit(context.Background(), nil)
@@ -147,7 +147,9 @@ func TestBalancingEvensOutANewUnit(t *testing.T) {
 		}
 		return !first.IsZero()
 	})
-	time.Sleep(time.Until(first.Add(window + window/2 + 300*time.Millisecond)))
+	end := first.Add(window + window/2)
+	time.Sleep(time.Until(end)) // the windows measured below are over
+	l.settle(end)
 	body := scrape(t, c.ProxyURL+"/metrics")
 	rs := l.halt()
 	if f := failed(rs); len(f) > 0 {
@@ -202,7 +204,7 @@ func TestBlacklist(t *testing.T) {
 		}
 	}
 	l := startLoad(t, api, 4, "blacklist")
-	time.Sleep(300 * time.Millisecond)
+	l.waitCreates(20, blocked)
 
 	out := runAdmin(t, "blacklist", "--routes", c.RoutesPath, "--unit", "2", "--reason", "disk swap", "--for", "3s", "--who", "e2e")
 	done := time.Now()
@@ -216,7 +218,8 @@ func TestBlacklist(t *testing.T) {
 	if b := reportUnit(r, blocked).Blacklist; b.Reason != "disk swap" || b.By != "e2e" || b.Until.IsZero() {
 		t.Fatalf("health API entry: %+v", b)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // creates on the unit must have stopped a second after the command, and stay stopped
+	l.settle(time.Now())
 	var last time.Time
 	for _, x := range l.snapshot() {
 		if x.status == 200 && x.unit == blocked && x.start.After(last) {
