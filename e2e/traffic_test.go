@@ -127,7 +127,12 @@ func TestCanaryShare(t *testing.T) {
 // added; it takes more than its share while its recent count is low, and
 // the units' counts converge.
 func TestBalancingEvensOutANewUnit(t *testing.T) {
-	const window = 2 * time.Second
+	// The windows measured below (a quarter and a half of the balancing
+	// window) must hold enough creates to tell balancing from chance: 200
+	// or more, where one deviation of a 40% share is 3.4 points. The load
+	// makes 100 creates a second on a loaded machine, with or without the
+	// race detector (a 2 s window held fewer than 50).
+	const window = 8 * time.Second
 	c := startCluster(t, options{units: 3, replicas: 1, balanceWindow: window})
 	api := newClient(t, c, 0)
 	l := startLoad(t, api, 8, "balance")
@@ -156,7 +161,7 @@ func TestBalancingEvensOutANewUnit(t *testing.T) {
 		t.Fatalf("%d creates failed, first %+v", len(f), f[0])
 	}
 
-	shares := func(from, to time.Time) map[tradeunit.UnitID]float64 {
+	shares := func(from, to time.Time) (map[tradeunit.UnitID]float64, int) {
 		counts := perUnit(between(rs, from, to))
 		total := 0
 		for _, n := range counts {
@@ -166,11 +171,11 @@ func TestBalancingEvensOutANewUnit(t *testing.T) {
 		for u, n := range counts {
 			out[u] = float64(n) / float64(total)
 		}
-		return out
+		return out, total
 	}
-	early := shares(first, first.Add(window/4))
-	late := shares(first.Add(window), first.Add(window+window/2))
-	t.Logf("new unit %d's share: %.0f%% in its first %v, then %v", u4.ID, early[u4.ID]*100, window/4, late)
+	early, nEarly := shares(first, first.Add(window/4))
+	late, nLate := shares(first.Add(window), first.Add(window+window/2))
+	t.Logf("new unit %d's share: %.0f%% of %d creates in its first %v, then %v of %d", u4.ID, early[u4.ID]*100, nEarly, window/4, late, nLate)
 	if early[u4.ID] < 0.3 {
 		t.Errorf("the new unit got %.0f%% of new orders at first, want more than its even 25%%", early[u4.ID]*100)
 	}
