@@ -105,7 +105,9 @@ func TestProbeOrdersAndMetrics(t *testing.T) {
 // probes every unit and the proxy follows it.
 func TestHealthAndProxyCommands(t *testing.T) {
 	c := startCluster(t, options{units: 2, replicas: 1})
-	hcfg := checkerEvery(200 * time.Millisecond)
+	// Probe calls bounded by a second, not half the interval: under the
+	// race detector on a loaded machine, 100 ms ejected a healthy unit.
+	hcfg := checker(200*time.Millisecond, time.Second, time.Second)
 	hcfg.Routes = c.RoutesPath
 	checker := cluster.NewProcess(binary, c.Dir, "health", func(listen, addrFile string) []string {
 		cfg := *hcfg
