@@ -22,8 +22,16 @@ import (
 // when the storage answers again the unit returns and takes orders. Creates
 // succeed throughout, and every acknowledged order is there afterwards.
 func TestEjectsUnitWhoseStorageStopsAnswering(t *testing.T) {
+	// Four units, so that one more looking bad at once is ejected too rather
+	// than putting the partition in panic (where proxies route to every
+	// unit, the ejected one included); and probe calls bounded by 200 ms:
+	// with 100 ms, under the race detector on a loaded machine, healthy
+	// units' MariaDB probes failed, two units of three looked bad, and the
+	// panic sent creates to the ejected unit. A hung unit is ejected within
+	// 1.2 intervals and 3 probe timeouts (health.Config): 1.2 s of the 1.5 s
+	// the test allows.
 	const (
-		interval = 300 * time.Millisecond
+		interval = 500 * time.Millisecond
 		sick     = tradeunit.UnitID(2)
 	)
 	server, err := mysql.ParseDSN(storetest.MySQLServerDSN(t))
@@ -31,9 +39,9 @@ func TestEjectsUnitWhoseStorageStopsAnswering(t *testing.T) {
 		t.Fatal(err)
 	}
 	storage := newToxics(t).link(server.Addr)
-	c := startCluster(t, options{storage: "mysql", units: 3, replicas: 2, unitTimeout: 300 * time.Millisecond,
+	c := startCluster(t, options{storage: "mysql", units: 4, replicas: 2, unitTimeout: 300 * time.Millisecond,
 		sequenceBlock: 100000, // no block fetch waits on the dead storage when it comes back
-		health:        checker(interval, 100*time.Millisecond, time.Second),
+		health:        checker(interval, 200*time.Millisecond, time.Second),
 		dsn: func(u tradeunit.UnitID, d dsn.DSN) dsn.DSN {
 			if u == sick {
 				d.Addr = storage.Addr()
@@ -41,9 +49,9 @@ func TestEjectsUnitWhoseStorageStopsAnswering(t *testing.T) {
 			return d
 		}})
 	api := newClient(t, c, 0)
-	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(3))
+	waitReport(t, c.HealthURL, 10*time.Second, "every unit healthy", allHealthy(4))
 	l := startLoad(t, api, 4, "sick")
-	l.waitCreates(20, 1, 2, 3)
+	l.waitCreates(20, 1, 2, 3, 4)
 
 	storage.Cut()
 	cut := time.Now()
