@@ -44,7 +44,7 @@ func TestKillPrimaryUnderLoad(t *testing.T) {
 	watch := watchPrimaries(t, c.set)
 
 	load := startHALoad(c, 8)
-	time.Sleep(2 * time.Second)
+	load.waitChanges(t, 20*time.Second, 20, c.unit, time.Time{}, "before the kill")
 	kill := time.Now()
 	if err := oldIn.Kill(); err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestKillPrimaryUnderLoad(t *testing.T) {
 		return rc.Check(cctx) != nil
 	})
 	detected := time.Now()
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // the detector's confirmation: the outage is seen for a second before anyone acts
 	failover := time.Now()
 	res, err := c.admin.Failover(ctx, c.unit, admin.DefaultFailoverOptions())
 	if err != nil {
@@ -74,7 +74,7 @@ func TestKillPrimaryUnderLoad(t *testing.T) {
 	for _, s := range res.Steps {
 		t.Logf("  failover step %-14s %8v  %s", s.Name, s.Took.Round(100*time.Microsecond), s.Detail)
 	}
-	time.Sleep(2 * time.Second)
+	load.waitChanges(t, 20*time.Second, 10, c.unit, failedOver, "after the failover")
 	orders, events, errs := load.halt()
 	for _, e := range errs {
 		t.Error(e)

@@ -59,11 +59,12 @@ func TestFailoverFencesLivePrimary(t *testing.T) {
 
 	watch := watchPrimaries(t, c.set)
 	load := startHALoad(c, 4)
-	time.Sleep(time.Second)
+	load.waitChanges(t, 20*time.Second, 10, c.unit, time.Time{}, "on the live primary")
 	res, err := c.admin.Failover(ctx, c.unit, admin.DefaultFailoverOptions())
 	if err != nil {
 		t.Fatalf("failover: %v", err)
 	}
+	failedOver := time.Now()
 	for _, s := range res.Steps {
 		t.Logf("  failover step %-14s %8v  %s", s.Name, s.Took.Round(100*time.Microsecond), s.Detail)
 	}
@@ -81,7 +82,7 @@ func TestFailoverFencesLivePrimary(t *testing.T) {
 	if err := appWrite(oldIn, c.db); !isReadOnly(err) {
 		t.Errorf("application write to the fenced old primary: got %v, want a read-only refusal (1290)", err)
 	}
-	time.Sleep(time.Second)
+	load.waitChanges(t, 20*time.Second, 10, c.unit, failedOver, "after the failover")
 	orders, _, errs := load.halt()
 	for _, e := range errs {
 		t.Error(e)

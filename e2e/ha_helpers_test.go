@@ -455,7 +455,7 @@ func watchPrimaries(t *testing.T, set *localdb.Set) *primaryWatch {
 					w.mu.Unlock()
 				}
 			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond) // the watch's pace
 		}
 	}()
 	return w

@@ -53,7 +53,7 @@ func TestEventualReadsRespectLagBound(t *testing.T) {
 			if degraded, _ := r.body["degraded"].(bool); degraded {
 				t.Errorf("%s: an eventual read with the primary up was marked degraded: %v", name, r.body)
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // reads paced through the bound and past it
 		}
 		rt := c.api.call("GET", "/v3/orders/"+no, nil)
 		if rt.str("trade_state") != string(tradeunit.StateSuccess) || rt.str("read_from") != "" {

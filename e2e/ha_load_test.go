@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"tradeunit"
@@ -219,6 +220,24 @@ func (l *haLoad) since(i int) ([]haEvent, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.events[min(i, len(l.events)):]), len(l.events)
+}
+
+// changes counts the creates and pays acknowledged on unit u that started
+// at or after from.
+func (l *haLoad) changes(u tradeunit.UnitID, from time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	return countEvents(l.events, "create", u, from, now).ok + countEvents(l.events, "pay", u, from, now).ok
+}
+
+// waitChanges waits until n creates and pays that started at or after from
+// have been acknowledged on unit u.
+func (l *haLoad) waitChanges(t *testing.T, timeout time.Duration, n int, u tradeunit.UnitID, from time.Time, what string) {
+	t.Helper()
+	waitFor(t, timeout, fmt.Sprintf("%d changes acknowledged on unit %d %s", n, u, what), func() bool {
+		return l.changes(u, from) >= n
+	})
 }
 
 // halt stops the workers and returns every order the client was told of

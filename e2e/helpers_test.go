@@ -56,6 +56,11 @@ type options struct {
 	unitLog   *daemon.LogConfig
 }
 
+// patientUnitTimeout is the proxy's unit timeout for tests that measure
+// something else than how the proxy treats a slow unit: this machine's disk
+// stalls for seconds at times, longer than the 3 s default.
+const patientUnitTimeout = 15 * time.Second
+
 // checkerEvery returns a health checker's configuration scaled to a probe
 // interval: probes bounded by half of it, back-offs of 5 and 60 intervals.
 func checkerEvery(interval time.Duration) *healthd.Config {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/cluster"
 	"tradeunit/health"
 )
 
@@ -81,6 +82,18 @@ func allHealthy(n int) func(health.Report) bool {
 		}
 		return true
 	}
+}
+
+// waitPlan waits until the proxy's selection plan was built from the
+// routing table's revision rev or a later one, and from the checker's
+// report version or a later one (0: any).
+func waitPlan(t *testing.T, c *cluster.Cluster, rev int64, version uint64) {
+	t.Helper()
+	waitFor(t, 5*time.Second, fmt.Sprintf("the proxy's plan built from routing revision %d and checker report %d", rev, version), func() bool {
+		body := scrape(t, c.ProxyURL+"/metrics")
+		return metric(body, "tradeunit_proxy_plan_revision") >= float64(rev) &&
+			metric(body, "tradeunit_proxy_checker_version") >= float64(version)
+	})
 }
 
 // scrape returns a Prometheus text exposition.
@@ -151,6 +164,9 @@ type load struct {
 	stop atomic.Bool
 	wg   sync.WaitGroup
 	seq  atomic.Int64
+	// started holds, per worker of startLoad, when its current create
+	// started (UnixNano).
+	started []atomic.Int64
 
 	mu      sync.Mutex
 	results []created
@@ -159,17 +175,49 @@ type load struct {
 // startLoad starts workers creating orders as api's merchant; prefix keeps
 // out_trade_no unique across loads.
 func startLoad(t *testing.T, api *client, workers int, prefix string) *load {
-	l := &load{t: t, api: api}
+	l := &load{t: t, api: api, started: make([]atomic.Int64, workers)}
 	for w := 0; w < workers; w++ {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			for !l.stop.Load() {
+				l.started[w].Store(time.Now().UnixNano())
 				l.one(fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e9, l.seq.Add(1)))
 			}
 		}()
 	}
 	return l
+}
+
+// settle waits until every worker has started a create at or after since:
+// then every create that started before since has ended and is in the
+// results.
+func (l *load) settle(since time.Time) {
+	l.t.Helper()
+	waitFor(l.t, 10*time.Second, "the creates in flight at "+since.Format("15:04:05.000")+" to end", func() bool {
+		for i := range l.started {
+			if l.started[i].Load() < since.UnixNano() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitCreates waits until the load has made n successful creates, at least
+// one on each unit of on (if any).
+func (l *load) waitCreates(n int, on ...tradeunit.UnitID) {
+	l.t.Helper()
+	waitFor(l.t, 10*time.Second, fmt.Sprintf("%d creates, some on each of units %v", n, on), func() bool {
+		rs := l.snapshot()
+		counts := perUnit(rs)
+		for _, u := range on {
+			if counts[u] == 0 {
+				return false
+			}
+		}
+		return len(rs)-len(failed(rs)) >= n
+	})
 }
 
 // one makes one create and records it; it never fails the test by itself.

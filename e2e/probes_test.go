@@ -23,8 +23,12 @@ import (
 // Prometheus metrics.
 func TestProbeOrdersAndMetrics(t *testing.T) {
 	const retention = time.Second
+	// A probe whose call times out leaves its order open (the janitor
+	// deletes it after the retention): with calls bounded by half the
+	// 100 ms interval, a stall of the machine's disk did that, and more
+	// orders were open than probes in flight. A second bounds them here.
 	c := startCluster(t, options{units: 2, replicas: 2, unitMetrics: true, probeRetention: retention,
-		health: checkerEvery(100 * time.Millisecond)})
+		health: checker(100*time.Millisecond, time.Second, 500*time.Millisecond)})
 	api := newClient(t, c, 0)
 	for i := 0; i < 5; i++ {
 		api.mustCreate(uniq("metrics"), 100)
@@ -101,7 +105,9 @@ func TestProbeOrdersAndMetrics(t *testing.T) {
 // probes every unit and the proxy follows it.
 func TestHealthAndProxyCommands(t *testing.T) {
 	c := startCluster(t, options{units: 2, replicas: 1})
-	hcfg := checkerEvery(200 * time.Millisecond)
+	// Probe calls bounded by a second, not half the interval: under the
+	// race detector on a loaded machine, 100 ms ejected a healthy unit.
+	hcfg := checker(200*time.Millisecond, time.Second, time.Second)
 	hcfg.Routes = c.RoutesPath
 	checker := cluster.NewProcess(binary, c.Dir, "health", func(listen, addrFile string) []string {
 		cfg := *hcfg

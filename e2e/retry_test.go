@@ -63,14 +63,18 @@ func TestOrderRetry(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, 10*time.Second, "creates acknowledged before the failure", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 20
+	})
 	for _, r := range c.Unit(dead).Replicas {
 		if err := r.Kill(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	killed.Store(true)
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // the load runs across the failure; every create in it is checked
 	stop.Store(true)
 	wg.Wait()
 	t.Logf("%d creates acknowledged across the failure, %d failed", len(acked), failures)

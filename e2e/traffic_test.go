@@ -87,7 +87,9 @@ func TestPartitionIsolationAndSpill(t *testing.T) {
 // TestCanaryShare: with a 10% canary on the unit labelled release=v2, it
 // gets 10% ± 2% of 5,000 creates; one admin command raises the share to 50%.
 func TestCanaryShare(t *testing.T) {
-	c := startCluster(t, options{units: 4, replicas: 1, routes: func(tbl *routing.Table) {
+	// Shares, not timeouts, are under test: with the proxy's 3 s, a disk
+	// stall of this machine failed a create on three units in a row.
+	c := startCluster(t, options{units: 4, replicas: 1, unitTimeout: patientUnitTimeout, routes: func(tbl *routing.Table) {
 		tbl.Units[3].Labels = map[string]string{"release": "v2"}
 		tbl.Partitions = map[string]routing.Partition{routing.DefaultPartition: {
 			Canary: &routing.Canary{Label: "release", Value: "v2", Share: 0.1}}}
@@ -114,7 +116,7 @@ func TestCanaryShare(t *testing.T) {
 	waitFor(t, 2*time.Second, "proxy reloads the table", func() bool {
 		return c.Routes().Policy("normal").Canary.Share == 0.5
 	})
-	time.Sleep(50 * time.Millisecond) // the proxy's plan follows the table it watches
+	waitPlan(t, c, c.Routes().Revision, 0)
 	rs = createMany(t, api, 1000, 16, "canary50")
 	share = float64(perUnit(rs)[canary]) / 1000
 	t.Logf("canary at 50%%: canary share %.1f%%", share*100)
@@ -127,11 +129,18 @@ func TestCanaryShare(t *testing.T) {
 // added; it takes more than its share while its recent count is low, and
 // the units' counts converge.
 func TestBalancingEvensOutANewUnit(t *testing.T) {
-	const window = 2 * time.Second
-	c := startCluster(t, options{units: 3, replicas: 1, balanceWindow: window})
+	// The windows measured below (a quarter and a half of the balancing
+	// window) must hold enough creates to tell balancing from chance: 200
+	// or more, where one deviation of a 40% share is 3.4 points. The load
+	// makes 100 creates a second on a loaded machine, with or without the
+	// race detector (a 2 s window held fewer than 50).
+	// A call that outlasts the proxy's 3 s (a disk stall) makes the unit
+	// suspect, which is not the balancing under test.
+	const window = 8 * time.Second
+	c := startCluster(t, options{units: 3, replicas: 1, balanceWindow: window, unitTimeout: patientUnitTimeout})
 	api := newClient(t, c, 0)
 	l := startLoad(t, api, 8, "balance")
-	time.Sleep(window + window/4)
+	time.Sleep(window + window/4) // the recent counts cover a whole balancing window of steady load
 
 	added := time.Now()
 	u4, err := c.AddUnit(context.Background(), nil)
@@ -147,14 +156,16 @@ func TestBalancingEvensOutANewUnit(t *testing.T) {
 		}
 		return !first.IsZero()
 	})
-	time.Sleep(time.Until(first.Add(window + window/2 + 300*time.Millisecond)))
+	end := first.Add(window + window/2)
+	time.Sleep(time.Until(end)) // the windows measured below are over
+	l.settle(end)
 	body := scrape(t, c.ProxyURL+"/metrics")
 	rs := l.halt()
 	if f := failed(rs); len(f) > 0 {
 		t.Fatalf("%d creates failed, first %+v", len(f), f[0])
 	}
 
-	shares := func(from, to time.Time) map[tradeunit.UnitID]float64 {
+	shares := func(from, to time.Time) (map[tradeunit.UnitID]float64, int) {
 		counts := perUnit(between(rs, from, to))
 		total := 0
 		for _, n := range counts {
@@ -164,11 +175,11 @@ func TestBalancingEvensOutANewUnit(t *testing.T) {
 		for u, n := range counts {
 			out[u] = float64(n) / float64(total)
 		}
-		return out
+		return out, total
 	}
-	early := shares(first, first.Add(window/4))
-	late := shares(first.Add(window), first.Add(window+window/2))
-	t.Logf("new unit %d's share: %.0f%% in its first %v, then %v", u4.ID, early[u4.ID]*100, window/4, late)
+	early, nEarly := shares(first, first.Add(window/4))
+	late, nLate := shares(first.Add(window), first.Add(window+window/2))
+	t.Logf("new unit %d's share: %.0f%% of %d creates in its first %v, then %v of %d", u4.ID, early[u4.ID]*100, nEarly, window/4, late, nLate)
 	if early[u4.ID] < 0.3 {
 		t.Errorf("the new unit got %.0f%% of new orders at first, want more than its even 25%%", early[u4.ID]*100)
 	}
@@ -202,7 +213,7 @@ func TestBlacklist(t *testing.T) {
 		}
 	}
 	l := startLoad(t, api, 4, "blacklist")
-	time.Sleep(300 * time.Millisecond)
+	l.waitCreates(20, blocked)
 
 	out := runAdmin(t, "blacklist", "--routes", c.RoutesPath, "--unit", "2", "--reason", "disk swap", "--for", "3s", "--who", "e2e")
 	done := time.Now()
@@ -216,7 +227,8 @@ func TestBlacklist(t *testing.T) {
 	if b := reportUnit(r, blocked).Blacklist; b.Reason != "disk swap" || b.By != "e2e" || b.Until.IsZero() {
 		t.Fatalf("health API entry: %+v", b)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // creates on the unit must have stopped a second after the command, and stay stopped
+	l.settle(time.Now())
 	var last time.Time
 	for _, x := range l.snapshot() {
 		if x.status == 200 && x.unit == blocked && x.start.After(last) {

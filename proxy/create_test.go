@@ -328,7 +328,7 @@ func TestSlowUnitsOrderIsNotReturned(t *testing.T) {
 		}
 		firstDone <- o
 	}()
-	waitFor(t, func() bool {
+	waitFor(t, "the first create's pending entry grown stale", func() bool {
 		e := p.dialer.shard.get(retryKey)
 		return e != nil && time.Since(e.Updated) > 50*time.Millisecond
 	})
@@ -347,15 +347,6 @@ func TestSlowUnitsOrderIsNotReturned(t *testing.T) {
 	e := p.dialer.shard.get(retryKey)
 	if len(e.Abandoned) != 1 || e.Abandoned[0].Unit != slow.id {
 		t.Fatalf("entry %+v: want the slow unit's attempt abandoned, for the reconciler", e)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
 	}
 }
 

@@ -27,6 +27,8 @@ type metrics struct {
 	suspect       *prometheus.GaugeVec
 	recent        *prometheus.GaugeVec
 	checker       prometheus.Gauge
+	planRevision  prometheus.Gauge
+	planChecker   prometheus.Gauge
 
 	mu      sync.Mutex                // serializes plan
 	planned map[tradeunit.UnitID]bool // units with plan gauges
@@ -77,9 +79,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checker: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tradeunit_proxy_health_checker_reachable", Help: "1 while the proxy follows the health checker; 0 while it relies on its own view.",
 		}),
+		planRevision: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tradeunit_proxy_plan_revision", Help: "Revision of the routing table the current selection plan was built from.",
+		}),
+		planChecker: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tradeunit_proxy_checker_version",
+			Help: "Version of the health checker's report the current selection plan was built from (0: built without one).",
+		}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.unitRequests, m.unitDuration, m.createRetries, m.shardRequests, m.shardDuration, m.conflicts,
-		m.selected, m.weight, m.suspect, m.recent, m.checker)
+		m.selected, m.weight, m.suspect, m.recent, m.checker, m.planRevision, m.planChecker)
 	return m
 }
 
@@ -105,10 +114,11 @@ func (m *metrics) shardCall(s routing.ShardID, op string, err error, d time.Dura
 	m.shardDuration.WithLabelValues(id, op).Observe(d.Seconds())
 }
 
-// plan publishes how a new plan treats each unit, and drops the series of
-// units that left the routing table (not Reset: a scrape must never see the
-// gauges half filled).
-func (m *metrics) plan(units []selection.UnitPlan, recent map[tradeunit.UnitID]uint64) {
+// plan publishes how a new plan treats each unit and what it was built
+// from (the routing table's revision, the checker report's version), and
+// drops the series of units that left the routing table (not Reset: a scrape
+// must never see the gauges half filled).
+func (m *metrics) plan(units []selection.UnitPlan, recent map[tradeunit.UnitID]uint64, revision int64, checkerVersion uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	seen := make(map[tradeunit.UnitID]bool, len(units))
@@ -134,4 +144,7 @@ func (m *metrics) plan(units []selection.UnitPlan, recent map[tradeunit.UnitID]u
 		}
 	}
 	m.planned = seen
+	// Last: a scrape that shows the revision shows the unit gauges of it.
+	m.planRevision.Set(float64(revision))
+	m.planChecker.Set(float64(checkerVersion))
 }

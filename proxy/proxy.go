@@ -111,8 +111,8 @@ type Proxy struct {
 	log      *slog.Logger
 
 	plan    atomic.Pointer[selection.Plan]
-	checker atomic.Pointer[selection.CheckerView] // nil: not following a checker
-	replan  chan struct{}                         // asks the planner for a new plan now
+	checker atomic.Pointer[followedReport] // nil: not following a checker
+	replan  chan struct{}                  // asks the planner for a new plan now
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup

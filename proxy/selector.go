@@ -53,12 +53,21 @@ func (p *Proxy) planner(ctx context.Context) {
 func (p *Proxy) rebuild() time.Time {
 	passive, passiveNext := p.passive.Snapshot()
 	recent := p.balancer.Counts()
+	table := p.routes.Current()
+	var (
+		view    *selection.CheckerView
+		version uint64 // of the checker's report; 0: none
+	)
+	if f := p.checker.Load(); f != nil {
+		view, version = f.view, f.version
+	}
 	plan := selection.Build(selection.Inputs{
-		Table: p.routes.Current(), Now: time.Now(),
-		Checker: p.checker.Load(), Passive: passive, Recent: recent,
+		Table: table, Now: time.Now(),
+		Checker: view, Passive: passive, Recent: recent,
 	})
 	p.plan.Store(plan)
-	p.metrics.plan(plan.Units(), recent)
+	// After the Store: whoever reads the gauges finds the plan in force.
+	p.metrics.plan(plan.Units(), recent, table.Revision, version)
 	next := plan.NextChange()
 	if !passiveNext.IsZero() && (next.IsZero() || passiveNext.Before(next)) {
 		next = passiveNext
@@ -79,7 +88,7 @@ func (p *Proxy) askReplan() {
 func (p *Proxy) followChecker(ctx context.Context) {
 	health.Follow(ctx, p.cfg.Health, func(r *health.Report) {
 		first := p.checker.Load() == nil
-		p.checker.Store(checkerView(r))
+		p.checker.Store(&followedReport{view: checkerView(r), version: r.Version})
 		p.metrics.checker.Set(1)
 		p.askReplan()
 		if first {
@@ -91,6 +100,13 @@ func (p *Proxy) followChecker(ctx context.Context) {
 		p.askReplan()
 		p.log.Warn("health checker unreachable; selecting units by this proxy's own view", "url", p.cfg.Health, "err", err)
 	})
+}
+
+// followedReport is the checker report the proxy follows: selection's view
+// of it, and its version.
+type followedReport struct {
+	view    *selection.CheckerView
+	version uint64
 }
 
 // checkerView turns a checker report into selection's input.

@@ -59,7 +59,7 @@ func TestLag(t *testing.T) {
 	if _, err := rootDB(t, r).Exec("STOP SLAVE SQL_THREAD"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond) // the time the lag must then show
 	l = lagOf(t, r)
 	t.Logf("%s applier stopped 1.2s: heartbeat lag %v, Seconds_Behind_Master %v, backlog %d", r.Name, l.Heartbeat, deref(l.SecondsBehindMaster), l.Backlog)
 	if l.Heartbeat < time.Second || l.Backlog == 0 {
@@ -133,7 +133,7 @@ func TestLagCutLink(t *testing.T) {
 	t0 := time.Now()
 	tbl := table(t, p) // a commit: acknowledged by the other replica
 	t.Logf("commit with %s cut off: %v", r.Name, time.Since(t0).Round(time.Millisecond))
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // the time the lag must then show, while Seconds_Behind_Master may not
 	l := lagOf(t, r)
 	st := inspect(t, r).Replica
 	t.Logf("%s cut off 1.5s: heartbeat lag %v; Slave_IO_Running %s, Seconds_Behind_Master %v, backlog %d",

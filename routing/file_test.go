@@ -260,7 +260,7 @@ func TestFileKeepsLastGoodTable(t *testing.T) {
 			if !waitFor(t, time.Second, func() bool { return logs.count("level=WARN") > 0 }) {
 				t.Fatalf("no warning logged within 1s; log:\n%s", logs.buf.String())
 			}
-			time.Sleep(10 * fastPoll)
+			time.Sleep(10 * fastPoll) // polls of the unchanged bad file, which must log nothing more
 			if got, want := logs.count("level=WARN"), 1; got != want {
 				t.Errorf("warnings for one bad file: got %v, want %v", got, want)
 			}
@@ -372,7 +372,7 @@ func TestFileClose(t *testing.T) {
 	if err := WriteFile(path, newTable(2, 1)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * fastPoll)
+	time.Sleep(10 * fastPoll) // polls there would have been, had Close not stopped them
 	if got, want := f.Current().Revision, int64(1); got != want {
 		t.Errorf("Current after Close and a change: got revision %v, want %v", got, want)
 	}
@@ -675,7 +675,7 @@ func TestFileRemovedAndOld(t *testing.T) {
 	if !waitFor(t, time.Second, func() bool { return logs.count("unreadable") > 0 }) {
 		t.Fatalf("no warning for a removed file within 1s; log:\n%s", logs.buf.String())
 	}
-	time.Sleep(10 * fastPoll)
+	time.Sleep(10 * fastPoll) // polls of the still missing file, which must log nothing more
 	if got, want := logs.count("unreadable"), 1; got != want {
 		t.Errorf("warnings for a removed file: got %v, want %v", got, want)
 	}

@@ -19,6 +19,7 @@ type counterAllocator struct {
 }
 
 func (a *counterAllocator) AllocateSequence(_ context.Context, n int64) (int64, error) {
+	// The storage's latency, as the test sets it.
 	time.Sleep(time.Duration(a.delay.Load()))
 	a.calls.Add(1) // counted once the block is ready: the test waits for it
 	if a.fail.Load() {

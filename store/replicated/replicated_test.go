@@ -153,7 +153,7 @@ func TestStorage(t *testing.T) {
 			t.Fatalf("eventual read %v after the appliers stopped: got %s from %q (staleness %v), want %s: older than the bound %v",
 				start.Sub(stopped), got.State, got.Read.Source, got.Read.Staleness, paid.State, maxLag)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // reads paced through the bound and past it
 	}
 	got, err = svc.Order(eventual, o.Mchid, o.OrderNo)
 	if err != nil || got.Read.Source != tradeunit.FromPrimary || got.State != tradeunit.StateSuccess {
