@@ -45,10 +45,57 @@ func SelfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// CPUMeter measures the CPU time of named groups of processes over a window.
+// MachineTicks is the machine's CPU time so far from /proc/stat, in clock
+// ticks: all of it, and what the hypervisor stole (time a vCPU was ready to
+// run but the host ran something else).
+type MachineTicks struct{ Total, Steal int64 }
+
+// ReadMachineTicks reads /proc/stat's "cpu" line.
+func ReadMachineTicks() (MachineTicks, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineTicks{}, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return parseCPULine(line)
+}
+
+// parseCPULine parses "cpu user nice system idle iowait irq softirq steal
+// guest guest_nice"; guest time is already counted in user time.
+func parseCPULine(line string) (MachineTicks, error) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return MachineTicks{}, fmt.Errorf("parse /proc/stat: %q", line)
+	}
+	var t MachineTicks
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return MachineTicks{}, fmt.Errorf("parse /proc/stat: %q", line)
+		}
+		t.Total += n
+		if i == 7 {
+			t.Steal = n
+		}
+	}
+	return t, nil
+}
+
+// StealShare is the share of the machine's CPU time stolen between two
+// readings.
+func StealShare(from, to MachineTicks) float64 {
+	if to.Total <= from.Total {
+		return 0
+	}
+	return float64(to.Steal-from.Steal) / float64(to.Total-from.Total)
+}
+
+// CPUMeter measures the CPU time of named groups of processes over a window,
+// and the machine's steal share over it.
 type CPUMeter struct {
-	groups map[string][]int
-	start  map[string]time.Duration
+	groups  map[string][]int
+	start   map[string]time.Duration
+	machine MachineTicks
 }
 
 // NewCPUMeter starts measuring; groups maps a layer name to its processes.
@@ -58,6 +105,7 @@ func NewCPUMeter(groups map[string][]int) *CPUMeter {
 	for name := range groups {
 		m.start[name] = m.read(name)
 	}
+	m.machine, _ = ReadMachineTicks()
 	return m
 }
 
@@ -82,4 +130,13 @@ func (m *CPUMeter) Used() map[string]time.Duration {
 		out[name] = m.read(name) - m.start[name]
 	}
 	return out
+}
+
+// Steal returns the machine's steal share since the meter started.
+func (m *CPUMeter) Steal() float64 {
+	now, err := ReadMachineTicks()
+	if err != nil {
+		return 0
+	}
+	return StealShare(m.machine, now)
 }

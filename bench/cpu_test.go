@@ -30,3 +30,29 @@ func TestProcessCPUGrowsWithWork(t *testing.T) {
 		t.Fatal("CPU of a missing process: got nil error")
 	}
 }
+
+func TestParseCPULine(t *testing.T) {
+	tests := []struct {
+		line    string
+		want    MachineTicks
+		wantErr bool
+	}{
+		{line: "cpu  100 5 50 800 10 1 4 30 0 0", want: MachineTicks{Total: 1000, Steal: 30}},
+		{line: "cpu  1 2 3 4 5 6 7 8", want: MachineTicks{Total: 36, Steal: 8}},
+		{line: "cpu0 1 2 3 4 5 6 7 8", wantErr: true},
+		{line: "cpu 1 2 3", wantErr: true},
+		{line: "cpu 1 2 3 4 5 6 7 x", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := parseCPULine(tt.line)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("parseCPULine(%q) = %+v, %v; want %+v, error %v", tt.line, got, err, tt.want, tt.wantErr)
+		}
+	}
+	if got := StealShare(MachineTicks{Total: 1000, Steal: 30}, MachineTicks{Total: 2000, Steal: 280}); got != 0.25 {
+		t.Errorf("StealShare: got %v, want 0.25", got)
+	}
+	if _, err := ReadMachineTicks(); err != nil {
+		t.Errorf("ReadMachineTicks: %v", err)
+	}
+}

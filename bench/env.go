@@ -13,6 +13,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/cluster"
+	"tradeunit/daemon/directoryd"
 	"tradeunit/daemon/proxyd"
 	"tradeunit/daemon/unitd"
 	"tradeunit/dsn"
@@ -84,17 +85,71 @@ func (e *Env) StartUnit(ctx context.Context, id tradeunit.UnitID, d dsn.DSN) (*c
 	return r, nil
 }
 
-// StartProxy writes a routing table of the given units and starts a proxy
-// process over it.
-func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica) (*cluster.Process, error) {
+// DirectoryMode says how a benchmark proxy keeps one order per out_trade_no.
+type DirectoryMode int
+
+const (
+	// WithDirectory starts a directory shard holding every bucket, over
+	// fresh storage of the scenario's kind: the shipped path.
+	WithDirectory DirectoryMode = iota
+	// WithoutDirectory runs the proxy with --unsafe-without-directory: the
+	// baseline that shows what the directory costs.
+	WithoutDirectory
+)
+
+// Front is a benchmark's proxy and, with the directory, its shard.
+type Front struct {
+	Proxy *cluster.Process
+	Shard *cluster.Replica // nil without the directory
+}
+
+// ShardPids returns the directory shard's process, whose CPU counts as the
+// directory's (none without it).
+func (f *Front) ShardPids() []int {
+	if f.Shard == nil {
+		return nil
+	}
+	return []int{f.Shard.Pid()}
+}
+
+// Stop stops the proxy and the shard.
+func (f *Front) Stop() {
+	f.Proxy.Stop()
+	if f.Shard != nil {
+		f.Shard.Stop()
+	}
+}
+
+// StartProxy writes a routing table of the given units (and, with the
+// directory, starts its shard and publishes it) and starts a proxy process
+// over it.
+func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica, dir DirectoryMode) (*Front, error) {
 	t := &routing.Table{Revision: 1}
 	for _, u := range units {
 		t.Units = append(t.Units, routing.Unit{ID: u.Unit, Partition: routing.DefaultPartition,
 			LogicAddrs: []string{u.Addr()}, Available: true, Temperature: routing.Hot, AcceptNew: true})
 	}
-	routes := filepath.Join(e.Dir, fmt.Sprintf("routes-%d.json", len(e.procs)))
+	e.n++
+	routes := filepath.Join(e.Dir, fmt.Sprintf("routes-%d.json", e.n))
 	if err := routing.WriteFile(routes, t); err != nil {
 		return nil, err
+	}
+	f := &Front{}
+	if dir == WithDirectory {
+		shard, err := e.startShard(ctx, routes)
+		if err != nil {
+			return nil, err
+		}
+		f.Shard = shard
+		t.Revision++
+		t.Directory = routing.SplitBuckets([]routing.ShardID{shard.Shard})
+		t.Directory.Shards[0].LogicAddrs = []string{shard.Addr()}
+		if err := routing.WriteFile(routes, t); err != nil {
+			return nil, err
+		}
+		if err := cluster.WaitHolding(ctx, t.Directory); err != nil {
+			return nil, err
+		}
 	}
 	merchants := filepath.Join(e.Dir, "merchants.json")
 	data, _ := json.Marshal(proxy.Credentials{Merchants: []proxy.Merchant{{Mchid: Mchid, APIKey: apiKey}}})
@@ -103,7 +158,8 @@ func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica) (*cluste
 	}
 	cfg := proxyd.DefaultConfig()
 	cfg.Routes, cfg.Merchants = routes, merchants
-	p := cluster.NewProcess(e.Binary, e.Dir, fmt.Sprintf("proxy-%d", len(e.procs)), func(listen, addrFile string) []string {
+	cfg.Proxy.UnsafeWithoutDirectory = dir == WithoutDirectory
+	p := cluster.NewProcess(e.Binary, e.Dir, fmt.Sprintf("proxy-%d", e.n), func(listen, addrFile string) []string {
 		c := cfg
 		c.Listen, c.AddrFile = listen, addrFile
 		return c.Args()
@@ -112,7 +168,25 @@ func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica) (*cluste
 		return nil, err
 	}
 	e.procs = append(e.procs, p)
-	return p, nil
+	f.Proxy = p
+	return f, nil
+}
+
+// startShard starts directory shard 1 over fresh storage, following the
+// routing table at routes.
+func (e *Env) startShard(ctx context.Context, routes string) (*cluster.Replica, error) {
+	d, err := e.NewStorage()
+	if err != nil {
+		return nil, err
+	}
+	cfg := directoryd.DefaultConfig()
+	cfg.Shard, cfg.Routes, cfg.DB = 1, routes, d
+	r := cluster.NewShardReplica(e.Binary, e.Dir, fmt.Sprintf("directory-%d", e.n), cfg)
+	if err := r.Start(ctx); err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, r.Process)
+	return r, nil
 }
 
 // Target opens a benchmark target.

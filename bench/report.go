@@ -55,11 +55,11 @@ func PrintResult(w io.Writer, r *Result) {
 // PrintBaseline writes a baseline comparison as a human table.
 func PrintBaseline(w io.Writer, storage string, rows []BaselineRow) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "storage\tclients\tpath\torders/s\tp50 ms\tp99 ms\tvs limit\tCPU µs/order\t\n")
+	fmt.Fprintf(tw, "storage\tclients\tpath\torders/s\tp50 ms\tp99 ms\tvs limit\tsteal\tCPU µs/order\t\n")
 	for _, r := range rows {
 		for _, l := range []Layer{r.Storage, r.Direct, r.Full} {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.0f%%\t%s\t\n", storage, r.Clients, l.Name, l.OrdersPerSec,
-				l.Latency.P50, l.Latency.P99, 100*l.OrdersPerSec/r.Storage.OrdersPerSec, cpuList(l.CPUPerOrder))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.0f%%\t%.0f%%\t%s\t\n", storage, r.Clients, l.Name, l.OrdersPerSec,
+				l.Latency.P50, l.Latency.P99, 100*l.OrdersPerSec/r.Storage.OrdersPerSec, 100*l.Steal, cpuList(l.CPUPerOrder))
 		}
 	}
 	tw.Flush()
@@ -67,6 +67,30 @@ func PrintBaseline(w io.Writer, storage string, rows []BaselineRow) {
 		fmt.Fprintf(w, "%d clients: full/limit %.0f%%, proxy adds %+.0f%% to p50 of a direct call, "+
 			"server CPU %.0f µs/order → %.0f cores for %d orders/s\n",
 			r.Clients, 100*r.FullOverLimit, 100*r.ProxyP50Overhead, r.ServerCPUPerOrder, r.CoresForPeak, AlipayPeak)
+	}
+}
+
+// PrintDirectory writes the directory's cost as a human table: every
+// round's two measurements, then each client count's median and range.
+func PrintDirectory(w io.Writer, storage string, costs []DirectoryCost) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "storage\tclients\tround\tdirectory\torders/s\tp50 ms\tp99 ms\tsteal\tserver CPU µs/order\tCPU µs/order\t\n")
+	for _, c := range costs {
+		for i, r := range c.Rounds {
+			for _, l := range []struct {
+				name string
+				l    Layer
+			}{{"without", r.Without}, {"with", r.With}} {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.0f%%\t%.0f\t%s\t\n", storage, c.Clients, i+1, l.name,
+					l.l.OrdersPerSec, l.l.Latency.P50, l.l.Latency.P99, 100*l.l.Steal, serverCPU(l.l), cpuList(l.l.CPUPerOrder))
+			}
+		}
+	}
+	tw.Flush()
+	for _, c := range costs {
+		fmt.Fprintf(w, "%d clients, %d rounds: with the directory, throughput %.0f%% of without (median; %.0f–%.0f%%), "+
+			"server CPU per order %.0f%% (%.0f–%.0f%%)\n", c.Clients, len(c.Rounds),
+			100*c.Throughput.Median, 100*c.Throughput.Min, 100*c.Throughput.Max, 100*c.CPU.Median, 100*c.CPU.Min, 100*c.CPU.Max)
 	}
 }
 

@@ -24,10 +24,11 @@ type Layer struct {
 	Latency      Latency            `json:"latency_ms"`
 	Errors       int64              `json:"errors"`
 	CPUPerOrder  map[string]float64 `json:"cpu_us_per_order"` // by process group
+	Steal        float64            `json:"steal"`            // the machine's steal share over the run
 	Verified     bool               `json:"verified"`
 }
 
-// BaselineRow compares the three layers at one client count.
+// BaselineRow compares the layers at one client count.
 type BaselineRow struct {
 	Clients           int     `json:"clients"`
 	Storage           Layer   `json:"storage"`
@@ -82,21 +83,7 @@ func Baseline(ctx context.Context, env *Env, clients []int, d time.Duration, pro
 			return nil, err
 		}
 
-		full, err := startUnitOn(ctx, env, 2)
-		if err != nil {
-			return nil, err
-		}
-		px, err := env.StartProxy(ctx, []*cluster.Replica{full})
-		if err != nil {
-			return nil, err
-		}
-		if t, err = env.Target(ctx, "http://"+px.Addr(), 2, c); err != nil {
-			return nil, err
-		}
-		row.Full, err = measure(ctx, "full", t, c, d, map[string][]int{"client": nil, "proxy": {px.Pid()},
-			"unit": {full.Pid()}, "mariadbd": env.StoragePids()}, progress)
-		t.Release()
-		if err != nil {
+		if row.Full, err = measureFull(ctx, env, "full", WithDirectory, c, d, progress); err != nil {
 			return nil, err
 		}
 		if row.Storage.OrdersPerSec > 0 {
@@ -105,11 +92,38 @@ func Baseline(ctx context.Context, env *Env, clients []int, d time.Duration, pro
 		if row.Direct.Latency.P50 > 0 {
 			row.ProxyP50Overhead = row.Full.Latency.P50/row.Direct.Latency.P50 - 1
 		}
-		row.ServerCPUPerOrder = row.Full.CPUPerOrder["proxy"] + row.Full.CPUPerOrder["unit"] + row.Full.CPUPerOrder["mariadbd"]
+		row.ServerCPUPerOrder = serverCPU(row.Full)
 		row.CoresForPeak = row.ServerCPUPerOrder * AlipayPeak / 1e6
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// measureFull measures the full path through a proxy process, with or
+// without the key directory, over a fresh unit.
+func measureFull(ctx context.Context, env *Env, name string, dir DirectoryMode, clients int, d time.Duration, progress io.Writer) (Layer, error) {
+	unit, err := startUnitOn(ctx, env, 2)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer unit.Stop()
+	front, err := env.StartProxy(ctx, []*cluster.Replica{unit}, dir)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer front.Stop()
+	t, err := env.Target(ctx, "http://"+front.Proxy.Addr(), 2, clients)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer t.Release()
+	return measure(ctx, name, t, clients, d, map[string][]int{"client": nil, "proxy": {front.Proxy.Pid()},
+		"directory": front.ShardPids(), "unit": {unit.Pid()}, "mariadbd": env.StoragePids()}, progress)
+}
+
+// serverCPU is the CPU a path's server layers spent per order.
+func serverCPU(l Layer) float64 {
+	return l.CPUPerOrder["proxy"] + l.CPUPerOrder["directory"] + l.CPUPerOrder["unit"] + l.CPUPerOrder["mariadbd"]
 }
 
 func startUnitOn(ctx context.Context, env *Env, id tradeunit.UnitID) (*cluster.Replica, error) {
@@ -124,7 +138,7 @@ func startUnitOn(ctx context.Context, env *Env, id tradeunit.UnitID) (*cluster.R
 // group's CPU over the run. Every acknowledged create is read back.
 func measure(ctx context.Context, name string, t Target, clients int, d time.Duration, groups map[string][]int, progress io.Writer) (Layer, error) {
 	for g, pids := range groups {
-		if g == "mariadbd" && len(pids) == 0 {
+		if (g == "mariadbd" || g == "directory") && len(pids) == 0 { // nil is this process
 			delete(groups, g)
 		}
 	}
@@ -136,9 +150,9 @@ func measure(ctx context.Context, name string, t Target, clients int, d time.Dur
 	if err != nil {
 		return Layer{}, err
 	}
-	used := meter.Used()
+	used, steal := meter.Used(), meter.Steal()
 	l := Layer{Name: name, Clients: clients, OrdersPerSec: res.CreatesPerSec, Latency: res.Latency,
-		Errors: res.Errors, CPUPerOrder: map[string]float64{}}
+		Errors: res.Errors, CPUPerOrder: map[string]float64{}, Steal: steal}
 	for g, cpu := range used {
 		if res.Creates > 0 {
 			l.CPUPerOrder[g] = float64(cpu.Microseconds()) / float64(res.Creates)
@@ -187,18 +201,18 @@ func Scaling(ctx context.Context, env *Env, units []int, clients int, d time.Dur
 			reps = append(reps, r)
 			pids = append(pids, r.Pid())
 		}
-		px, err := env.StartProxy(ctx, reps)
+		front, err := env.StartProxy(ctx, reps, WithDirectory)
 		if err != nil {
 			return nil, err
 		}
-		t, err := env.Target(ctx, "http://"+px.Addr(), 1, clients)
+		t, err := env.Target(ctx, "http://"+front.Proxy.Addr(), 1, clients)
 		if err != nil {
 			return nil, err
 		}
 		if progress != nil {
 			fmt.Fprintf(progress, "%d units, %d clients:\n", n, clients)
 		}
-		meter := NewCPUMeter(map[string][]int{"client": nil, "servers": append(pids, px.Pid())})
+		meter := NewCPUMeter(map[string][]int{"client": nil, "servers": append(append(pids, front.Proxy.Pid()), front.ShardPids()...)})
 		start := time.Now()
 		res, err := Run(ctx, Config{Target: t, Concurrency: clients, Duration: d, Progress: progress})
 		if err != nil {
@@ -213,7 +227,7 @@ func Scaling(ctx context.Context, env *Env, units []int, clients int, d time.Dur
 		for _, r := range reps {
 			r.Stop()
 		}
-		px.Stop()
+		front.Stop()
 		p := ScalingPoint{Units: n, OrdersPerSec: res.CreatesPerSec, P99: res.Latency.P99, Errors: res.Errors,
 			CPUBusy: (used["client"] + used["servers"]).Seconds() / (wall.Seconds() * float64(runtime.NumCPU()))}
 		out = append(out, p)

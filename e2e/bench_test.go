@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 
@@ -56,5 +57,38 @@ func TestBenchVerifiesEveryOrder(t *testing.T) {
 	}
 	if again := res.Verify(ctx, target); again.Lost != 1 || again.OK() {
 		t.Fatalf("after deleting one order: verification %+v, want 1 lost", again)
+	}
+}
+
+// TestBenchDirectoryScenario runs the directory's cost scenario briefly:
+// every create of both paths reads back, the directory's shard does the
+// work only on the path with it, and the directory keeps at least half the
+// throughput without it (the bar; bench/RESULTS.md has the figures
+// of full-length runs).
+func TestBenchDirectoryScenario(t *testing.T) {
+	env := &bench.Env{Binary: binary, Dir: t.TempDir(), Storage: "sqlite"}
+	defer env.Close()
+	costs, err := bench.Directory(context.Background(), env, []int{16}, 3, 2*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(costs) != 1 || len(costs[0].Rounds) != 3 {
+		t.Fatalf("got %+v, want one client count of 3 rounds", costs)
+	}
+	c := costs[0]
+	for i, r := range c.Rounds {
+		for _, l := range []bench.Layer{r.Without, r.With} {
+			if !l.Verified || l.Errors != 0 || l.OrdersPerSec == 0 {
+				t.Fatalf("round %d, %s: %d errors, %.0f orders/s, verified %v; want every create made and read back", i+1, l.Name, l.Errors, l.OrdersPerSec, l.Verified)
+			}
+		}
+		if r.Without.CPUPerOrder["directory"] != 0 || r.With.CPUPerOrder["directory"] == 0 {
+			t.Fatalf("round %d: directory CPU %v without, %v with; want none without and some with",
+				i+1, r.Without.CPUPerOrder["directory"], r.With.CPUPerOrder["directory"])
+		}
+	}
+	t.Logf("throughput with/without: %+v; server CPU per order with/without: %+v", c.Throughput, c.CPU)
+	if c.Throughput.Median < 0.5 {
+		t.Fatalf("with the directory, %.0f%% of the throughput without (median of 3); want at least 50%%", 100*c.Throughput.Median)
 	}
 }

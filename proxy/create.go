@@ -47,7 +47,11 @@ func (p *Proxy) createOrder(ctx context.Context, r tradeunit.CreateOrderRequest)
 	}
 	c := &creation{p: p, r: r, key: tradeunit.MerchantKey{Mchid: r.Mchid, Kind: tradeunit.KeyOrder, Value: r.OutTradeNo},
 		fp: r.Fingerprint(), plan: p.plan.Load()}
-	o, err := c.run(ctx)
+	run := c.run
+	if p.cfg.UnsafeWithoutDirectory {
+		run = c.runWithoutDirectory
+	}
+	o, err := run(ctx)
 	return o, c.attempts, err
 }
 
@@ -105,6 +109,37 @@ func (c *creation) run(ctx context.Context) (*tradeunit.Order, error) {
 		return nil, c.noUnit()
 	}
 	return nil, tradeunit.Unavailable("proxy.createOrder", "the order's directory entry kept changing; retry with the same out_trade_no", ctx.Err())
+}
+
+// runWithoutDirectory is the create of the directory's benchmark baseline
+// (Config.UnsafeWithoutDirectory): order retry over the ranked units with
+// no reservation, so nothing stops a second order of the key elsewhere.
+func (c *creation) runWithoutDirectory(ctx context.Context) (*tradeunit.Order, error) {
+	var current tradeunit.UnitID
+	for {
+		u, err := c.nextUnit(current)
+		if err != nil {
+			return nil, err
+		}
+		c.passed, current = append(c.passed, u), u
+		unit, ok := c.p.routes.Current().Unit(u)
+		if !ok {
+			continue
+		}
+		req := c.r
+		req.Attempt = newAttempt(u).ID
+		c.p.balancer.Record(u)
+		o, res, err := callUnit(ctx, c.p, unit, "create", func(ctx context.Context, svc tradeunit.OrderService) (*tradeunit.Order, error) {
+			return svc.CreateOrder(ctx, req)
+		})
+		if res.tried {
+			c.attempts++
+		}
+		if code := tradeunit.ErrorCode(err); code != tradeunit.CodeUnitUnavailable && code != tradeunit.CodeInternal {
+			return o, err
+		}
+		c.lastErr = err
+	}
 }
 
 // orderFound ends a walk with its order.

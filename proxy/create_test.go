@@ -444,3 +444,26 @@ func TestCreateMeetingAnOrphanOfAnotherBody(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsafeWithoutDirectory: the benchmark baseline's create calls the
+// ranked units with no reservation, retrying as order retry does, and so
+// cannot keep one order per key.
+func TestUnsafeWithoutDirectory(t *testing.T) {
+	p := newRetryProxy(t, 3, 3, time.Second)
+	p.cfg.UnsafeWithoutDirectory = true
+	p.dialer.shard.down = true // not used
+	p.ranked[0].create = noAnswer
+	first, tries, err := p.createOrder(context.Background(), createRequest(1))
+	if err != nil || tries != 2 || p.ranked[1].calls != 1 {
+		t.Fatalf("got %+v after %d creates, %v; want the second ranked unit's order", first, tries, err)
+	}
+	p.ranked[0].create = nil
+	again, _, err := p.createOrder(context.Background(), createRequest(1))
+	if err != nil || again.OrderNo == first.OrderNo {
+		t.Fatalf("repeat: got %+v, %v; want a second order (what the directory prevents)", again, err)
+	}
+	p.ranked[0].create, p.ranked[1].create, p.ranked[2].create = conflict, nil, nil
+	if _, _, err := p.createOrder(context.Background(), createRequest(1)); !tradeunit.IsCode(err, tradeunit.CodeOutTradeNoUsed) {
+		t.Fatalf("a unit's definite answer: got %v, want OUT_TRADE_NO_USED", err)
+	}
+}

@@ -43,6 +43,11 @@ type Config struct {
 	// AccessLog logs one line per API request (method, path, status,
 	// duration, request id, merchant) at info level.
 	AccessLog bool
+	// UnsafeWithoutDirectory is for the directory's benchmark baseline
+	// only: creates skip the key directory and call the ranked units
+	// directly, so two creates of one out_trade_no on two units make two
+	// orders. Lookups by out_trade_no and refunds still need the directory.
+	UnsafeWithoutDirectory bool
 }
 
 // DefaultConfig returns the settings of a proxy as tradeunit proxy starts

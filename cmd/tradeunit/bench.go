@@ -22,14 +22,16 @@ import (
 var (
 	benchCmd = &command{
 		name:  "bench",
-		usage: "run|baseline|scaling|smoke [flags]",
+		usage: "run|baseline|directory|scaling|smoke [flags]",
 		short: "measure throughput, latency and CPU per order; verify that no acknowledged order is lost (see bench/README.md)",
-		sub:   []*command{benchRunCmd, benchBaselineCmd, benchScalingCmd, benchSmokeCmd},
+		sub:   []*command{benchRunCmd, benchBaselineCmd, benchDirectoryCmd, benchScalingCmd, benchSmokeCmd},
 	}
 	benchRunCmd = &command{name: "run", usage: "--target TARGET [flags]", run: benchRun,
 		short: "drive one target (a proxy, a unit's logic services, or a storage) with a load"}
 	benchBaselineCmd = &command{name: "baseline", usage: "[--storage sqlite|mysql] [--clients 16,64] [--duration 10s]", run: benchBaseline,
 		short: "storage limit, one unit direct and full path, side by side in one run"}
+	benchDirectoryCmd = &command{name: "directory", usage: "[--storage sqlite|mysql] [--clients 16,64] [--rounds 3] [--duration 10s]", run: benchDirectory,
+		short: "create throughput and CPU per order with and without the key directory, interleaved rounds in one run"}
 	benchScalingCmd = &command{name: "scaling", usage: "[--units 1,2,4,8] [--clients 64] [--duration 10s]", run: benchScaling,
 		short: "full-path throughput with 1, 2, 4, 8 SQLite units under the same client load"}
 	benchSmokeCmd = &command{name: "smoke", usage: "[--duration 10s] [--clients 16]", run: benchSmoke,
@@ -139,30 +141,71 @@ func scenarioEnv(storage, dir string) (*bench.Env, func(), error) {
 	return env, func() { env.Close(); cleanup() }, nil
 }
 
+// scenarioFlags are the flags of the scenarios that compare paths over
+// storage of one kind at several client counts.
+type scenarioFlags struct {
+	storage, clients, dir, jsonOut *string
+	duration                       *time.Duration
+}
+
+func addScenarioFlags(fs *flag.FlagSet) *scenarioFlags {
+	return &scenarioFlags{
+		storage:  fs.String("storage", "sqlite", "sqlite or mysql (MariaDB at $TRADEUNIT_BENCH_MYSQL, default mysql:root@tcp(127.0.0.1:3306)/)"),
+		clients:  fs.String("clients", "16,64", "client counts, comma-separated"),
+		duration: fs.Duration("duration", 10*time.Second, "length of each measurement"),
+		dir:      fs.String("dir", "", "keep data and logs here (default: a temporary directory)"),
+		jsonOut:  fs.String("json", "", "also write the figures as JSON to this file"),
+	}
+}
+
+// start parses the client counts and prepares the scenario's processes.
+func (f *scenarioFlags) start() (*bench.Env, []int, func(), error) {
+	counts, err := intList(*f.clients)
+	if err != nil {
+		return nil, nil, nil, usageErrorf("--clients %v", err)
+	}
+	env, cleanup, err := scenarioEnv(*f.storage, *f.dir)
+	return env, counts, cleanup, err
+}
+
 func benchBaseline(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
-	storage := fs.String("storage", "sqlite", "sqlite or mysql (MariaDB at $TRADEUNIT_BENCH_MYSQL, default mysql:root@tcp(127.0.0.1:3306)/)")
-	clients := fs.String("clients", "16,64", "client counts, comma-separated")
-	duration := fs.Duration("duration", 10*time.Second, "length of each measurement")
-	dir := fs.String("dir", "", "keep data and logs here (default: a temporary directory)")
-	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
+	sf := addScenarioFlags(fs)
 	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
-	counts, err := intList(*clients)
-	if err != nil {
-		return err
-	}
-	env, cleanup, err := scenarioEnv(*storage, *dir)
+	env, counts, cleanup, err := sf.start()
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	rows, err := bench.Baseline(ctx, env, counts, *duration, os.Stderr)
+	rows, err := bench.Baseline(ctx, env, counts, *sf.duration, os.Stderr)
 	if err != nil {
 		return err
 	}
-	bench.PrintBaseline(e.stdout, *storage, rows)
-	return writeJSON(*jsonOut, rows, e.stdout)
+	bench.PrintBaseline(e.stdout, *sf.storage, rows)
+	return writeJSON(*sf.jsonOut, rows, e.stdout)
+}
+
+func benchDirectory(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	sf := addScenarioFlags(fs)
+	rounds := fs.Int("rounds", 3, "rounds per client count, each measuring without and then with the directory (order alternating)")
+	if err := noArgs(e, fs, args); err != nil {
+		return err
+	}
+	if *rounds < 1 {
+		return usageErrorf("--rounds %d: want at least 1", *rounds)
+	}
+	env, counts, cleanup, err := sf.start()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	costs, err := bench.Directory(ctx, env, counts, *rounds, *sf.duration, os.Stderr)
+	if err != nil {
+		return err
+	}
+	bench.PrintDirectory(e.stdout, *sf.storage, costs)
+	return writeJSON(*sf.jsonOut, costs, e.stdout)
 }
 
 func benchScaling(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {

@@ -49,6 +49,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Proxy.Passive.Failures, "suspect-after", c.Proxy.Passive.Failures, "consecutive failed calls after which this proxy holds a unit suspect")
 	fs.DurationVar(&c.Proxy.Passive.Hold, "suspect-hold", c.Proxy.Passive.Hold, "how long a unit stays suspect after its last failed call")
 	fs.BoolVar(&c.Proxy.AccessLog, "access-log", c.Proxy.AccessLog, "log one line per API request")
+	fs.BoolVar(&c.Proxy.UnsafeWithoutDirectory, "unsafe-without-directory", c.Proxy.UnsafeWithoutDirectory,
+		"benchmark baseline only: creates skip the key directory, losing one order per out_trade_no")
 	c.HTTP.Flags(fs)
 	c.Log.Flags(fs)
 }
@@ -120,6 +122,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Dialer: m.Dialer, Registry: m.Registry, Logger: m.Logger})
 	if err != nil {
 		return err
+	}
+	if m.Config.Proxy.UnsafeWithoutDirectory {
+		m.Logger.Warn("running without the key directory (--unsafe-without-directory): a repeated create can make a second order; benchmark baselines only")
 	}
 	m.server, err = daemon.ServeHTTP(m.Config.Listen, m.Config.AddrFile, m.Proxy.Handler(), m.Config.HTTP, m.Logger)
 	if err != nil {
