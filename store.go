@@ -5,6 +5,13 @@ import (
 	"time"
 )
 
+// CreateResult is one order's result of Store.CreateOrders.
+type CreateResult struct {
+	Stored  *Order
+	Created bool
+	Err     error
+}
+
 // Store is one unit's storage. Every change writes the order row and its
 // event row in one local transaction, guarded by the order's current state,
 // so that of two concurrent calls at most one wins. The rules of what may
@@ -16,6 +23,14 @@ type Store interface {
 	// created=false and writes nothing. Errors: ATTEMPT_SUPERSEDED when
 	// o.Attempt was superseded (SupersedeAttempt), nothing written.
 	CreateOrder(ctx context.Context, o *Order) (stored *Order, created bool, err error)
+	// CreateOrders is CreateOrder for many orders in one transaction (group
+	// commit): one result per order, in order, each what CreateOrder would
+	// have answered for it alone. A duplicate key or a superseded attempt
+	// is its own order's result and never fails the others; a failure of
+	// the storage fails them all, with nothing written. Two orders of one
+	// (Mchid, OutTradeNo) in a batch: the first is created, the second gets
+	// it as the existing order.
+	CreateOrders(ctx context.Context, orders []*Order) []CreateResult
 	// SupersedeAttempt returns the order of (mchid, outTradeNo) if there is
 	// one; if not, it records attempt as superseded, so that a CreateOrder
 	// carrying it is refused from then on, and answers RESOURCE_NOT_EXISTS.

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tradeunit"
+	"tradeunit/batch"
 	"tradeunit/routing"
 )
 
@@ -280,6 +281,32 @@ func (c *Closers) Close() error {
 	}
 	*c = nil
 	return errors.Join(errs...)
+}
+
+// BatchFlags binds a group commit's configuration to flags of fs; what
+// names the calls batched ("creates", "puts").
+func BatchFlags(fs *flag.FlagSet, c *batch.Config, what string) {
+	fs.IntVar(&c.MaxSize, "batch-max", c.MaxSize, "most "+what+" one storage transaction commits (group commit)")
+	fs.DurationVar(&c.MaxWait, "batch-wait", c.MaxWait, "how long one of the "+what+" may wait for others to share its transaction; 0 commits at once what arrived meanwhile")
+	fs.BoolVar(&c.Disabled, "batch-off", c.Disabled, "one storage transaction per call (the baseline of the group-commit benchmark)")
+}
+
+// RegisterBatchMetrics exports a group commit's counts as
+// tradeunit_<name>_batches_total, tradeunit_<name>s_total and
+// tradeunit_<name>s_waiting (name: "directory_put", "unit_create"); its
+// batch size is items over batches.
+func RegisterBatchMetrics(reg prometheus.Registerer, name, what string, stats func() batch.Stats) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tradeunit_" + name + "_batches_total",
+			Help: "Storage transactions the " + what + " were committed in (group commit)."},
+			func() float64 { return float64(stats().Batches) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tradeunit_" + name + "s_total",
+			Help: "The " + what + " committed in those transactions."},
+			func() float64 { return float64(stats().Items) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tradeunit_" + name + "s_waiting",
+			Help: "The " + what + " waiting for the next transaction now."},
+			func() float64 { return float64(stats().Pending) }),
+	)
 }
 
 // OpenRoutes opens the routing table a program follows, named by spec (a

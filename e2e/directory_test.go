@@ -202,7 +202,9 @@ func TestDirectoryOneOrderPerKey(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					<-gate
-					r, err := proxies[i%2].do("POST", "/v3/orders", createBody(out, int64(1000+i)))
+					// A create that meets another body's reservation is
+					// told to retry (503), as the contract says.
+					r, _, err := proxies[i%2].createAnswered(createBody(out, int64(1000+i)))
 					if err != nil {
 						t.Errorf("create %d: %v", i, err)
 					}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/batch"
 	"tradeunit/orderno"
 )
 
@@ -18,6 +19,7 @@ type Service struct {
 	storage tradeunit.Storage
 	seq     *Sequencer
 	now     func() time.Time
+	creates *batch.Batcher[*tradeunit.Order, tradeunit.CreateResult]
 }
 
 var _ tradeunit.OrderService = (*Service)(nil)
@@ -27,11 +29,14 @@ type Config struct {
 	Unit          tradeunit.UnitID
 	SequenceBlock int64            // numbers reserved per storage round trip, at least 1
 	Now           func() time.Time // the clock; time.Now if nil
+	// Batch groups concurrent creates into one storage transaction (group
+	// commit): one commit, and so one sync to disk, for many orders.
+	Batch batch.Config
 }
 
 // DefaultConfig returns the settings of the logic service of unit id.
 func DefaultConfig(id tradeunit.UnitID) Config {
-	return Config{Unit: id, SequenceBlock: DefaultSequenceBlock}
+	return Config{Unit: id, SequenceBlock: DefaultSequenceBlock, Batch: batch.DefaultConfig()}
 }
 
 // Validate reports a bad setting; it changes nothing.
@@ -42,7 +47,7 @@ func (c Config) Validate() error {
 	if c.SequenceBlock < 1 {
 		return tradeunit.Errorf(tradeunit.CodeParamError, "sequence block must be at least 1, got %d", c.SequenceBlock)
 	}
-	return nil
+	return c.Batch.Validate()
 }
 
 // New returns the logic service of cfg.Unit over store, its one storage:
@@ -71,7 +76,33 @@ func NewWithStorage(cfg Config, storage tradeunit.Storage) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{unit: cfg.Unit, storage: storage, seq: NewSequencer(primaryAllocator{storage}, cfg.SequenceBlock), now: now}, nil
+	s := &Service{unit: cfg.Unit, storage: storage, seq: NewSequencer(primaryAllocator{storage}, cfg.SequenceBlock), now: now}
+	var err error
+	if s.creates, err = batch.New(cfg.Batch, s.createBatch); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// CreateStats returns what the group commit of creates has committed.
+func (s *Service) CreateStats() batch.Stats { return s.creates.Stats() }
+
+// Close answers the creates already taken and refuses new ones; it does
+// not close the storage.
+func (s *Service) Close() error { return s.creates.Close() }
+
+// createBatch creates a batch of orders in one transaction of the primary
+// of the moment.
+func (s *Service) createBatch(ctx context.Context, orders []*tradeunit.Order) []tradeunit.CreateResult {
+	store, err := s.storage.Primary()
+	if err != nil {
+		results := make([]tradeunit.CreateResult, len(orders))
+		for i := range results {
+			results[i].Err = err
+		}
+		return results
+	}
+	return store.CreateOrders(ctx, orders)
 }
 
 // Unit returns the unit this service serves.
@@ -84,10 +115,6 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 func (s *Service) CreateOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
 	r.Normalize()
 	if err := r.Validate(); err != nil {
-		return nil, err
-	}
-	store, err := s.storage.Primary()
-	if err != nil {
 		return nil, err
 	}
 	seq, err := s.seq.Next(ctx)
@@ -106,15 +133,18 @@ func (s *Service) CreateOrder(ctx context.Context, r tradeunit.CreateOrderReques
 		OrderNo: no.String(), Mchid: r.Mchid, OutTradeNo: r.OutTradeNo, Description: r.Description,
 		Amount: r.Amount, AbandonedUnits: r.AbandonedUnits, Attempt: r.Attempt, CreateTime: now,
 	}
-	stored, created, err := store.CreateOrder(ctx, o)
+	res, err := s.creates.Do(ctx, o)
+	if err == nil {
+		err = res.Err
+	}
 	if err != nil {
 		return nil, err
 	}
-	if !created && !stored.SameRequest(r) {
+	if stored := res.Stored; !res.Created && !stored.SameRequest(r) {
 		return nil, tradeunit.Errorf(tradeunit.CodeOutTradeNoUsed,
 			"out_trade_no %s was already used for an order with a different description or amount", r.OutTradeNo)
 	}
-	return stored, nil
+	return res.Stored, nil
 }
 
 // Order returns one of the merchant's orders in this unit.

@@ -20,10 +20,13 @@ func newService(t *testing.T, id tradeunit.UnitID, now time.Time) *unit.Service 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc, err := unit.New(unit.Config{Unit: id, SequenceBlock: unit.DefaultSequenceBlock, Now: func() time.Time { return now }}, store)
+	cfg := unit.DefaultConfig(id)
+	cfg.Now = func() time.Time { return now }
+	svc, err := unit.New(cfg, store)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { svc.Close() })
 	return svc
 }
 

@@ -14,8 +14,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"tradeunit"
 	"tradeunit/batch"
 	"tradeunit/daemon"
@@ -59,9 +57,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Routes, "routes", c.Routes, "routing table (a file, or etcd://HOST:PORT/PREFIX): the units the reconciler calls and, "+
 		"without --db, the shard's storage in its storage topology, followed across failovers (required)")
 	fs.TextVar(&c.DB, "db", c.DB, "instead of the topology: the shard's storage DSN, sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB (no password: see --secrets)")
-	fs.IntVar(&c.Batch.MaxSize, "batch-max", c.Batch.MaxSize, "most puts one storage transaction commits (group commit)")
-	fs.DurationVar(&c.Batch.MaxWait, "batch-wait", c.Batch.MaxWait, "how long a put may wait for others to share its transaction; 0 commits at once what arrived meanwhile")
-	fs.BoolVar(&c.Batch.Disabled, "batch-off", c.Batch.Disabled, "one storage transaction per put (the baseline of the group-commit benchmark)")
+	daemon.BatchFlags(fs, &c.Batch, "puts")
 	r := &c.Reconcile
 	fs.DurationVar(&r.Every, "reconcile-every", r.Every, "time between two passes of the reconciler over the abandoned attempts")
 	fs.DurationVar(&r.StaleAfter, "reconcile-stale", r.StaleAfter, "a pending entry this old belongs to a create that gave up (the proxies' unit timeout, twice)")
@@ -178,7 +174,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.Closers.Add(batched.Close) // closed before the storage: Closers run last first
 	m.Store = batched
-	registerBatchMetrics(m.Registry, batched)
+	daemon.RegisterBatchMetrics(m.Registry, "directory_put", "shard's puts", batched.Stats)
 
 	if m.Dialer == nil {
 		m.Dialer = rpc.NewPool()
@@ -228,20 +224,4 @@ func (m *Main) Close() error {
 	}
 	errs = append(errs, m.Closers.Close())
 	return errors.Join(errs...)
-}
-
-// registerBatchMetrics exports the group commit's counts: its batch size
-// is items over batches.
-func registerBatchMetrics(reg prometheus.Registerer, b *dirstore.Batched) {
-	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tradeunit_directory_put_batches_total",
-			Help: "Storage transactions the shard's puts were committed in (group commit)."},
-			func() float64 { return float64(b.Stats().Batches) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tradeunit_directory_puts_total",
-			Help: "Entry puts committed in those transactions."},
-			func() float64 { return float64(b.Stats().Items) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tradeunit_directory_puts_waiting",
-			Help: "Puts waiting for the next transaction now."},
-			func() float64 { return float64(b.Stats().Pending) }),
-	)
 }

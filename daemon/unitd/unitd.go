@@ -53,6 +53,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Routes, "routes", c.Routes, "instead of --db: follow the unit's storage in the storage topology of this routing table "+
 		"(a file, or etcd://HOST:PORT/PREFIX): changes and real-time reads on its primary, eventual reads on its replicas; a failover is followed")
 	fs.Int64Var(&c.Service.SequenceBlock, "sequence-block", c.Service.SequenceBlock, "sequence numbers reserved per storage round trip")
+	daemon.BatchFlags(fs, &c.Service.Batch, "creates")
 	fs.DurationVar(&c.Janitor.Retention, "probe-retention", c.Janitor.Retention, "delete the health checker's probe orders older than this")
 	fs.DurationVar(&c.Janitor.Every, "probe-janitor-every", c.Janitor.Every, "how often old probe orders are looked for")
 	st := &c.Storage
@@ -138,6 +139,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.Service, err = unit.New(c.Service, store); err != nil {
 			return err
 		}
+		m.Closers.Add(m.Service.Close)
 		janitor = store
 	} else {
 		opts := routing.DefaultOptions()
@@ -163,6 +165,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.Service, err = unit.NewWithStorage(c.Service, storage); err != nil {
 			return err
 		}
+		m.Closers.Add(m.Service.Close)
 		janitor = storage
 	}
 
@@ -171,6 +174,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Name: "tradeunit_unit_probe_orders_deleted_total", Help: "Probe orders of the health checker deleted after their retention.",
 	})
 	m.Registry.MustRegister(probesDeleted)
+	daemon.RegisterBatchMetrics(m.Registry, "unit_create", "unit's creates", m.Service.CreateStats)
 	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Logger); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

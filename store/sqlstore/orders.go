@@ -40,62 +40,97 @@ func scanOrder(row rowScanner) (*tradeunit.Order, error) {
 // that already holds (o.Mchid, o.OutTradeNo); a superseded attempt is
 // refused.
 func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit.Order, bool, error) {
+	r := s.CreateOrders(ctx, []*tradeunit.Order{o})[0]
+	return r.Stored, r.Created, r.Err
+}
+
+// CreateOrders creates orders in one transaction; see tradeunit.Store. A
+// statement that breaks a unique key fails alone on both SQLite and MySQL
+// (the transaction goes on), so a duplicate costs its neighbours nothing;
+// it is answered after the commit with the order that holds the key.
+func (s *Store) CreateOrders(ctx context.Context, orders []*tradeunit.Order) []tradeunit.CreateResult {
 	const op = "store.CreateOrder"
+	results := make([]tradeunit.CreateResult, len(orders))
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
-		if o.Attempt != 0 {
-			// A locking read: a SupersedeAttempt of this attempt either
-			// committed before (and is seen here) or waits for this
-			// transaction and then sees its order (see SupersedeAttempt).
-			var n int
-			err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM superseded_attempts WHERE mchid = ? AND out_trade_no = ? AND attempt = ?"+s.dialect.ForUpdate(),
-				o.Mchid, o.OutTradeNo, s.dialect.Uint64(o.Attempt)).Scan(&n)
-			if err != nil {
-				return s.fail(op, err)
+		for i, o := range orders {
+			results[i] = tradeunit.CreateResult{} // the transaction may be retried
+			switch err := s.insertOrder(ctx, tx, o); {
+			case err == nil:
+				results[i].Created = true
+			case errors.Is(err, errDuplicate), tradeunit.IsCode(err, tradeunit.CodeAttemptSuperseded):
+				results[i].Err = err
+			default:
+				return err
 			}
-			if n > 0 {
-				return tradeunit.Errorf(tradeunit.CodeAttemptSuperseded, "attempt %d at out_trade_no %s was superseded", o.Attempt, o.OutTradeNo)
-			}
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
-			trade_state, abandoned_units, create_time, update_time, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
-			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime),
-			s.dialect.Uint64(o.Attempt))
-		if err != nil {
-			if s.dialect.IsUniqueViolation(err) {
-				return errDuplicate
-			}
-			return s.fail(op, err)
-		}
-		err = insertEvent(ctx, tx, o.OrderNo, tradeunit.EventOrderCreated, o.CreateTime, map[string]any{
-			"mchid": o.Mchid, "out_trade_no": o.OutTradeNo, "total": o.Amount.Total, "currency": o.Amount.Currency,
-			"abandoned_units": o.AbandonedUnits, "attempt": o.Attempt,
-		})
-		if err != nil {
-			return s.fail(op, err)
 		}
 		return nil
 	})
-	if errors.Is(err, errDuplicate) {
-		existing, err := s.OrderByOutTradeNo(ctx, o.Mchid, o.OutTradeNo)
-		if tradeunit.IsCode(err, tradeunit.CodeNotFound) {
-			// The duplicate was an order number, not the merchant's key: a
-			// sequence bug, never a caller's mistake.
-			return nil, false, tradeunit.Internal(op, err)
+	for i, o := range orders {
+		r := &results[i]
+		switch {
+		case err != nil:
+			*r = tradeunit.CreateResult{Err: err}
+		case r.Created:
+			stored := *o
+			stored.State = tradeunit.StateNotPay
+			stored.CreateTime = tradeunit.FromUnixMicros(tradeunit.UnixMicros(o.CreateTime))
+			stored.UpdateTime = stored.CreateTime
+			r.Stored = &stored
+		case errors.Is(r.Err, errDuplicate):
+			existing, err := s.OrderByOutTradeNo(ctx, o.Mchid, o.OutTradeNo)
+			switch {
+			case tradeunit.IsCode(err, tradeunit.CodeNotFound):
+				// The duplicate was an order number, not the merchant's
+				// key: a sequence bug, never a caller's mistake.
+				*r = tradeunit.CreateResult{Err: tradeunit.Internal(op, err)}
+			case err != nil:
+				*r = tradeunit.CreateResult{Err: err} // the storage failed the read: nothing was written
+			default:
+				*r = tradeunit.CreateResult{Stored: existing}
+			}
 		}
+	}
+	return results
+}
+
+// insertOrder writes o and its ORDER_CREATED event in tx: errDuplicate if
+// its key or number is taken, ATTEMPT_SUPERSEDED if its attempt was
+// superseded, and nothing written either way.
+func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *tradeunit.Order) error {
+	const op = "store.CreateOrder"
+	if o.Attempt != 0 {
+		// A locking read: a SupersedeAttempt of this attempt either
+		// committed before (and is seen here) or waits for this
+		// transaction and then sees its order (see SupersedeAttempt).
+		var n int
+		err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM superseded_attempts WHERE mchid = ? AND out_trade_no = ? AND attempt = ?"+s.dialect.ForUpdate(),
+			o.Mchid, o.OutTradeNo, s.dialect.Uint64(o.Attempt)).Scan(&n)
 		if err != nil {
-			return nil, false, err // the storage failed the read: nothing was written
+			return s.fail(op, err)
 		}
-		return existing, false, nil
+		if n > 0 {
+			return tradeunit.Errorf(tradeunit.CodeAttemptSuperseded, "attempt %d at out_trade_no %s was superseded", o.Attempt, o.OutTradeNo)
+		}
 	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
+		trade_state, abandoned_units, create_time, update_time, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
+		string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime),
+		s.dialect.Uint64(o.Attempt))
 	if err != nil {
-		return nil, false, err
+		if s.dialect.IsUniqueViolation(err) {
+			return errDuplicate
+		}
+		return s.fail(op, err)
 	}
-	stored := *o
-	stored.State = tradeunit.StateNotPay
-	stored.CreateTime = tradeunit.FromUnixMicros(tradeunit.UnixMicros(o.CreateTime))
-	stored.UpdateTime = stored.CreateTime
-	return &stored, true, nil
+	err = insertEvent(ctx, tx, o.OrderNo, tradeunit.EventOrderCreated, o.CreateTime, map[string]any{
+		"mchid": o.Mchid, "out_trade_no": o.OutTradeNo, "total": o.Amount.Total, "currency": o.Amount.Currency,
+		"abandoned_units": o.AbandonedUnits, "attempt": o.Attempt,
+	})
+	if err != nil {
+		return s.fail(op, err)
+	}
+	return nil
 }
 
 // SupersedeAttempt returns the order of (mchid, outTradeNo), or records

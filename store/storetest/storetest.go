@@ -34,6 +34,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 		{"ConcurrentRefundsNeverExceedTotal", testConcurrentRefunds},
 		{"ConcurrentSameRefundRefundsOnce", testConcurrentSameRefund},
 		{"ConcurrentCreateAcrossHandles", testConcurrentCreate},
+		{"CreateBatchAnswersEachOrderAlone", testCreateBatch},
 		{"SequenceBlocksAreDisjoint", testSequence},
 		{"EventsFollowEveryChange", testEvents},
 		{"SurvivesReopen", testReopen},
