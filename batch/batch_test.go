@@ -100,14 +100,17 @@ func TestConfigValidate(t *testing.T) {
 		ok  bool
 	}{
 		{batch.DefaultConfig(), true},
-		{batch.Config{MaxSize: 1}, true},
-		{batch.Config{MaxSize: 1, Disabled: true}, true},
-		{batch.Config{MaxSize: 10000, MaxWait: time.Second}, true},
+		{batch.Config{Flushers: 1, MaxSize: 1}, true},
+		{batch.Config{Flushers: 1, MaxSize: 1, Disabled: true}, true},
+		{batch.Config{Flushers: 1, MaxSize: 10000, MaxWait: time.Second}, true},
 		{batch.Config{}, false},
-		{batch.Config{MaxSize: -1}, false},
-		{batch.Config{MaxSize: 10001}, false},
-		{batch.Config{MaxSize: 8, MaxWait: -time.Microsecond}, false},
-		{batch.Config{MaxSize: 8, MaxWait: 2 * time.Second}, false},
+		{batch.Config{Flushers: 64, MaxSize: 8}, true},
+		{batch.Config{Flushers: 0, MaxSize: 8}, false},
+		{batch.Config{Flushers: 65, MaxSize: 8}, false},
+		{batch.Config{Flushers: 1, MaxSize: -1}, false},
+		{batch.Config{Flushers: 1, MaxSize: 10001}, false},
+		{batch.Config{Flushers: 1, MaxSize: 8, MaxWait: -time.Microsecond}, false},
+		{batch.Config{Flushers: 1, MaxSize: 8, MaxWait: 2 * time.Second}, false},
 	}
 	for _, tt := range tests {
 		before := tt.cfg
@@ -136,12 +139,12 @@ func TestBatches(t *testing.T) {
 		callers    int
 		maxBatches int // at most this many batches (0: no bound)
 	}{
-		{"one caller", batch.Config{MaxSize: 8, MaxWait: time.Millisecond}, 1, 1},
-		{"fills one batch", batch.Config{MaxSize: 32, MaxWait: time.Second}, 32, 1},
-		{"splits at MaxSize", batch.Config{MaxSize: 4, MaxWait: time.Second}, 32, 8 + 1},
-		{"no wait", batch.Config{MaxSize: 128}, 50, 0},
-		{"MaxSize 1: one item per batch", batch.Config{MaxSize: 1, MaxWait: time.Second}, 20, 20},
-		{"disabled", batch.Config{MaxSize: 128, Disabled: true}, 20, 20},
+		{"one caller", batch.Config{Flushers: 1, MaxSize: 8, MaxWait: time.Millisecond}, 1, 1},
+		{"fills one batch", batch.Config{Flushers: 1, MaxSize: 32, MaxWait: time.Second}, 32, 1},
+		{"splits at MaxSize", batch.Config{Flushers: 1, MaxSize: 4, MaxWait: time.Second}, 32, 8 + 1},
+		{"no wait", batch.Config{Flushers: 1, MaxSize: 128}, 50, 0},
+		{"MaxSize 1: one item per batch", batch.Config{Flushers: 1, MaxSize: 1, MaxWait: time.Second}, 20, 20},
+		{"disabled", batch.Config{Flushers: 1, MaxSize: 128, Disabled: true}, 20, 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,7 +194,7 @@ func TestBatches(t *testing.T) {
 func TestMaxWaitBoundsTheWait(t *testing.T) {
 	noLeak(t)
 	d := &double{}
-	b := mustNew(t, batch.Config{MaxSize: 100, MaxWait: 20 * time.Millisecond}, d.fn)
+	b := mustNew(t, batch.Config{Flushers: 1, MaxSize: 100, MaxWait: 20 * time.Millisecond}, d.fn)
 	start := time.Now()
 	if _, err := b.Do(context.Background(), 1); err != nil {
 		t.Fatal(err)
@@ -206,7 +209,7 @@ func TestMaxWaitBoundsTheWait(t *testing.T) {
 func TestNoAnswerBeforeTheBatchReturns(t *testing.T) {
 	noLeak(t)
 	d := &double{hold: make(chan struct{}), entered: make(chan []int, 10)}
-	b := mustNew(t, batch.Config{MaxSize: 10, MaxWait: time.Second}, d.fn)
+	b := mustNew(t, batch.Config{Flushers: 1, MaxSize: 10, MaxWait: time.Second}, d.fn)
 	var answered atomic.Int64
 	var wg sync.WaitGroup
 	for i := range 10 {
@@ -238,7 +241,7 @@ func TestNoAnswerBeforeTheBatchReturns(t *testing.T) {
 func TestPipelining(t *testing.T) {
 	noLeak(t)
 	d := &double{hold: make(chan struct{}), entered: make(chan []int, 10)}
-	b := mustNew(t, batch.Config{MaxSize: 100}, d.fn)
+	b := mustNew(t, batch.Config{Flushers: 1, MaxSize: 100}, d.fn)
 	var wg sync.WaitGroup
 	wg.Go(func() { b.Do(context.Background(), 0) })
 	<-d.entered // the first batch is in flight and held
@@ -272,7 +275,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestCancelWhileWaiting(t *testing.T) {
 	noLeak(t)
 	d := &double{hold: make(chan struct{}), entered: make(chan []int, 10)}
-	b := mustNew(t, batch.Config{MaxSize: 100}, d.fn)
+	b := mustNew(t, batch.Config{Flushers: 1, MaxSize: 100}, d.fn)
 	var wg sync.WaitGroup
 	wg.Go(func() { b.Do(context.Background(), 1) })
 	<-d.entered // the flusher is busy: the next item waits in the queue
@@ -302,7 +305,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 func TestCancelWhileFlushing(t *testing.T) {
 	noLeak(t)
 	d := &double{hold: make(chan struct{}), entered: make(chan []int, 10)}
-	b := mustNew(t, batch.Config{MaxSize: 100}, d.fn)
+	b := mustNew(t, batch.Config{Flushers: 1, MaxSize: 100}, d.fn)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	errc := make(chan error, 1)
@@ -326,7 +329,7 @@ func TestCancelWhileFlushing(t *testing.T) {
 // every caller of its batch with SYSTEM_ERROR, an unknown outcome.
 func TestWrongResultCount(t *testing.T) {
 	for _, disabled := range []bool{false, true} {
-		b := mustNew(t, batch.Config{MaxSize: 4, Disabled: disabled}, func(_ context.Context, items []int) []result {
+		b := mustNew(t, batch.Config{Flushers: 1, MaxSize: 4, Disabled: disabled}, func(_ context.Context, items []int) []result {
 			return make([]result, len(items)-1)
 		})
 		_, err := b.Do(context.Background(), 1)
@@ -343,7 +346,7 @@ func TestCloseDrains(t *testing.T) {
 		t.Run(fmt.Sprint("disabled=", disabled), func(t *testing.T) {
 			noLeak(t)
 			d := &double{}
-			b, err := batch.New(batch.Config{MaxSize: 8, MaxWait: 5 * time.Millisecond, Disabled: disabled}, d.fn)
+			b, err := batch.New(batch.Config{Flushers: 1, MaxSize: 8, MaxWait: 5 * time.Millisecond, Disabled: disabled}, d.fn)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -382,7 +385,7 @@ func TestCloseDrains(t *testing.T) {
 func TestRace(t *testing.T) {
 	noLeak(t)
 	d := &double{}
-	b := mustNew(t, batch.Config{MaxSize: 16, MaxWait: 50 * time.Microsecond}, d.fn)
+	b := mustNew(t, batch.Config{Flushers: 1, MaxSize: 16, MaxWait: 50 * time.Microsecond}, d.fn)
 	const goroutines, each = 64, 200
 	var wg sync.WaitGroup
 	for g := range goroutines {
@@ -422,12 +425,13 @@ func TestRace(t *testing.T) {
 // batching and answering, with a function that does nothing.
 func BenchmarkDo(b *testing.B) {
 	for _, cfg := range []batch.Config{
-		{MaxSize: 128},
-		{MaxSize: 128, MaxWait: 200 * time.Microsecond},
-		{MaxSize: 1},
-		{MaxSize: 1, Disabled: true},
+		{Flushers: 1, MaxSize: 128},
+		{Flushers: 1, MaxSize: 128, MaxWait: 200 * time.Microsecond},
+		{Flushers: 4, MaxSize: 128},
+		{Flushers: 1, MaxSize: 1},
+		{Flushers: 1, MaxSize: 1, Disabled: true},
 	} {
-		b.Run(fmt.Sprintf("MaxSize=%d/MaxWait=%v/Disabled=%v", cfg.MaxSize, cfg.MaxWait, cfg.Disabled), func(b *testing.B) {
+		b.Run(fmt.Sprintf("Flushers=%d/MaxSize=%d/MaxWait=%v/Disabled=%v", cfg.Flushers, cfg.MaxSize, cfg.MaxWait, cfg.Disabled), func(b *testing.B) {
 			bt, err := batch.New(cfg, func(_ context.Context, items []int) []int { return items })
 			if err != nil {
 				b.Fatal(err)
@@ -451,7 +455,7 @@ func BenchmarkDo(b *testing.B) {
 func TestCloseWaitsForDirectCalls(t *testing.T) {
 	noLeak(t)
 	d := &double{hold: make(chan struct{}), entered: make(chan []int, 1)}
-	b := mustNew(t, batch.Config{MaxSize: 1, Disabled: true}, d.fn)
+	b := mustNew(t, batch.Config{Flushers: 1, MaxSize: 1, Disabled: true}, d.fn)
 	go b.Do(context.Background(), 1)
 	<-d.entered
 	closed := make(chan struct{})
@@ -463,4 +467,55 @@ func TestCloseWaitsForDirectCalls(t *testing.T) {
 	}
 	close(d.hold)
 	<-closed
+}
+
+// TestFlushersRunBatchesInParallel: with Flushers n, up to n batches are in
+// flight at once and never more; every item is answered with its own
+// result, and Close ends every flusher.
+func TestFlushersRunBatchesInParallel(t *testing.T) {
+	const flushers, callers = 3, 60
+	var inFlight, most atomic.Int32
+	release := make(chan struct{})
+	b, err := batch.New(batch.Config{Flushers: flushers, MaxSize: 4}, func(_ context.Context, items []int) []int {
+		n := inFlight.Add(1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		<-release
+		inFlight.Add(-1)
+		out := make([]int, len(items))
+		for i, x := range items {
+			out[i] = 2 * x
+		}
+		return out
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			got, err := b.Do(context.Background(), i)
+			if err != nil || got != 2*i {
+				t.Errorf("Do(%d) = %d, %v; want %d", i, got, err, 2*i)
+			}
+		})
+	}
+	// Poll until every flusher holds a batch, then let them all go.
+	deadline := time.Now().Add(10 * time.Second)
+	for inFlight.Load() < flushers && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	b.Close()
+	if m := most.Load(); m != flushers {
+		t.Fatalf("at most %d batches in flight at once, want %d", m, flushers)
+	}
+	if st := b.Stats(); st.Items != callers {
+		t.Fatalf("stats %+v, want %d items", st, callers)
+	}
 }

@@ -77,6 +77,7 @@ func (e *Env) mysqlServer() (dsn.DSN, error) {
 func (e *Env) StartUnit(ctx context.Context, id tradeunit.UnitID, d dsn.DSN) (*cluster.Replica, error) {
 	cfg := unitd.DefaultConfig()
 	cfg.Service.Unit, cfg.DB = id, d
+	cfg.Metrics = "127.0.0.1:0" // and profiles: DIR/run/unit-ID.metrics-addr
 	r := cluster.NewReplica(e.Binary, e.Dir, fmt.Sprintf("unit-%d", id), cfg)
 	if err := r.Start(ctx); err != nil {
 		return nil, err
@@ -181,6 +182,7 @@ func (e *Env) startShard(ctx context.Context, routes string) (*cluster.Replica, 
 	}
 	cfg := directoryd.DefaultConfig()
 	cfg.Shard, cfg.Routes, cfg.DB = 1, routes, d
+	cfg.Metrics = "127.0.0.1:0" // and profiles: DIR/run/directory-N.metrics-addr
 	r := cluster.NewShardReplica(e.Binary, e.Dir, fmt.Sprintf("directory-%d", e.n), cfg)
 	if err := r.Start(ctx); err != nil {
 		return nil, err

@@ -283,12 +283,14 @@ func (c *Closers) Close() error {
 	return errors.Join(errs...)
 }
 
-// BatchFlags binds a group commit's configuration to flags of fs; what
-// names the calls batched ("creates", "puts").
-func BatchFlags(fs *flag.FlagSet, c *batch.Config, what string) {
-	fs.IntVar(&c.MaxSize, "batch-max", c.MaxSize, "most "+what+" one storage transaction commits (group commit)")
-	fs.DurationVar(&c.MaxWait, "batch-wait", c.MaxWait, "how long one of the "+what+" may wait for others to share its transaction; 0 commits at once what arrived meanwhile")
-	fs.BoolVar(&c.Disabled, "batch-off", c.Disabled, "one storage transaction per call (the baseline of the group-commit benchmark)")
+// BatchFlags binds a batcher's configuration to the flags PREFIXbatch-max,
+// -wait and -off of fs; what names the calls batched ("creates") and into
+// what ("storage transaction").
+func BatchFlags(fs *flag.FlagSet, c *batch.Config, prefix, what, into string) {
+	fs.IntVar(&c.MaxSize, prefix+"batch-max", c.MaxSize, "most "+what+" one "+into+" takes (group commit)")
+	fs.DurationVar(&c.MaxWait, prefix+"batch-wait", c.MaxWait, "how long one of the "+what+" may wait for others to share its "+into+"; 0 sends at once what arrived meanwhile")
+	fs.IntVar(&c.Flushers, prefix+"batch-flushers", c.Flushers, "most "+what+" batches in flight at once")
+	fs.BoolVar(&c.Disabled, prefix+"batch-off", c.Disabled, "each of the "+what+" in a "+into+" of its own (the baseline of the group-commit benchmark)")
 }
 
 // RegisterBatchMetrics exports a group commit's counts as

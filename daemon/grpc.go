@@ -6,6 +6,7 @@ import (
 	"flag"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,5 +114,12 @@ func ServeMetrics(addr, addrFile string, reg *prometheus.Registry, log *slog.Log
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", MetricsHandler(reg))
+	// Profiles on the operators' port, not the API's: go tool pprof
+	// http://ADDR/debug/pprof/profile?seconds=10 (bench/README.md; the
+	// write timeout of 60 s bounds a profile's length).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return ServeHTTP(addr, addrFile, mux, DefaultHTTPConfig(), log)
 }

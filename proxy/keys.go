@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -69,16 +68,7 @@ func (p *Proxy) put(ctx context.Context, e *tradeunit.DirectoryEntry) (*tradeuni
 	if e.Version == 1 {
 		e.Created = e.Updated
 	}
-	res, err := callShard(ctx, p, e.Key, "put", func(ctx context.Context, d tradeunit.DirectoryStore) (tradeunit.PutResult, error) {
-		r := d.Put(ctx, []*tradeunit.DirectoryEntry{e})
-		if len(r) != 1 {
-			return tradeunit.PutResult{}, tradeunit.Internal("proxy.put", errors.New("directory answered no result"))
-		}
-		if !errors.Is(r[0].Err, tradeunit.ErrVersionConflict) && r[0].Err != nil {
-			return r[0], r[0].Err // no answer, or the storage refused: callAny decides
-		}
-		return r[0], nil
-	})
+	res, err := p.shardPuts.put(ctx, e)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tradeunit"
+	"tradeunit/batch"
 	"tradeunit/routing"
 	"tradeunit/selection"
 )
@@ -48,13 +49,16 @@ type Config struct {
 	// directly, so two creates of one out_trade_no on two units make two
 	// orders. Lookups by out_trade_no and refunds still need the directory.
 	UnsafeWithoutDirectory bool
+	// ShardBatch groups the directory puts of concurrent creates into one
+	// call per shard.
+	ShardBatch batch.Config
 }
 
 // DefaultConfig returns the settings of a proxy as tradeunit proxy starts
 // it.
 func DefaultConfig() Config {
 	return Config{MaxCreateAttempts: 3, UnitTimeout: 3 * time.Second, ShardTimeout: 3 * time.Second, BalanceWindow: selection.DefaultBalanceWindow,
-		Passive: selection.DefaultPassiveConfig()}
+		Passive: selection.DefaultPassiveConfig(), ShardBatch: batch.DefaultConfig()}
 }
 
 // StaleAfter is how long a pending directory entry may wait before
@@ -73,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.BalanceWindow <= 0 {
 		return fmt.Errorf("proxy: BalanceWindow must be positive, got %v", c.BalanceWindow)
+	}
+	if err := c.ShardBatch.Validate(); err != nil {
+		return err
 	}
 	return c.Passive.Validate()
 }
@@ -114,6 +121,8 @@ type Proxy struct {
 	passive  *selection.Passive
 	metrics  *metrics
 	log      *slog.Logger
+	// shardPuts batches the directory puts of concurrent creates.
+	shardPuts *shardPuts
 
 	plan    atomic.Pointer[selection.Plan]
 	checker atomic.Pointer[followedReport] // nil: not following a checker
@@ -147,6 +156,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 		metrics:  newMetrics(deps.Registry),
 		log:      deps.Logger, replan: make(chan struct{}, 1), stop: stop,
 	}
+	p.shardPuts = newShardPuts(p, cfg.ShardBatch)
 	p.rebuild() // the first request has a plan
 	p.wg.Add(1)
 	go func() { defer p.wg.Done(); p.planner(ctx) }()
@@ -162,5 +172,6 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 func (p *Proxy) Close() {
 	p.stop()
 	p.wg.Wait()
+	p.shardPuts.Close()
 	p.dialer.Close()
 }

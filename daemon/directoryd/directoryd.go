@@ -57,7 +57,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Routes, "routes", c.Routes, "routing table (a file, or etcd://HOST:PORT/PREFIX): the units the reconciler calls and, "+
 		"without --db, the shard's storage in its storage topology, followed across failovers (required)")
 	fs.TextVar(&c.DB, "db", c.DB, "instead of the topology: the shard's storage DSN, sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB (no password: see --secrets)")
-	daemon.BatchFlags(fs, &c.Batch, "puts")
+	daemon.BatchFlags(fs, &c.Batch, "", "puts", "storage transaction")
 	r := &c.Reconcile
 	fs.DurationVar(&r.Every, "reconcile-every", r.Every, "time between two passes of the reconciler over the abandoned attempts")
 	fs.DurationVar(&r.StaleAfter, "reconcile-stale", r.StaleAfter, "a pending entry this old belongs to a create that gave up (the proxies' unit timeout, twice)")

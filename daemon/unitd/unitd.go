@@ -53,7 +53,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Routes, "routes", c.Routes, "instead of --db: follow the unit's storage in the storage topology of this routing table "+
 		"(a file, or etcd://HOST:PORT/PREFIX): changes and real-time reads on its primary, eventual reads on its replicas; a failover is followed")
 	fs.Int64Var(&c.Service.SequenceBlock, "sequence-block", c.Service.SequenceBlock, "sequence numbers reserved per storage round trip")
-	daemon.BatchFlags(fs, &c.Service.Batch, "creates")
+	daemon.BatchFlags(fs, &c.Service.Batch, "", "creates", "storage transaction")
 	fs.DurationVar(&c.Janitor.Retention, "probe-retention", c.Janitor.Retention, "delete the health checker's probe orders older than this")
 	fs.DurationVar(&c.Janitor.Every, "probe-janitor-every", c.Janitor.Every, "how often old probe orders are looked for")
 	st := &c.Storage

@@ -38,7 +38,7 @@ func (g *gate) Put(ctx context.Context, entries []*tradeunit.DirectoryEntry) []t
 func TestBatchedAnswersNoCallerBeforeItsCommit(t *testing.T) {
 	s := open(t, sqliteDSN(t))
 	g := newGate(s)
-	b := batched(t, g, batch.Config{MaxSize: 64, MaxWait: 50 * time.Millisecond})
+	b := batched(t, g, batch.Config{Flushers: 1, MaxSize: 64, MaxWait: 50 * time.Millisecond})
 	const callers = 20
 	var answered atomic.Int64
 	var wg sync.WaitGroup
@@ -79,7 +79,7 @@ func TestBatchedFailuresStayTheirOwn(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	g := newGate(s)
-	b := batched(t, g, batch.Config{MaxSize: 64})
+	b := batched(t, g, batch.Config{Flushers: 1, MaxSize: 64})
 	// A first Put holds the flusher, so that all the others queue into
 	// the next batch.
 	var wg sync.WaitGroup
@@ -165,7 +165,7 @@ func TestBatchedCancellation(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, sqliteDSN(t))
 	g := newGate(s)
-	b := batched(t, g, batch.Config{MaxSize: 64})
+	b := batched(t, g, batch.Config{Flushers: 1, MaxSize: 64})
 
 	inFlight := newEntry(1)
 	c1, cancel1 := context.WithCancel(ctx)

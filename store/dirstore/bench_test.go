@@ -42,9 +42,9 @@ func BenchmarkPut(b *testing.B) {
 		cfg  *batch.Config // nil: direct
 	}{
 		{"direct", nil},
-		{"batched-wait0", &batch.Config{MaxSize: 128}},
-		{"batched-wait200us", &batch.Config{MaxSize: 128, MaxWait: 200 * time.Microsecond}},
-		{"batched-wait1ms", &batch.Config{MaxSize: 128, MaxWait: time.Millisecond}},
+		{"batched-wait0", &batch.Config{Flushers: 1, MaxSize: 128}},
+		{"batched-wait200us", &batch.Config{Flushers: 1, MaxSize: 128, MaxWait: 200 * time.Microsecond}},
+		{"batched-wait1ms", &batch.Config{Flushers: 1, MaxSize: 128, MaxWait: time.Millisecond}},
 	}
 	for _, st := range storages {
 		for _, m := range modes {
