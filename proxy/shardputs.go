@@ -66,11 +66,39 @@ func (sp *shardPuts) batcher(id routing.ShardID) (*batch.Batcher[*tradeunit.Dire
 	return b, nil
 }
 
-// flush sends a batch's puts in one call to their shard: the shard of the
-// first, which holds them all unless the directory changed since they were
-// queued; a put whose key the shard no longer holds is refused by it (retry
-// later), like a single put would be.
+// flush sends a batch's puts to their shard in one call. The batch was
+// queued for one shard, but the directory may have moved some of its
+// buckets since: each put goes to the shard that holds its key now, one
+// call per shard (normally one in all).
 func (sp *shardPuts) flush(ctx context.Context, entries []*tradeunit.DirectoryEntry) []tradeunit.PutResult {
+	results := make([]tradeunit.PutResult, len(entries))
+	groups := map[routing.ShardID][]int{}
+	for i, e := range entries {
+		s, err := sp.p.shardOf(e.Key)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		groups[s.Shard] = append(groups[s.Shard], i)
+	}
+	var wg sync.WaitGroup
+	for _, idx := range groups {
+		wg.Go(func() {
+			group := make([]*tradeunit.DirectoryEntry, len(idx))
+			for j, i := range idx {
+				group[j] = entries[i]
+			}
+			for j, r := range sp.call(ctx, group) {
+				results[idx[j]] = r
+			}
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// call sends entries, all of one shard, in one call to it.
+func (sp *shardPuts) call(ctx context.Context, entries []*tradeunit.DirectoryEntry) []tradeunit.PutResult {
 	results, err := callShard(ctx, sp.p, entries[0].Key, "put", func(ctx context.Context, d tradeunit.DirectoryStore) ([]tradeunit.PutResult, error) {
 		r := d.Put(ctx, entries)
 		if len(r) != len(entries) {
