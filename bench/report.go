@@ -52,22 +52,31 @@ func PrintResult(w io.Writer, r *Result) {
 	}
 }
 
-// PrintBaseline writes a baseline comparison as a human table.
+// PrintBaseline writes a baseline comparison as a human table: every
+// round's measurements, then each client count's medians and ranges.
 func PrintBaseline(w io.Writer, storage string, rows []BaselineRow) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "storage\tclients\tpath\torders/s\tp50 ms\tp99 ms\tvs limit\tsteal\tCPU µs/order\t\n")
+	fmt.Fprintf(tw, "storage\tclients\tround\tpath\torders/s\tp50 ms\tp99 ms\tvs limit\tsteal\tCPU µs/order\t\n")
 	for _, r := range rows {
-		for _, l := range []Layer{r.Storage, r.Direct, r.Full} {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.0f%%\t%.0f%%\t%s\t\n", storage, r.Clients, l.Name, l.OrdersPerSec,
-				l.Latency.P50, l.Latency.P99, 100*l.OrdersPerSec/r.Storage.OrdersPerSec, 100*l.Steal, cpuList(l.CPUPerOrder))
+		for i, rd := range r.Rounds {
+			for _, l := range []Layer{rd.Storage, rd.Direct, rd.Full} {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.0f%%\t%.0f%%\t%s\t\n", storage, r.Clients, i+1, l.Name, l.OrdersPerSec,
+					l.Latency.P50, l.Latency.P99, 100*l.OrdersPerSec/rd.Storage.OrdersPerSec, 100*l.Steal, cpuList(l.CPUPerOrder))
+			}
 		}
 	}
 	tw.Flush()
 	for _, r := range rows {
-		fmt.Fprintf(w, "%d clients: full/limit %.0f%%, proxy adds %+.0f%% to p50 of a direct call, "+
-			"server CPU %.0f µs/order → %.0f cores for %d orders/s\n",
-			r.Clients, 100*r.FullOverLimit, 100*r.ProxyP50Overhead, r.ServerCPUPerOrder, r.CoresForPeak, AlipayPeak)
+		fmt.Fprintf(w, "%d clients, %d rounds (median, range): full/limit %s, direct/limit %s, proxy adds %s to p50 of a direct call, "+
+			"server CPU %.0f µs/order (%.0f–%.0f) → %.0f cores for %d orders/s\n",
+			r.Clients, len(r.Rounds), pct(r.FullOverLimit), pct(r.DirectOverLimit), pct(r.ProxyP50Overhead),
+			r.ServerCPUPerOrder.Median, r.ServerCPUPerOrder.Min, r.ServerCPUPerOrder.Max, r.CoresForPeak, AlipayPeak)
 	}
+}
+
+// pct formats a spread of ratios as percentages: "57% (55–59%)".
+func pct(s Spread) string {
+	return fmt.Sprintf("%.0f%% (%.0f–%.0f%%)", 100*s.Median, 100*s.Min, 100*s.Max)
 }
 
 // PrintDirectory writes the directory's cost as a human table: every
@@ -88,9 +97,8 @@ func PrintDirectory(w io.Writer, storage string, costs []DirectoryCost) {
 	}
 	tw.Flush()
 	for _, c := range costs {
-		fmt.Fprintf(w, "%d clients, %d rounds: with the directory, throughput %.0f%% of without (median; %.0f–%.0f%%), "+
-			"server CPU per order %.0f%% (%.0f–%.0f%%)\n", c.Clients, len(c.Rounds),
-			100*c.Throughput.Median, 100*c.Throughput.Min, 100*c.Throughput.Max, 100*c.CPU.Median, 100*c.CPU.Min, 100*c.CPU.Max)
+		fmt.Fprintf(w, "%d clients, %d rounds (median, range): with the directory, throughput %s of without, server CPU per order %s\n",
+			c.Clients, len(c.Rounds), pct(c.Throughput), pct(c.CPU))
 	}
 }
 

@@ -28,75 +28,111 @@ type Layer struct {
 	Verified     bool               `json:"verified"`
 }
 
-// BaselineRow compares the layers at one client count.
-type BaselineRow struct {
-	Clients           int     `json:"clients"`
+// BaselineRound is one measurement of each path at one client count, and
+// the ratios taken within it.
+type BaselineRound struct {
 	Storage           Layer   `json:"storage"`
 	Direct            Layer   `json:"direct"`
 	Full              Layer   `json:"full"`
 	FullOverLimit     float64 `json:"full_over_limit"`    // full path / storage limit, orders/s
+	DirectOverLimit   float64 `json:"direct_over_limit"`  // one unit direct / storage limit, orders/s
 	ProxyP50Overhead  float64 `json:"proxy_p50_overhead"` // full p50 / direct p50 - 1
-	CoresForPeak      float64 `json:"cores_for_544k"`     // full path, all server layers
 	ServerCPUPerOrder float64 `json:"server_cpu_us_per_order"`
 }
 
+// BaselineRow is a client count's rounds, and the median and range of
+// their ratios.
+type BaselineRow struct {
+	Clients           int             `json:"clients"`
+	Rounds            []BaselineRound `json:"rounds"`
+	FullOverLimit     Spread          `json:"full_over_limit"`
+	DirectOverLimit   Spread          `json:"direct_over_limit"`
+	ProxyP50Overhead  Spread          `json:"proxy_p50_overhead"`
+	ServerCPUPerOrder Spread          `json:"server_cpu_us_per_order"`
+	CoresForPeak      float64         `json:"cores_for_544k"` // at the median server CPU per order
+}
+
 // Baseline measures, in one run and for each client count, the storage
-// limit (the create transaction straight to a unit's storage), one unit
-// called directly over gRPC, and the full path through a proxy process.
-func Baseline(ctx context.Context, env *Env, clients []int, d time.Duration, progress io.Writer) ([]BaselineRow, error) {
+// limit (the create transaction straight to a unit's storage, one
+// transaction per order), one unit called directly over gRPC, and the full
+// path through a proxy process and the key directory: rounds times, the
+// paths interleaved and their order rotated each round, so that neither
+// always runs on the warmer or quieter machine. Ratios are taken within a
+// round; a row reports their median and range.
+func Baseline(ctx context.Context, env *Env, clients []int, rounds int, d time.Duration, progress io.Writer) ([]BaselineRow, error) {
 	var rows []BaselineRow
 	for _, c := range clients {
-		var row BaselineRow
-		row.Clients = c
-
-		dsn, err := env.NewStorage()
-		if err != nil {
-			return nil, err
+		row := BaselineRow{Clients: c}
+		var full, direct, p50, cpu []float64
+		for i := 0; i < rounds; i++ {
+			var r BaselineRound
+			paths := []func() error{
+				func() (err error) { r.Storage, err = measureStorage(ctx, env, c, d, progress); return err },
+				func() (err error) { r.Direct, err = measureDirect(ctx, env, c, d, progress); return err },
+				func() (err error) {
+					r.Full, err = measureFull(ctx, env, "full", WithDirectory, c, d, progress)
+					return err
+				},
+			}
+			for j := range paths {
+				if err := paths[(i+j)%len(paths)](); err != nil {
+					return nil, err
+				}
+			}
+			if r.Storage.OrdersPerSec > 0 {
+				r.FullOverLimit = r.Full.OrdersPerSec / r.Storage.OrdersPerSec
+				r.DirectOverLimit = r.Direct.OrdersPerSec / r.Storage.OrdersPerSec
+			}
+			if r.Direct.Latency.P50 > 0 {
+				r.ProxyP50Overhead = r.Full.Latency.P50/r.Direct.Latency.P50 - 1
+			}
+			r.ServerCPUPerOrder = serverCPU(r.Full)
+			row.Rounds = append(row.Rounds, r)
+			full, direct = append(full, r.FullOverLimit), append(direct, r.DirectOverLimit)
+			p50, cpu = append(p50, r.ProxyP50Overhead), append(cpu, r.ServerCPUPerOrder)
 		}
-		t, err := env.Target(ctx, dsn.String(), 1, c)
-		if err != nil {
-			return nil, err
-		}
-		// The storage limit is measured in this process: its CPU is the
-		// client's and, for SQLite, the storage's.
-		self := "client"
-		if env.Storage == "sqlite" {
-			self = "client+sqlite" // SQLite runs inside the client here
-		}
-		row.Storage, err = measure(ctx, "storage", t, c, d, map[string][]int{self: nil, "mariadbd": env.StoragePids()}, progress)
-		t.Release()
-		if err != nil {
-			return nil, err
-		}
-
-		direct, err := startUnitOn(ctx, env, 1)
-		if err != nil {
-			return nil, err
-		}
-		if t, err = env.Target(ctx, "grpc://"+direct.Addr(), 1, c); err != nil {
-			return nil, err
-		}
-		row.Direct, err = measure(ctx, "direct", t, c, d, map[string][]int{"client": nil, "unit": {direct.Pid()},
-			"mariadbd": env.StoragePids()}, progress)
-		t.Release()
-		if err != nil {
-			return nil, err
-		}
-
-		if row.Full, err = measureFull(ctx, env, "full", WithDirectory, c, d, progress); err != nil {
-			return nil, err
-		}
-		if row.Storage.OrdersPerSec > 0 {
-			row.FullOverLimit = row.Full.OrdersPerSec / row.Storage.OrdersPerSec
-		}
-		if row.Direct.Latency.P50 > 0 {
-			row.ProxyP50Overhead = row.Full.Latency.P50/row.Direct.Latency.P50 - 1
-		}
-		row.ServerCPUPerOrder = serverCPU(row.Full)
-		row.CoresForPeak = row.ServerCPUPerOrder * AlipayPeak / 1e6
+		row.FullOverLimit, row.DirectOverLimit = spreadOf(full), spreadOf(direct)
+		row.ProxyP50Overhead, row.ServerCPUPerOrder = spreadOf(p50), spreadOf(cpu)
+		row.CoresForPeak = row.ServerCPUPerOrder.Median * AlipayPeak / 1e6
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// measureStorage measures the storage limit over fresh storage, from this
+// process: its CPU is the client's and, for SQLite, the storage's.
+func measureStorage(ctx context.Context, env *Env, clients int, d time.Duration, progress io.Writer) (Layer, error) {
+	dsn, err := env.NewStorage()
+	if err != nil {
+		return Layer{}, err
+	}
+	t, err := env.Target(ctx, dsn.String(), 1, clients)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer t.Release()
+	self := "client"
+	if env.Storage == "sqlite" {
+		self = "client+sqlite" // SQLite runs inside the client here
+	}
+	return measure(ctx, "storage", t, clients, d, map[string][]int{self: nil, "mariadbd": env.StoragePids()}, progress)
+}
+
+// measureDirect measures one unit's logic service called over gRPC, over
+// fresh storage.
+func measureDirect(ctx context.Context, env *Env, clients int, d time.Duration, progress io.Writer) (Layer, error) {
+	unit, err := startUnitOn(ctx, env, 1)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer unit.Stop()
+	t, err := env.Target(ctx, "grpc://"+unit.Addr(), 1, clients)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer t.Release()
+	return measure(ctx, "direct", t, clients, d, map[string][]int{"client": nil, "unit": {unit.Pid()},
+		"mariadbd": env.StoragePids()}, progress)
 }
 
 // measureFull measures the full path through a proxy process, with or

@@ -28,8 +28,8 @@ var (
 	}
 	benchRunCmd = &command{name: "run", usage: "--target TARGET [flags]", run: benchRun,
 		short: "drive one target (a proxy, a unit's logic services, or a storage) with a load"}
-	benchBaselineCmd = &command{name: "baseline", usage: "[--storage sqlite|mysql] [--clients 16,64] [--duration 10s]", run: benchBaseline,
-		short: "storage limit, one unit direct and full path, side by side in one run"}
+	benchBaselineCmd = &command{name: "baseline", usage: "[--storage sqlite|mysql] [--clients 16,64] [--rounds 3] [--duration 10s]", run: benchBaseline,
+		short: "storage limit, one unit direct and full path, interleaved rounds in one run"}
 	benchDirectoryCmd = &command{name: "directory", usage: "[--storage sqlite|mysql] [--clients 16,64] [--rounds 3] [--duration 10s]", run: benchDirectory,
 		short: "create throughput and CPU per order with and without the key directory, interleaved rounds in one run"}
 	benchScalingCmd = &command{name: "scaling", usage: "[--units 1,2,4,8] [--clients 64] [--duration 10s]", run: benchScaling,
@@ -145,6 +145,7 @@ func scenarioEnv(storage, dir string) (*bench.Env, func(), error) {
 // storage of one kind at several client counts.
 type scenarioFlags struct {
 	storage, clients, dir, jsonOut *string
+	rounds                         *int
 	duration                       *time.Duration
 }
 
@@ -153,6 +154,7 @@ func addScenarioFlags(fs *flag.FlagSet) *scenarioFlags {
 		storage:  fs.String("storage", "sqlite", "sqlite or mysql (MariaDB at $TRADEUNIT_BENCH_MYSQL, default mysql:root@tcp(127.0.0.1:3306)/)"),
 		clients:  fs.String("clients", "16,64", "client counts, comma-separated"),
 		duration: fs.Duration("duration", 10*time.Second, "length of each measurement"),
+		rounds:   fs.Int("rounds", 3, "rounds per client count, the paths interleaved and their order rotated each round"),
 		dir:      fs.String("dir", "", "keep data and logs here (default: a temporary directory)"),
 		jsonOut:  fs.String("json", "", "also write the figures as JSON to this file"),
 	}
@@ -163,6 +165,9 @@ func (f *scenarioFlags) start() (*bench.Env, []int, func(), error) {
 	counts, err := intList(*f.clients)
 	if err != nil {
 		return nil, nil, nil, usageErrorf("--clients %v", err)
+	}
+	if *f.rounds < 1 {
+		return nil, nil, nil, usageErrorf("--rounds %d: want at least 1", *f.rounds)
 	}
 	env, cleanup, err := scenarioEnv(*f.storage, *f.dir)
 	return env, counts, cleanup, err
@@ -178,7 +183,7 @@ func benchBaseline(ctx context.Context, e *env, fs *flag.FlagSet, args []string)
 		return err
 	}
 	defer cleanup()
-	rows, err := bench.Baseline(ctx, env, counts, *sf.duration, os.Stderr)
+	rows, err := bench.Baseline(ctx, env, counts, *sf.rounds, *sf.duration, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -188,19 +193,15 @@ func benchBaseline(ctx context.Context, e *env, fs *flag.FlagSet, args []string)
 
 func benchDirectory(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	sf := addScenarioFlags(fs)
-	rounds := fs.Int("rounds", 3, "rounds per client count, each measuring without and then with the directory (order alternating)")
 	if err := noArgs(e, fs, args); err != nil {
 		return err
-	}
-	if *rounds < 1 {
-		return usageErrorf("--rounds %d: want at least 1", *rounds)
 	}
 	env, counts, cleanup, err := sf.start()
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	costs, err := bench.Directory(ctx, env, counts, *rounds, *sf.duration, os.Stderr)
+	costs, err := bench.Directory(ctx, env, counts, *sf.rounds, *sf.duration, os.Stderr)
 	if err != nil {
 		return err
 	}

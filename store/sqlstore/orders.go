@@ -45,6 +45,8 @@ func (s *Store) CreateOrder(ctx context.Context, o *tradeunit.Order) (*tradeunit
 }
 
 // CreateOrders creates orders in one transaction; see tradeunit.Store. A
+// batch of new keys is written with one statement per table (insertAll);
+// one with a taken key or a superseded attempt goes order by order. A
 // statement that breaks a unique key fails alone on both SQLite and MySQL
 // (the transaction goes on), so a duplicate costs its neighbours nothing;
 // it is answered after the commit with the order that holds the key.
@@ -52,8 +54,20 @@ func (s *Store) CreateOrders(ctx context.Context, orders []*tradeunit.Order) []t
 	const op = "store.CreateOrder"
 	results := make([]tradeunit.CreateResult, len(orders))
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
+		clear(results) // the transaction may be retried
+		if len(orders) > 1 {
+			all, err := s.insertAll(ctx, tx, orders)
+			if err != nil {
+				return err
+			}
+			if all {
+				for i := range results {
+					results[i].Created = true
+				}
+				return nil
+			}
+		}
 		for i, o := range orders {
-			results[i] = tradeunit.CreateResult{} // the transaction may be retried
 			switch err := s.insertOrder(ctx, tx, o); {
 			case err == nil:
 				results[i].Created = true
@@ -123,10 +137,7 @@ func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *tradeunit.Order)
 		}
 		return s.fail(op, err)
 	}
-	err = insertEvent(ctx, tx, o.OrderNo, tradeunit.EventOrderCreated, o.CreateTime, map[string]any{
-		"mchid": o.Mchid, "out_trade_no": o.OutTradeNo, "total": o.Amount.Total, "currency": o.Amount.Currency,
-		"abandoned_units": o.AbandonedUnits, "attempt": o.Attempt,
-	})
+	err = insertEvent(ctx, tx, o.OrderNo, tradeunit.EventOrderCreated, o.CreateTime, createdPayload(o))
 	if err != nil {
 		return s.fail(op, err)
 	}

@@ -66,6 +66,35 @@ func testCreateBatch(t *testing.T, open Opener) {
 			t.Errorf("order %s was refused but stored: %v", o.OrderNo, err)
 		}
 	}
+
+	// All new: one statement per table. Then a new order beside a taken key,
+	// with no attempts: the batch's statement fails on the key, and each
+	// order is written on its own, the new one once.
+	fast := []*tradeunit.Order{newOrder(t, mchA, 1), newOrder(t, mchB, 2), newOrder(t, mchA, 3)}
+	fast[1].Attempt = 1 << 63
+	for i, r := range s.CreateOrders(ctx, fast) {
+		if r.Err != nil || !r.Created || r.Stored.OrderNo != fast[i].OrderNo || r.Stored.Attempt != fast[i].Attempt {
+			t.Errorf("all-new batch, order %d: %+v", i, r)
+		}
+	}
+	taken := newOrder(t, mchA, 100)
+	taken.OutTradeNo = fast[0].OutTradeNo
+	mixed := []*tradeunit.Order{newOrder(t, mchB, 4), taken}
+	res = s.CreateOrders(ctx, mixed)
+	if res[0].Err != nil || !res[0].Created || res[1].Err != nil || res[1].Created || res[1].Stored.OrderNo != fast[0].OrderNo {
+		t.Errorf("a new order beside a taken key: %+v, %+v", res[0], res[1])
+	}
+	for _, o := range append(fast, mixed[0]) {
+		if got := mustOrder(t, s, o.OrderNo); got.Amount != o.Amount || got.Attempt != o.Attempt ||
+			countEvents(t, s, o.OrderNo, tradeunit.EventOrderCreated) != 1 {
+			t.Errorf("order %s: stored %+v with %d ORDER_CREATED events, want it with one", o.OrderNo, got,
+				countEvents(t, s, o.OrderNo, tradeunit.EventOrderCreated))
+		}
+	}
+	if _, err := s.Order(ctx, taken.OrderNo); !tradeunit.IsCode(err, tradeunit.CodeNotFound) {
+		t.Errorf("the taken key's order %s was stored: %v", taken.OrderNo, err)
+	}
+
 	if got := s.CreateOrders(ctx, nil); len(got) != 0 {
 		t.Errorf("empty batch: got %d results", len(got))
 	}

@@ -1,0 +1,104 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+
+	"tradeunit"
+)
+
+// insertAll writes a batch of new orders and their ORDER_CREATED events
+// with one statement each (and one read for superseded attempts), the fast
+// path of CreateOrders: one round trip instead of three per order. It
+// reports false, with nothing of the batch written, when some order needs
+// the slow path: its attempt was superseded, or its key or number is taken
+// (by a stored order or by another of the batch). Other errors fail the
+// transaction.
+func (s *Store) insertAll(ctx context.Context, tx *sql.Tx, orders []*tradeunit.Order) (bool, error) {
+	const op = "store.CreateOrder"
+	if superseded, err := s.anySuperseded(ctx, tx, orders); err != nil || superseded {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT create_batch"); err != nil {
+		return false, s.fail(op, err)
+	}
+	var q strings.Builder
+	args := make([]any, 0, 11*len(orders))
+	q.WriteString(`INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
+		trade_state, abandoned_units, create_time, update_time, attempt) VALUES `)
+	for i, o := range orders {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
+			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime),
+			tradeunit.UnixMicros(o.CreateTime), s.dialect.Uint64(o.Attempt))
+	}
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		if !s.dialect.IsUniqueViolation(err) {
+			return false, s.fail(op, err)
+		}
+		// A taken key fails the whole statement: back to before it, and
+		// each order on its own.
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT create_batch"); err != nil {
+			return false, s.fail(op, err)
+		}
+		return false, nil
+	}
+	q.Reset()
+	args = args[:0]
+	q.WriteString("INSERT INTO order_events (order_no, event_type, payload, create_time) VALUES ")
+	for i, o := range orders {
+		body, err := json.Marshal(createdPayload(o))
+		if err != nil {
+			return false, s.fail(op, err)
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?)")
+		args = append(args, o.OrderNo, string(tradeunit.EventOrderCreated), string(body), tradeunit.UnixMicros(o.CreateTime))
+	}
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		return false, s.fail(op, err)
+	}
+	return true, nil
+}
+
+// anySuperseded reports whether an attempt of the batch was superseded,
+// with a locking read as insertOrder's (see SupersedeAttempt).
+func (s *Store) anySuperseded(ctx context.Context, tx *sql.Tx, orders []*tradeunit.Order) (bool, error) {
+	var q strings.Builder
+	var args []any
+	for _, o := range orders {
+		if o.Attempt == 0 {
+			continue
+		}
+		if len(args) == 0 {
+			q.WriteString("SELECT COUNT(*) FROM superseded_attempts WHERE ")
+		} else {
+			q.WriteString(" OR ")
+		}
+		q.WriteString("(mchid = ? AND out_trade_no = ? AND attempt = ?)")
+		args = append(args, o.Mchid, o.OutTradeNo, s.dialect.Uint64(o.Attempt))
+	}
+	if len(args) == 0 {
+		return false, nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, q.String()+s.dialect.ForUpdate(), args...).Scan(&n); err != nil {
+		return false, s.fail("store.CreateOrder", err)
+	}
+	return n > 0, nil
+}
+
+// createdPayload is the ORDER_CREATED event's payload.
+func createdPayload(o *tradeunit.Order) map[string]any {
+	return map[string]any{
+		"mchid": o.Mchid, "out_trade_no": o.OutTradeNo, "total": o.Amount.Total, "currency": o.Amount.Currency,
+		"abandoned_units": o.AbandonedUnits, "attempt": o.Attempt,
+	}
+}
