@@ -467,3 +467,40 @@ func TestUnsafeWithoutDirectory(t *testing.T) {
 		t.Fatalf("a unit's definite answer: got %v, want OUT_TRADE_NO_USED", err)
 	}
 }
+
+// TestConcurrentCreatesShareShardCalls: the directory puts of concurrent
+// creates go to the shard together, fewer calls than puts, and each create
+// still gets its own order (and a repeat its first order).
+func TestConcurrentCreatesShareShardCalls(t *testing.T) {
+	p := newRetryProxy(t, 4, 3, time.Second)
+	p.dialer.shard.latency = 2 * time.Millisecond // puts pile up behind a call
+	const creates = 64
+	orders := make([]string, creates)
+	var wg sync.WaitGroup
+	for i := range creates {
+		wg.Go(func() {
+			r := createRequest(1)
+			r.OutTradeNo = fmt.Sprintf("shared-%03d", i%(creates/2)) // each key twice
+			o, _, err := p.createOrder(context.Background(), r)
+			if err != nil {
+				t.Errorf("create %d: %v", i, err)
+				return
+			}
+			orders[i] = o.OrderNo
+		})
+	}
+	wg.Wait()
+	for i := range creates / 2 {
+		if orders[i] == "" || orders[i] != orders[i+creates/2] {
+			t.Errorf("key %d: orders %q and %q, want one", i, orders[i], orders[i+creates/2])
+		}
+	}
+	p.dialer.shard.mu.Lock()
+	calls := p.dialer.shard.puts
+	p.dialer.shard.mu.Unlock()
+	// Unbatched, each new key costs two puts and each repeat one or more.
+	if calls >= creates {
+		t.Fatalf("%d shard calls for %d creates (%d keys), want them batched", calls, creates, creates/2)
+	}
+	t.Logf("%d shard put calls for %d creates of %d keys", calls, creates, creates/2)
+}

@@ -111,6 +111,7 @@ type fakeShard struct {
 	entries map[tradeunit.MerchantKey]*tradeunit.DirectoryEntry
 	down    bool // no answer at all
 	refuse  bool // reads answer; writes are refused, nothing written
+	latency time.Duration // of every Put: a storage commit's
 	puts    int
 }
 
@@ -133,6 +134,7 @@ func (s *fakeShard) Entry(ctx context.Context, key tradeunit.MerchantKey) (*trad
 func (s *fakeShard) Put(ctx context.Context, entries []*tradeunit.DirectoryEntry) []tradeunit.PutResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	time.Sleep(s.latency)
 	s.puts++
 	out := make([]tradeunit.PutResult, len(entries))
 	for i, e := range entries {
