@@ -109,8 +109,8 @@ func (u *fakeUnit) set(f func(u *fakeUnit)) { u.mu.Lock(); defer u.mu.Unlock(); 
 type fakeShard struct {
 	mu      sync.Mutex
 	entries map[tradeunit.MerchantKey]*tradeunit.DirectoryEntry
-	down    bool // no answer at all
-	refuse  bool // reads answer; writes are refused, nothing written
+	down    bool          // no answer at all
+	refuse  bool          // reads answer; writes are refused, nothing written
 	latency time.Duration // of every Put: a storage commit's
 	puts    int
 }
