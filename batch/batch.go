@@ -314,6 +314,9 @@ func (b *Batcher[T, R]) run() {
 		rest := copy(b.pending, b.pending[n:])
 		clear(b.pending[rest:])
 		b.pending = b.pending[:rest]
+		if rest > 0 {
+			signal(b.wake) // an idle flusher takes the rest
+		}
 		b.mu.Unlock()
 		items, taken = b.flush(batch, items[:0], taken[:0])
 		clear(batch)
