@@ -46,40 +46,51 @@ func pick(t testing.TB, p *Plan, mchid, out string, n int) []tradeunit.UnitID {
 
 // TestPickMatchesRank: with every unit healthy and no balancing, a plan
 // ranks exactly as Rank does, whatever the weights, so the rendezvous
-// preference (and a repeated create's idempotency) is unchanged.
+// preference (and a repeated create's idempotency) is unchanged. The large
+// plans take the scans that small ones do not (scan.go), with both.
 func TestPickMatchesRank(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{1, 2, 3, 7, 40} {
-		for _, weights := range []string{"equal", "two classes", "all different"} {
-			t.Run(fmt.Sprintf("%d units %s", n, weights), func(t *testing.T) {
-				var units []routing.Unit
-				var cands []Candidate
-				for i := 1; i <= n; i++ {
-					u := hot(tradeunit.UnitID(i*3), "normal")
-					switch weights {
-					case "two classes":
-						u.Weight = float64(1 + i%2)
-					case "all different":
-						u.Weight = 0.5 + rng.Float64()
+	eachScan(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for _, n := range []int{1, 2, 3, 7, 40, 64, 100, 1000} {
+			for _, weights := range []string{"equal", "two classes", "balanced", "all different"} {
+				t.Run(fmt.Sprintf("%d units %s", n, weights), func(t *testing.T) {
+					var units []routing.Unit
+					var cands []Candidate
+					for i := 1; i <= n; i++ {
+						u := hot(tradeunit.UnitID(i*3), "normal")
+						switch weights {
+						case "two classes":
+							u.Weight = float64(1 + i%2)
+						case "balanced": // as balancing and speed make them: most 1, some 2, ½ or ¼
+							u.Weight = []float64{1, 1, 1, 1, 1, 1, 1, 2, 0.5, 0.25}[i%10]
+						case "all different":
+							u.Weight = 0.5 + rng.Float64()
+						}
+						units = append(units, u)
 					}
-					units = append(units, u)
-				}
-				tbl := table(t, nil, units...)
-				for _, u := range tbl.Units {
-					cands = append(cands, Candidate{Unit: u.ID, Weight: u.Weight})
-				}
-				plan := Build(Inputs{Table: tbl, Now: now})
-				for i := 0; i < 2000; i++ {
-					out := fmt.Sprintf("order-%d", i)
-					want := Rank(nil, "1900000001/"+out, cands)
-					got := pick(t, plan, "1900000001", out, MaxPick)
-					if !slices.Equal(got, want[:min(len(want), MaxPick)]) {
-						t.Fatalf("key %s: Pick %v, Rank %v", out, got, want)
+					tbl := table(t, nil, units...)
+					for _, u := range tbl.Units {
+						cands = append(cands, Candidate{Unit: u.ID, Weight: u.Weight})
 					}
-				}
-			})
+					plan := Build(Inputs{Table: tbl, Now: now})
+					keys := 2000
+					if n >= 100 {
+						keys = 300 // Rank sorts them all
+					}
+					for i := range keys {
+						out := fmt.Sprintf("order-%d", i)
+						want := Rank(nil, "1900000001/"+out, cands)
+						for _, attempts := range []int{1, 3, MaxPick} {
+							got := pick(t, plan, "1900000001", out, attempts)
+							if !slices.Equal(got, want[:min(len(want), attempts)]) {
+								t.Fatalf("key %s, %d attempts: Pick %v, Rank %v", out, attempts, got, want[:min(len(want), MaxPick)])
+							}
+						}
+					}
+				})
+			}
 		}
-	}
+	})
 }
 
 func TestPickPartitionsAndSpill(t *testing.T) {
@@ -269,4 +280,17 @@ func TestPickDoesNotAllocate(t *testing.T) {
 			t.Errorf("Pick for %s: %v allocations, want 0", mchid, allocs)
 		}
 	}
+	large := weightedPlan(t, balancedWeights(1000))
+	eachScan(t, func(t *testing.T) {
+		for _, n := range []int{1, 3, MaxPick} {
+			allocs := testing.AllocsPerRun(1000, func() {
+				if _, err := large.Pick(buf[:0], "m", "order-000001", n); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("Pick of %d from 1,000 units: %v allocations, want 0", n, allocs)
+			}
+		}
+	})
 }

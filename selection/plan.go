@@ -229,6 +229,9 @@ func (p *Plan) judge(pp *partPlan, members []int, t *routing.Table, canary *rout
 		}
 		pp.tiers[ti].add(up.Unit, up.Weight)
 	}
+	for i := range pp.tiers {
+		pp.tiers[i].finish()
+	}
 }
 
 // balance sets the balancing factor of a group of healthy units: 2 for a

@@ -168,5 +168,5 @@ func ExamplePlan_Pick() {
 	var buf [MaxPick]tradeunit.UnitID
 	units, _ := plan.Pick(buf[:0], "1900000009", "order-1", 3)
 	fmt.Println("key merchant tries", units[0], "then spills to", units[1:])
-	// Output: key merchant tries 3 then spills to [1 2]
+	// Output: key merchant tries 3 then spills to [2 1]
 }

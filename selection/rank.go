@@ -39,8 +39,10 @@
 //  7. Refusal. If nothing is eligible in the partition (nor in its spill
 //     partition), the create fails with NO_UNIT_AVAILABLE naming it.
 //
-// A Plan is immutable and shared; Pick takes no lock, does not allocate, and
-// costs one hash per unit of the tiers it visits.
+// A Plan is immutable and shared; Pick takes no lock and does not allocate.
+// It hashes the key once, then scans the units of the tiers it visits, an
+// xor and a multiply per unit, four units a round,
+// against a bar that a first, branch-free pass sets (scan.go).
 package selection
 
 import (
@@ -59,8 +61,10 @@ type Candidate struct {
 
 // Rank returns the candidates' units in preference order for key, appended
 // to dst[:0]. The unit with the highest score -weight/ln(h(key, unit)) comes
-// first, where h is uniform on (0, 1): each unit is first for a share of keys
-// proportional to its weight, and removing a unit moves only that unit's keys.
+// first, where h is uniform on (0, 1) and independent across units (see
+// keyHash.unit): each unit is first for a share of keys proportional to its
+// weight, and removing a unit moves only that unit's keys. Rank is the
+// reference that Plan.Pick computes faster.
 func Rank(dst []tradeunit.UnitID, key string, cands []Candidate) []tradeunit.UnitID {
 	dst = dst[:0]
 	if len(cands) == 0 {
@@ -68,15 +72,13 @@ func Rank(dst []tradeunit.UnitID, key string, cands []Candidate) []tradeunit.Uni
 	}
 	var buf [64]scored
 	sc := buf[:0]
-	kh := hashKey(key)
+	k := rendezvousKey(hashKey(key))
 	for _, c := range cands {
 		if c.Weight <= 0 || math.IsNaN(c.Weight) {
 			continue
 		}
-		h := unitHash(kh, c.Unit)
-		// Map the top 53 bits to (0, 1), never 0 or 1, so the log is finite and negative.
-		u := (float64(h>>11) + 0.5) / (1 << 53)
-		sc = append(sc, scored{unit: c.Unit, score: -c.Weight / math.Log(u)})
+		h := k.unit(unitMix(c.Unit)) >> rendezvousShift
+		sc = append(sc, scored{unit: c.Unit, score: rendezvousScore(c.Weight, h)})
 	}
 	slices.SortFunc(sc, func(a, b scored) int {
 		switch {
@@ -96,43 +98,4 @@ func Rank(dst []tradeunit.UnitID, key string, cands []Candidate) []tradeunit.Uni
 type scored struct {
 	unit  tradeunit.UnitID
 	score float64
-}
-
-// FNV-1a, 64 bits.
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
-
-// hashKey is 64-bit FNV-1a.
-func hashKey(key string) uint64 { return fnvAdd(fnvOffset, key) }
-
-// hashKey2 is hashKey(a + "/" + b) without building the string.
-func hashKey2(a, b string) uint64 {
-	h := fnvAdd(fnvOffset, a)
-	h = (h ^ '/') * fnvPrime
-	return fnvAdd(h, b)
-}
-
-func fnvAdd(h uint64, s string) uint64 {
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= fnvPrime
-	}
-	return h
-}
-
-// unitHash mixes the key's hash with the unit number (splitmix64 finalizer),
-// so that each unit's scores are independent.
-func unitHash(kh uint64, u tradeunit.UnitID) uint64 { return mixHash(kh, unitMix(u)) }
-
-// unitMix is the part of unitHash that depends on the unit alone; a Plan
-// computes it once per unit.
-func unitMix(u tradeunit.UnitID) uint64 { return uint64(u) * 0x9e3779b97f4a7c15 }
-
-func mixHash(kh, mix uint64) uint64 {
-	z := kh ^ mix
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
 }
