@@ -63,6 +63,7 @@ type creation struct {
 	fp       string
 	plan     *selection.Plan
 	ranked   []tradeunit.UnitID
+	rankBuf  [selection.MaxPick]tradeunit.UnitID // ranked's storage: one allocation per create, the creation's
 	picked   bool
 	passed   []tradeunit.UnitID // units this create moved away from
 	attempts int
@@ -295,7 +296,7 @@ func (c *creation) moveOn(ctx context.Context, e *tradeunit.DirectoryEntry, aban
 // other than current.
 func (c *creation) nextUnit(current tradeunit.UnitID) (tradeunit.UnitID, error) {
 	if !c.picked {
-		ranked, err := c.plan.Pick(nil, c.r.Mchid, c.r.OutTradeNo, selection.MaxPick)
+		ranked, err := c.plan.Pick(c.rankBuf[:0], c.r.Mchid, c.r.OutTradeNo, selection.MaxPick)
 		if err != nil {
 			return 0, err
 		}
