@@ -180,7 +180,8 @@ func TestDirectoryBackfillAndMove(t *testing.T) {
 		t.Fatal("no request for a key of the moving buckets was refused while they were frozen")
 	}
 	if n := ev.other.Load(); n > 0 {
-		t.Fatalf("%d requests failed for keys outside the moving buckets, or with another error than the freeze's", n)
+		t.Fatalf("%d requests failed for keys outside the moving buckets, or with another error than the freeze's: %s",
+			n, strings.Join(ev.others, "; "))
 	}
 
 	// Nothing lost: every acknowledged order, and every legacy one, is
@@ -298,6 +299,7 @@ type dirEvents struct {
 	frozen, other atomic.Int64 // refusals of keys in the moving buckets; any other failure
 	mu            sync.Mutex
 	wrong         []string // answers that contradict an earlier one
+	others        []string // the first other failures, to say what they were
 }
 
 func (e *dirEvents) errors() []string {
@@ -348,11 +350,19 @@ func (l *dirLoad) inMoving(out string) bool {
 // refusal of a frozen key is retried until the move ends; any other
 // failure is counted, and retried if it was a 503.
 func (l *dirLoad) retry(out string, r response, err error) bool {
-	if err == nil && r.status == 503 && l.inMoving(out) && strings.Contains(r.str("message"), "moving") {
+	// The proxy refuses a frozen key itself ("moving"), or the shard does
+	// when its table is ahead of the proxy's: frozen ("being moved"), or
+	// switched away from it ("it moved").
+	if err == nil && r.status == 503 && l.inMoving(out) && strings.Contains(r.str("message"), "mov") {
 		l.ev.frozen.Add(1)
 		return !l.stop.Load()
 	}
 	l.ev.other.Add(1)
+	l.ev.mu.Lock()
+	if len(l.ev.others) < 5 {
+		l.ev.others = append(l.ev.others, fmt.Sprintf("%s (moving bucket %v): %d %v, %v", out, l.inMoving(out), r.status, r.body, err))
+	}
+	l.ev.mu.Unlock()
 	if err != nil {
 		l.wrong("%s: %v", out, err)
 	} else if r.status != 503 {
