@@ -30,6 +30,13 @@ const (
 	// another attempt makes the key's order. The proxy follows the
 	// directory; merchants never see it.
 	CodeAttemptSuperseded Code = "ATTEMPT_SUPERSEDED"
+	// CodeLeaseHeld: another process holds the lease asked for (an event
+	// relay's); nothing was written.
+	CodeLeaseHeld Code = "LEASE_HELD"
+	// CodeQueryUnavailable: the non-real-time query store cannot answer
+	// now; the live API (create, pay, close, refund, lookups) is not
+	// affected.
+	CodeQueryUnavailable Code = "QUERY_STORE_UNAVAILABLE"
 )
 
 // Error is the error type of the domain. Code says what kind of failure it is;

@@ -23,6 +23,7 @@ var httpStatus = map[tradeunit.Code]int{
 	tradeunit.CodeAttemptSuperseded: http.StatusServiceUnavailable,
 	tradeunit.CodeUnitUnavailable:   http.StatusServiceUnavailable,
 	tradeunit.CodeNoUnitAvailable:   http.StatusServiceUnavailable,
+	tradeunit.CodeQueryUnavailable:  http.StatusServiceUnavailable,
 	tradeunit.CodeInternal:          http.StatusInternalServerError,
 }
 

@@ -42,6 +42,8 @@ var codeTable = []struct {
 	{tradeunit.CodeOutRefundNoUsed, codes.AlreadyExists},
 	{tradeunit.CodeOrderSuperseded, codes.FailedPrecondition},
 	{tradeunit.CodeAttemptSuperseded, codes.Aborted},
+	{tradeunit.CodeLeaseHeld, codes.Aborted},
+	{tradeunit.CodeQueryUnavailable, codes.Unavailable},
 	{tradeunit.CodeUnitUnavailable, codes.Unavailable},
 	{tradeunit.CodeNoUnitAvailable, codes.Unavailable},
 	{tradeunit.CodeInternal, codes.Internal},
