@@ -95,16 +95,21 @@ func NewEventRefund(r *Refund) *EventRefund {
 // never appear. The relay's lease and its cursor are one row of the same
 // storage, so a relay that lost its lease cannot move the cursor.
 type Outbox interface {
-	// Events returns up to limit events with ID > afterID, oldest first.
-	Events(ctx context.Context, afterID int64, limit int) ([]Event, error)
-	// EventsIn returns those of the events ids that exist now, oldest first.
-	EventsIn(ctx context.Context, ids []int64) ([]Event, error)
-	// OpenWriters names the write transactions open now (those that may
-	// still commit an event numbered before now). On a storage with one
+	// ReadOutbox returns, in one consistent read, the events of the ranges
+	// gaps that exist now and up to limit events with ID > afterID, oldest
+	// first. One read for both is what keeps an order's events in order: an
+	// event of a gap that commits late is read together with any later
+	// event of its order, never after it.
+	ReadOutbox(ctx context.Context, afterID int64, limit int, gaps []IDRange) ([]Event, error)
+	// OpenWriters names every write transaction that was open at since and
+	// has not ended; it may wait until it can say so. On a storage with one
 	// writer at a time (SQLite) it is always empty.
-	OpenWriters(ctx context.Context) (Writers, error)
+	OpenWriters(ctx context.Context, since time.Time) (Writers, error)
 	// WritersEnded reports whether every transaction of w has ended.
 	WritersEnded(ctx context.Context, w Writers) (bool, error)
+	// LastEventID returns the highest event id written (0: none), for the
+	// relay's backlog.
+	LastEventID(ctx context.Context) (int64, error)
 	// AcquireRelay takes or renews the relay lease name for holder until
 	// now+ttl and returns the relay's cursor: every event up to it was
 	// published. Errors: LEASE_HELD (another holder's lease has not expired;
@@ -118,6 +123,9 @@ type Outbox interface {
 	// relay takes over at once.
 	ReleaseRelay(ctx context.Context, name, holder string) error
 }
+
+// IDRange is the event ids Lo..Hi, both included.
+type IDRange struct{ Lo, Hi int64 }
 
 // Writers names a set of open write transactions (see Outbox.OpenWriters).
 type Writers []string

@@ -2,13 +2,20 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"log/slog"
 	"sync"
 
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/routing"
 	"tradeunit/store/replicated"
+	"tradeunit/store/sqlstore"
+	"tradeunit/unit"
 )
 
 // WatchStorage follows one unit's or shard's storage (what pick returns
@@ -77,4 +84,78 @@ func (r *HealthRelay) apply() {
 	for _, s := range r.services {
 		r.h.SetServingStatus(s, st)
 	}
+}
+
+// UnitStorage is a unit's storage as a program opens it: one DSN, or the
+// primary and replicas the storage topology of a routing table names,
+// followed across failovers. Exactly one of DB and Routes is set.
+type UnitStorage struct {
+	DB      dsn.DSN
+	Routes  string
+	Storage replicated.Config
+}
+
+// Flags binds the configuration to flags of fs.
+func (u *UnitStorage) Flags(fs *flag.FlagSet) {
+	fs.TextVar(&u.DB, "db", u.DB, "storage DSN: sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB (no password: see --secrets)")
+	fs.StringVar(&u.Routes, "routes", u.Routes, "instead of --db: follow the unit's storage in the storage topology of this routing table "+
+		"(a file, or etcd://HOST:PORT/PREFIX): changes and real-time reads on its primary, eventual reads on its replicas; a failover is followed")
+	st := &u.Storage
+	fs.DurationVar(&st.MaxLag, "replica-max-lag", st.MaxLag, "with --routes: an eventual read uses a replica only while its measured lag is under this")
+	fs.DurationVar(&st.CheckEvery, "storage-check", st.CheckEvery, "with --routes: how often the primary's health (read-only, semi-sync acknowledgement) is checked")
+	fs.DurationVar(&st.Heartbeat, "heartbeat", st.Heartbeat, "with --routes: how often the primary's heartbeat is written, for replica lag")
+	fs.DurationVar(&st.MaxAckWait, "max-ack-wait", st.MaxAckWait, "with --routes: a commit waiting this long for a replica's acknowledgement makes the unit refuse changes")
+}
+
+// Validate reports a bad setting; it changes nothing.
+func (u UnitStorage) Validate() error {
+	if (u.DB == dsn.DSN{}) == (u.Routes == "") {
+		return errors.New("give one of --db and --routes")
+	}
+	return u.Storage.Validate()
+}
+
+// OpenedUnit is an opened unit storage: the Storage, what deletes its
+// health probes' orders, and what closes it.
+type OpenedUnit struct {
+	tradeunit.Storage
+	unit.ProbeDeleter
+	Close func() error
+}
+
+// Open opens unit id's storage; with Routes it follows the topology until
+// bg ends, reporting the primary's health to onHealth (nil: not reported).
+func (u UnitStorage) Open(ctx, bg context.Context, id tradeunit.UnitID, passwords dsn.Passwords, log *slog.Logger,
+	onHealth func(bool, string)) (OpenedUnit, error) {
+	if u.Routes == "" {
+		store, err := sqlstore.Open(ctx, u.DB, passwords)
+		if err != nil {
+			return OpenedUnit{}, err
+		}
+		return OpenedUnit{Storage: tradeunit.FixedStorage(store), ProbeDeleter: store, Close: store.Close}, nil
+	}
+	if onHealth == nil {
+		onHealth = func(bool, string) {}
+	}
+	opts := routing.DefaultOptions()
+	opts.Logger = log
+	top, err := routing.OpenTopology(ctx, u.Routes, opts)
+	if err != nil {
+		return OpenedUnit{}, err
+	}
+	watch := WatchStorage(bg, top, func(t *routing.Topology) (routing.Storage, bool) {
+		unit, ok := t.Unit(id)
+		if !ok {
+			return routing.Storage{}, false
+		}
+		return unit.Storage, true
+	})
+	storage, err := replicated.OpenUnit(u.Storage, id, replicated.Deps{Topology: watch,
+		Passwords: passwords, OnHealth: onHealth, Logger: log})
+	if err != nil {
+		top.Close()
+		return OpenedUnit{}, err
+	}
+	return OpenedUnit{Storage: storage, ProbeDeleter: storage,
+		Close: func() error { return errors.Join(storage.Close(), top.Close()) }}, nil
 }

@@ -15,63 +15,48 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tradeunit/daemon"
-	"tradeunit/dsn"
-	"tradeunit/routing"
 	"tradeunit/rpc"
 	"tradeunit/secrets"
 	"tradeunit/store/replicated"
-	"tradeunit/store/sqlstore"
 	"tradeunit/unit"
 )
 
 // Config is the logic service's configuration. Start from DefaultConfig.
 type Config struct {
-	// DB is the unit's one storage; or, instead, Routes names the routing
-	// table whose storage topology the service follows: changes and
-	// real-time reads on the primary, eventual reads on the replicas.
-	DB     dsn.DSN
-	Routes string
+	// UnitStorage is the unit's one storage (DB); or, instead, Routes
+	// names the routing table whose storage topology the service follows:
+	// changes and real-time reads on the primary, eventual reads on the
+	// replicas.
+	daemon.UnitStorage
 	// GRPCConfig is where it listens, serves metrics and finds passwords.
 	daemon.GRPCConfig
 	Service unit.Config // its Unit is the unit's number
 	Janitor unit.JanitorConfig
-	Storage replicated.Config
 	Log     daemon.LogConfig
 }
 
 // DefaultConfig returns the configuration tradeunit unit starts with.
 func DefaultConfig() Config {
 	return Config{GRPCConfig: daemon.DefaultGRPCConfig("127.0.0.1:9101"), Service: unit.DefaultConfig(0), Janitor: unit.DefaultJanitorConfig(),
-		Storage: replicated.DefaultConfig(), Log: daemon.DefaultLogConfig()}
+		UnitStorage: daemon.UnitStorage{Storage: replicated.DefaultConfig()}, Log: daemon.DefaultLogConfig()}
 }
 
 // Flags binds the configuration to flags of fs; each flag's default is the
 // field's current value, so no default is written twice.
 func (c *Config) Flags(fs *flag.FlagSet) {
 	daemon.UnitVar(fs, &c.Service.Unit, "unit", "unit number, 1..99999 (required)")
-	fs.TextVar(&c.DB, "db", c.DB, "storage DSN: sqlite:PATH or mysql:USER@tcp(HOST:PORT)/DB (no password: see --secrets)")
-	fs.StringVar(&c.Routes, "routes", c.Routes, "instead of --db: follow the unit's storage in the storage topology of this routing table "+
-		"(a file, or etcd://HOST:PORT/PREFIX): changes and real-time reads on its primary, eventual reads on its replicas; a failover is followed")
 	fs.Int64Var(&c.Service.SequenceBlock, "sequence-block", c.Service.SequenceBlock, "sequence numbers reserved per storage round trip")
 	daemon.BatchFlags(fs, &c.Service.Batch, "", "creates", "storage transaction")
 	fs.DurationVar(&c.Janitor.Retention, "probe-retention", c.Janitor.Retention, "delete the health checker's probe orders older than this")
 	fs.DurationVar(&c.Janitor.Every, "probe-janitor-every", c.Janitor.Every, "how often old probe orders are looked for")
-	st := &c.Storage
-	fs.DurationVar(&st.MaxLag, "replica-max-lag", st.MaxLag, "with --routes: an eventual read uses a replica only while its measured lag is under this")
-	fs.DurationVar(&st.CheckEvery, "storage-check", st.CheckEvery, "with --routes: how often the primary's health (read-only, semi-sync acknowledgement) is checked")
-	fs.DurationVar(&st.Heartbeat, "heartbeat", st.Heartbeat, "with --routes: how often the primary's heartbeat is written, for replica lag")
-	fs.DurationVar(&st.MaxAckWait, "max-ack-wait", st.MaxAckWait, "with --routes: a commit waiting this long for a replica's acknowledgement makes the unit refuse changes")
+	c.UnitStorage.Flags(fs)
 	c.GRPCConfig.Flags(fs)
 	c.Log.Flags(fs)
 }
 
 // Validate reports a bad setting; it changes nothing.
 func (c Config) Validate() error {
-	var errs []error
-	if (c.DB == dsn.DSN{}) == (c.Routes == "") {
-		errs = append(errs, errors.New("give one of --db and --routes"))
-	}
-	return errors.Join(append(errs, c.Service.Validate(), c.Janitor.Validate(), c.Storage.Validate(), c.GRPCConfig.Validate(), c.Log.Validate())...)
+	return errors.Join(c.UnitStorage.Validate(), c.Service.Validate(), c.Janitor.Validate(), c.GRPCConfig.Validate(), c.Log.Validate())
 }
 
 // Args returns the command-line flags of tradeunit unit that start a
@@ -129,45 +114,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// With --routes, not serving until the primary is open, writable and
 	// acknowledged.
 	m.relay = daemon.NewHealthRelay(c.Routes == "", rpc.ServiceName)
-	var janitor unit.ProbeDeleter
-	if c.Routes == "" {
-		store, err := sqlstore.Open(ctx, c.DB, passwords)
-		if err != nil {
-			return err
-		}
-		m.Closers.Add(store.Close)
-		if m.Service, err = unit.New(c.Service, store); err != nil {
-			return err
-		}
-		m.Closers.Add(m.Service.Close)
-		janitor = store
-	} else {
-		opts := routing.DefaultOptions()
-		opts.Logger = m.Logger
-		top, err := routing.OpenTopology(ctx, c.Routes, opts)
-		if err != nil {
-			return err
-		}
-		m.Closers.Add(top.Close)
-		watch := daemon.WatchStorage(bg, top, func(t *routing.Topology) (routing.Storage, bool) {
-			u, ok := t.Unit(c.Service.Unit)
-			if !ok {
-				return routing.Storage{}, false
-			}
-			return u.Storage, true
-		})
-		storage, err := replicated.OpenUnit(c.Storage, c.Service.Unit, replicated.Deps{Topology: watch,
-			Passwords: passwords, OnHealth: m.relay.Set, Logger: m.Logger})
-		if err != nil {
-			return err
-		}
-		m.Closers.Add(storage.Close)
-		if m.Service, err = unit.NewWithStorage(c.Service, storage); err != nil {
-			return err
-		}
-		m.Closers.Add(m.Service.Close)
-		janitor = storage
+	opened, err := c.UnitStorage.Open(ctx, bg, c.Service.Unit, passwords, m.Logger, m.relay.Set)
+	if err != nil {
+		return err
 	}
+	m.Closers.Add(opened.Close)
+	if m.Service, err = unit.NewWithStorage(c.Service, opened.Storage); err != nil {
+		return err
+	}
+	m.Closers.Add(m.Service.Close)
+	janitor := opened.ProbeDeleter
 
 	rpcMetrics := rpc.NewServerMetrics(m.Registry)
 	probesDeleted := prometheus.NewCounter(prometheus.CounterOpts{
