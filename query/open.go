@@ -68,10 +68,10 @@ func parseTarget(s string) (target, error) {
 			return target{}, tradeunit.Errorf(tradeunit.CodeParamError, "query store URL %s holds a password parameter: drop it and set PGPASSWORD or a PGPASSFILE on this host", redactURL(s))
 		}
 		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
-			return target{}, tradeunit.Errorf(tradeunit.CodeParamError, "query store URL %s must name a server and a database: postgres://USER@HOST:PORT/DB?sslmode=disable", s)
+			return target{}, tradeunit.Errorf(tradeunit.CodeParamError, "query store URL %s must name a server and a database: postgres://USER@HOST:PORT/DB?sslmode=disable", redactURL(s))
 		}
 		if _, err := pgconn.ParseConfig(s); err != nil {
-			return target{}, tradeunit.Errorf(tradeunit.CodeParamError, "query store URL %s: %v", s, err)
+			return target{}, tradeunit.Errorf(tradeunit.CodeParamError, "query store URL %s: %v", redactURL(s), err)
 		}
 		return target{dialect: postgresDialect, pgURL: s}, nil
 	case strings.HasPrefix(s, "sqlite:"):
@@ -87,11 +87,15 @@ func parseTarget(s string) (target, error) {
 // redactURL hides a password a URL may hold, for messages.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		if err != nil && strings.Contains(s, "@") {
-			return "(a malformed URL with user information)"
+	if err != nil {
+		if strings.Contains(s, "@") || strings.Contains(s, "password") {
+			return "(a malformed URL that may hold a password)"
 		}
 		return s
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }
