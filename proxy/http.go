@@ -32,6 +32,11 @@ func (p *Proxy) Handler() http.Handler {
 	mux.HandleFunc("POST /v3/orders/{order_no}/close", p.observe("close", p.auth(p.handleCloseOrder)))
 	mux.HandleFunc("POST /v3/refunds", p.observe("refund", p.auth(p.handleCreateRefund)))
 	mux.HandleFunc("GET /v3/refunds/{out_refund_no}", p.observe("get_refund", p.auth(p.handleGetRefund)))
+	queries := p.queryHandler()
+	for _, q := range []struct{ op, path string }{{"list", "/v3/orders"}, {"daily_statistics", "/v3/statistics/daily"},
+		{"tradebill", "/v3/bill/tradebill"}, {"tradebill_download", "/v3/billdownload/tradebill"}} {
+		mux.HandleFunc("GET "+q.path, p.observe(q.op, queries.ServeHTTP))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	// Operational metrics, unauthenticated like /healthz: they carry unit
 	// numbers and counts, never merchant data.
@@ -106,20 +111,29 @@ func (w *statusWriter) WriteHeader(status int) {
 // merchant is always the key's owner, never a field of the request.
 func (p *Proxy) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		mchid := ""
-		if ok {
-			mchid = p.keys[sha256.Sum256([]byte(strings.TrimSpace(key)))]
-		}
-		if tradeunit.IsProbe(mchid) {
-			mchid = "" // never reachable: Credentials refuse it; checked again here
-		}
+		mchid := p.merchantOf(r)
 		if mchid == "" {
-			p.writeError(w, r, tradeunit.Errorf(tradeunit.CodeUnauthorized, "missing or unknown API key; send Authorization: Bearer <api_key>"))
+			p.writeError(w, r, errUnauthorized)
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), mchidKey, mchid)))
 	}
+}
+
+var errUnauthorized = tradeunit.Errorf(tradeunit.CodeUnauthorized, "missing or unknown API key; send Authorization: Bearer <api_key>")
+
+// merchantOf returns the merchant whose API key the request carries ("":
+// none or unknown).
+func (p *Proxy) merchantOf(r *http.Request) string {
+	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	mchid := ""
+	if ok {
+		mchid = p.keys[sha256.Sum256([]byte(strings.TrimSpace(key)))]
+	}
+	if tradeunit.IsProbe(mchid) {
+		return "" // never reachable: Credentials refuse it; checked again here
+	}
+	return mchid
 }
 
 func mchidOf(r *http.Request) string { s, _ := r.Context().Value(mchidKey).(string); return s }

@@ -20,6 +20,7 @@ import (
 	"tradeunit"
 	"tradeunit/batch"
 	"tradeunit/routing"
+	"tradeunit/query"
 	"tradeunit/selection"
 )
 
@@ -94,6 +95,10 @@ type Deps struct {
 	// Registry receives the proxy's metrics, served at GET /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+	// Query is the non-real-time query store the merchants' listing,
+	// statistics and bills are served from; nil: those answer
+	// QUERY_STORE_UNAVAILABLE. The live API never uses it.
+	Query query.Reader
 }
 
 func (d Deps) validate() error {
@@ -113,6 +118,7 @@ func (d Deps) validate() error {
 // Proxy serves the public API over the units of a routing table.
 type Proxy struct {
 	cfg      Config
+	query    query.Reader
 	registry *prometheus.Registry
 	routes   routing.Source
 	keys     map[[32]byte]string // SHA-256 of API key → mchid
@@ -150,7 +156,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	p := &Proxy{
-		cfg: cfg, registry: deps.Registry, routes: deps.Routes, keys: keys, dialer: deps.Dialer,
+		cfg: cfg, query: deps.Query, registry: deps.Registry, routes: deps.Routes, keys: keys, dialer: deps.Dialer,
 		balancer: selection.NewBalancer(nil, cfg.BalanceWindow),
 		passive:  passive,
 		metrics:  newMetrics(deps.Registry),

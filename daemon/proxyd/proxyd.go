@@ -14,6 +14,7 @@ import (
 	"tradeunit"
 	"tradeunit/daemon"
 	"tradeunit/proxy"
+	"tradeunit/query"
 	"tradeunit/routing"
 	"tradeunit/rpc"
 )
@@ -24,14 +25,19 @@ type Config struct {
 	AddrFile  string // write the bound address here once serving (for port 0)
 	Routes    string // the routing table: a file, or etcd://HOST:PORT/PREFIX
 	Merchants string // merchants file: {"merchants":[{"mchid","api_key"}]}
-	Proxy     proxy.Config
-	HTTP      daemon.HTTPConfig
-	Log       daemon.LogConfig
+	// QueryStore is the non-real-time query store the listing, statistics
+	// and bills are served from (sqlite:PATH or postgres://...); "" for
+	// none. It is opened when first needed: the proxy serves without it.
+	QueryStore string
+	Query      query.Config
+	Proxy      proxy.Config
+	HTTP       daemon.HTTPConfig
+	Log        daemon.LogConfig
 }
 
 // DefaultConfig returns the configuration tradeunit proxy starts with.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", Proxy: proxy.DefaultConfig(), HTTP: daemon.DefaultHTTPConfig(), Log: daemon.DefaultLogConfig()}
+	return Config{Listen: "127.0.0.1:8080", Query: query.DefaultConfig(), Proxy: proxy.DefaultConfig(), HTTP: daemon.DefaultHTTPConfig(), Log: daemon.DefaultLogConfig()}
 }
 
 // Flags binds the configuration to flags of fs; each flag's default is the
@@ -41,6 +47,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AddrFile, "addr-file", c.AddrFile, "write the bound address to this file once serving (for port 0)")
 	fs.StringVar(&c.Routes, "routes", c.Routes, "routing table: a file, or etcd://HOST:PORT/PREFIX (required)")
 	fs.StringVar(&c.Merchants, "merchants", c.Merchants, `merchants file: {"merchants":[{"mchid","api_key"}]} (required)`)
+	fs.StringVar(&c.QueryStore, "query-store", c.QueryStore, "the query store the listing, statistics and bills are served from: sqlite:PATH or postgres://USER@HOST:PORT/DB; none if empty")
 	fs.IntVar(&c.Proxy.MaxCreateAttempts, "create-attempts", c.Proxy.MaxCreateAttempts, "units one create may call before giving up")
 	fs.DurationVar(&c.Proxy.UnitTimeout, "unit-timeout", c.Proxy.UnitTimeout, "timeout of one call to one logic-service replica")
 	fs.DurationVar(&c.Proxy.ShardTimeout, "shard-timeout", c.Proxy.ShardTimeout, "timeout of one call to one directory shard replica")
@@ -64,7 +71,7 @@ func (c Config) Args() []string {
 
 // Validate reports a bad setting; it changes nothing.
 func (c Config) Validate() error {
-	return errors.Join(c.Proxy.Validate(), c.HTTP.Validate(), c.Log.Validate())
+	return errors.Join(c.Query.Validate(), c.Proxy.Validate(), c.HTTP.Validate(), c.Log.Validate())
 }
 
 // Main is a running proxy.
@@ -119,8 +126,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Dialer == nil {
 		m.Dialer = rpc.NewPool()
 	}
-	m.Proxy, err = proxy.New(m.Config.Proxy, proxy.Deps{Routes: m.Routes, Credentials: m.Credentials,
-		Dialer: m.Dialer, Registry: m.Registry, Logger: m.Logger})
+	deps := proxy.Deps{Routes: m.Routes, Credentials: m.Credentials, Dialer: m.Dialer, Registry: m.Registry, Logger: m.Logger}
+	if m.Config.QueryStore != "" {
+		lazy := query.NewLazy(m.Config.QueryStore, m.Config.Query)
+		m.Closers.Add(lazy.Close)
+		deps.Query = lazy
+	}
+	m.Proxy, err = proxy.New(m.Config.Proxy, deps)
 	if err != nil {
 		return err
 	}
