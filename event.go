@@ -2,6 +2,7 @@ package tradeunit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -99,10 +100,14 @@ type Outbox interface {
 	Events(ctx context.Context, afterID int64, limit int) ([]Event, error)
 	// EventsIn returns those of the events ids that exist now, oldest first.
 	EventsIn(ctx context.Context, ids []int64) ([]Event, error)
-	// OpenWriters names the write transactions open now (those that may
-	// still commit an event numbered before now). On a storage with one
-	// writer at a time (SQLite) it is always empty.
-	OpenWriters(ctx context.Context) (Writers, error)
+	// OpenWriters names every write transaction that was open at since
+	// and has not ended: those that may still commit an event numbered
+	// before since. It may wait until it can say so (MySQL's view of its
+	// transactions lags behind them). On a storage with one writer at a
+	// time (SQLite) it is always empty, at once. Errors: SYSTEM_ERROR, also
+	// when the storage does not let the store see its transactions (the
+	// message says which privilege is missing).
+	OpenWriters(ctx context.Context, since time.Time) (Writers, error)
 	// WritersEnded reports whether every transaction of w has ended.
 	WritersEnded(ctx context.Context, w Writers) (bool, error)
 	// AcquireRelay takes or renews the relay lease name for holder until
@@ -121,6 +126,28 @@ type Outbox interface {
 
 // Writers names a set of open write transactions (see Outbox.OpenWriters).
 type Writers []string
+
+// OrderEvent returns the event as it leaves unit: e's payload, the order's
+// snapshot (and the refund of a REFUND_CREATED), with its identity. Errors:
+// SYSTEM_ERROR for a payload that is not a snapshot, such as one of the
+// rows written before the outbox carried snapshots.
+func (e Event) OrderEvent(unit UnitID) (OrderEvent, error) {
+	const op = "Event.OrderEvent"
+	var p struct {
+		Order  *EventOrder  `json:"order"`
+		Refund *EventRefund `json:"refund"`
+	}
+	if err := json.Unmarshal([]byte(e.Payload), &p); err != nil {
+		return OrderEvent{}, &Error{Code: CodeInternal, Op: op, Err: err,
+			Message: fmt.Sprintf("outbox event %d of unit %s has a payload that is not JSON", e.ID, unit)}
+	}
+	if p.Order == nil {
+		return OrderEvent{}, &Error{Code: CodeInternal, Op: op, Message: fmt.Sprintf(
+			"outbox event %d of unit %s carries no order snapshot: it was written before events carried one, and cannot be published", e.ID, unit)}
+	}
+	return OrderEvent{Schema: EventSchema, ID: EventID(unit, e.ID), Unit: unit, Seq: e.ID, Type: e.Type,
+		Time: e.Time, Order: *p.Order, Refund: p.Refund}, nil
+}
 
 // MerchantTotals are one merchant's totals in one currency over a time
 // range: what reconciliation compares between the units and the query store.

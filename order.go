@@ -50,6 +50,10 @@ type Order struct {
 	Attempt uint64
 	// CloseReason says why a CLOSED order was closed.
 	CloseReason CloseReason
+	// Version counts the order's changes: 1 when created, one more with
+	// each change. Events carry it, so that a consumer never applies an
+	// older copy of the order over a newer one.
+	Version int64
 
 	// Read says where this copy of the order was read from: the zero
 	// value for the primary; a replica for an eventual read, or for a
