@@ -166,7 +166,8 @@ type MerchantTotals struct {
 
 // TotalsReader computes merchants' totals over [from, to), ordered by mchid
 // then currency, the probe merchant's excluded. A unit's store and the query
-// store both implement it: reconciliation compares the two.
+// store both implement it: reconciliation compares the two. Errors:
+// PARAM_ERROR if from is not before to.
 type TotalsReader interface {
 	Totals(ctx context.Context, from, to time.Time) ([]MerchantTotals, error)
 }

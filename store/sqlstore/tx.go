@@ -48,36 +48,6 @@ func eventPayload(o *tradeunit.Order, r *tradeunit.Refund) (string, error) {
 	return string(body), err
 }
 
-// Events returns outbox events after afterID, oldest first. An event
-// becomes visible when its transaction commits, and on MySQL transactions
-// commit in another order than they numbered their events: a gap below the
-// newest event may still fill (see OpenWriters).
-func (s *Store) Events(ctx context.Context, afterID int64, limit int) ([]tradeunit.Event, error) {
-	rows, err := s.read.QueryContext(ctx,
-		"SELECT id, order_no, event_type, payload, create_time FROM order_events WHERE id > ? ORDER BY id LIMIT ?",
-		afterID, limit)
-	if err != nil {
-		return nil, s.fail("store.Events", err)
-	}
-	defer rows.Close()
-	var out []tradeunit.Event
-	for rows.Next() {
-		var (
-			e  tradeunit.Event
-			at int64
-		)
-		if err := rows.Scan(&e.ID, &e.OrderNo, &e.Type, &e.Payload, &at); err != nil {
-			return nil, s.fail("store.Events", err)
-		}
-		e.Time = tradeunit.FromUnixMicros(at)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail("store.Events", err)
-	}
-	return out, nil
-}
-
 // AllocateSequence reserves n order sequence numbers. The row update takes
 // the row's write lock, so concurrent allocators — other replicas of the
 // unit included — get disjoint blocks.
