@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"slices"
 	"strings"
 	"time"
@@ -12,11 +14,13 @@ import (
 
 var _ tradeunit.Outbox = (*Store)(nil)
 
-// trxViewLag is how far MySQL's view of its open transactions may lag
-// behind them, with a margin: InnoDB fills information_schema.INNODB_TRX
-// from a cache it refreshes at most every 100 ms, so a read at time X shows
-// the transactions of some instant in [X-100ms, X].
-const trxViewLag = 150 * time.Millisecond
+// trxCacheIdle is how long InnoDB's information_schema.INNODB_TRX cache
+// must go unread before a read refreshes it (CACHE_MIN_IDLE_TIME_US, 100
+// ms), with a margin. The cache is not refreshed on a timer: a read within
+// 100 ms of the previous read, anyone's, gets the same copy, so its age is
+// unbounded while someone reads it often. What a read shows must be
+// proven fresh (see OpenWriters), and it must be polled slower than this.
+const trxCacheIdle = 150 * time.Millisecond
 
 const eventColumns = "id, order_no, event_type, payload, create_time"
 
@@ -80,50 +84,95 @@ func (s *Store) queryEvents(ctx context.Context, op string, out []tradeunit.Even
 // OpenWriters names the write transactions open at since that have not
 // ended. SQLite has one writer at a time and numbers an event only inside
 // it, so once an event is visible every event numbered before it has
-// committed or never will: a gap is final, and the set is empty. On MySQL
-// it is every transaction information_schema.INNODB_TRX lists, of any
-// database on the server and read-only ones included: more than the
-// writers of this outbox, which only makes a relay wait a little longer.
+// committed or never will: a gap is final, and the set is empty.
+//
+// On MySQL it is the transactions information_schema.INNODB_TRX lists, of
+// any database on the server: more than the writers of this outbox, which
+// only makes a relay wait longer. INNODB_TRX is a cache of unbounded age
+// (trxCacheIdle), so OpenWriters starts a transaction of its own, a marker
+// begun after since, and reads until the cache lists it: a copy that lists
+// the marker was taken after since, and lists every transaction open then
+// that has not ended. Reads are trxCacheIdle apart, since a quicker read
+// keeps the cache from refreshing; while other sessions read INNODB_TRX
+// that often, it waits, up to ctx.
 func (s *Store) OpenWriters(ctx context.Context, since time.Time) (tradeunit.Writers, error) {
 	const op = "store.OpenWriters"
 	if s.dialect.Name() != "mysql" {
 		return nil, nil
 	}
-	// INNODB_TRX read before since+trxViewLag may show an instant before
-	// since, and miss a transaction that began in between and numbered an
-	// event below the gap; waiting until then makes whatever it shows
-	// reflect an instant at or after since.
-	if wait := time.Until(since.Add(trxViewLag)); wait > 0 {
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, s.fail(op, ctx.Err())
-		case <-timer.C:
-		}
-	}
-	rows, err := s.write.QueryContext(ctx, "SELECT trx_id FROM information_schema.INNODB_TRX")
-	if err != nil {
-		return nil, s.trxFail(op, err)
-	}
-	defer rows.Close()
-	var w tradeunit.Writers
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+	if wait := time.Until(since); wait > 0 { // a marker must begin after since
+		if err := sleepCtx(ctx, wait); err != nil {
 			return nil, s.fail(op, err)
 		}
-		w = append(w, id)
 	}
-	if err := rows.Err(); err != nil {
+	conn, err := s.write.Conn(ctx)
+	if err != nil {
 		return nil, s.fail(op, err)
 	}
-	return w, nil
+	defer conn.Close()
+	// WITH CONSISTENT SNAPSHOT starts the InnoDB transaction at once (a
+	// plain BEGIN would wait for its first read of an InnoDB table),
+	// and the driver's BeginTx cannot ask for it.
+	if _, err := conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
+		return nil, s.fail(op, err)
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); err != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn }) // not back to the pool mid-transaction
+		}
+	}()
+	for {
+		w, listed, err := s.readWriters(ctx, conn)
+		if err != nil {
+			return nil, s.trxFail(op, err)
+		}
+		if listed {
+			return w, nil
+		}
+		if err := sleepCtx(ctx, trxCacheIdle); err != nil {
+			return nil, s.fail(op, err)
+		}
+	}
 }
 
-// WritersEnded reports whether every transaction of w has ended. A stale
-// INNODB_TRX can only list a transaction that has ended (a trx_id is never
-// reused by a writer), so the answer is late, never early.
+// readWriters reads INNODB_TRX on conn: the transactions it lists but
+// conn's own, and whether it lists conn's own. A transaction with id 0 is
+// left out: InnoDB gives one an id when it first writes, and one that
+// numbered an event has written; the read-only ones (a backup's snapshot,
+// a long report) would only hold a relay up.
+func (s *Store) readWriters(ctx context.Context, conn *sql.Conn) (tradeunit.Writers, bool, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT trx_id, trx_mysql_thread_id = CONNECTION_ID() FROM information_schema.INNODB_TRX")
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	var (
+		w      tradeunit.Writers
+		listed bool
+	)
+	for rows.Next() {
+		var (
+			id   string
+			mine bool
+		)
+		if err := rows.Scan(&id, &mine); err != nil {
+			return nil, false, err
+		}
+		switch {
+		case mine:
+			listed = true
+		case id != "0":
+			w = append(w, id)
+		}
+	}
+	return w, listed, rows.Err()
+}
+
+// WritersEnded reports whether every transaction of w has ended. The
+// INNODB_TRX copy it reads is at least as new as the one OpenWriters read
+// (copies only ever replace older ones), and a writer's id is never
+// reused: a stale copy makes the answer late, never early. Callers poll it
+// no more often than every trxCacheIdle, or the copy never refreshes.
 func (s *Store) WritersEnded(ctx context.Context, w tradeunit.Writers) (bool, error) {
 	const op = "store.WritersEnded"
 	if len(w) == 0 {
@@ -143,6 +192,18 @@ func (s *Store) WritersEnded(ctx context.Context, w tradeunit.Writers) (bool, er
 		return false, s.trxFail(op, err)
 	}
 	return open == 0, nil
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
 
 // trxFail is fail for a read of INNODB_TRX, which needs the PROCESS

@@ -35,7 +35,7 @@ func (s *Store) AcquireRelay(ctx context.Context, name, holder string, ttl time.
 			return err
 		}
 		if l.holder != holder && l.heldAt(now) {
-			return l.held(name)
+			return l.held(name, now)
 		}
 		cursor = l.cursor
 		_, err = tx.ExecContext(ctx, "UPDATE relay_leases SET holder = ?, lease_until = ?, update_time = ? WHERE name = ?",
@@ -88,7 +88,7 @@ func (s *Store) SaveRelayCursor(ctx context.Context, name, holder string, cursor
 		case l.holder == holder && l.heldAt(now):
 			return nil
 		}
-		return l.held(name)
+		return l.held(name, now)
 	})
 }
 
@@ -116,10 +116,10 @@ type lease struct {
 // heldAt reports whether the lease holds at now.
 func (l lease) heldAt(now time.Time) bool { return l.untilMicros >= tradeunit.UnixMicros(now) }
 
-// held is the error of a caller that does not hold the lease.
-func (l lease) held(name string) error {
-	if l.holder == "" {
-		return tradeunit.Errorf(tradeunit.CodeLeaseHeld, "relay lease %s is held by no one: acquire it first", name)
+// held is the error of a caller that does not hold the lease at now.
+func (l lease) held(name string, now time.Time) error {
+	if l.holder == "" || !l.heldAt(now) {
+		return tradeunit.Errorf(tradeunit.CodeLeaseHeld, "relay lease %s is held by no one now (expired or released): acquire it again", name)
 	}
 	return tradeunit.Errorf(tradeunit.CodeLeaseHeld, "relay lease %s is held by %s until %s",
 		name, l.holder, tradeunit.FromUnixMicros(l.untilMicros).Format(time.RFC3339Nano))
