@@ -1,7 +1,9 @@
 package tradeunit
 
 import (
+	"errors"
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -101,9 +103,13 @@ type Outbox interface {
 	// event of a gap that commits late is read together with any later
 	// event of its order, never after it.
 	ReadOutbox(ctx context.Context, afterID int64, limit int, gaps []IDRange) ([]Event, error)
-	// OpenWriters names every write transaction that was open at since and
-	// has not ended; it may wait until it can say so. On a storage with one
-	// writer at a time (SQLite) it is always empty.
+	// OpenWriters names every write transaction that was open at since
+	// and has not ended: those that may still commit an event numbered
+	// before since. It may wait until it can say so (MySQL's view of its
+	// transactions lags behind them). On a storage with one writer at a
+	// time (SQLite) it is always empty, at once. Errors: SYSTEM_ERROR, also
+	// when the storage does not let the store see its transactions (the
+	// message says which privilege is missing).
 	OpenWriters(ctx context.Context, since time.Time) (Writers, error)
 	// WritersEnded reports whether every transaction of w has ended.
 	WritersEnded(ctx context.Context, w Writers) (bool, error)
@@ -130,6 +136,32 @@ type IDRange struct{ Lo, Hi int64 }
 // Writers names a set of open write transactions (see Outbox.OpenWriters).
 type Writers []string
 
+// ErrNoSnapshot is in the chain of Event.OrderEvent's error for an outbox
+// row written before events carried the order's snapshot.
+var ErrNoSnapshot = errors.New("outbox event carries no order snapshot")
+
+// OrderEvent returns the event as it leaves unit: e's payload, the order's
+// snapshot (and the refund of a REFUND_CREATED), with its identity. Errors:
+// SYSTEM_ERROR for a payload that is not a snapshot, such as one of the
+// rows written before the outbox carried snapshots.
+func (e Event) OrderEvent(unit UnitID) (OrderEvent, error) {
+	const op = "Event.OrderEvent"
+	var p struct {
+		Order  *EventOrder  `json:"order"`
+		Refund *EventRefund `json:"refund"`
+	}
+	if err := json.Unmarshal([]byte(e.Payload), &p); err != nil {
+		return OrderEvent{}, &Error{Code: CodeInternal, Op: op, Err: err,
+			Message: fmt.Sprintf("outbox event %d of unit %s has a payload that is not JSON", e.ID, unit)}
+	}
+	if p.Order == nil {
+		return OrderEvent{}, &Error{Code: CodeInternal, Op: op, Err: ErrNoSnapshot, Message: fmt.Sprintf(
+			"outbox event %d of unit %s carries no order snapshot: it was written before events carried one, and cannot be published", e.ID, unit)}
+	}
+	return OrderEvent{Schema: EventSchema, ID: EventID(unit, e.ID), Unit: unit, Seq: e.ID, Type: e.Type,
+		Time: e.Time, Order: *p.Order, Refund: p.Refund}, nil
+}
+
 // MerchantTotals are one merchant's totals in one currency over a time
 // range: what reconciliation compares between the units and the query store.
 type MerchantTotals struct {
@@ -147,7 +179,8 @@ type MerchantTotals struct {
 
 // TotalsReader computes merchants' totals over [from, to), ordered by mchid
 // then currency, the probe merchant's excluded. A unit's store and the query
-// store both implement it: reconciliation compares the two.
+// store both implement it: reconciliation compares the two. Errors:
+// PARAM_ERROR if from is not before to.
 type TotalsReader interface {
 	Totals(ctx context.Context, from, to time.Time) ([]MerchantTotals, error)
 }

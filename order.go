@@ -51,8 +51,8 @@ type Order struct {
 	// CloseReason says why a CLOSED order was closed.
 	CloseReason CloseReason
 	// Version counts the order's changes: 1 when created, one more with
-	// each change. Events carry it, so that a consumer never takes an order
-	// back to an older state.
+	// each change. Events carry it, so that a consumer never applies an
+	// older copy of the order over a newer one.
 	Version int64
 
 	// Read says where this copy of the order was read from: the zero

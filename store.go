@@ -38,8 +38,10 @@ type Store interface {
 	// committed before (and is returned) or is refused after.
 	SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, attempt uint64) (*Order, error)
 	// CloseSuperseded moves a merchant's NOTPAY order to CLOSED with
-	// CloseSuperseded and its ORDER_CLOSED event naming winner; a closed
-	// order is returned as it is. Errors: ORDER_PAID, RESOURCE_NOT_EXISTS.
+	// CloseSuperseded and its ORDER_CLOSED event; a closed order is
+	// returned as it is. winner, the order that holds the merchant's key,
+	// is the caller's to log: the event carries only the order's snapshot.
+	// Errors: ORDER_PAID, RESOURCE_NOT_EXISTS.
 	CloseSuperseded(ctx context.Context, mchid, orderNo, winner string, at time.Time) (*Order, error)
 	// OrdersAfter returns up to limit orders with a number above afterNo,
 	// in number order, the probe merchant's excluded: every order the unit
@@ -78,8 +80,8 @@ type Store interface {
 	BindUnit(ctx context.Context, id UnitID) error
 	// Events returns up to limit outbox events with ID > afterID, oldest
 	// first. IDs are assigned at insert, and on MySQL transactions commit in
-	// another order, so a consumer paging by ID must stay a safety margin
-	// behind the newest ID or re-read recent pages.
+	// another order, so a gap below the newest ID may still fill: a
+	// consumer that must miss nothing resolves gaps with Outbox.
 	Events(ctx context.Context, afterID int64, limit int) ([]Event, error)
 	// DeleteProbeOrders deletes up to limit orders of the health checker's
 	// probe merchant (ProbeMchid) created before createdBefore, with their

@@ -29,8 +29,9 @@ const (
 	RootUser = "root"
 	// ReplUser is the replication user (REPLICATION SLAVE).
 	ReplUser = "repl"
-	// AppUser is the application user: ALL on `tradeunit\_%`.*, and neither
-	// SUPER nor READ ONLY ADMIN, so that read_only fences it.
+	// AppUser is the application user: ALL on `tradeunit\_%`.*, PROCESS
+	// (the event relay reads INNODB_TRX), and neither SUPER nor READ ONLY
+	// ADMIN, so that read_only fences it.
 	AppUser = "tradeunit"
 )
 
@@ -331,6 +332,10 @@ func (in *Instance) createUsers(ctx context.Context) error {
 		{"GRANT REPLICATION SLAVE ON *.* TO '" + ReplUser + "'@'127.0.0.1'", nil},
 		{"CREATE USER IF NOT EXISTS '" + AppUser + "'@'127.0.0.1' IDENTIFIED BY ?", []any{pw(AppUser)}},
 		{"GRANT ALL PRIVILEGES ON `tradeunit\\_%`.* TO '" + AppUser + "'@'127.0.0.1'", nil},
+		// The event relay reads information_schema.INNODB_TRX (which
+		// transactions may still commit an outbox event): a user without
+		// PROCESS is refused it.
+		{"GRANT PROCESS ON *.* TO '" + AppUser + "'@'127.0.0.1'", nil},
 		// Last: the connection stays open, and from now on root needs it.
 		{"ALTER USER '" + RootUser + "'@'127.0.0.1' IDENTIFIED BY ?", []any{pw(RootUser)}},
 	} {

@@ -3,8 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"strings"
+	"time"
 
 	"tradeunit"
 )
@@ -27,12 +27,12 @@ func (s *Store) insertAll(ctx context.Context, tx *sql.Tx, orders []*tradeunit.O
 	var q strings.Builder
 	args := make([]any, 0, 11*len(orders))
 	q.WriteString(`INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
-		trade_state, abandoned_units, create_time, update_time, attempt) VALUES `)
+		trade_state, abandoned_units, create_time, update_time, attempt, version) VALUES `)
 	for i, o := range orders {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)")
 		args = append(args, o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
 			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime),
 			tradeunit.UnixMicros(o.CreateTime), s.dialect.Uint64(o.Attempt))
@@ -48,11 +48,12 @@ func (s *Store) insertAll(ctx context.Context, tx *sql.Tx, orders []*tradeunit.O
 		}
 		return false, nil
 	}
+	// The events after the orders: see insertEvent.
 	q.Reset()
 	args = args[:0]
 	q.WriteString("INSERT INTO order_events (order_no, event_type, payload, create_time) VALUES ")
 	for i, o := range orders {
-		body, err := json.Marshal(createdPayload(o))
+		body, err := eventPayload(createdOrder(o), nil)
 		if err != nil {
 			return false, s.fail(op, err)
 		}
@@ -60,7 +61,7 @@ func (s *Store) insertAll(ctx context.Context, tx *sql.Tx, orders []*tradeunit.O
 			q.WriteString(", ")
 		}
 		q.WriteString("(?, ?, ?, ?)")
-		args = append(args, o.OrderNo, string(tradeunit.EventOrderCreated), string(body), tradeunit.UnixMicros(o.CreateTime))
+		args = append(args, o.OrderNo, string(tradeunit.EventOrderCreated), body, tradeunit.UnixMicros(o.CreateTime))
 	}
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return false, s.fail(op, err)
@@ -95,10 +96,15 @@ func (s *Store) anySuperseded(ctx context.Context, tx *sql.Tx, orders []*tradeun
 	return n > 0, nil
 }
 
-// createdPayload is the ORDER_CREATED event's payload.
-func createdPayload(o *tradeunit.Order) map[string]any {
-	return map[string]any{
-		"mchid": o.Mchid, "out_trade_no": o.OutTradeNo, "total": o.Amount.Total, "currency": o.Amount.Currency,
-		"abandoned_units": o.AbandonedUnits, "attempt": o.Attempt,
-	}
+// createdOrder is o as a create stores it: NOTPAY at version 1, its times
+// at the storage's precision, nothing of a later change.
+func createdOrder(o *tradeunit.Order) *tradeunit.Order {
+	stored := *o
+	stored.State = tradeunit.StateNotPay
+	stored.PaymentID, stored.Refunded, stored.CloseReason = "", 0, tradeunit.CloseByMerchant
+	stored.CreateTime = tradeunit.FromUnixMicros(tradeunit.UnixMicros(o.CreateTime))
+	stored.UpdateTime = stored.CreateTime
+	stored.SuccessTime, stored.CloseTime = time.Time{}, time.Time{}
+	stored.Version = 1
+	return &stored
 }

@@ -13,7 +13,7 @@ import (
 )
 
 const orderColumns = `order_no, mchid, out_trade_no, description, total, currency, trade_state,
-	payment_id, refunded, abandoned_units, create_time, update_time, success_time, close_time, attempt, close_reason`
+	payment_id, refunded, abandoned_units, create_time, update_time, success_time, close_time, attempt, close_reason, version`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -25,7 +25,7 @@ func scanOrder(row rowScanner) (*tradeunit.Order, error) {
 		attempt                            sqldb.Uint64
 	)
 	err := row.Scan(&o.OrderNo, &o.Mchid, &o.OutTradeNo, &o.Description, &o.Amount.Total, &o.Amount.Currency,
-		&o.State, &o.PaymentID, &o.Refunded, &abandoned, &created, &updated, &success, &closeAt, &attempt, &o.CloseReason)
+		&o.State, &o.PaymentID, &o.Refunded, &abandoned, &created, &updated, &success, &closeAt, &attempt, &o.CloseReason, &o.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +85,7 @@ func (s *Store) CreateOrders(ctx context.Context, orders []*tradeunit.Order) []t
 		case err != nil:
 			*r = tradeunit.CreateResult{Err: err}
 		case r.Created:
-			stored := *o
-			stored.State = tradeunit.StateNotPay
-			stored.CreateTime = tradeunit.FromUnixMicros(tradeunit.UnixMicros(o.CreateTime))
-			stored.UpdateTime = stored.CreateTime
-			r.Stored = &stored
+			r.Stored = createdOrder(o)
 		case errors.Is(r.Err, errDuplicate):
 			existing, err := s.OrderByOutTradeNo(ctx, o.Mchid, o.OutTradeNo)
 			switch {
@@ -127,7 +123,7 @@ func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *tradeunit.Order)
 		}
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
-		trade_state, abandoned_units, create_time, update_time, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		trade_state, abandoned_units, create_time, update_time, attempt, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
 		o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
 		string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime),
 		s.dialect.Uint64(o.Attempt))
@@ -137,7 +133,8 @@ func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *tradeunit.Order)
 		}
 		return s.fail(op, err)
 	}
-	err = insertEvent(ctx, tx, o.OrderNo, tradeunit.EventOrderCreated, o.CreateTime, createdPayload(o))
+	// After the insert: see insertEvent.
+	err = insertEvent(ctx, tx, tradeunit.EventOrderCreated, o.CreateTime, createdOrder(o), nil)
 	if err != nil {
 		return s.fail(op, err)
 	}
@@ -184,13 +181,14 @@ func (s *Store) SupersedeAttempt(ctx context.Context, mchid, outTradeNo string, 
 // errFound rolls a transaction back that found what it looked for.
 var errFound = errors.New("found")
 
-// CloseSuperseded closes an orphan with CloseSuperseded.
+// CloseSuperseded closes an orphan with CloseSuperseded. winner is not
+// stored: the event carries the order's snapshot, which has no place for it.
 func (s *Store) CloseSuperseded(ctx context.Context, mchid, orderNo, winner string, at time.Time) (*tradeunit.Order, error) {
 	return s.transition(ctx, "store.CloseSuperseded", mchid, orderNo,
 		`UPDATE orders SET trade_state = 'CLOSED', close_reason = 'SUPERSEDED', close_time = ?, update_time = ?, version = version + 1
 		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
 		[]any{tradeunit.UnixMicros(at), tradeunit.UnixMicros(at), orderNo, mchid},
-		tradeunit.EventOrderClosed, at, map[string]any{"reason": string(tradeunit.CloseSuperseded), "winner": winner},
+		tradeunit.EventOrderClosed, at,
 		func(o *tradeunit.Order) (bool, error) { return o.CheckClose() })
 }
 
@@ -255,7 +253,7 @@ func (s *Store) PayOrder(ctx context.Context, mchid, orderNo, paymentID string, 
 		`UPDATE orders SET trade_state = 'SUCCESS', payment_id = ?, success_time = ?, update_time = ?, version = version + 1
 		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
 		[]any{paymentID, tradeunit.UnixMicros(at), tradeunit.UnixMicros(at), orderNo, mchid},
-		tradeunit.EventOrderPaid, at, map[string]any{"payment_id": paymentID},
+		tradeunit.EventOrderPaid, at,
 		func(o *tradeunit.Order) (bool, error) { return o.CheckPay(paymentID) })
 }
 
@@ -265,15 +263,16 @@ func (s *Store) CloseOrder(ctx context.Context, mchid, orderNo string, at time.T
 		`UPDATE orders SET trade_state = 'CLOSED', close_time = ?, update_time = ?, version = version + 1
 		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
 		[]any{tradeunit.UnixMicros(at), tradeunit.UnixMicros(at), orderNo, mchid},
-		tradeunit.EventOrderClosed, at, map[string]any{},
+		tradeunit.EventOrderClosed, at,
 		func(o *tradeunit.Order) (bool, error) { return o.CheckClose() })
 }
 
-// transition runs a guarded update and its event in one transaction. When the
+// transition runs a guarded update and its event, carrying the updated
+// order, in one transaction. When the
 // guard matches no row, the order's current state decides the outcome:
 // already done (idempotent repeat), a rule's error, or not found.
 func (s *Store) transition(ctx context.Context, op, mchid, orderNo, update string, args []any,
-	event tradeunit.EventType, at time.Time, payload any, check func(*tradeunit.Order) (bool, error)) (*tradeunit.Order, error) {
+	event tradeunit.EventType, at time.Time, check func(*tradeunit.Order) (bool, error)) (*tradeunit.Order, error) {
 	var result *tradeunit.Order
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, update, args...)
@@ -285,11 +284,15 @@ func (s *Store) transition(ctx context.Context, op, mchid, orderNo, update strin
 		} else if n != 1 {
 			return errGuard
 		}
-		if err := insertEvent(ctx, tx, orderNo, event, at, payload); err != nil {
+		// The order as the update left it is the event's snapshot; the
+		// event goes in after the update (see insertEvent).
+		if result, err = s.queryOrder(ctx, tx, op, "order_no = ?", orderNo); err != nil {
+			return err
+		}
+		if err := insertEvent(ctx, tx, event, at, result, nil); err != nil {
 			return s.fail(op, err)
 		}
-		result, err = s.queryOrder(ctx, tx, op, "order_no = ?", orderNo)
-		return err
+		return nil
 	})
 	if !errors.Is(err, errGuard) {
 		return result, err

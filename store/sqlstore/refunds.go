@@ -14,7 +14,7 @@ import (
 // runs concurrently), the refund row, and the REFUND_CREATED event.
 func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeunit.Refund, bool, error) {
 	const op = "store.CreateRefund"
-	var id int64
+	var stored *tradeunit.Refund
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET refunded = refunded + ?, trade_state = 'REFUND',
 			update_time = ?, version = version + 1
@@ -39,24 +39,25 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 			}
 			return s.fail(op, err)
 		}
-		if id, err = res.LastInsertId(); err != nil {
+		id, err := res.LastInsertId()
+		if err != nil {
 			return s.fail(op, err)
 		}
-		err = insertEvent(ctx, tx, r.OrderNo, tradeunit.EventRefundCreated, r.CreateTime, map[string]any{
-			"refund_id": refundID(r.OrderNo, id), "out_refund_no": r.OutRefundNo, "amount": r.Amount.Refund,
-		})
+		stored = storedRefund(r, id)
+		// The order as the update left it is the event's snapshot; the
+		// event goes in after the update (see insertEvent).
+		o, err := s.queryOrder(ctx, tx, op, "order_no = ?", r.OrderNo)
 		if err != nil {
+			return err
+		}
+		if err := insertEvent(ctx, tx, tradeunit.EventRefundCreated, r.CreateTime, o, stored); err != nil {
 			return s.fail(op, err)
 		}
 		return nil
 	})
 	switch {
 	case err == nil:
-		stored := *r
-		stored.RefundID = refundID(r.OrderNo, id)
-		stored.Status = tradeunit.RefundSuccess
-		stored.CreateTime = tradeunit.FromUnixMicros(tradeunit.UnixMicros(r.CreateTime))
-		return &stored, true, nil
+		return stored, true, nil
 	case errors.Is(err, errDuplicate):
 		existing, err := s.Refund(ctx, r.Mchid, r.OutRefundNo)
 		return existing, false, err
@@ -80,6 +81,15 @@ func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeun
 	default:
 		return nil, false, err
 	}
+}
+
+// storedRefund is r as stored with row id id.
+func storedRefund(r *tradeunit.Refund, id int64) *tradeunit.Refund {
+	stored := *r
+	stored.RefundID = refundID(r.OrderNo, id)
+	stored.Status = tradeunit.RefundSuccess
+	stored.CreateTime = tradeunit.FromUnixMicros(tradeunit.UnixMicros(r.CreateTime))
+	return &stored
 }
 
 const refundColumns = "id, mchid, out_refund_no, order_no, amount, currency, reason, status, create_time"

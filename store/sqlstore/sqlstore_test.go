@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -34,6 +35,43 @@ func TestSQLiteConformance(t *testing.T) {
 func TestMySQLConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Opener {
 		return opener(storetest.NewMySQLDatabase(t))
+	})
+}
+
+func TestSQLiteOutboxGaps(t *testing.T) {
+	storetest.RunGaps(t, func(t *testing.T) storetest.RawStorage {
+		path := filepath.Join(t.TempDir(), "unit.db")
+		return storetest.RawStorage{
+			Open: opener(dsn.MustParse("sqlite:" + path)),
+			DB: func(t *testing.T) *sql.DB {
+				db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return db
+			},
+			OneWriter: true,
+		}
+	})
+}
+
+func TestMySQLOutboxGaps(t *testing.T) {
+	storetest.RunGaps(t, func(t *testing.T) storetest.RawStorage {
+		d := storetest.NewMySQLDatabase(t)
+		return storetest.RawStorage{
+			Open: opener(d),
+			DB: func(t *testing.T) *sql.DB {
+				cfg, err := d.MySQLConfig(storetest.TestPasswords())
+				if err != nil {
+					t.Fatal(err)
+				}
+				db, err := sql.Open("mysql", cfg.FormatDSN())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return db
+			},
+		}
 	})
 }
 

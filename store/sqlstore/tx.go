@@ -16,43 +16,36 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 	return s.db.InTx(ctx, op, fn)
 }
 
-// insertEvent writes one outbox row in the caller's transaction.
-func insertEvent(ctx context.Context, tx *sql.Tx, orderNo string, typ tradeunit.EventType, at time.Time, payload any) error {
-	body, err := json.Marshal(payload)
+// insertEvent writes one outbox row in the caller's transaction: the event's
+// payload is o as it stands after the change (and r, the refund a
+// REFUND_CREATED made). Callers insert it after the order's row was written
+// (inserted or updated under its guard), never before: the row lock orders
+// an order's changes, so an order's later event is numbered after its
+// earlier one has committed. That is what lets a relay publish past a gap
+// of not yet committed numbers and still keep each order's events in order.
+func insertEvent(ctx context.Context, tx *sql.Tx, typ tradeunit.EventType, at time.Time, o *tradeunit.Order, r *tradeunit.Refund) error {
+	body, err := eventPayload(o, r)
 	if err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx,
 		"INSERT INTO order_events (order_no, event_type, payload, create_time) VALUES (?, ?, ?, ?)",
-		orderNo, string(typ), string(body), tradeunit.UnixMicros(at))
+		o.OrderNo, string(typ), body, tradeunit.UnixMicros(at))
 	return err
 }
 
-// Events returns outbox events after afterID, oldest first.
-func (s *Store) Events(ctx context.Context, afterID int64, limit int) ([]tradeunit.Event, error) {
-	rows, err := s.read.QueryContext(ctx,
-		"SELECT id, order_no, event_type, payload, create_time FROM order_events WHERE id > ? ORDER BY id LIMIT ?",
-		afterID, limit)
-	if err != nil {
-		return nil, s.fail("store.Events", err)
+// eventPayload is an outbox row's payload: the JSON that Event.OrderEvent
+// decodes.
+func eventPayload(o *tradeunit.Order, r *tradeunit.Refund) (string, error) {
+	p := struct {
+		Order  tradeunit.EventOrder   `json:"order"`
+		Refund *tradeunit.EventRefund `json:"refund,omitempty"`
+	}{Order: tradeunit.NewEventOrder(o, o.Version)}
+	if r != nil {
+		p.Refund = tradeunit.NewEventRefund(r)
 	}
-	defer rows.Close()
-	var out []tradeunit.Event
-	for rows.Next() {
-		var (
-			e  tradeunit.Event
-			at int64
-		)
-		if err := rows.Scan(&e.ID, &e.OrderNo, &e.Type, &e.Payload, &at); err != nil {
-			return nil, s.fail("store.Events", err)
-		}
-		e.Time = tradeunit.FromUnixMicros(at)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail("store.Events", err)
-	}
-	return out, nil
+	body, err := json.Marshal(p)
+	return string(body), err
 }
 
 // AllocateSequence reserves n order sequence numbers. The row update takes

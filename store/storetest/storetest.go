@@ -44,6 +44,11 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 		{"SupersedeRacesCreate", testSupersedeRacesCreate},
 		{"CloseSupersededForGood", testCloseSuperseded},
 		{"ListAllOrdersAndRefunds", testListAll},
+		{"EventsCarrySnapshots", testEventSnapshots},
+		{"EventsOrderedPerOrder", testEventsOrderedPerOrder},
+		{"EventsInOnlyExisting", testEventsIn},
+		{"RelayLeaseFencesCursor", testRelayLease},
+		{"TotalsPerMerchant", testTotals},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newStorage(t)) })

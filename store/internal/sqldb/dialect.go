@@ -74,3 +74,11 @@ func (d Dialect) IsUniqueViolation(err error) bool { return d.isUniqueViolation(
 // IsContention reports whether err aborted a transaction that may succeed
 // when run again (deadlock, lock wait timeout, busy).
 func (d Dialect) IsContention(err error) bool { return d.isContention(err) }
+
+// IsPrivilegeMissing reports whether err is MySQL's refusal of a statement
+// the user lacks a privilege for (ER_SPECIFIC_ACCESS_DENIED_ERROR, e.g.
+// PROCESS for information_schema.INNODB_TRX; ER_TABLEACCESS_DENIED_ERROR).
+func IsPrivilegeMissing(err error) bool {
+	var e *mysql.MySQLError
+	return errors.As(err, &e) && (e.Number == 1227 || e.Number == 1142)
+}
