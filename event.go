@@ -1,9 +1,9 @@
 package tradeunit
 
 import (
-	"errors"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )

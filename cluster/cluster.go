@@ -25,8 +25,10 @@ import (
 	"tradeunit/daemon/directoryd"
 	"tradeunit/daemon/healthd"
 	"tradeunit/daemon/proxyd"
+	"tradeunit/daemon/queryd"
 	"tradeunit/daemon/unitd"
 	"tradeunit/dsn"
+	"tradeunit/eventbus"
 	"tradeunit/health"
 	"tradeunit/proxy"
 	"tradeunit/routing"
@@ -77,7 +79,10 @@ type Config struct {
 	// HealthDialer, if set, is how the checker reaches the units (tests
 	// route it through a fault-injecting link); the proxy's are direct.
 	HealthDialer tradeunit.LogicDialer
-	Logger       *slog.Logger
+	// Events, if set, runs the event flow (relays, bus, query store's
+	// consumer), and the proxy serves the listing from its query store.
+	Events *Events
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns a cluster of 4 units with 2 replicas each and 2
@@ -131,6 +136,14 @@ type Cluster struct {
 	Proxy   *proxyd.Main
 	Checker *healthd.Main
 
+	// With Config.Events: the embedded bus (nil when external), every
+	// unit's relays, the query store's consumer and the store's target.
+	Bus        *eventbus.Embedded
+	Relays     []*Relay
+	Query      *queryd.Main
+	QueryStore string
+	busConfig  eventbus.Config
+
 	cfg        Config
 	mu         sync.Mutex // guards Units and Shards against the goroutine that starts added units
 	routes     routing.Editor
@@ -168,6 +181,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.cfg.Directory.Reconcile.StaleAfter = cfg.Proxy.Proxy.StaleAfter()
+	if cfg.Events != nil {
+		if err := c.startEvents(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.startParts(ctx, spec); err != nil {
 		return nil, err
 	}
@@ -190,6 +208,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	pcfg := cfg.Proxy
 	pcfg.Proxy.Health = c.HealthURL
+	if cfg.Events != nil && pcfg.QueryStore == "" {
+		pcfg.QueryStore = c.QueryStore
+	}
 	c.Proxy = &proxyd.Main{Config: pcfg, Routes: c.routes, Credentials: c.Credentials, Common: daemon.Common{Logger: cfg.Logger}}
 	if err := c.Proxy.Run(ctx); err != nil {
 		c.Proxy = nil
@@ -265,6 +286,7 @@ func (c *Cluster) Close() error {
 	if c.topology != nil {
 		errs = append(errs, c.topology.Close())
 	}
+	errs = append(errs, c.closeEvents())
 	for _, r := range c.Replicas() {
 		errs = append(errs, r.Stop())
 	}

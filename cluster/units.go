@@ -99,6 +99,9 @@ func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, spec strin
 		}
 		u.Replicas = append(u.Replicas, rep)
 	}
+	if err := c.startRelays(ctx, id, spec, st); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 

@@ -54,6 +54,8 @@ type options struct {
 	storageOf func(tradeunit.UnitID) routing.Storage
 	secrets   string
 	unitLog   *daemon.LogConfig
+	// events runs the event flow (relays, bus, query store's consumer).
+	events *cluster.Events
 }
 
 // patientUnitTimeout is the proxy's unit timeout for tests that measure
@@ -109,6 +111,7 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 		cfg.Storage = o.storageOf
 	}
 	cfg.Unit.Secrets = o.secrets
+	cfg.Events = o.events
 	if o.unitLog != nil {
 		cfg.Unit.Log, cfg.Directory.Log = *o.unitLog, *o.unitLog
 	}

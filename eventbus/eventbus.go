@@ -200,3 +200,9 @@ func redact(urls string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// DeleteStream deletes the bus's stream and every event in it: for tests
+// and tear-downs of a whole deployment, never for a running one.
+func (b *Bus) DeleteStream(ctx context.Context) error {
+	return b.js.DeleteStream(ctx, b.cfg.Stream)
+}

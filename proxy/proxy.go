@@ -19,8 +19,8 @@ import (
 
 	"tradeunit"
 	"tradeunit/batch"
-	"tradeunit/routing"
 	"tradeunit/query"
+	"tradeunit/routing"
 	"tradeunit/selection"
 )
 

@@ -256,6 +256,8 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 		{tradeunit.CodeOutRefundNoUsed, codes.AlreadyExists},
 		{tradeunit.CodeOrderSuperseded, codes.FailedPrecondition},
 		{tradeunit.CodeAttemptSuperseded, codes.Aborted},
+		{tradeunit.CodeLeaseHeld, codes.Aborted},
+		{tradeunit.CodeQueryUnavailable, codes.Unavailable},
 		{tradeunit.CodeUnitUnavailable, codes.Unavailable},
 		{tradeunit.CodeNoUnitAvailable, codes.Unavailable},
 		{tradeunit.CodeInternal, codes.Internal},

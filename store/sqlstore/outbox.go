@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -33,28 +34,47 @@ func (s *Store) Events(ctx context.Context, afterID int64, limit int) ([]tradeun
 		"SELECT "+eventColumns+" FROM order_events WHERE id > ? ORDER BY id LIMIT ?", afterID, limit)
 }
 
-// eventsInChunk bounds the ids of one EventsIn query, well under SQLite's
-// limit on a statement's parameters.
-const eventsInChunk = 500
-
-// EventsIn returns those of the events ids that exist now, oldest first:
-// how a relay learns whether a gap it saw has filled.
-func (s *Store) EventsIn(ctx context.Context, ids []int64) ([]tradeunit.Event, error) {
-	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
-	var out []tradeunit.Event
-	for chunk := range slices.Chunk(ids, eventsInChunk) {
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		var err error
-		out, err = s.queryEvents(ctx, "store.EventsIn", out,
-			"SELECT "+eventColumns+" FROM order_events WHERE id IN "+placeholders(len(chunk))+" ORDER BY id", args...)
-		if err != nil {
-			return nil, err
-		}
+// ReadOutbox returns, in one statement (one snapshot), the events of the
+// gaps that exist now and up to limit events after afterID, oldest first.
+// One snapshot for both is what keeps an order's events in order: an
+// order's later change waits on its row lock for the earlier one to commit
+// before it numbers its event, so whenever the later event is visible the
+// earlier is too, and the relay gets them in the same read.
+func (s *Store) ReadOutbox(ctx context.Context, afterID int64, limit int, gaps []tradeunit.IDRange) ([]tradeunit.Event, error) {
+	if limit < 1 {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "outbox read limit must be positive, got %d", limit)
 	}
-	return out, nil
+	var q strings.Builder
+	var args []any
+	if len(gaps) > 0 {
+		q.WriteString("SELECT " + eventColumns + " FROM order_events WHERE ")
+		for i, g := range gaps {
+			if i > 0 {
+				q.WriteString(" OR ")
+			}
+			q.WriteString("id BETWEEN ? AND ?")
+			args = append(args, g.Lo, g.Hi)
+		}
+		q.WriteString(" UNION ALL ")
+	}
+	q.WriteString("SELECT " + eventColumns + " FROM (SELECT " + eventColumns +
+		" FROM order_events WHERE id > ? ORDER BY id LIMIT ?) fresh ORDER BY id")
+	args = append(args, afterID, limit)
+	events, err := s.queryEvents(ctx, "store.ReadOutbox", nil, q.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(events, func(a, b tradeunit.Event) int { return cmp.Compare(a.ID, b.ID) })
+	return events, nil
+}
+
+// LastEventID returns the highest event id written (0: none).
+func (s *Store) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.read.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM order_events").Scan(&id); err != nil {
+		return 0, s.fail("store.LastEventID", err)
+	}
+	return id, nil
 }
 
 // queryEvents appends to out the events a query of eventColumns reads.

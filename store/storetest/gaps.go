@@ -123,7 +123,7 @@ func testSlowWriter(t *testing.T, st RawStorage, commit bool) {
 	if ended, err := ob.WritersEnded(ctx, w); err != nil || ended {
 		t.Fatalf("WritersEnded with the slow transaction open: got %v, %v; want false", ended, err)
 	}
-	if got, err := ob.EventsIn(ctx, []int64{held}); err != nil || len(got) != 0 {
+	if got, err := eventsIn(ctx, ob, []int64{held}); err != nil || len(got) != 0 {
 		t.Fatalf("EventsIn(%d) while it is open: got %v, %v; want none", held, eventIDs(got), err)
 	}
 
@@ -141,7 +141,7 @@ func testSlowWriter(t *testing.T, st RawStorage, commit bool) {
 		}
 		return ended
 	})
-	got, err := ob.EventsIn(ctx, []int64{held})
+	got, err := eventsIn(ctx, ob, []int64{held})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func testOneWriterGap(t *testing.T, st RawStorage) {
 	if ended, err := ob.WritersEnded(ctx, w); err != nil || !ended {
 		t.Fatalf("WritersEnded(none): got %v, %v; want true", ended, err)
 	}
-	if got, err := ob.EventsIn(ctx, []int64{ids[0] + 1}); err != nil || len(got) != 0 {
+	if got, err := eventsIn(ctx, ob, []int64{ids[0] + 1}); err != nil || len(got) != 0 {
 		t.Fatalf("EventsIn(the gap): got %v, %v; want none", eventIDs(got), err)
 	}
 }

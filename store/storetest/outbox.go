@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -183,8 +184,19 @@ func testEventsOrderedPerOrder(t *testing.T, open Opener) {
 	}
 }
 
-// testEventsIn: EventsIn answers only the ids that exist, oldest first,
-// each once.
+// eventsIn reads the events of ids alone (each a one-id gap of
+// ReadOutbox, nothing after them).
+func eventsIn(ctx context.Context, ob tradeunit.Outbox, ids []int64) ([]tradeunit.Event, error) {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	gaps := make([]tradeunit.IDRange, len(ids))
+	for i, id := range ids {
+		gaps[i] = tradeunit.IDRange{Lo: id, Hi: id}
+	}
+	return ob.ReadOutbox(ctx, math.MaxInt64, 1, gaps)
+}
+
+// testEventsIn: ReadOutbox answers only the gaps' ids that exist, with the
+// events after its cursor, oldest first, each once.
 func testEventsIn(t *testing.T, open Opener) {
 	ctx := context.Background()
 	s := open(t)
@@ -212,12 +224,12 @@ func testEventsIn(t *testing.T, open Opener) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := outboxOf(t, s).EventsIn(ctx, tt.ask)
+			got, err := eventsIn(ctx, outboxOf(t, s), tt.ask)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(ids(got), tt.want) {
-				t.Fatalf("EventsIn(%v): got %v, want %v", tt.ask, ids(got), tt.want)
+				t.Fatalf("ReadOutbox(gaps %v): got %v, want %v", tt.ask, ids(got), tt.want)
 			}
 			for _, e := range got {
 				if e.Payload == "" || e.OrderNo == "" {
@@ -225,5 +237,15 @@ func testEventsIn(t *testing.T, open Opener) {
 				}
 			}
 		})
+	}
+	got, err := outboxOf(t, s).ReadOutbox(ctx, all[1].ID, 10, []tradeunit.IDRange{{Lo: all[0].ID, Hi: all[0].ID}, {Lo: newest + 1, Hi: newest + 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append([]int64{all[0].ID}, ids(all[2:])...); !slices.Equal(ids(got), want) {
+		t.Fatalf("ReadOutbox(after %d, a gap at %d): got %v, want %v", all[1].ID, all[0].ID, ids(got), want)
+	}
+	if got, err := outboxOf(t, s).ReadOutbox(ctx, 0, 2, nil); err != nil || !slices.Equal(ids(got), ids(all[:2])) {
+		t.Fatalf("ReadOutbox(limit 2): got %v, %v; want %v", ids(got), err, ids(all[:2]))
 	}
 }

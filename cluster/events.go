@@ -1,0 +1,145 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"tradeunit"
+	"tradeunit/daemon"
+	"tradeunit/daemon/queryd"
+	"tradeunit/daemon/relayd"
+	"tradeunit/dsn"
+	"tradeunit/eventbus"
+	"tradeunit/routing"
+)
+
+// Events configures a cluster's event flow: unit → relay → bus → query
+// store. Start from DefaultEvents.
+type Events struct {
+	// Bus is the event bus; an empty URL runs an embedded NATS server with
+	// JetStream, its data in Dir/nats, so that a new user needs nothing
+	// installed.
+	Bus eventbus.Config
+	// RelaysPerUnit relay processes run for each unit (one publishes, the
+	// others wait for its lease).
+	RelaysPerUnit int
+	// Relay is the configuration every relay starts from; its unit,
+	// storage, bus and metrics address are the cluster's.
+	Relay relayd.Config
+	// Query is the query store's consumer, run in this process; an empty
+	// Store is an SQLite file in Dir. The proxy serves the listing,
+	// statistics and bills from the same store.
+	Query queryd.Config
+}
+
+// DefaultEvents returns an event flow over an embedded bus, two relays
+// per unit and an SQLite query store.
+func DefaultEvents() *Events {
+	e := &Events{Bus: eventbus.DefaultConfig(), RelaysPerUnit: 2, Relay: relayd.DefaultConfig(), Query: queryd.DefaultConfig()}
+	e.Bus.URL = ""
+	return e
+}
+
+// Relay is one relay process of a unit.
+type Relay struct {
+	*Process
+	Unit tradeunit.UnitID
+}
+
+// MetricsURL is the relay's metrics endpoint.
+func (r *Relay) MetricsURL() string { return "http://" + r.Addr() + "/metrics" }
+
+// startEvents starts the bus (unless external), then the query store's
+// consumer; relays start with their units (startRelays).
+func (c *Cluster) startEvents(ctx context.Context) error {
+	ev := c.cfg.Events
+	bus := ev.Bus
+	if bus.URL == "" {
+		emb, err := eventbus.StartEmbedded(filepath.Join(c.Dir, "nats"), "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+		c.Bus = emb
+		bus.URL = emb.URL()
+	}
+	c.busConfig = bus
+	q := ev.Query
+	q.Bus = bus
+	if q.Store == "" {
+		q.Store = "sqlite:" + filepath.Join(c.Dir, "query.db")
+	}
+	c.QueryStore = q.Store
+	c.Query = &queryd.Main{Config: q, Common: daemon.Common{Logger: c.cfg.Logger}}
+	if err := c.Query.Run(ctx); err != nil {
+		c.Query = nil
+		return fmt.Errorf("query store consumer: %w", err)
+	}
+	return nil
+}
+
+// startRelays starts unit id's relays over st (its one DSN, or the storage
+// topology at spec).
+func (c *Cluster) startRelays(ctx context.Context, id tradeunit.UnitID, spec string, st routing.Storage) error {
+	ev := c.cfg.Events
+	if ev == nil {
+		return nil
+	}
+	cfg := ev.Relay
+	cfg.Relay.Unit, cfg.Bus, cfg.Secrets = id, c.busConfig, c.cfg.Unit.Secrets
+	cfg.DB, cfg.Routes = st.Primary, ""
+	if len(st.Replicas) > 0 {
+		cfg.DB, cfg.Routes = dsn.DSN{}, spec
+	}
+	for i := 1; i <= ev.RelaysPerUnit; i++ {
+		name := fmt.Sprintf("relay-%d-%d", id, i)
+		rc := cfg
+		rc.Relay.Holder = name
+		r := &Relay{Unit: id, Process: NewProcess(c.cfg.Binary, c.cfg.Dir, name, func(listen, addrFile string) []string {
+			rc := rc
+			rc.Metrics, rc.MetricsAddrFile = listen, addrFile
+			return rc.Args()
+		})}
+		if err := r.Start(ctx); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.Relays = append(c.Relays, r)
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// RelaysOf returns unit id's relays.
+func (c *Cluster) RelaysOf(id tradeunit.UnitID) []*Relay {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Relay
+	for _, r := range c.Relays {
+		if r.Unit == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// closeEvents stops the relays, the consumer and the embedded bus.
+func (c *Cluster) closeEvents() error {
+	var errs []error
+	c.mu.Lock()
+	relays := c.Relays
+	c.mu.Unlock()
+	for _, r := range relays {
+		errs = append(errs, r.Stop())
+	}
+	if c.Query != nil {
+		errs = append(errs, c.Query.Close())
+		c.Query = nil
+	}
+	if c.Bus != nil {
+		c.Bus.Shutdown()
+		c.Bus = nil
+	}
+	return errors.Join(errs...)
+}
