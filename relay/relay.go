@@ -47,7 +47,9 @@ type Config struct {
 	Retry time.Duration
 	// GapSettle is how old a gap must be before the relay asks which
 	// transactions may still fill it (MySQL answers from a cache that may be
-	// 100 ms old, and waits if asked earlier).
+	// 100 ms old, and waits if asked earlier), and how often it asks again
+	// whether they have ended: MySQL refreshes that cache only after 100 ms
+	// unread, so asking more often would never see them end.
 	GapSettle time.Duration
 }
 
@@ -95,6 +97,7 @@ type Relay struct {
 	track     *tracker
 	saved     int64 // the cursor as stored
 	renewedAt time.Time
+	polledAt  time.Time // when it last asked whether gaps' writers ended
 }
 
 // New returns a relay of cfg.Unit's outbox in storage, publishing to pub.
@@ -196,9 +199,16 @@ func (r *Relay) lead(ctx context.Context) error {
 }
 
 // askWriters learns, for each gap old enough, which transactions may still
-// fill it, and whether those of earlier gaps have all ended.
+// fill it, and whether those of earlier gaps have all ended. It asks the
+// latter at most every GapSettle, not at every step: MySQL answers from a
+// copy of INNODB_TRX that a read refreshes only when the copy went 100 ms
+// unread, so a relay asking every few milliseconds would keep reading the
+// copy that still lists a writer long gone, and a rolled-back gap would
+// hold its cursor back for ever.
 func (r *Relay) askWriters(ctx context.Context) error {
 	now := r.now()
+	due := now.Sub(r.polledAt) >= r.cfg.GapSettle
+	polled := false
 	for i := range r.track.gaps {
 		g := &r.track.gaps[i]
 		switch {
@@ -208,14 +218,22 @@ func (r *Relay) askWriters(ctx context.Context) error {
 				return err
 			}
 			g.writers, g.asked = w, true
-			fallthrough
-		case g.asked && !g.ended:
+			// OpenWriters proved its copy fresh: ask of it at once.
 			ended, err := r.outbox.WritersEnded(ctx, g.writers)
 			if err != nil {
 				return err
 			}
-			g.ended = ended
+			g.ended, polled = ended, true
+		case g.asked && !g.ended && due:
+			ended, err := r.outbox.WritersEnded(ctx, g.writers)
+			if err != nil {
+				return err
+			}
+			g.ended, polled = ended, true
 		}
+	}
+	if polled {
+		r.polledAt = r.now()
 	}
 	return nil
 }
