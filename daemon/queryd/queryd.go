@@ -32,7 +32,10 @@ type Config struct {
 	// stream's position.
 	Durable string
 	// Batch is the most events applied in one transaction.
-	Batch           int
+	Batch int
+	// OpenTimeout is how long Run waits for a query store that does not
+	// answer yet.
+	OpenTimeout     time.Duration
 	Metrics         string // serve GET /metrics here; "" for none
 	MetricsAddrFile string
 	Log             daemon.LogConfig
@@ -40,7 +43,7 @@ type Config struct {
 
 // DefaultConfig returns the configuration tradeunit query apply starts with.
 func DefaultConfig() Config {
-	return Config{Query: query.DefaultConfig(), Bus: eventbus.DefaultConfig(), Durable: "query-store", Batch: 256,
+	return Config{Query: query.DefaultConfig(), Bus: eventbus.DefaultConfig(), Durable: "query-store", Batch: 256, OpenTimeout: 30 * time.Second,
 		Log: daemon.DefaultLogConfig()}
 }
 
@@ -50,6 +53,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", c.Store, "the query store: sqlite:PATH or postgres://USER@HOST:PORT/DB (required)")
 	fs.StringVar(&c.Durable, "durable", c.Durable, "the bus consumer's name: consumers of one name share the stream's position")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "most events applied in one transaction")
+	fs.DurationVar(&c.OpenTimeout, "open-timeout", c.OpenTimeout, "how long to wait at start for a query store that does not answer yet")
 	c.Bus.Flags(fs, "nats-")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics (GET /metrics) on this address; off if empty")
 	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound metrics address to this file (for port 0)")
@@ -64,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.Durable == "" {
 		errs = append(errs, errors.New("--durable must not be empty"))
+	}
+	if c.OpenTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--open-timeout must not be negative, got %v", c.OpenTimeout))
 	}
 	if c.Batch < 1 || c.Batch > 10000 {
 		errs = append(errs, fmt.Errorf("--batch must be 1..10000, got %d", c.Batch))
@@ -109,7 +116,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Start(c.Log)
-	if m.Store, err = query.Open(ctx, c.Store, c.Query); err != nil {
+	if m.Store, err = m.openStore(ctx); err != nil {
 		return err
 	}
 	m.Closers.Add(m.Store.Close)
@@ -148,12 +155,32 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return nil
 }
 
+// openStore opens the query store, waiting up to OpenTimeout for one that
+// cannot answer yet (started at the same time, restarting): programs of a
+// deployment start in any order.
+func (m *Main) openStore(ctx context.Context) (*query.Store, error) {
+	c := m.Config
+	deadline := time.Now().Add(c.OpenTimeout)
+	for {
+		s, err := query.Open(ctx, c.Store, c.Query)
+		if err == nil || !tradeunit.IsCode(err, tradeunit.CodeQueryUnavailable) || time.Now().After(deadline) {
+			return s, err
+		}
+		m.Logger.Warn("query store not answering yet; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // lagGauge reports, at each scrape, how far the query store is behind: the
 // time since the instant it is known complete up to, and the events the
 // bus still holds for it.
 func (m *Main) lagGauge(bus *eventbus.Bus) prometheus.Collector {
 	return &lagCollector{m: m, bus: bus,
-		lag: prometheus.NewDesc("tradeunit_query_lag_seconds", "Time since the instant the query store is known complete up to (-1: unknown, the store does not answer).", nil, nil),
+		lag:     prometheus.NewDesc("tradeunit_query_lag_seconds", "Time since the instant the query store is known complete up to (-1: unknown, the store does not answer).", nil, nil),
 		pending: prometheus.NewDesc("tradeunit_query_pending_events", "Events on the bus not yet applied to the query store (-1: unknown, the bus does not answer).", nil, nil)}
 }
 
