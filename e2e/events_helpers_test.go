@@ -498,5 +498,4 @@ func openQueryStore(t *testing.T, target string) *query.Store {
 	return s
 }
 
-
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -206,7 +206,6 @@ func TestEventsSurviveBusAndQueryStoreStops(t *testing.T) {
 	want(t, "listing once the store is back", api.call("GET", "/v3/orders?limit=1", nil), 200, "")
 }
 
-
 func inRange(v, lo, hi float64) bool { return v >= lo && v <= hi }
 
 // gauge reads a gauge of reg (-2 when it is absent).
@@ -223,7 +222,6 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return -2
 }
-
 
 // TestListingPagesWhileOrdersAreCreated pages through a merchant's orders
 // with a small page while other orders keep being created: every order that
