@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"tradeunit"
 	"tradeunit/daemon"
@@ -39,6 +40,9 @@ type Events struct {
 func DefaultEvents() *Events {
 	e := &Events{Bus: eventbus.DefaultConfig(), RelaysPerUnit: 2, Relay: relayd.DefaultConfig(), Query: queryd.DefaultConfig()}
 	e.Bus.URL = ""
+	// The query store knows it is complete up to a fetch that found
+	// nothing: a short wait keeps the published lag short.
+	e.Bus.FetchWait = 250 * time.Millisecond
 	return e
 }
 

@@ -76,8 +76,13 @@ func (c Config) Validate() error {
 	if c.Batch < 1 || c.Batch > 10000 {
 		errs = append(errs, fmt.Errorf("relay: batch must be 1..10000, got %d", c.Batch))
 	}
-	if c.Idle <= 0 || c.Retry <= 0 || c.GapSettle < 0 {
-		errs = append(errs, errors.New("relay: idle and retry must be positive, gap settle not negative"))
+	if c.Idle <= 0 || c.Retry <= 0 {
+		errs = append(errs, errors.New("relay: idle and retry must be positive"))
+	}
+	// MySQL refreshes its view of open transactions only after 100 ms
+	// without a read: asking more often would keep it stale for ever.
+	if c.GapSettle < 150*time.Millisecond {
+		errs = append(errs, fmt.Errorf("relay: gap settle must be at least 150ms, got %v", c.GapSettle))
 	}
 	return errors.Join(errs...)
 }

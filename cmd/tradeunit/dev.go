@@ -64,6 +64,12 @@ func devFlags(fs *flag.FlagSet, bin string) (*cluster.Config, *daemon.LogConfig)
 	health := healthd.DefaultConfig()
 	cfg.Proxy.Listen, cfg.Health, cfg.UnitMetrics = "127.0.0.1:8080", &health, true
 	log := daemon.DefaultLogConfig()
+	cfg.Events = cluster.DefaultEvents()
+	cfg.Events.RelaysPerUnit = 1
+	cfg.Events.Query.Metrics = "127.0.0.1:0"
+	fs.StringVar(&cfg.Events.Bus.URL, "nats-url", cfg.Events.Bus.URL, "event bus (NATS JetStream) the relays publish to; empty: an embedded server, its data in DIR/nats")
+	fs.StringVar(&cfg.Events.Query.Store, "query-store", cfg.Events.Query.Store, "query store the listing, statistics and bills are served from: sqlite:PATH or postgres://...; empty: DIR/query.db")
+	fs.IntVar(&cfg.Events.RelaysPerUnit, "relays", cfg.Events.RelaysPerUnit, "outbox relays per unit (one publishes; the others take over when it dies)")
 	fs.StringVar(&cfg.Dir, "data", cfg.Dir, "directory for the units' SQLite files, logs and the routing table")
 	fs.StringVar(&cfg.Proxy.Listen, "listen", cfg.Proxy.Listen, "proxy HTTP listen address")
 	fs.IntVar(&cfg.Units, "units", cfg.Units, "number of units")
@@ -94,6 +100,14 @@ func printWelcome(w io.Writer, c *cluster.Cluster) {
 		if m := r.MetricsURL(); m != "" {
 			fmt.Fprintf(&b, " %s", m)
 		}
+	}
+	if c.Query != nil {
+		bus := c.Query.Config.Bus.URL
+		if c.Bus != nil {
+			bus = "embedded NATS " + c.Bus.URL()
+		}
+		fmt.Fprintf(&b, "\nevents:         unit outbox -> %d relays -> %s -> query store %s\n", len(c.Relays), bus, c.QueryStore)
+		fmt.Fprintf(&b, "                listing: GET %s/v3/orders; consumer metrics (lag): %s", c.ProxyURL, c.Query.MetricsURL())
 	}
 	fmt.Fprintf(&b, "\nrouting table:  %s (tradeunit admin ... --routes %s)\nlogs:           %s\n\nmerchants (also in %s):\n",
 		c.RoutesPath, c.RoutesPath, filepath.Join(c.Dir, "logs"), filepath.Join(c.Dir, "dev-credentials.json"))

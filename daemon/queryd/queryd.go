@@ -207,6 +207,14 @@ func (l *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(l.pending, prometheus.GaugeValue, pending)
 }
 
+// MetricsURL is where the consumer serves its metrics ("" for nowhere).
+func (m *Main) MetricsURL() string {
+	if m.metrics == nil {
+		return ""
+	}
+	return "http://" + m.metrics.Addr + "/metrics"
+}
+
 // Wait blocks until ctx ends, or the consumer stops by itself (its error).
 func (m *Main) Wait(ctx context.Context) error {
 	select {
