@@ -154,7 +154,7 @@ func TestReadmeExamples(t *testing.T) {
 		t.Fatalf("README examples failed: %v\n%s", err, out)
 	}
 	got := string(out)
-	for _, want := range []string{`"trade_state":"SUCCESS"`, `"out_refund_no":"readme-r1"`, `"status":"SUCCESS"`, "204"} {
+	for _, want := range []string{`"trade_state":"SUCCESS"`, `"out_refund_no":"readme-r1"`, `"status":"SUCCESS"`, "204", `"as_of"`, `"hash_type":"SHA1"`, "交易时间"} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("README examples printed no %s:\n%s", want, got)
 		}

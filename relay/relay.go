@@ -103,6 +103,7 @@ type Relay struct {
 	saved     int64 // the cursor as stored
 	renewedAt time.Time
 	polledAt  time.Time // when it last asked whether gaps' writers ended
+	backlogAt time.Time // when the backlog was last measured
 }
 
 // New returns a relay of cfg.Unit's outbox in storage, publishing to pub.
@@ -316,10 +317,14 @@ func (r *Relay) report(ctx context.Context, published []tradeunit.Event) {
 	} else {
 		m.oldestGap.Set(0)
 	}
-	if last, err := r.outbox.LastEventID(ctx); err == nil {
-		m.backlog.Set(float64(max(last-r.track.read, 0)))
-		if last <= r.track.read {
-			m.lag.Set(0)
+	// The backlog costs a query: asked for at most twice a second.
+	if now := r.now(); now.Sub(r.backlogAt) >= 500*time.Millisecond {
+		r.backlogAt = now
+		if last, err := r.outbox.LastEventID(ctx); err == nil {
+			m.backlog.Set(float64(max(last-r.track.read, 0)))
+			if last <= r.track.read {
+				m.lag.Set(0)
+			}
 		}
 	}
 	if n := len(published); n > 0 {

@@ -27,8 +27,12 @@ func runDev(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		return err
 	}
 	cfg, log := devFlags(fs, bin)
+	noEvents := fs.Bool("no-events", false, "run without the event flow (relays, bus, query store): the listing, statistics and bills answer 503")
 	if err := noArgs(e, fs, args); err != nil {
 		return err
+	}
+	if *noEvents {
+		cfg.Events = nil
 	}
 	if cfg.Dir, err = filepath.Abs(cfg.Dir); err != nil {
 		return err
