@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"tradeunit/internal/sqlscript"
 )
 
 // migrations holds the versioned schema, a directory per dialect, files
@@ -68,7 +70,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			for _, stmt := range splitStatements(string(body)) {
+			for _, stmt := range sqlscript.Split(string(body)) {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
 					return fmt.Errorf("migration %s: %w", m.name, err)
 				}
@@ -79,27 +81,4 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// splitStatements splits a migration on semicolons that end a line; the
-// schema holds no semicolons inside statements.
-func splitStatements(src string) []string {
-	var out []string
-	var cur strings.Builder
-	for _, line := range strings.Split(src, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, "--") || trimmed == "" {
-			continue
-		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
-		if strings.HasSuffix(trimmed, ";") {
-			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
-			cur.Reset()
-		}
-	}
-	if s := strings.TrimSpace(cur.String()); s != "" {
-		out = append(out, s)
-	}
-	return out
 }

@@ -90,9 +90,7 @@ type Main struct {
 	Store *query.Store
 
 	metrics *daemon.HTTPServer
-	stop    context.CancelFunc
-	done    chan struct{}
-	err     error
+	work    *daemon.Background
 }
 
 // NewMain returns a Main with the default configuration.
@@ -128,8 +126,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := bus.RegisterMetrics(m.Registry); err != nil {
 		return err
 	}
-	bg, stop := context.WithCancel(context.Background())
-	m.stop = stop
+	m.work = daemon.NewBackground()
+	bg := m.work.Context()
 	applied := prometheus.NewCounter(prometheus.CounterOpts{Name: "tradeunit_query_events_applied_total",
 		Help: "Order events applied to the query store (a redelivered one counts again)."})
 	m.Registry.MustRegister(applied, m.lagGauge(bus))
@@ -149,8 +147,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Logger.Warn("query store: cannot record being caught up", "err", err)
 		}
 	}
-	m.done = make(chan struct{})
-	go func() { m.err = bus.Consume(bg, c.Durable, c.Batch, apply, caughtUp); close(m.done) }()
+	m.work.Go(func(ctx context.Context) error { return bus.Consume(ctx, c.Durable, c.Batch, apply, caughtUp) })
 	m.Logger.Info("query store consumer running", "durable", c.Durable, "bus", c.Bus.URL)
 	return nil
 }
@@ -216,22 +213,12 @@ func (m *Main) MetricsURL() string {
 }
 
 // Wait blocks until ctx ends, or the consumer stops by itself (its error).
-func (m *Main) Wait(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-m.done:
-		return m.err
-	}
-}
+func (m *Main) Wait(ctx context.Context) error { return m.work.Wait(ctx) }
 
 // Close stops consuming, then closes the bus and the query store.
 func (m *Main) Close() error {
-	if m.stop != nil {
-		m.stop()
-		if m.done != nil {
-			<-m.done
-		}
+	if m.work != nil {
+		m.work.Stop()
 	}
 	var errs []error
 	if m.metrics != nil {

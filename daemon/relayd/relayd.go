@@ -72,9 +72,7 @@ type Main struct {
 	daemon.Common
 
 	metrics *daemon.HTTPServer
-	stop    context.CancelFunc
-	done    chan struct{} // closed when the relay stopped, with err
-	err     error
+	work    *daemon.Background
 }
 
 // NewMain returns a Main with the default configuration.
@@ -102,8 +100,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	bg, stop := context.WithCancel(context.Background())
-	m.stop = stop
+	m.work = daemon.NewBackground()
+	bg := m.work.Context()
 	opened, err := c.UnitStorage.Open(ctx, bg, c.Relay.Unit, passwords, m.Logger, nil)
 	if err != nil {
 		return err
@@ -124,30 +122,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Logger); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	m.done = make(chan struct{})
-	go func() { m.err = r.Run(bg); close(m.done) }()
+	m.work.Go(r.Run)
 	m.Logger.Info("relay running", "unit", c.Relay.Unit, "holder", c.Relay.Holder, "bus", c.Bus.URL)
 	return nil
 }
 
 // Wait blocks until ctx ends.
-func (m *Main) Wait(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-m.done:
-		return m.err
-	}
-}
+func (m *Main) Wait(ctx context.Context) error { return m.work.Wait(ctx) }
 
 // Close stops publishing (giving the lease up), then closes the bus and
 // the storage.
 func (m *Main) Close() error {
-	if m.stop != nil {
-		m.stop()
-		if m.done != nil {
-			<-m.done
-		}
+	if m.work != nil {
+		m.work.Stop()
 	}
 	var errs []error
 	if m.metrics != nil {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"tradeunit/internal/sqlscript"
 )
 
 // Schema is a store's versioned schema.
@@ -121,7 +123,7 @@ func (db *DB) applyMigrations(ctx context.Context, q execer, s Schema, all []mig
 		if applied[m.version] {
 			continue
 		}
-		for _, stmt := range splitStatements(m.sql) {
+		for _, stmt := range sqlscript.Split(m.sql) {
 			if _, err := q.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
@@ -153,27 +155,4 @@ func loadMigrations(fsys fs.FS, dialect string) ([]migration, error) {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].version < all[j].version })
 	return all, nil
-}
-
-// splitStatements splits a migration on semicolons that end a line; the
-// schema holds no semicolons inside statements.
-func splitStatements(src string) []string {
-	var out []string
-	var cur strings.Builder
-	for _, line := range strings.Split(src, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, "--") || trimmed == "" {
-			continue
-		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
-		if strings.HasSuffix(trimmed, ";") {
-			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
-			cur.Reset()
-		}
-	}
-	if s := strings.TrimSpace(cur.String()); s != "" {
-		out = append(out, s)
-	}
-	return out
 }
