@@ -80,7 +80,9 @@ func (c Config) Validate() error {
 
 // Args returns the command-line flags of tradeunit query apply with this
 // configuration.
-func (c Config) Args() []string { return daemon.Args("query apply", DefaultConfig(), c) }
+func (c Config) Args() []string {
+	return append([]string{"query"}, daemon.Args("apply", DefaultConfig(), c)...)
+}
 
 // Main is a running consumer.
 type Main struct {
