@@ -346,6 +346,14 @@ func TestListingPagesWhileOrdersAreCreated(t *testing.T) {
 	if !strings.Contains(out, mchid) || !strings.Contains(out, "paid_amount") {
 		t.Fatalf("reconcile did not report the planted difference:\n%s", out)
 	}
+
+	// A rebuild from the units' own rows (the consumer still running) puts
+	// the store right again.
+	rebuild := exec.Command(binary, "query", "rebuild", "--routes", c.RoutesPath, "--store", c.QueryStore)
+	if out, err := rebuild.CombinedOutput(); err != nil || !strings.Contains(string(out), "rebuilt from 3 units") {
+		t.Fatalf("tradeunit query rebuild: %v\n%s", err, out)
+	}
+	reconcile(t, c, today, 0)
 }
 
 // reconcile runs tradeunit admin reconcile and checks its exit status.
