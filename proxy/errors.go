@@ -6,6 +6,12 @@ import (
 	"tradeunit"
 )
 
+// Codes of the HTTP layer alone: no unit or store ever returns them.
+const (
+	codeTooLarge         tradeunit.Code = "REQUEST_ENTITY_TOO_LARGE" // the body is over the limit
+	codeMethodNotAllowed tradeunit.Code = "METHOD_NOT_ALLOWED"       // the path exists, the method does not (Allow says which)
+)
+
 // httpStatus maps each error code to its HTTP status; the one place where
 // the REST API decides them. Codes not listed are 500.
 var httpStatus = map[tradeunit.Code]int{
@@ -24,6 +30,8 @@ var httpStatus = map[tradeunit.Code]int{
 	tradeunit.CodeUnitUnavailable:   http.StatusServiceUnavailable,
 	tradeunit.CodeNoUnitAvailable:   http.StatusServiceUnavailable,
 	tradeunit.CodeQueryUnavailable:  http.StatusServiceUnavailable,
+	codeTooLarge:                    http.StatusRequestEntityTooLarge,
+	codeMethodNotAllowed:            http.StatusMethodNotAllowed,
 	tradeunit.CodeInternal:          http.StatusInternalServerError,
 }
 

@@ -42,10 +42,70 @@ func (p *Proxy) Handler() http.Handler {
 	// numbers and counts, never merchant data.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowed(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			p.writeError(w, r, tradeunit.Errorf(codeMethodNotAllowed, "%s is not allowed on %s; allowed: %s",
+				r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
 		p.writeError(w, r, tradeunit.Errorf(tradeunit.CodeNotFound, "no endpoint %s %s", r.Method, r.URL.Path))
 	})
-	return p.withRequestID(mux)
+	return p.withRequestID(jsonMuxAnswers(mux, p.writeError))
 }
+
+// allowed returns the methods another pattern than the catch-all takes
+// r's path with: the answer to a wrong method is 405 with them, not 404.
+func allowed(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// jsonMuxAnswers answers in the API's JSON error shape what the mux would
+// answer itself: a path it would redirect to its clean form (a double
+// slash, a dot segment) is 404, never a redirect page. The API's own
+// handlers never answer 3xx.
+func jsonMuxAnswers(mux *http.ServeMux, writeError func(http.ResponseWriter, *http.Request, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(&muxAnswer{ResponseWriter: w, r: r, writeError: writeError}, r)
+	})
+}
+
+// muxAnswer rewrites a redirect of the mux, and drops the text body the
+// mux writes after it.
+type muxAnswer struct {
+	http.ResponseWriter
+	r          *http.Request
+	writeError func(http.ResponseWriter, *http.Request, error)
+	replaced   bool
+}
+
+func (m *muxAnswer) WriteHeader(status int) {
+	if status < 300 || status >= 400 {
+		m.ResponseWriter.WriteHeader(status)
+		return
+	}
+	m.replaced = true
+	m.Header().Del("Location")
+	m.Header().Del("Content-Type")
+	m.writeError(m.ResponseWriter, m.r, tradeunit.Errorf(tradeunit.CodeNotFound, "no endpoint %s %s", m.r.Method, m.r.URL.Path))
+}
+
+func (m *muxAnswer) Write(b []byte) (int, error) {
+	if m.replaced {
+		return len(b), nil
+	}
+	return m.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (m *muxAnswer) Unwrap() http.ResponseWriter { return m.ResponseWriter }
 
 type ctxKey int
 
@@ -125,9 +185,9 @@ var errUnauthorized = tradeunit.Errorf(tradeunit.CodeUnauthorized, "missing or u
 // merchantOf returns the merchant whose API key the request carries ("":
 // none or unknown).
 func (p *Proxy) merchantOf(r *http.Request) string {
-	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	mchid := ""
-	if ok {
+	if ok && strings.EqualFold(scheme, "Bearer") { // schemes are case-insensitive (RFC 9110 §11.1)
 		mchid = p.keys[sha256.Sum256([]byte(strings.TrimSpace(key)))]
 	}
 	if tradeunit.IsProbe(mchid) {
@@ -316,7 +376,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	case errors.As(err, &typeErr):
 		return tradeunit.Errorf(tradeunit.CodeParamError, "field %s must be a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
 	case errors.As(err, &maxErr):
-		return tradeunit.Errorf(tradeunit.CodeParamError, "request body exceeds %d bytes", maxBody)
+		return tradeunit.Errorf(codeTooLarge, "request body exceeds %d bytes", maxBody)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 		return tradeunit.Errorf(tradeunit.CodeParamError, "request body is not valid JSON: %v", err)
 	case errors.Is(err, io.EOF):

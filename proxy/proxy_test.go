@@ -18,7 +18,8 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 		tradeunit.CodeParamError, tradeunit.CodeInvalidRequest, tradeunit.CodeUnauthorized, tradeunit.CodeNotFound,
 		tradeunit.CodeOrderClosed, tradeunit.CodeOrderPaid, tradeunit.CodeNotEnough, tradeunit.CodeOutTradeNoUsed,
 		tradeunit.CodeOutRefundNoUsed, tradeunit.CodeUnitUnavailable, tradeunit.CodeNoUnitAvailable, tradeunit.CodeInternal,
-		tradeunit.CodeOrderSuperseded, tradeunit.CodeAttemptSuperseded,
+		tradeunit.CodeOrderSuperseded, tradeunit.CodeAttemptSuperseded, tradeunit.CodeQueryUnavailable,
+		codeTooLarge, codeMethodNotAllowed,
 	}
 	for _, c := range codes {
 		s := statusOf(c)
@@ -27,7 +28,7 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 		}
 		// Only our own faults are 5xx.
 		ours := c == tradeunit.CodeInternal || c == tradeunit.CodeUnitUnavailable || c == tradeunit.CodeNoUnitAvailable ||
-			c == tradeunit.CodeAttemptSuperseded
+			c == tradeunit.CodeAttemptSuperseded || c == tradeunit.CodeQueryUnavailable
 		if ours != (s >= 500) {
 			t.Errorf("code %s maps to %d", c, s)
 		}
@@ -49,7 +50,6 @@ func TestDecodeBody(t *testing.T) {
 		{`{} {}`, "trailing data"},
 		{`{} }`, "trailing data"},
 		{`{} ]`, "trailing data"},
-		{`{"description":"` + strings.Repeat("x", maxBody) + `"}`, "exceeds"},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest("POST", "/v3/orders", strings.NewReader(tt.body))
@@ -61,6 +61,16 @@ func TestDecodeBody(t *testing.T) {
 		case tt.want != "" && (tradeunit.ErrorCode(err) != tradeunit.CodeParamError || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("%.40q: got %v, want PARAM_ERROR with %q", tt.body, err, tt.want)
 		}
+	}
+}
+
+// TestDecodeBodyTooLarge: a body over the limit is 413 in the JSON shape.
+func TestDecodeBodyTooLarge(t *testing.T) {
+	r := httptest.NewRequest("POST", "/v3/orders", strings.NewReader(`{"description":"`+strings.Repeat("x", maxBody)+`"}`))
+	var v createOrderBody
+	err := decodeBody(httptest.NewRecorder(), r, &v)
+	if tradeunit.ErrorCode(err) != codeTooLarge || statusOf(codeTooLarge) != 413 || !strings.Contains(err.Error(), "exceeds") {
+		t.Fatalf("got %v (status %d), want %s 413", err, statusOf(tradeunit.ErrorCode(err)), codeTooLarge)
 	}
 }
 
