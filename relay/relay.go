@@ -215,15 +215,28 @@ func (r *Relay) askWriters(ctx context.Context) error {
 	now := r.now()
 	due := now.Sub(r.polledAt) >= r.cfg.GapSettle
 	polled := false
+	// One OpenWriters for every gap old enough, since the newest of them
+	// was seen: a transaction open when an older gap was seen either is
+	// still open then (and listed) or has ended, which is all a gap needs.
+	var since time.Time
+	for _, g := range r.track.gaps {
+		if !g.asked && now.Sub(g.seen) >= r.cfg.GapSettle && g.seen.After(since) {
+			since = g.seen
+		}
+	}
+	var fresh tradeunit.Writers
+	if !since.IsZero() {
+		w, err := r.outbox.OpenWriters(ctx, since)
+		if err != nil {
+			return err
+		}
+		fresh = w
+	}
 	for i := range r.track.gaps {
 		g := &r.track.gaps[i]
 		switch {
-		case !g.asked && now.Sub(g.seen) >= r.cfg.GapSettle:
-			w, err := r.outbox.OpenWriters(ctx, g.seen)
-			if err != nil {
-				return err
-			}
-			g.writers, g.asked = w, true
+		case !g.asked && !since.IsZero() && !g.seen.After(since):
+			g.writers, g.asked = fresh, true
 			// OpenWriters proved its copy fresh: ask of it at once.
 			ended, err := r.outbox.WritersEnded(ctx, g.writers)
 			if err != nil {
