@@ -1,10 +1,13 @@
 package tradeunit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -183,4 +186,33 @@ type MerchantTotals struct {
 // PARAM_ERROR if from is not before to.
 type TotalsReader interface {
 	Totals(ctx context.Context, from, to time.Time) ([]MerchantTotals, error)
+}
+
+// SumTotals adds up totals of the same merchant and currency (one entry per
+// unit, or per aggregate a store reads) and orders them by mchid, then
+// currency, bytewise.
+func SumTotals(in []MerchantTotals) []MerchantTotals {
+	type key struct{ mchid, currency string }
+	sums := map[key]*MerchantTotals{}
+	for _, t := range in {
+		k := key{t.Mchid, t.Currency}
+		s := sums[k]
+		if s == nil {
+			s = &MerchantTotals{Mchid: t.Mchid, Currency: t.Currency}
+			sums[k] = s
+		}
+		s.Created += t.Created
+		s.Paid += t.Paid
+		s.PaidAmount += t.PaidAmount
+		s.Refunds += t.Refunds
+		s.RefundAmount += t.RefundAmount
+	}
+	out := make([]MerchantTotals, 0, len(sums))
+	for _, s := range sums {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b MerchantTotals) int {
+		return cmp.Or(strings.Compare(a.Mchid, b.Mchid), strings.Compare(a.Currency, b.Currency))
+	})
+	return out
 }

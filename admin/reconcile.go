@@ -82,45 +82,15 @@ func (a *Admin) Reconcile(ctx context.Context, qs tradeunit.TotalsReader, from, 
 	if err != nil {
 		return nil, fmt.Errorf("query store: %w", err)
 	}
-	r := &Reconciliation{From: from, To: to, Units: SumTotals(all), Store: SumTotals(store)}
+	r := &Reconciliation{From: from, To: to, Units: tradeunit.SumTotals(all), Store: tradeunit.SumTotals(store)}
 	r.Differences = CompareTotals(r.Units, r.Store)
 	return r, nil
 }
 
 type totalsKey struct{ mchid, currency string }
 
-// SumTotals adds up totals of the same merchant and currency (one entry
-// per unit) and orders them by mchid, currency.
-func SumTotals(in []tradeunit.MerchantTotals) []tradeunit.MerchantTotals {
-	sums := map[totalsKey]*tradeunit.MerchantTotals{}
-	for _, t := range in {
-		k := totalsKey{t.Mchid, t.Currency}
-		s := sums[k]
-		if s == nil {
-			s = &tradeunit.MerchantTotals{Mchid: t.Mchid, Currency: t.Currency}
-			sums[k] = s
-		}
-		s.Created += t.Created
-		s.Paid += t.Paid
-		s.PaidAmount += t.PaidAmount
-		s.Refunds += t.Refunds
-		s.RefundAmount += t.RefundAmount
-	}
-	out := make([]tradeunit.MerchantTotals, 0, len(sums))
-	for _, s := range sums {
-		out = append(out, *s)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Mchid != out[j].Mchid {
-			return out[i].Mchid < out[j].Mchid
-		}
-		return out[i].Currency < out[j].Currency
-	})
-	return out
-}
-
 // CompareTotals lists every figure where units and store (each summed, see
-// SumTotals) differ; a merchant missing on one side counts as zeros there.
+// tradeunit.SumTotals) differ; a merchant missing on one side counts as zeros there.
 func CompareTotals(units, store []tradeunit.MerchantTotals) []Difference {
 	index := func(ts []tradeunit.MerchantTotals) map[totalsKey]tradeunit.MerchantTotals {
 		m := make(map[totalsKey]tradeunit.MerchantTotals, len(ts))

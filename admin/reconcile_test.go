@@ -8,7 +8,7 @@ import (
 )
 
 func TestCompareTotals(t *testing.T) {
-	units := SumTotals([]tradeunit.MerchantTotals{
+	units := tradeunit.SumTotals([]tradeunit.MerchantTotals{
 		{Mchid: "m1", Currency: "CNY", Created: 2, Paid: 1, PaidAmount: 100},
 		{Mchid: "m1", Currency: "CNY", Created: 3, Paid: 2, PaidAmount: 50, Refunds: 1, RefundAmount: 10},
 		{Mchid: "m2", Currency: "CNY", Created: 1},
@@ -33,7 +33,7 @@ func TestCompareTotals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := CompareTotals(units, SumTotals(tt.store)); !reflect.DeepEqual(got, tt.want) {
+			if got := CompareTotals(units, tradeunit.SumTotals(tt.store)); !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})

@@ -438,7 +438,7 @@ func storeMatchesUnits(ctx context.Context, s *query.Store, units map[tradeunit.
 	if err != nil {
 		return false, err.Error()
 	}
-	if diff := admin.CompareTotals(admin.SumTotals(all), admin.SumTotals(got)); len(diff) > 0 {
+	if diff := admin.CompareTotals(tradeunit.SumTotals(all), tradeunit.SumTotals(got)); len(diff) > 0 {
 		return false, fmt.Sprintf("totals differ: %+v", diff)
 	}
 	orders, _, err := s.Dump(ctx)

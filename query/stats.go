@@ -183,73 +183,44 @@ func (s *Store) Totals(ctx context.Context, from, to time.Time) ([]tradeunit.Mer
 	if from.After(to) {
 		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "totals from %s is after to %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
 	}
-	type key struct{ mchid, currency string }
-	totals := map[key]*tradeunit.MerchantTotals{}
-	of := func(k key) *tradeunit.MerchantTotals {
-		if totals[k] == nil {
-			totals[k] = &tradeunit.MerchantTotals{Mchid: k.mchid, Currency: k.currency}
-		}
-		return totals[k]
-	}
 	args := []any{micros(from), micros(to), tradeunit.ProbeMchid}
+	var parts []tradeunit.MerchantTotals
 	err := s.readTx(ctx, "query.Totals", func(tx *sql.Tx) error {
-		err := each(ctx, tx, `SELECT mchid, currency, COUNT(*) FROM orders
-			WHERE create_time >= $1 AND create_time < $2 AND mchid <> $3 GROUP BY mchid, currency`, args,
-			func(rows *sql.Rows) error {
-				var k key
-				var n int64
-				if err := rows.Scan(&k.mchid, &k.currency, &n); err != nil {
+		for _, q := range []struct {
+			sql string
+			add func(t *tradeunit.MerchantTotals, n, sum int64)
+		}{
+			{`SELECT mchid, currency, COUNT(*), 0 FROM orders
+				WHERE create_time >= $1 AND create_time < $2 AND mchid <> $3 GROUP BY mchid, currency`,
+				func(t *tradeunit.MerchantTotals, n, _ int64) { t.Created = n }},
+			{`SELECT mchid, currency, COUNT(*), CAST(SUM(total) AS BIGINT) FROM orders
+				WHERE success_time >= $1 AND success_time < $2 AND mchid <> $3 GROUP BY mchid, currency`,
+				func(t *tradeunit.MerchantTotals, n, sum int64) { t.Paid, t.PaidAmount = n, sum }},
+			{`SELECT mchid, currency, COUNT(*), CAST(SUM(amount) AS BIGINT) FROM refunds
+				WHERE create_time >= $1 AND create_time < $2 AND mchid <> $3 GROUP BY mchid, currency`,
+				func(t *tradeunit.MerchantTotals, n, sum int64) { t.Refunds, t.RefundAmount = n, sum }},
+		} {
+			err := each(ctx, tx, q.sql, args, func(rows *sql.Rows) error {
+				var t tradeunit.MerchantTotals
+				var n, sum int64
+				if err := rows.Scan(&t.Mchid, &t.Currency, &n, &sum); err != nil {
 					return err
 				}
-				of(k).Created = n
+				q.add(&t, n, sum)
+				parts = append(parts, t)
 				return nil
 			})
-		if err != nil {
-			return err
+			if err != nil {
+				return err
+			}
 		}
-		err = each(ctx, tx, `SELECT mchid, currency, COUNT(*), CAST(SUM(total) AS BIGINT) FROM orders
-			WHERE success_time >= $1 AND success_time < $2 AND mchid <> $3 GROUP BY mchid, currency`, args,
-			func(rows *sql.Rows) error {
-				var k key
-				var n, amount int64
-				if err := rows.Scan(&k.mchid, &k.currency, &n, &amount); err != nil {
-					return err
-				}
-				t := of(k)
-				t.Paid, t.PaidAmount = n, amount
-				return nil
-			})
-		if err != nil {
-			return err
-		}
-		return each(ctx, tx, `SELECT mchid, currency, COUNT(*), CAST(SUM(amount) AS BIGINT) FROM refunds
-			WHERE create_time >= $1 AND create_time < $2 AND mchid <> $3 GROUP BY mchid, currency`, args,
-			func(rows *sql.Rows) error {
-				var k key
-				var n, amount int64
-				if err := rows.Scan(&k.mchid, &k.currency, &n, &amount); err != nil {
-					return err
-				}
-				t := of(k)
-				t.Refunds, t.RefundAmount = n, amount
-				return nil
-			})
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]tradeunit.MerchantTotals, 0, len(totals))
-	for _, t := range totals {
-		out = append(out, *t)
-	}
 	// Byte order, as the storages sort (COLLATE "C" on PostgreSQL).
-	slices.SortFunc(out, func(a, b tradeunit.MerchantTotals) int {
-		if c := strings.Compare(a.Mchid, b.Mchid); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Currency, b.Currency)
-	})
-	return out, nil
+	return tradeunit.SumTotals(parts), nil
 }
 
 // each runs query on tx and calls fn for each row.

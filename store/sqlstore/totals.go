@@ -1,10 +1,8 @@
 package sqlstore
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
-	"slices"
 	"time"
 
 	"tradeunit"
@@ -26,14 +24,7 @@ func (s *Store) Totals(ctx context.Context, from, to time.Time) ([]tradeunit.Mer
 		return nil, s.fail(op, err)
 	}
 	defer tx.Rollback()
-	byKey := map[[2]string]*tradeunit.MerchantTotals{}
-	get := func(mchid, currency string) *tradeunit.MerchantTotals {
-		k := [2]string{mchid, currency}
-		if byKey[k] == nil {
-			byKey[k] = &tradeunit.MerchantTotals{Mchid: mchid, Currency: currency}
-		}
-		return byKey[k]
-	}
+	var parts []tradeunit.MerchantTotals
 	lo, hi := tradeunit.UnixMicros(from), tradeunit.UnixMicros(to)
 	for _, q := range []struct {
 		sql string
@@ -48,26 +39,19 @@ func (s *Store) Totals(ctx context.Context, from, to time.Time) ([]tradeunit.Mer
 		{"SELECT mchid, currency, COUNT(*), COALESCE(SUM(amount), 0) FROM refunds WHERE create_time >= ? AND create_time < ? AND mchid <> ? GROUP BY mchid, currency",
 			func(t *tradeunit.MerchantTotals, n, sum int64) { t.Refunds, t.RefundAmount = n, sum }},
 	} {
-		if err := scanTotals(ctx, tx, q.sql, lo, hi, get, q.add); err != nil {
+		if parts, err = scanTotals(ctx, tx, q.sql, lo, hi, parts, q.add); err != nil {
 			return nil, s.fail(op, err)
 		}
 	}
-	out := make([]tradeunit.MerchantTotals, 0, len(byKey))
-	for _, t := range byKey {
-		out = append(out, *t)
-	}
-	slices.SortFunc(out, func(a, b tradeunit.MerchantTotals) int {
-		return cmp.Or(cmp.Compare(a.Mchid, b.Mchid), cmp.Compare(a.Currency, b.Currency))
-	})
-	return out, nil
+	return tradeunit.SumTotals(parts), nil
 }
 
-// scanTotals runs one aggregate of Totals and adds its rows.
+// scanTotals runs one aggregate of Totals and appends its rows to parts.
 func scanTotals(ctx context.Context, tx *sql.Tx, query string, lo, hi int64,
-	get func(mchid, currency string) *tradeunit.MerchantTotals, add func(t *tradeunit.MerchantTotals, n, sum int64)) error {
+	parts []tradeunit.MerchantTotals, add func(t *tradeunit.MerchantTotals, n, sum int64)) ([]tradeunit.MerchantTotals, error) {
 	rows, err := tx.QueryContext(ctx, query, lo, hi, tradeunit.ProbeMchid)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -76,9 +60,11 @@ func scanTotals(ctx context.Context, tx *sql.Tx, query string, lo, hi int64,
 			n, sum          int64
 		)
 		if err := rows.Scan(&mchid, &currency, &n, &sum); err != nil {
-			return err
+			return nil, err
 		}
-		add(get(mchid, currency), n, sum)
+		t := tradeunit.MerchantTotals{Mchid: mchid, Currency: currency}
+		add(&t, n, sum)
+		parts = append(parts, t)
 	}
-	return rows.Err()
+	return parts, rows.Err()
 }
