@@ -115,19 +115,6 @@ func (c *Cluster) startRelays(ctx context.Context, id tradeunit.UnitID, spec str
 	return nil
 }
 
-// RelaysOf returns unit id's relays.
-func (c *Cluster) RelaysOf(id tradeunit.UnitID) []*Relay {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []*Relay
-	for _, r := range c.Relays {
-		if r.Unit == id {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // closeEvents stops the relays, the consumer and the embedded bus.
 func (c *Cluster) closeEvents() error {
 	var errs []error

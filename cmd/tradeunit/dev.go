@@ -111,7 +111,10 @@ func printWelcome(w io.Writer, c *cluster.Cluster) {
 			bus = "embedded NATS " + c.Bus.URL()
 		}
 		fmt.Fprintf(&b, "\nevents:         unit outbox -> %d relays -> %s -> query store %s\n", len(c.Relays), bus, c.QueryStore)
-		fmt.Fprintf(&b, "                listing: GET %s/v3/orders; consumer metrics (lag): %s", c.ProxyURL, c.Query.MetricsURL())
+		fmt.Fprintf(&b, "                listing: GET %s/v3/orders; consumer metrics (lag): %s\n                relay metrics:", c.ProxyURL, c.Query.MetricsURL())
+		for _, r := range c.Relays {
+			fmt.Fprintf(&b, " %s", r.MetricsURL())
+		}
 	}
 	fmt.Fprintf(&b, "\nrouting table:  %s (tradeunit admin ... --routes %s)\nlogs:           %s\n\nmerchants (also in %s):\n",
 		c.RoutesPath, c.RoutesPath, filepath.Join(c.Dir, "logs"), filepath.Join(c.Dir, "dev-credentials.json"))
