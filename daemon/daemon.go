@@ -27,6 +27,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/batch"
+	"tradeunit/pki"
 	"tradeunit/routing"
 )
 
@@ -312,13 +313,17 @@ func RegisterBatchMetrics(reg prometheus.Registerer, name, what string, stats fu
 }
 
 // OpenRoutes opens the routing table a program follows, named by spec (a
-// file, or etcd://HOST:PORT/PREFIX), logging its reloads to log.
-func OpenRoutes(ctx context.Context, spec string, log *slog.Logger) (routing.Editor, error) {
+// file, or etcd://HOST:PORT/PREFIX), logging its reloads to log. With keys
+// (nil for none), etcd is reached over mutual TLS.
+func OpenRoutes(ctx context.Context, spec string, keys *pki.Keys, log *slog.Logger) (routing.Editor, error) {
 	if spec == "" {
 		return nil, errors.New("no routing table: pass --routes FILE or etcd://HOST:PORT/PREFIX")
 	}
 	opts := routing.DefaultOptions()
 	opts.Logger = log
+	if keys != nil {
+		opts.TLS = keys.ClientTLS()
+	}
 	return routing.Open(ctx, spec, opts)
 }
 
@@ -331,22 +336,33 @@ type Common struct {
 	// Registry receives the program's metrics, the Go runtime's and the
 	// process's included; made by Start.
 	Registry *prometheus.Registry
+	// Keys are the program's certificate and trust, loaded by Start from
+	// its TLS files; nil when it runs without TLS.
+	Keys *pki.Keys
 	Closers
 }
 
-// Start makes the logger (unless set) and the registry.
-func (c *Common) Start(log LogConfig) {
+// Start makes the logger (unless set) and the registry, and loads the
+// keys tls names.
+func (c *Common) Start(log LogConfig, tls pki.Files) (err error) {
 	if c.Logger == nil {
 		c.Logger = log.Logger(os.Stderr)
 	}
 	c.Registry = NewRegistry()
+	if c.Keys, err = pki.LoadIfEnabled(tls); err != nil {
+		return err
+	}
+	if c.Keys != nil {
+		c.Logger.Info("mutual TLS", "identity", c.Keys.Identity().String(), "subject", c.Keys.Identity().Subject)
+	}
+	return nil
 }
 
 // Routes returns src, or when it is nil the routing table spec names,
 // opened and closed with the program; its revision is in the metrics.
 func (c *Common) Routes(ctx context.Context, spec string, src routing.Source) (routing.Source, error) {
 	if src == nil {
-		ed, err := OpenRoutes(ctx, spec, c.Logger)
+		ed, err := OpenRoutes(ctx, spec, c.Keys, c.Logger)
 		if err != nil {
 			return nil, err
 		}

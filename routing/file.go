@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,6 +32,9 @@ type Options struct {
 	// once, the check catches what a broken watch missed.
 	CheckInterval time.Duration
 	Logger        *slog.Logger
+	// TLS, if set, is how etcd is reached: https, with this client
+	// configuration (a client certificate etcd authenticates). nil: http.
+	TLS *tls.Config
 }
 
 // DefaultOptions returns the options every program uses unless told

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"tradeunit/pki"
 
 	"tradeunit"
 	"tradeunit/batch"
@@ -42,6 +43,9 @@ type Config struct {
 	Reconcile directory.ReconcilerConfig
 	Storage   replicated.Config
 	Log       daemon.LogConfig
+	// TLS names the certificate, key, CA and revocation list of every
+	// internal connection (mutual TLS); none: plaintext.
+	TLS pki.Files
 }
 
 // DefaultConfig returns the configuration tradeunit directory starts with.
@@ -65,6 +69,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Storage.MaxAckWait, "max-ack-wait", c.Storage.MaxAckWait, "a commit waiting this long for a replica's acknowledgement makes the shard refuse changes")
 	c.GRPCConfig.Flags(fs)
 	c.Log.Flags(fs)
+	c.TLS.Flags(fs)
 }
 
 // Validate reports a bad setting; it changes nothing.
@@ -76,7 +81,7 @@ func (c Config) Validate() error {
 	if c.Routes == "" {
 		errs = append(errs, errors.New("--routes is required"))
 	}
-	return errors.Join(append(errs, c.Batch.Validate(), c.Reconcile.Validate(), c.Storage.Validate(), c.GRPCConfig.Validate(), c.Log.Validate())...)
+	return errors.Join(append(errs, c.Batch.Validate(), c.Reconcile.Validate(), c.Storage.Validate(), c.GRPCConfig.Validate(), c.Log.Validate(), c.TLS.Validate())...)
 }
 
 // Args returns the command-line flags of tradeunit directory that start a
@@ -124,7 +129,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	m.Start(c.Log)
+	if err := m.Start(c.Log, c.TLS); err != nil {
+		return err
+	}
 	m.Logger = m.Logger.With("shard", c.Shard)
 	passwords, err := secrets.ForProgram(c.Secrets)
 	if err != nil {

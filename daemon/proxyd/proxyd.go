@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"tradeunit/pki"
 
 	"tradeunit"
 	"tradeunit/daemon"
@@ -33,6 +34,9 @@ type Config struct {
 	Proxy      proxy.Config
 	HTTP       daemon.HTTPConfig
 	Log        daemon.LogConfig
+	// TLS names the certificate, key, CA and revocation list of every
+	// internal connection (mutual TLS); none: plaintext.
+	TLS pki.Files
 }
 
 // DefaultConfig returns the configuration tradeunit proxy starts with.
@@ -61,6 +65,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 		"benchmark baseline only: creates skip the key directory, losing one order per out_trade_no")
 	c.HTTP.Flags(fs)
 	c.Log.Flags(fs)
+	c.TLS.Flags(fs)
 }
 
 // Args returns the command-line flags of tradeunit proxy that start the
@@ -71,7 +76,7 @@ func (c Config) Args() []string {
 
 // Validate reports a bad setting; it changes nothing.
 func (c Config) Validate() error {
-	return errors.Join(c.Query.Validate(), c.Proxy.Validate(), c.HTTP.Validate(), c.Log.Validate())
+	return errors.Join(c.Query.Validate(), c.Proxy.Validate(), c.HTTP.Validate(), c.Log.Validate(), c.TLS.Validate())
 }
 
 // Main is a running proxy.
@@ -111,7 +116,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.Config.Validate(); err != nil {
 		return err
 	}
-	m.Start(m.Config.Log)
+	if err := m.Start(m.Config.Log, m.Config.TLS); err != nil {
+		return err
+	}
 	if m.Routes, err = m.Common.Routes(ctx, m.Config.Routes, m.Routes); err != nil {
 		return err
 	}

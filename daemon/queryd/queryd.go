@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"time"
+	"tradeunit/pki"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,6 +40,9 @@ type Config struct {
 	Metrics         string // serve GET /metrics here; "" for none
 	MetricsAddrFile string
 	Log             daemon.LogConfig
+	// TLS names the certificate, key, CA and revocation list of every
+	// internal connection (mutual TLS); none: plaintext.
+	TLS pki.Files
 }
 
 // DefaultConfig returns the configuration tradeunit query apply starts with.
@@ -58,6 +62,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics (GET /metrics) on this address; off if empty")
 	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound metrics address to this file (for port 0)")
 	c.Log.Flags(fs)
+	c.TLS.Flags(fs)
 }
 
 // Validate reports a bad setting; it changes nothing.
@@ -75,7 +80,7 @@ func (c Config) Validate() error {
 	if c.Batch < 1 || c.Batch > 10000 {
 		errs = append(errs, fmt.Errorf("--batch must be 1..10000, got %d", c.Batch))
 	}
-	return errors.Join(append(errs, c.Query.Validate(), c.Bus.Validate(), c.Log.Validate())...)
+	return errors.Join(append(errs, c.Query.Validate(), c.Bus.Validate(), c.Log.Validate(), c.TLS.Validate())...)
 }
 
 // Args returns the command-line flags of tradeunit query apply with this
@@ -115,7 +120,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	m.Start(c.Log)
+	if err := m.Start(c.Log, c.TLS); err != nil {
+		return err
+	}
 	if m.Store, err = m.openStore(ctx); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"tradeunit/pki"
 
 	"tradeunit/daemon"
 	"tradeunit/eventbus"
@@ -30,6 +31,9 @@ type Config struct {
 	Metrics         string // serve GET /metrics here; "" for none
 	MetricsAddrFile string
 	Log             daemon.LogConfig
+	// TLS names the certificate, key, CA and revocation list of every
+	// internal connection (mutual TLS); none: plaintext.
+	TLS pki.Files
 }
 
 // DefaultConfig returns the configuration tradeunit relay starts with.
@@ -55,11 +59,12 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics (GET /metrics) on this address; off if empty")
 	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound metrics address to this file (for port 0)")
 	c.Log.Flags(fs)
+	c.TLS.Flags(fs)
 }
 
 // Validate reports a bad setting; it changes nothing.
 func (c Config) Validate() error {
-	return errors.Join(c.UnitStorage.Validate(), c.Relay.Validate(), c.Bus.Validate(), c.Log.Validate())
+	return errors.Join(c.UnitStorage.Validate(), c.Relay.Validate(), c.Bus.Validate(), c.Log.Validate(), c.TLS.Validate())
 }
 
 // Args returns the command-line flags of tradeunit relay with this
@@ -95,7 +100,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	m.Start(c.Log)
+	if err := m.Start(c.Log, c.TLS); err != nil {
+		return err
+	}
 	passwords, err := secrets.ForProgram(c.Secrets)
 	if err != nil {
 		return err

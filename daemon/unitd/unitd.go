@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"tradeunit/pki"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,6 +34,9 @@ type Config struct {
 	Service unit.Config // its Unit is the unit's number
 	Janitor unit.JanitorConfig
 	Log     daemon.LogConfig
+	// TLS names the certificate, key, CA and revocation list of every
+	// internal connection (mutual TLS); none: plaintext.
+	TLS pki.Files
 }
 
 // DefaultConfig returns the configuration tradeunit unit starts with.
@@ -52,11 +56,12 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	c.UnitStorage.Flags(fs)
 	c.GRPCConfig.Flags(fs)
 	c.Log.Flags(fs)
+	c.TLS.Flags(fs)
 }
 
 // Validate reports a bad setting; it changes nothing.
 func (c Config) Validate() error {
-	return errors.Join(c.UnitStorage.Validate(), c.Service.Validate(), c.Janitor.Validate(), c.GRPCConfig.Validate(), c.Log.Validate())
+	return errors.Join(c.UnitStorage.Validate(), c.Service.Validate(), c.Janitor.Validate(), c.GRPCConfig.Validate(), c.Log.Validate(), c.TLS.Validate())
 }
 
 // Args returns the command-line flags of tradeunit unit that start a
@@ -104,7 +109,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	m.Start(c.Log)
+	if err := m.Start(c.Log, c.TLS); err != nil {
+		return err
+	}
 	passwords, err := secrets.ForProgram(c.Secrets)
 	if err != nil {
 		return err
