@@ -78,3 +78,12 @@ func IdentityOf(cert *x509.Certificate) (Identity, error) {
 func subject(role Role, name string) pkix.Name {
 	return pkix.Name{CommonName: string(role), OrganizationalUnit: []string{name}, Organization: []string{organization}}
 }
+
+// ReadIdentity reads who the first certificate of file names.
+func ReadIdentity(file string) (Identity, error) {
+	certs, err := readCerts(file)
+	if err != nil {
+		return Identity{}, err
+	}
+	return IdentityOf(certs[0])
+}

@@ -50,7 +50,7 @@ func usageErrorf(format string, args ...any) error { return errUsage{fmt.Sprintf
 var root = &command{
 	name:  "tradeunit",
 	short: "a unitized, highly available order system",
-	sub:   []*command{devCmd, proxyCmd, unitCmd, directoryCmd, healthCmd, relayCmd, queryCmd, adminCmd, mariadbCmd, benchCmd, decodeCmd},
+	sub:   []*command{devCmd, proxyCmd, unitCmd, directoryCmd, healthCmd, relayCmd, queryCmd, adminCmd, pkiCmd, mariadbCmd, benchCmd, decodeCmd},
 }
 
 func main() {
