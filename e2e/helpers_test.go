@@ -19,7 +19,6 @@ import (
 	"tradeunit/daemon/healthd"
 	"tradeunit/dsn"
 	"tradeunit/routing"
-	"tradeunit/rpc"
 	"tradeunit/store/storetest"
 )
 
@@ -105,7 +104,7 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 		cfg.Proxy.Proxy.BalanceWindow = o.balanceWindow
 	}
 	if o.healthDial != nil {
-		cfg.HealthDialer = rpc.NewPool(o.healthDial...)
+		cfg.HealthDial = o.healthDial
 	}
 	if o.storageOf != nil {
 		cfg.Storage = o.storageOf
