@@ -203,4 +203,3 @@ func servedSerial(t *testing.T, addr string, keys *pki.Keys) string {
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Text(16)
 }
-
