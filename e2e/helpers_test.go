@@ -55,6 +55,9 @@ type options struct {
 	unitLog   *daemon.LogConfig
 	// events runs the event flow (relays, bus, query store's consumer).
 	events *cluster.Events
+	// plaintext turns mutual TLS off, for tests that read the gRPC frames
+	// between proxy and unit.
+	plaintext bool
 }
 
 // patientUnitTimeout is the proxy's unit timeout for tests that measure
@@ -110,7 +113,7 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 		cfg.Storage = o.storageOf
 	}
 	cfg.Unit.Secrets = o.secrets
-	cfg.Events = o.events
+	cfg.Events, cfg.Plaintext = o.events, o.plaintext
 	if o.unitLog != nil {
 		cfg.Unit.Log, cfg.Directory.Log = *o.unitLog, *o.unitLog
 	}
