@@ -45,7 +45,7 @@ type adminFlags struct {
 
 // newAdminFlags adds the common admin flags to fs.
 func newAdminFlags(fs *flag.FlagSet) *adminFlags {
-	f := &adminFlags{routes: defaultRoutes(), who: os.Getenv("USER"), secrets: os.Getenv("TRADEUNIT_SECRETS")}
+	f := &adminFlags{routes: defaultRoutes(), who: os.Getenv("USER"), secrets: os.Getenv("TRADEUNIT_SECRETS"), tls: defaultAdminTLS()}
 	if f.who == "" {
 		f.who = "admin"
 	}
@@ -69,6 +69,16 @@ func defaultRoutes() string {
 		}
 	}
 	return "./data/routes.json"
+}
+
+// defaultAdminTLS is the operator's certificate of the local cluster that
+// tradeunit dev on ./data made, if there is one (as defaultRoutes).
+func defaultAdminTLS() pki.Files {
+	f := pki.FilesIn(filepath.Join("data", "pki", "ca"), filepath.Join("data", "pki"), "admin")
+	if _, err := os.Stat(f.Cert); err != nil {
+		return pki.Files{}
+	}
+	return f
 }
 
 // open opens the routing table and the storage topology for an admin
