@@ -37,6 +37,10 @@ const (
 	// now; the live API (create, pay, close, refund, lookups) is not
 	// affected.
 	CodeQueryUnavailable Code = "QUERY_STORE_UNAVAILABLE"
+	// CodePermissionDenied: the caller's certificate names a role that may
+	// not make this call (a checker creating a merchant's order); nothing
+	// was done. Internal only: merchants' calls never carry a certificate.
+	CodePermissionDenied Code = "PERMISSION_DENIED"
 )
 
 // Error is the error type of the domain. Code says what kind of failure it is;

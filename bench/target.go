@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"tradeunit"
 	"tradeunit/dsn"
 	"tradeunit/orderno"
@@ -37,7 +39,9 @@ type Target interface {
 //	http://HOST:PORT            the public API through a proxy (needs an API key)
 //	grpc://ADDR[,ADDR...]       one unit's logic-service replicas, directly
 //	sqlite:PATH | mysql:DSN     one unit's storage, directly (creates only)
-func OpenTarget(ctx context.Context, spec, apiKey, mchid string, unit tradeunit.UnitID, concurrency int) (Target, error) {
+//
+// opts are the dial options of a grpc:// target (its certificate: rpc.WithKeys).
+func OpenTarget(ctx context.Context, spec, apiKey, mchid string, unit tradeunit.UnitID, concurrency int, opts ...grpc.DialOption) (Target, error) {
 	switch {
 	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
 		if apiKey == "" {
@@ -45,7 +49,7 @@ func OpenTarget(ctx context.Context, spec, apiKey, mchid string, unit tradeunit.
 		}
 		return newHTTPTarget(spec, apiKey, concurrency), nil
 	case strings.HasPrefix(spec, "grpc://"):
-		return newGRPCTarget(strings.Split(strings.TrimPrefix(spec, "grpc://"), ","), mchid)
+		return newGRPCTarget(strings.Split(strings.TrimPrefix(spec, "grpc://"), ","), mchid, opts...)
 	case strings.HasPrefix(spec, "sqlite:"), strings.HasPrefix(spec, "mysql:"):
 		d, err := dsn.Parse(spec)
 		if err != nil {
@@ -172,10 +176,10 @@ type grpcTarget struct {
 	mchid   string
 }
 
-func newGRPCTarget(addrs []string, mchid string) (*grpcTarget, error) {
+func newGRPCTarget(addrs []string, mchid string, opts ...grpc.DialOption) (*grpcTarget, error) {
 	t := &grpcTarget{mchid: mchid}
 	for _, a := range addrs {
-		c, err := rpc.Dial(a)
+		c, err := rpc.Dial(a, opts...)
 		if err != nil {
 			t.Release()
 			return nil, err

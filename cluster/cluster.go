@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"google.golang.org/grpc"
+
 	"tradeunit"
 	"tradeunit/daemon"
 	"tradeunit/daemon/directoryd"
@@ -30,8 +32,10 @@ import (
 	"tradeunit/dsn"
 	"tradeunit/eventbus"
 	"tradeunit/health"
+	"tradeunit/pki"
 	"tradeunit/proxy"
 	"tradeunit/routing"
+	"tradeunit/rpc"
 )
 
 // Config describes a cluster. Start from DefaultConfig.
@@ -79,6 +83,17 @@ type Config struct {
 	// HealthDialer, if set, is how the checker reaches the units (tests
 	// route it through a fault-injecting link); the proxy's are direct.
 	HealthDialer tradeunit.LogicDialer
+	// HealthDial, if set (and HealthDialer not), are dial options added to
+	// the checker's own, its certificate included (tests route it through
+	// a fault-injecting link).
+	HealthDial []grpc.DialOption
+	// CADir is the cluster's certificate authority's directory: "" for
+	// Dir/pki/ca, made on the first start and reused by later ones.
+	CADir string
+	// Plaintext turns mutual TLS off: every internal connection is
+	// plaintext and unauthenticated (a benchmark's baseline). By default
+	// every process has its own certificate in Dir/pki.
+	Plaintext bool
 	// Events, if set, runs the event flow (relays, bus, query store's
 	// consumer), and the proxy serves the listing from its query store.
 	Events *Events
@@ -148,6 +163,8 @@ type Cluster struct {
 	mu         sync.Mutex // guards Units and Shards against the goroutine that starts added units
 	routes     routing.Editor
 	topology   routing.TopologyEditor
+	healthPool *rpc.Pool   // the checker's, made of Config.HealthDial
+	pki        *clusterPKI // nil with Config.Plaintext
 	stopManage context.CancelFunc
 	manageDone chan struct{}
 }
@@ -180,6 +197,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if c.Credentials, err = loadOrCreateCredentials(filepath.Join(cfg.Dir, "dev-credentials.json")); err != nil {
 		return nil, err
 	}
+	if err := c.openPKI(); err != nil {
+		return nil, fmt.Errorf("cluster: pki: %w", err)
+	}
 	c.cfg.Directory.Reconcile.StaleAfter = cfg.Proxy.Proxy.StaleAfter()
 	if cfg.Events != nil {
 		if err := c.startEvents(ctx); err != nil {
@@ -199,7 +219,20 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	c.manage()
 	if cfg.Health != nil {
-		c.Checker = &healthd.Main{Config: *cfg.Health, Routes: c.routes, Dialer: cfg.HealthDialer, Common: daemon.Common{Logger: cfg.Logger}}
+		hcfg := *cfg.Health
+		if hcfg.TLS, err = c.issue(pki.RoleChecker, "checker"); err != nil {
+			return nil, err
+		}
+		c.Checker = &healthd.Main{Config: hcfg, Routes: c.routes, Dialer: cfg.HealthDialer, Common: daemon.Common{Logger: cfg.Logger}}
+		if c.Checker.Dialer == nil && cfg.HealthDial != nil {
+			keys, err := pki.LoadIfEnabled(hcfg.TLS)
+			if err != nil {
+				return nil, err
+			}
+			pool := rpc.NewPool(append(rpc.WithKeys(keys), cfg.HealthDial...)...)
+			c.healthPool = pool
+			c.Checker.Dialer = pool
+		}
 		if err := c.Checker.Run(ctx); err != nil {
 			c.Checker = nil
 			return nil, err
@@ -208,6 +241,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	pcfg := cfg.Proxy
 	pcfg.Proxy.Health = c.HealthURL
+	if pcfg.TLS, err = c.issue(pki.RoleProxy, "proxy"); err != nil {
+		return nil, err
+	}
 	if cfg.Events != nil && pcfg.QueryStore == "" {
 		pcfg.QueryStore = c.QueryStore
 	}
@@ -275,6 +311,9 @@ func (c *Cluster) Close() error {
 		c.Proxy = nil
 	}
 	c.StopHealth()
+	if c.healthPool != nil {
+		c.healthPool.Close()
+	}
 	if c.stopManage != nil {
 		c.stopManage()
 		<-c.manageDone

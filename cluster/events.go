@@ -13,6 +13,7 @@ import (
 	"tradeunit/daemon/relayd"
 	"tradeunit/dsn"
 	"tradeunit/eventbus"
+	"tradeunit/pki"
 	"tradeunit/routing"
 )
 
@@ -75,6 +76,10 @@ func (c *Cluster) startEvents(ctx context.Context) error {
 		q.Store = "sqlite:" + filepath.Join(c.Dir, "query.db")
 	}
 	c.QueryStore = q.Store
+	var err error
+	if q.TLS, err = c.issue(pki.RoleQuery, "query"); err != nil {
+		return err
+	}
 	c.Query = &queryd.Main{Config: q, Common: daemon.Common{Logger: c.cfg.Logger}}
 	if err := c.Query.Run(ctx); err != nil {
 		c.Query = nil
@@ -100,6 +105,10 @@ func (c *Cluster) startRelays(ctx context.Context, id tradeunit.UnitID, spec str
 		name := fmt.Sprintf("relay-%d-%d", id, i)
 		rc := cfg
 		rc.Relay.Holder = name
+		var err error
+		if rc.TLS, err = c.issue(pki.RoleRelay, name); err != nil {
+			return err
+		}
 		r := &Relay{Unit: id, Process: NewProcess(c.cfg.Binary, c.cfg.Dir, name, func(listen, addrFile string) []string {
 			rc := rc
 			rc.Metrics, rc.MetricsAddrFile = listen, addrFile

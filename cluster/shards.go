@@ -7,8 +7,11 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"tradeunit"
 	"tradeunit/dsn"
+	"tradeunit/pki"
 	"tradeunit/routing"
 	"tradeunit/rpc"
 )
@@ -89,6 +92,10 @@ func (c *Cluster) startShard(ctx context.Context, id routing.ShardID, spec strin
 	if c.cfg.UnitMetrics {
 		cfg.Metrics = "127.0.0.1:0"
 	}
+	var err error
+	if cfg.TLS, err = c.issue(pki.RoleDirectory, fmt.Sprintf("shard-%d", id)); err != nil {
+		return nil, err
+	}
 	for r := 1; r <= c.cfg.ShardReplicas; r++ {
 		rep := NewShardReplica(c.cfg.Binary, c.cfg.Dir, fmt.Sprintf("directory-%d-r%d", id, r), cfg)
 		if err := rep.Start(ctx); err != nil {
@@ -129,13 +136,14 @@ func (c *Cluster) Replicas() []*Replica {
 // WaitHolding waits until every replica of every shard of d serves its
 // buckets: a shard refuses the keys of buckets its routing table does not
 // give it, and learns of a new directory within a reload of the table.
-func WaitHolding(ctx context.Context, d *routing.Directory) error {
+// opts are added to the dial options (the caller's certificate).
+func WaitHolding(ctx context.Context, d *routing.Directory, opts ...grpc.DialOption) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for _, s := range d.Shards {
 		key := keyIn(s.Buckets[0])
 		for _, addr := range s.LogicAddrs {
-			c, err := rpc.Dial(addr)
+			c, err := rpc.Dial(addr, opts...)
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/dsn"
+	"tradeunit/pki"
 	"tradeunit/routing"
 )
 
@@ -74,7 +75,7 @@ func (c *Cluster) startParts(ctx context.Context, spec string) error {
 	if _, err = routing.ReplaceTable(ctx, spec, table, change, opts); err != nil {
 		return err
 	}
-	return WaitHolding(ctx, table.Directory)
+	return WaitHolding(ctx, table.Directory, c.adminDial()...)
 }
 
 // startUnit starts the replicas of unit id over st: its one DSN, or, with
@@ -91,6 +92,11 @@ func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, spec strin
 	}
 	if c.cfg.UnitMetrics {
 		cfg.Metrics = "127.0.0.1:0"
+	}
+	// One certificate per unit: its replicas are interchangeable.
+	var err error
+	if cfg.TLS, err = c.issue(pki.RoleUnit, fmt.Sprintf("unit-%d", id)); err != nil {
+		return nil, err
 	}
 	for r := 1; r <= c.cfg.Replicas; r++ {
 		rep := NewReplica(c.cfg.Binary, c.cfg.Dir, fmt.Sprintf("unit-%d-r%d", id, r), cfg)

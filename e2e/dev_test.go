@@ -204,11 +204,11 @@ func checkShippedPrograms(t *testing.T, dir string, dev devRun) {
 	t.Helper()
 	routes, merchants := filepath.Join(dir, "routes.json"), filepath.Join(dir, "dev-credentials.json")
 	checker := cluster.NewProcess(binary, t.TempDir(), "health", func(listen, addrFile string) []string {
-		return []string{"health", "--routes", routes, "--listen", listen, "--addr-file", addrFile}
+		return append([]string{"health", "--routes", routes, "--listen", listen, "--addr-file", addrFile}, tlsArgs(dir, "checker")...)
 	})
 	px := cluster.NewProcess(binary, t.TempDir(), "proxy", func(listen, addrFile string) []string {
-		return []string{"proxy", "--routes", routes, "--merchants", merchants, "--listen", listen, "--addr-file", addrFile,
-			"--health", dev.healthURL}
+		return append([]string{"proxy", "--routes", routes, "--merchants", merchants, "--listen", listen, "--addr-file", addrFile,
+			"--health", dev.healthURL}, tlsArgs(dir, "proxy")...)
 	})
 	for _, p := range []*cluster.Process{checker, px} {
 		if err := p.Start(context.Background()); err != nil {

@@ -77,7 +77,8 @@ func makeLegacy(t *testing.T, c *cluster.Cluster, mchid string, n int) []legacyR
 // decodes its output into v; it returns the exit error and stderr.
 func tradeunitAdmin(t *testing.T, c *cluster.Cluster, v any, args ...string) (error, string) {
 	t.Helper()
-	cmd := exec.Command(binary, append(append([]string{"admin"}, args...), "--routes", c.RoutesPath, "--json")...)
+	// The operator's certificate: backfill and verify call the shards.
+	cmd := exec.Command(binary, append(append(append([]string{"admin"}, args...), "--routes", c.RoutesPath, "--json"), tlsArgs(c.Dir, cluster.AdminName)...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -44,7 +44,8 @@ func TestDirectoryUnknownOutcome(t *testing.T) {
 	const lossy tradeunit.UnitID = 4
 	const creates, workers = 1000, 64
 	var links []*answerDrop
-	c := startCluster(t, options{units: 4, replicas: 2, shards: 2, unitTimeout: 400 * time.Millisecond,
+	// Plaintext: the links read the gRPC frames to drop the answers.
+	c := startCluster(t, options{units: 4, replicas: 2, shards: 2, unitTimeout: 400 * time.Millisecond, plaintext: true,
 		routes: func(tbl *routing.Table) {
 			for i := range tbl.Units {
 				if u := &tbl.Units[i]; u.ID == lossy {

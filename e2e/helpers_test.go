@@ -19,7 +19,6 @@ import (
 	"tradeunit/daemon/healthd"
 	"tradeunit/dsn"
 	"tradeunit/routing"
-	"tradeunit/rpc"
 	"tradeunit/store/storetest"
 )
 
@@ -56,6 +55,9 @@ type options struct {
 	unitLog   *daemon.LogConfig
 	// events runs the event flow (relays, bus, query store's consumer).
 	events *cluster.Events
+	// plaintext turns mutual TLS off, for tests that read the gRPC frames
+	// between proxy and unit.
+	plaintext bool
 }
 
 // patientUnitTimeout is the proxy's unit timeout for tests that measure
@@ -105,13 +107,13 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 		cfg.Proxy.Proxy.BalanceWindow = o.balanceWindow
 	}
 	if o.healthDial != nil {
-		cfg.HealthDialer = rpc.NewPool(o.healthDial...)
+		cfg.HealthDial = o.healthDial
 	}
 	if o.storageOf != nil {
 		cfg.Storage = o.storageOf
 	}
 	cfg.Unit.Secrets = o.secrets
-	cfg.Events = o.events
+	cfg.Events, cfg.Plaintext = o.events, o.plaintext
 	if o.unitLog != nil {
 		cfg.Unit.Log, cfg.Directory.Log = *o.unitLog, *o.unitLog
 	}

@@ -15,6 +15,7 @@ import (
 	"tradeunit/cluster"
 	"tradeunit/daemon/proxyd"
 	"tradeunit/health"
+	"tradeunit/pki"
 )
 
 // TestProbeOrdersAndMetrics: the checker's probes are real orders of the
@@ -109,6 +110,7 @@ func TestHealthAndProxyCommands(t *testing.T) {
 	// race detector on a loaded machine, 100 ms ejected a healthy unit.
 	hcfg := checker(200*time.Millisecond, time.Second, time.Second)
 	hcfg.Routes = c.RoutesPath
+	hcfg.TLS = issueTLS(t, c, pki.RoleChecker, "checker-cmd")
 	checker := cluster.NewProcess(binary, c.Dir, "health", func(listen, addrFile string) []string {
 		cfg := *hcfg
 		cfg.Listen, cfg.AddrFile = listen, addrFile
@@ -123,6 +125,7 @@ func TestHealthAndProxyCommands(t *testing.T) {
 
 	pcfg := proxyd.DefaultConfig()
 	pcfg.Routes, pcfg.Merchants, pcfg.Proxy.Health = c.RoutesPath, filepath.Join(c.Dir, "dev-credentials.json"), healthURL
+	pcfg.TLS = issueTLS(t, c, pki.RoleProxy, "proxy-cmd")
 	px := cluster.NewProcess(binary, c.Dir, "proxy", func(listen, addrFile string) []string {
 		cfg := pcfg
 		cfg.Listen, cfg.AddrFile = listen, addrFile

@@ -151,7 +151,7 @@ func TestUnknownOutcomeIsRecorded(t *testing.T) {
 		t.Fatalf("order %v: want it on another unit with abandoned_units [%d]", r.body, paused)
 	}
 
-	rc, err := rpc.Dial(c.Unit(paused).Replicas[0].Addr())
+	rc, err := rpc.Dial(c.Unit(paused).Replicas[0].Addr(), proxyDial(t, c)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +186,9 @@ func TestSequenceAcrossReplicas(t *testing.T) {
 	c := startCluster(t, options{units: 1, replicas: 2, sequenceBlock: 3})
 	reps := c.Unit(1).Replicas
 	clients := make([]*rpc.Client, len(reps))
+	dial := proxyDial(t, c)
 	for i, r := range reps {
-		cl, err := rpc.Dial(r.Addr())
+		cl, err := rpc.Dial(r.Addr(), dial...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,16 +15,17 @@ const (
 // httpStatus maps each error code to its HTTP status; the one place where
 // the REST API decides them. Codes not listed are 500.
 var httpStatus = map[tradeunit.Code]int{
-	tradeunit.CodeParamError:      http.StatusBadRequest,
-	tradeunit.CodeInvalidRequest:  http.StatusBadRequest,
-	tradeunit.CodeUnauthorized:    http.StatusUnauthorized,
-	tradeunit.CodeNotFound:        http.StatusNotFound,
-	tradeunit.CodeOrderClosed:     http.StatusBadRequest,
-	tradeunit.CodeOrderPaid:       http.StatusBadRequest,
-	tradeunit.CodeNotEnough:       http.StatusForbidden,
-	tradeunit.CodeOutTradeNoUsed:  http.StatusConflict,
-	tradeunit.CodeOutRefundNoUsed: http.StatusConflict,
-	tradeunit.CodeOrderSuperseded: http.StatusBadRequest,
+	tradeunit.CodeParamError:       http.StatusBadRequest,
+	tradeunit.CodeInvalidRequest:   http.StatusBadRequest,
+	tradeunit.CodeUnauthorized:     http.StatusUnauthorized,
+	tradeunit.CodePermissionDenied: http.StatusForbidden,
+	tradeunit.CodeNotFound:         http.StatusNotFound,
+	tradeunit.CodeOrderClosed:      http.StatusBadRequest,
+	tradeunit.CodeOrderPaid:        http.StatusBadRequest,
+	tradeunit.CodeNotEnough:        http.StatusForbidden,
+	tradeunit.CodeOutTradeNoUsed:   http.StatusConflict,
+	tradeunit.CodeOutRefundNoUsed:  http.StatusConflict,
+	tradeunit.CodeOrderSuperseded:  http.StatusBadRequest,
 	// The proxy follows the directory on this one; a leak is retryable.
 	tradeunit.CodeAttemptSuperseded: http.StatusServiceUnavailable,
 	tradeunit.CodeUnitUnavailable:   http.StatusServiceUnavailable,

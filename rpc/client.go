@@ -74,8 +74,8 @@ const (
 //
 // Calls are bounded only by their ctx: give each a deadline.
 //
-// The default transport is insecure: units are reached over loopback or a
-// private network. TLS is to come.
+// The default transport is plaintext; pass WithKeys for mutual TLS, which
+// a server with ServerKeys requires.
 func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
 	defaults := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),

@@ -33,6 +33,7 @@ var codeTable = []struct {
 }{
 	{tradeunit.CodeParamError, codes.InvalidArgument},
 	{tradeunit.CodeUnauthorized, codes.Unauthenticated},
+	{tradeunit.CodePermissionDenied, codes.PermissionDenied},
 	{tradeunit.CodeNotFound, codes.NotFound},
 	{tradeunit.CodeInvalidRequest, codes.FailedPrecondition},
 	{tradeunit.CodeOrderClosed, codes.FailedPrecondition},

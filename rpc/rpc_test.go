@@ -247,6 +247,7 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 	}{
 		{tradeunit.CodeParamError, codes.InvalidArgument},
 		{tradeunit.CodeUnauthorized, codes.Unauthenticated},
+		{tradeunit.CodePermissionDenied, codes.PermissionDenied},
 		{tradeunit.CodeNotFound, codes.NotFound},
 		{tradeunit.CodeInvalidRequest, codes.FailedPrecondition},
 		{tradeunit.CodeOrderClosed, codes.FailedPrecondition},

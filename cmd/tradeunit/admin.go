@@ -13,7 +13,9 @@ import (
 	"strings"
 
 	"tradeunit/admin"
+	"tradeunit/pki"
 	"tradeunit/routing"
+	"tradeunit/rpc"
 	"tradeunit/secrets"
 )
 
@@ -35,17 +37,22 @@ type adminFlags struct {
 	routes  string
 	who     string
 	secrets string
+	// tls is the operator's certificate, for the gRPC calls some commands
+	// make to directory shards (backfill, verify); keys is it loaded.
+	tls  pki.Files
+	keys *pki.Keys
 }
 
 // newAdminFlags adds the common admin flags to fs.
 func newAdminFlags(fs *flag.FlagSet) *adminFlags {
-	f := &adminFlags{routes: defaultRoutes(), who: os.Getenv("USER"), secrets: os.Getenv("TRADEUNIT_SECRETS")}
+	f := &adminFlags{routes: defaultRoutes(), who: os.Getenv("USER"), secrets: os.Getenv("TRADEUNIT_SECRETS"), tls: defaultAdminTLS()}
 	if f.who == "" {
 		f.who = "admin"
 	}
 	fs.StringVar(&f.routes, "routes", f.routes, "routing table: a file, or etcd://HOST:PORT/PREFIX; the default is the local cluster's (from ./data/"+routesSpecFile+")")
 	fs.StringVar(&f.who, "who", f.who, "recorded with the change")
 	fs.StringVar(&f.secrets, "secrets", f.secrets, "secrets file with the storage passwords, mode 600 (default $TRADEUNIT_SECRETS; the TRADEUNIT_PASSWORD_* variables are read too)")
+	f.tls.Flags(fs)
 	return f
 }
 
@@ -64,6 +71,16 @@ func defaultRoutes() string {
 	return "./data/routes.json"
 }
 
+// defaultAdminTLS is the operator's certificate of the local cluster that
+// tradeunit dev on ./data made, if there is one (as defaultRoutes).
+func defaultAdminTLS() pki.Files {
+	f := pki.FilesIn(filepath.Join("data", "pki", "ca"), filepath.Join("data", "pki"), "admin")
+	if _, err := os.Stat(f.Cert); err != nil {
+		return pki.Files{}
+	}
+	return f
+}
+
 // open opens the routing table and the storage topology for an admin
 // command. A table file that does not exist is explained, not just named.
 func (f *adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
@@ -72,14 +89,21 @@ func (f *adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
 			return nil, nil, fmt.Errorf("no routing table at %s: pass --routes FILE or etcd://HOST:PORT/PREFIX, or run from the directory where tradeunit dev runs", f.routes)
 		}
 	}
+	var err error
+	if f.keys, err = pki.LoadIfEnabled(f.tls); err != nil {
+		return nil, nil, err
+	}
 	opts := routing.DefaultOptions()
 	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ed, err := routing.Open(ctx, f.routes, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	a := &admin.Admin{Routes: ed, Who: f.who}
-	closers := []func() error{ed.Close}
+	// Commands that call directory shards (backfill, verify) do so with the
+	// operator's certificate.
+	pool := rpc.NewPool(rpc.WithKeys(f.keys)...)
+	a := &admin.Admin{Routes: ed, Who: f.who, Dialer: pool}
+	closers := []func() error{ed.Close, pool.Close}
 	if top, err := routing.OpenTopology(ctx, f.routes, opts); err == nil {
 		a.Topology = top
 		closers = append(closers, top.Close)

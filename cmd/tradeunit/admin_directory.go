@@ -13,7 +13,6 @@ import (
 	"tradeunit/admin"
 	"tradeunit/daemon/proxyd"
 	"tradeunit/routing"
-	"tradeunit/rpc"
 )
 
 // The admin commands of the merchant-key directory: list its shards,
@@ -93,9 +92,6 @@ func runDirBackfill(ctx context.Context, e *env, fs *flag.FlagSet, args []string
 		if *id != 0 {
 			o.Units = []tradeunit.UnitID{*id}
 		}
-		pool := rpc.NewPool()
-		defer pool.Close()
-		a.Dialer = pool
 		o.Progress = func(u admin.UnitBackfill) {
 			fmt.Fprintf(e.stderr, "unit %d done: %d orders, %d refunds read\n", u.Unit, u.Orders.Seen, u.Refunds.Seen)
 		}

@@ -17,6 +17,8 @@ import (
 	"tradeunit/bench"
 	"tradeunit/cluster"
 	"tradeunit/daemon"
+	"tradeunit/pki"
+	"tradeunit/rpc"
 )
 
 var (
@@ -74,6 +76,8 @@ func benchRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	mchid := fs.String("mchid", bench.Mchid, "merchant for grpc:// and storage targets")
 	unit := tradeunit.UnitID(1)
 	daemon.UnitVar(fs, &unit, "unit", "unit number for a storage target's order numbers")
+	var files pki.Files // a grpc:// target's caller certificate (role proxy)
+	files.Flags(fs)
 	lf := addLoadFlags(fs)
 	if err := noArgs(e, fs, args); err != nil {
 		return err
@@ -81,7 +85,11 @@ func benchRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	if err := unit.Validate(); err != nil {
 		return usageErrorf("--unit: %s", tradeunit.ErrorMessage(err))
 	}
-	t, err := bench.OpenTarget(ctx, *target, *key, *mchid, unit, *lf.clients)
+	keys, err := pki.LoadIfEnabled(files)
+	if err != nil {
+		return err
+	}
+	t, err := bench.OpenTarget(ctx, *target, *key, *mchid, unit, *lf.clients, rpc.WithKeys(keys)...)
 	if err != nil {
 		return err
 	}

@@ -184,7 +184,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	daemon.RegisterBatchMetrics(m.Registry, "directory_put", "shard's puts", batched.Stats)
 
 	if m.Dialer == nil {
-		m.Dialer = rpc.NewPool()
+		m.Dialer = rpc.NewPool(rpc.WithKeys(m.Keys)...)
 		m.Closers.Add(m.Dialer.Close)
 	}
 	reconcile := c.Reconcile
@@ -200,7 +200,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	rpcMetrics := rpc.NewServerMetrics(m.Registry)
 	// Served, the shard refuses keys the table gives to another shard or
 	// freezes: a caller with a stale table cannot touch a moved entry.
-	server, health := rpc.NewDirectoryServer(directory.NewOwned(batched, c.Shard, routes), m.Logger, rpcMetrics.Interceptor())
+	server, health := rpc.NewDirectoryServer(directory.NewOwned(batched, c.Shard, routes), m.Logger,
+		append(rpc.ServerKeys(m.Keys), rpcMetrics.Interceptor())...)
 	relay.Attach(health)
 	if m.server, err = daemon.ServeGRPC(c.Listen, c.AddrFile, server, health, c.ShutdownTimeout); err != nil {
 		return err

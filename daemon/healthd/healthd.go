@@ -123,7 +123,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if m.Dialer == nil {
-		m.Dialer = rpc.NewPool()
+		m.Dialer = rpc.NewPool(rpc.WithKeys(m.Keys)...)
 	}
 	m.Checker, err = health.New(m.Config.Health, health.Deps{Routes: m.Routes, Dialer: m.Dialer,
 		Registry: m.Registry, Logger: m.Logger})

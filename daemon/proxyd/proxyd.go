@@ -131,7 +131,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	if m.Dialer == nil {
-		m.Dialer = rpc.NewPool()
+		m.Dialer = rpc.NewPool(rpc.WithKeys(m.Keys)...)
 	}
 	deps := proxy.Deps{Routes: m.Routes, Credentials: m.Credentials, Dialer: m.Dialer, Registry: m.Registry, Logger: m.Logger}
 	if m.Config.QueryStore != "" {

@@ -145,7 +145,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	jcfg.Deleted = func(n int) { probesDeleted.Add(float64(n)) }
 	go unit.RunJanitor(bg, janitor, jcfg, m.Logger)
 
-	server, health := rpc.NewServer(m.Service, m.Logger, rpcMetrics.Interceptor())
+	// With keys, callers must present a certificate whose role may make
+	// the call (rpc.ServerKeys); without, the port is plaintext.
+	server, health := rpc.NewServer(m.Service, m.Logger, append(rpc.ServerKeys(m.Keys), rpcMetrics.Interceptor())...)
 	m.relay.Attach(health)
 	if m.server, err = daemon.ServeGRPC(c.Listen, c.AddrFile, server, health, c.ShutdownTimeout); err != nil {
 		return err
