@@ -105,7 +105,9 @@ func (k *Keys) current() *material {
 	return k.cur
 }
 
-func (k *Keys) paths() [4]string { return [4]string{k.files.CA, k.files.Cert, k.files.Key, k.files.CRL} }
+func (k *Keys) paths() [4]string {
+	return [4]string{k.files.CA, k.files.Cert, k.files.Key, k.files.CRL}
+}
 
 func (k *Keys) stampFiles() [4]stamp {
 	var s [4]stamp
