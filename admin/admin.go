@@ -32,8 +32,11 @@ type Admin struct {
 	// backfill); nil: those commands refuse. cmd/tradeunit gives an
 	// rpc.Pool.
 	Dialer tradeunit.LogicDialer
-	Who    string           // recorded with every change
-	Now    func() time.Time // the clock; time.Now if nil
+	// Who, Subject and Why are recorded with every change: the operator's
+	// name and certificate subject (cmd/tradeunit takes both from the
+	// operator's certificate), and the reason given.
+	Who, Subject, Why string
+	Now               func() time.Time // the clock; time.Now if nil
 	// CheckStorage opens a new unit's storage, applying the schema, to
 	// prove that the DSN answers before the unit is registered. Default:
 	// sqlstore.Open with Passwords.
@@ -41,7 +44,7 @@ type Admin struct {
 }
 
 func (a *Admin) update(ctx context.Context, what string, fn func(*routing.Table) error) (*routing.Table, error) {
-	return a.Routes.Update(ctx, routing.Change{Who: a.who(), What: what}, fn)
+	return a.Routes.Update(ctx, a.change(what), fn)
 }
 
 // updateStorage changes the storage topology.
@@ -49,7 +52,7 @@ func (a *Admin) updateStorage(ctx context.Context, what string, fn func(*routing
 	if a.Topology == nil {
 		return nil, errors.New("admin: no storage topology")
 	}
-	return a.Topology.Update(ctx, routing.Change{Who: a.who(), What: what}, fn)
+	return a.Topology.Update(ctx, a.change(what), fn)
 }
 
 // entryOf returns entry ref's storage in the topology, and the topology

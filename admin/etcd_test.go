@@ -17,10 +17,13 @@ import (
 // update.
 func TestConcurrentUnitSetOnEtcd(t *testing.T) {
 	ctx := context.Background()
-	spec := etcdtest.Start(t, 1).Spec("/admin")
+	etcd := etcdtest.Start(t, 1)
+	spec := etcd.Spec("/admin")
+	opts := routing.DefaultOptions()
+	opts.TLS = etcd.Admin()
 	table := &routing.Table{Revision: 1, Units: []routing.Unit{{ID: 1, LogicAddrs: []string{"127.0.0.1:9001"},
 		Available: true, AcceptNew: true}}}
-	if err := routing.InitEtcd(ctx, spec, table, routing.Change{Who: "test"}); err != nil {
+	if err := routing.InitEtcd(ctx, spec, opts.TLS, table, routing.Change{Who: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	for round := 0; round < 5; round++ {
@@ -29,7 +32,7 @@ func TestConcurrentUnitSetOnEtcd(t *testing.T) {
 			errs = make([]error, 2)
 		)
 		for op := 0; op < 2; op++ {
-			e, err := routing.OpenEtcd(ctx, spec, routing.DefaultOptions())
+			e, err := routing.OpenEtcd(ctx, spec, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,7 +45,7 @@ func TestConcurrentUnitSetOnEtcd(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		e, err := routing.OpenEtcd(ctx, spec, routing.DefaultOptions())
+		e, err := routing.OpenEtcd(ctx, spec, opts)
 		if err != nil {
 			t.Fatal(err)
 		}

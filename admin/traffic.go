@@ -32,7 +32,7 @@ func (a *Admin) Blacklist(ctx context.Context, id tradeunit.UnitID, reason strin
 		if err != nil {
 			return err
 		}
-		prev = t.SetBlacklist(routing.BlacklistEntry{Unit: id, Reason: reason, By: a.who(), Since: now, Until: until.UTC()})
+		prev = t.SetBlacklist(routing.BlacklistEntry{Unit: id, Reason: reason, By: a.change("").Who, Since: now, Until: until.UTC()})
 		if !force && u.TakesNewOrders() && !anyOpen(t, u.Partition, now) {
 			return paramErrorf("unit %d is the last unit of partition %s that takes new orders; add or undrain another first (or --force)", id, u.Partition)
 		}
@@ -173,9 +173,11 @@ func setPolicy(t *routing.Table, partition string, p routing.Partition) {
 	t.Partitions[partition] = p
 }
 
-func (a *Admin) who() string {
-	if a.Who == "" {
-		return "admin"
+// change describes a change that does what.
+func (a *Admin) change(what string) routing.Change {
+	who := strings.TrimSpace(a.Who)
+	if who == "" {
+		who = "admin"
 	}
-	return strings.TrimSpace(a.Who)
+	return routing.Change{Who: who, Subject: a.Subject, Why: a.Why, What: what}
 }

@@ -209,8 +209,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := c.startParts(ctx, spec); err != nil {
 		return nil, err
 	}
-	opts := routing.DefaultOptions()
-	opts.Logger = cfg.Logger
+	opts := c.routingOptions()
 	if c.routes, err = routing.Open(ctx, spec, opts); err != nil {
 		return nil, err
 	}

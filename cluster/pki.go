@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"tradeunit/pki"
+	"tradeunit/routing"
 	"tradeunit/rpc"
 )
 
@@ -66,6 +67,27 @@ func (c *Cluster) issue(role pki.Role, name string) (pki.Files, error) {
 		return pki.Files{}, nil
 	}
 	return c.pki.ca.IssueFiles(c.pki.dir, pki.Request{Role: role, Name: name})
+}
+
+// routingOptions are how the cluster opens its routing table: etcd over
+// mutual TLS with the operator's certificate (etcd's user "admin").
+func (c *Cluster) routingOptions() routing.Options {
+	opts := routing.DefaultOptions()
+	opts.Logger = c.cfg.Logger
+	if c.pki != nil {
+		opts.TLS = c.pki.keys.ClientTLS()
+	}
+	return opts
+}
+
+// change describes a change the cluster makes to its table, as the
+// operator whose certificate it holds.
+func (c *Cluster) change(what string) routing.Change {
+	ch := routing.Change{Who: "cluster", What: what}
+	if c.pki != nil {
+		ch.Subject = c.pki.keys.Identity().Subject
+	}
+	return ch
 }
 
 // adminDial are the dial options of the cluster's own calls to its

@@ -15,8 +15,7 @@ import (
 // left at spec, or nils if there are none (or they cannot be read: the
 // cluster starts afresh). A table file of an older version, with each
 // unit's storage inside it, is split into the two.
-func previous(ctx context.Context, spec string) (*routing.Table, *routing.Topology, error) {
-	opts := routing.DefaultOptions()
+func previous(ctx context.Context, spec string, opts routing.Options) (*routing.Table, *routing.Topology, error) {
 	if routing.IsEtcd(spec) {
 		e, err := routing.OpenEtcd(ctx, spec, opts)
 		if errors.Is(err, routing.ErrNoTable) {

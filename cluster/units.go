@@ -19,7 +19,7 @@ import (
 // storage topology, the routing table of the units, then the table with
 // the directory, with the operators' policy kept.
 func (c *Cluster) startParts(ctx context.Context, spec string) error {
-	oldTable, oldTopology, err := previous(ctx, spec)
+	oldTable, oldTopology, err := previous(ctx, spec, c.routingOptions())
 	if err != nil {
 		return err
 	}
@@ -44,9 +44,8 @@ func (c *Cluster) startParts(ctx context.Context, spec string) error {
 		}
 		topology.SetShard(id, st)
 	}
-	change := routing.Change{Who: "cluster", What: fmt.Sprintf("local cluster started with %d units and %d directory shards", len(ids), len(shards))}
-	opts := routing.DefaultOptions()
-	opts.Logger = c.cfg.Logger
+	change := c.change(fmt.Sprintf("local cluster started with %d units and %d directory shards", len(ids), len(shards)))
+	opts := c.routingOptions()
 	// The storage mapping first (services that follow it read it as they
 	// start), then the traffic.
 	if _, err := routing.ReplaceTopology(ctx, spec, topology, change, opts); err != nil {
@@ -128,7 +127,7 @@ func (c *Cluster) AddUnit(ctx context.Context, edit func(*routing.Unit)) (*Unit,
 		top = max(top, u.ID)
 	}
 	st := c.storage(top + 1)
-	change := routing.Change{Who: "cluster", What: fmt.Sprintf("unit add %d", top+1)}
+	change := c.change(fmt.Sprintf("unit add %d", top+1))
 	if _, err := c.topology.Update(ctx, change, func(t *routing.Topology) error {
 		t.Set(top+1, st)
 		return nil
@@ -186,7 +185,7 @@ func (c *Cluster) startRegistered(ctx context.Context, id tradeunit.UnitID) erro
 	}
 	uctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err = c.routes.Update(uctx, routing.Change{Who: "cluster", What: fmt.Sprintf("unit %d logic services started", id)},
+	_, err = c.routes.Update(uctx, c.change(fmt.Sprintf("unit %d logic services started", id)),
 		func(t *routing.Table) error {
 			for i := range t.Units {
 				if u := &t.Units[i]; u.ID == id {

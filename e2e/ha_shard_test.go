@@ -329,7 +329,7 @@ func adminFailover(t *testing.T, c *haCluster, args ...string) failoverJSON {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, append([]string{"admin", "failover", "--routes", c.path, "--secrets", c.set.SecretsPath(),
-		"--who", "e2e", "--json"}, args...)...)
+		"--why", "e2e", "--json"}, append(operatorArgs(t, c.dir), args...)...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

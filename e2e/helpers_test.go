@@ -18,6 +18,7 @@ import (
 	"tradeunit/daemon"
 	"tradeunit/daemon/healthd"
 	"tradeunit/dsn"
+	"tradeunit/internal/etcdtest"
 	"tradeunit/routing"
 	"tradeunit/store/storetest"
 )
@@ -45,8 +46,10 @@ type options struct {
 	balanceWindow  time.Duration
 	probeRetention time.Duration
 	unitMetrics    bool
-	// routesSpec keeps the routing table in etcd (etcd://...).
+	// routesSpec keeps the routing table in etcd (etcd://...) of etcd,
+	// whose CA the cluster then shares, so each trusts the other.
 	routesSpec string
+	etcd       *etcdtest.Cluster
 	// storageOf gives units their storage (replicas make their logic
 	// services follow the storage topology), with the passwords in the
 	// secrets file secrets; unitLog is their logging.
@@ -114,6 +117,9 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 	}
 	cfg.Unit.Secrets = o.secrets
 	cfg.Events, cfg.Plaintext = o.events, o.plaintext
+	if o.etcd != nil {
+		cfg.CADir = o.etcd.CA.Dir()
+	}
 	if o.unitLog != nil {
 		cfg.Unit.Log, cfg.Directory.Log = *o.unitLog, *o.unitLog
 	}

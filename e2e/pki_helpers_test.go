@@ -45,3 +45,21 @@ func tlsArgs(dir, name string) []string {
 	f := pki.FilesIn(filepath.Join(dir, "pki", "ca"), filepath.Join(dir, "pki"), name)
 	return []string{"--tls-ca", f.CA, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-crl", f.CRL}
 }
+
+// operatorArgs are the --tls-* flags of an operator's certificate for
+// tests whose processes run without certificates (the ha clusters): admin
+// needs one all the same. The CA is made in dir/pki/ca on the first call.
+func operatorArgs(t *testing.T, dir string) []string {
+	t.Helper()
+	caDir := filepath.Join(dir, "pki", "ca")
+	ca, err := pki.OpenCA(caDir)
+	if err != nil {
+		if ca, err = pki.InitCA(caDir, "e2e operators"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ca.IssueFiles(filepath.Join(dir, "pki"), pki.Request{Role: pki.RoleAdmin, Name: cluster.AdminName}); err != nil {
+		t.Fatal(err)
+	}
+	return tlsArgs(dir, cluster.AdminName)
+}

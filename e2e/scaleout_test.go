@@ -26,8 +26,9 @@ import (
 // orders within seconds, and that every order is intact. It also counts what
 // hash-mod-N sharding would have had to move for the same growth.
 func TestOnlineScaleOutOnEtcd(t *testing.T) {
-	spec := etcdtest.Start(t, 1).Spec("/scaleout")
-	c := startCluster(t, options{units: 3, replicas: 1, routesSpec: spec, balanceWindow: 2 * time.Second})
+	etcd := etcdtest.Start(t, 1)
+	spec := etcd.Spec("/scaleout")
+	c := startCluster(t, options{units: 3, replicas: 1, routesSpec: spec, etcd: etcd, balanceWindow: 2 * time.Second})
 	ctx := context.Background()
 	target, err := bench.OpenTarget(ctx, c.ProxyURL, c.Credentials.Merchants[0].APIKey, "", 0, 8)
 	if err != nil {
@@ -172,10 +173,12 @@ func openSQLite(t *testing.T, d dsn.DSN) *sql.DB {
 func TestProxyFollowsEtcdAndSurvivesItsLoss(t *testing.T) {
 	etcd := etcdtest.Start(t, 1)
 	spec := etcd.Spec("/follow")
-	c := startCluster(t, options{units: 3, replicas: 1, routesSpec: spec})
+	c := startCluster(t, options{units: 3, replicas: 1, routesSpec: spec, etcd: etcd})
 	api := newClient(t, c, 0)
 	ctx := context.Background()
-	ed, err := routing.OpenEtcd(ctx, spec, routing.DefaultOptions())
+	opts := routing.DefaultOptions()
+	opts.TLS = etcd.Admin()
+	ed, err := routing.OpenEtcd(ctx, spec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"tradeunit"
+	"tradeunit/cluster"
 	"tradeunit/dsn"
 	"tradeunit/internal/etcdtest"
 	"tradeunit/routing"
@@ -38,7 +39,7 @@ func TestNoPasswordInAnyOutput(t *testing.T) {
 	const replicated = tradeunit.UnitID(2)
 	db := "tradeunit_u2"
 	in := set.Instances
-	c := startCluster(t, options{units: 2, replicas: 2, routesSpec: spec, health: checkerEvery(200 * time.Millisecond),
+	c := startCluster(t, options{units: 2, replicas: 2, routesSpec: spec, etcd: etcd, health: checkerEvery(200 * time.Millisecond),
 		unitMetrics: true, secrets: set.SecretsPath(),
 		storageOf: func(id tradeunit.UnitID) routing.Storage {
 			if id != replicated {
@@ -56,7 +57,7 @@ func TestNoPasswordInAnyOutput(t *testing.T) {
 	var seen bytes.Buffer // everything read, to grep at the end
 	admin := func(args ...string) {
 		t.Helper()
-		cmd := exec.Command(binary, append([]string{"admin"}, append(args, "--routes", spec, "--secrets", set.SecretsPath())...)...)
+		cmd := exec.Command(binary, append([]string{"admin"}, append(append(args, "--routes", spec, "--secrets", set.SecretsPath()), tlsArgs(c.Dir, cluster.AdminName)...)...)...)
 		out, err := cmd.CombinedOutput()
 		seen.Write(out)
 		if err != nil {
@@ -131,7 +132,7 @@ func setPasswords(t *testing.T, path string) map[string]string {
 // etcdDump returns every key and value in etcd.
 func etcdDump(t *testing.T, c *etcdtest.Cluster) []byte {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Members[0].ClientURL}, DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Members[0].ClientURL}, TLS: c.Admin(), DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

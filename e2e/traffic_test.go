@@ -9,14 +9,16 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/cluster"
 	"tradeunit/health"
 	"tradeunit/routing"
 )
 
-// runAdmin runs `tradeunit admin ARGS` and returns what it printed.
-func runAdmin(t *testing.T, args ...string) string {
+// runAdmin runs `tradeunit admin ARGS` as the operator of c, and returns
+// what it printed.
+func runAdmin(t *testing.T, c *cluster.Cluster, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(binary, append([]string{"admin"}, args...)...).CombinedOutput()
+	out, err := exec.Command(binary, append(append([]string{"admin"}, args...), tlsArgs(c.Dir, cluster.AdminName)...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("tradeunit admin %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -65,7 +67,7 @@ func TestPartitionIsolationAndSpill(t *testing.T) {
 	}
 
 	// Refuse instead: key creates fail with a clear error, others are served.
-	out := runAdmin(t, "partition-policy", "--routes", c.RoutesPath, "--partition", "key", "--on-no-unit", "refuse")
+	out := runAdmin(t, c, "partition-policy", "--routes", c.RoutesPath, "--partition", "key", "--on-no-unit", "refuse")
 	if !strings.Contains(out, "partition key with no unit left: refuse (was spill to normal)") {
 		t.Fatalf("partition-policy printed:\n%s", out)
 	}
@@ -73,8 +75,8 @@ func TestPartitionIsolationAndSpill(t *testing.T) {
 		return key.call("POST", "/v3/orders", createBody(uniq("refused"), 100)).status == 503
 	})
 	want(t, "key create, key units dead, refuse", key.call("POST", "/v3/orders", createBody(uniq("refused"), 100)), 503, "NO_UNIT_AVAILABLE")
-	runAdmin(t, "blacklist", "--routes", c.RoutesPath, "--unit", "3", "--reason", "dead", "--force")
-	runAdmin(t, "blacklist", "--routes", c.RoutesPath, "--unit", "4", "--reason", "dead", "--force")
+	runAdmin(t, c, "blacklist", "--routes", c.RoutesPath, "--unit", "3", "--reason", "dead", "--force")
+	runAdmin(t, c, "blacklist", "--routes", c.RoutesPath, "--unit", "4", "--reason", "dead", "--force")
 	waitFor(t, 2*time.Second, "key partition empty", func() bool {
 		r := key.call("POST", "/v3/orders", createBody(uniq("empty"), 100))
 		return strings.Contains(r.str("message"), "partition key has no unit that takes new orders")
@@ -109,7 +111,7 @@ func TestCanaryShare(t *testing.T) {
 		t.Fatalf("canary unit got %.2f%% of %d creates, want 10%% ± 2%%", share*100, n)
 	}
 
-	out := runAdmin(t, "canary", "--routes", c.RoutesPath, "--partition", "normal", "--label", "release=v2", "--share", "0.5")
+	out := runAdmin(t, c, "canary", "--routes", c.RoutesPath, "--partition", "normal", "--label", "release=v2", "--share", "0.5")
 	if !strings.Contains(out, "release=v2 at 10% → release=v2 at 50%") || !strings.Contains(out, "canary units: [4]") {
 		t.Fatalf("canary command printed:\n%s", out)
 	}
@@ -215,9 +217,9 @@ func TestBlacklist(t *testing.T) {
 	l := startLoad(t, api, 4, "blacklist")
 	l.waitCreates(20, blocked)
 
-	out := runAdmin(t, "blacklist", "--routes", c.RoutesPath, "--unit", "2", "--reason", "disk swap", "--for", "3s", "--who", "e2e")
+	out := runAdmin(t, c, "blacklist", "--routes", c.RoutesPath, "--unit", "2", "--reason", "disk swap", "--for", "3s")
 	done := time.Now()
-	if !strings.Contains(out, `unit 2 blacklisted: "disk swap" by e2e, until`) {
+	if !strings.Contains(out, `unit 2 blacklisted: "disk swap" by admin, until`) {
 		t.Fatalf("blacklist printed:\n%s", out)
 	}
 	r, _ := waitReport(t, c.HealthURL, 2*time.Second, "entry in the health API", func(r health.Report) bool {

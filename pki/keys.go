@@ -205,3 +205,16 @@ func (m *material) verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, hos
 	}
 	return IdentityOf(chain[0])
 }
+
+// VerifyOwn checks this program's own certificate as a peer would check
+// it (chain to the current CAs, validity, revocation) and returns who it
+// names: how a tool that acts as an operator proves it is one.
+func (k *Keys) VerifyOwn() (Identity, error) {
+	m := k.current()
+	chain := m.cert.Certificate
+	parsed, err := parseChain(chain)
+	if err != nil {
+		return Identity{}, err
+	}
+	return m.verify(parsed, x509.ExtKeyUsageClientAuth, "")
+}

@@ -36,6 +36,10 @@ type Change struct {
 	Time     time.Time `json:"time"`
 	Who      string    `json:"who"`  // operator or component
 	What     string    `json:"what"` // e.g. "unit drain 3"
+	// Subject is the subject of the certificate the change was made with
+	// (CN=admin,OU=alice,O=tradeunit): who, proven rather than claimed.
+	Subject string `json:"subject,omitempty"`
+	Why     string `json:"why,omitempty"` // the operator's reason
 }
 
 // IsEtcd reports whether spec names a document in etcd

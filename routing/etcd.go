@@ -2,6 +2,8 @@ package routing
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +35,10 @@ type Etcd[D any, P document[D]] struct {
 	feed   *broadcaster[D]
 	log    *slog.Logger
 	stale  atomic.Bool
+
+	// subject is the subject of the client certificate the store writes
+	// with; every change's history records it, whatever its caller said.
+	subject string
 
 	mu     sync.Mutex // orders publishing: a version is published only if newer
 	modRev int64      // etcd revision of the key we hold
@@ -71,13 +77,22 @@ func ParseEtcdSpec(spec string) (endpoints []string, prefix string, err error) {
 	return endpoints, prefix, nil
 }
 
-func dialEtcd(spec string) (*clientv3.Client, string, error) {
+// dialEtcd connects to spec's etcd: over https with tlsConfig's client
+// certificate (which etcd takes as the user, by its common name) when
+// tlsConfig is set, over http otherwise.
+func dialEtcd(spec string, tlsConfig *tls.Config) (*clientv3.Client, string, error) {
 	endpoints, prefix, err := ParseEtcdSpec(spec)
 	if err != nil {
 		return nil, "", err
 	}
+	if tlsConfig != nil {
+		for i, e := range endpoints {
+			endpoints[i] = "https://" + strings.TrimPrefix(e, "http://")
+		}
+	}
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
+		TLS:         tlsConfig,
 		DialTimeout: 3 * time.Second,
 		// Quiet the client's own logger; we log what matters at the edge.
 		Logger: nopZap(),
@@ -89,18 +104,18 @@ func dialEtcd(spec string) (*clientv3.Client, string, error) {
 }
 
 // InitEtcd stores t as the first table under spec's prefix; it fails if a
-// table is there already.
-func InitEtcd(ctx context.Context, spec string, t *Table, change Change) error {
-	return initEtcd(ctx, spec, t, change)
+// table is there already. tlsConfig is the client's (nil: plaintext).
+func InitEtcd(ctx context.Context, spec string, tlsConfig *tls.Config, t *Table, change Change) error {
+	return initEtcd(ctx, spec, tlsConfig, t, change)
 }
 
 // InitTopologyEtcd is InitEtcd for the storage topology.
-func InitTopologyEtcd(ctx context.Context, spec string, t *Topology, change Change) error {
-	return initEtcd(ctx, spec, t, change)
+func InitTopologyEtcd(ctx context.Context, spec string, tlsConfig *tls.Config, t *Topology, change Change) error {
+	return initEtcd(ctx, spec, tlsConfig, t, change)
 }
 
-func initEtcd[D any, P document[D]](ctx context.Context, spec string, d P, change Change) error {
-	c, prefix, err := dialEtcd(spec)
+func initEtcd[D any, P document[D]](ctx context.Context, spec string, tlsConfig *tls.Config, d P, change Change) error {
+	c, prefix, err := dialEtcd(spec, tlsConfig)
 	if err != nil {
 		return err
 	}
@@ -116,10 +131,14 @@ func initEtcd[D any, P document[D]](ctx context.Context, spec string, d P, chang
 	}
 	k := d.kind()
 	change.Revision, change.Time = d.revision(), time.Now().UTC()
+	if s := clientSubject(tlsConfig); s != "" {
+		change.Subject = s
+	}
 	hist, _ := json.Marshal(change)
 	key := prefix + "/" + k.etcdKey
-	resp, err := c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(data)), clientv3.OpPut(historyKey(prefix, k, d.revision()), string(hist))).Commit()
+	hkey := historyKey(prefix, k, d.revision())
+	resp, err := c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), neverWritten(hkey)).
+		Then(clientv3.OpPut(key, string(data)), clientv3.OpPut(hkey, string(hist))).Commit()
 	if err != nil {
 		return fmt.Errorf("init %s: %w", k.name, err)
 	}
@@ -144,11 +163,11 @@ func openEtcd[D any, P document[D]](ctx context.Context, spec string, opts Optio
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	c, prefix, err := dialEtcd(spec)
+	c, prefix, err := dialEtcd(spec, opts.TLS)
 	if err != nil {
 		return nil, err
 	}
-	e := &Etcd[D, P]{client: c, prefix: prefix, log: opts.Logger, done: make(chan struct{})}
+	e := &Etcd[D, P]{client: c, prefix: prefix, log: opts.Logger, done: make(chan struct{}), subject: clientSubject(opts.TLS)}
 	t, rev, err := e.load(ctx)
 	if err != nil {
 		c.Close()
@@ -163,6 +182,35 @@ func openEtcd[D any, P document[D]](ctx context.Context, spec string, opts Optio
 }
 
 func (e *Etcd[D, P]) key() string { return e.prefix + "/" + P(nil).kind().etcdKey }
+
+// clientSubject is the subject of the certificate tlsConfig presents, ""
+// for none: the etcd authenticated that certificate, so the history can
+// name it as who made a change.
+func clientSubject(tlsConfig *tls.Config) string {
+	if tlsConfig == nil {
+		return ""
+	}
+	var cert *tls.Certificate
+	if tlsConfig.GetClientCertificate != nil {
+		cert, _ = tlsConfig.GetClientCertificate(&tls.CertificateRequestInfo{})
+	} else if len(tlsConfig.Certificates) > 0 {
+		cert = &tlsConfig.Certificates[0]
+	}
+	if cert == nil || len(cert.Certificate) == 0 {
+		return ""
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return ""
+	}
+	return leaf.Subject.String()
+}
+
+// neverWritten guards a history entry: the history is append-only, so a
+// change never overwrites the entry of an earlier one.
+func neverWritten(key string) clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+}
 
 func historyKey(prefix string, k kind, rev int64) string {
 	return fmt.Sprintf("%s/%s/%020d", prefix, k.history, rev)
@@ -321,9 +369,13 @@ func (e *Etcd[D, P]) Update(ctx context.Context, change Change, fn func(*D) erro
 			return nil, err
 		}
 		change.Revision, change.Time = next.revision(), time.Now().UTC()
+		if e.subject != "" {
+			change.Subject = e.subject
+		}
 		hist, _ := json.Marshal(change)
-		resp, err := e.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.key()), "=", rev)).
-			Then(clientv3.OpPut(e.key(), string(data)), clientv3.OpPut(historyKey(e.prefix, k, next.revision()), string(hist))).
+		hkey := historyKey(e.prefix, k, next.revision())
+		resp, err := e.client.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.key()), "=", rev), neverWritten(hkey)).
+			Then(clientv3.OpPut(e.key(), string(data)), clientv3.OpPut(hkey, string(hist))).
 			Commit()
 		if err != nil {
 			return nil, fmt.Errorf("update %s in etcd: %w", k.name, err)

@@ -18,9 +18,10 @@ import (
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // etcdOptions are the default options, quiet, with another check interval.
-func etcdOptions(check time.Duration) routing.Options {
+// It connects as an operator of c.
+func etcdOptions(c *etcdtest.Cluster, check time.Duration) routing.Options {
 	o := routing.DefaultOptions()
-	o.CheckInterval, o.Logger = check, quiet()
+	o.CheckInterval, o.Logger, o.TLS = check, quiet(), c.Admin()
 	return o
 }
 
@@ -33,9 +34,9 @@ func sampleTable() *routing.Table {
 	return t
 }
 
-func openEtcd(t *testing.T, spec string) *routing.TableEtcd {
+func openEtcd(t *testing.T, c *etcdtest.Cluster, spec string) *routing.TableEtcd {
 	t.Helper()
-	e, err := routing.OpenEtcd(context.Background(), spec, etcdOptions(100*time.Millisecond))
+	e, err := routing.OpenEtcd(context.Background(), spec, etcdOptions(c, 100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,16 +48,16 @@ func TestEtcdInitOpenAndHistory(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	spec := c.Spec("/t1")
 	ctx := context.Background()
-	if _, err := routing.OpenEtcd(ctx, spec, etcdOptions(500*time.Millisecond)); !errors.Is(err, routing.ErrNoTable) {
+	if _, err := routing.OpenEtcd(ctx, spec, etcdOptions(c, 500*time.Millisecond)); !errors.Is(err, routing.ErrNoTable) {
 		t.Fatalf("open before init: got %v, want ErrNoTable", err)
 	}
-	if err := routing.InitEtcd(ctx, spec, sampleTable(), routing.Change{Who: "test", What: "init"}); err != nil {
+	if err := routing.InitEtcd(ctx, spec, c.Admin(), sampleTable(), routing.Change{Who: "test", What: "init"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := routing.InitEtcd(ctx, spec, sampleTable(), routing.Change{Who: "test", What: "init"}); err == nil {
+	if err := routing.InitEtcd(ctx, spec, c.Admin(), sampleTable(), routing.Change{Who: "test", What: "init"}); err == nil {
 		t.Fatal("second init: got nil error, want one")
 	}
-	e := openEtcd(t, spec)
+	e := openEtcd(t, c, spec)
 	if got := len(e.Current().Units); got != 3 {
 		t.Fatalf("got %d units, want 3", got)
 	}
@@ -90,10 +91,10 @@ func TestEtcdConcurrentUpdatesNeverLoseOne(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	spec := c.Spec("/t2")
 	ctx := context.Background()
-	if err := routing.InitEtcd(ctx, spec, sampleTable(), routing.Change{Who: "test"}); err != nil {
+	if err := routing.InitEtcd(ctx, spec, c.Admin(), sampleTable(), routing.Change{Who: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	a, b := openEtcd(t, spec), openEtcd(t, spec)
+	a, b := openEtcd(t, c, spec), openEtcd(t, c, spec)
 	var wg sync.WaitGroup
 	for i, e := range []*routing.TableEtcd{a, b, a, b, a, b} {
 		wg.Add(1)
@@ -113,7 +114,7 @@ func TestEtcdConcurrentUpdatesNeverLoseOne(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	got := openEtcd(t, spec)
+	got := openEtcd(t, c, spec)
 	u, _ := got.Current().Unit(1)
 	h, _ := got.History(ctx, 100)
 	// Every update that did not report a conflict is in the table.
@@ -131,10 +132,10 @@ func TestEtcdReadersFollowChangesAndSurviveLoss(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	spec := c.Spec("/t3")
 	ctx := context.Background()
-	if err := routing.InitEtcd(ctx, spec, sampleTable(), routing.Change{Who: "test"}); err != nil {
+	if err := routing.InitEtcd(ctx, spec, c.Admin(), sampleTable(), routing.Change{Who: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	reader, writer := openEtcd(t, spec), openEtcd(t, spec)
+	reader, writer := openEtcd(t, c, spec), openEtcd(t, c, spec)
 	changes := reader.Watch(ctx)
 	<-changes // the current table
 
@@ -185,10 +186,10 @@ func TestEtcdClusterSurvivesLosingOneMember(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	spec := c.Spec("/t4")
 	ctx := context.Background()
-	if err := routing.InitEtcd(ctx, spec, sampleTable(), routing.Change{Who: "test"}); err != nil {
+	if err := routing.InitEtcd(ctx, spec, c.Admin(), sampleTable(), routing.Change{Who: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	e := openEtcd(t, spec)
+	e := openEtcd(t, c, spec)
 	c.Members[0].Kill()
 	uctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -199,7 +200,7 @@ func TestEtcdClusterSurvivesLosingOneMember(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("write with one member of three down: %v", err)
 	}
-	fresh := openEtcd(t, spec)
+	fresh := openEtcd(t, c, spec)
 	if u, _ := fresh.Current().Unit(1); u.Weight != 2 {
 		t.Fatalf("read with one member down: weight %v, want 2", u.Weight)
 	}

@@ -29,7 +29,7 @@ func replace[D any, P document[D]](ctx context.Context, spec, path string, d P, 
 		return nil
 	}
 	if IsEtcd(spec) {
-		err := initEtcd(ctx, spec, d, change)
+		err := initEtcd(ctx, spec, opts.TLS, d, change)
 		if err == nil {
 			return (*D)(d), nil
 		}

@@ -35,7 +35,7 @@ func init() {
 // adminFlags are the flags every admin command takes.
 type adminFlags struct {
 	routes  string
-	who     string
+	why     string
 	secrets string
 	// tls is the operator's certificate, for the gRPC calls some commands
 	// make to directory shards (backfill, verify); keys is it loaded.
@@ -45,12 +45,9 @@ type adminFlags struct {
 
 // newAdminFlags adds the common admin flags to fs.
 func newAdminFlags(fs *flag.FlagSet) *adminFlags {
-	f := &adminFlags{routes: defaultRoutes(), who: os.Getenv("USER"), secrets: os.Getenv("TRADEUNIT_SECRETS"), tls: defaultAdminTLS()}
-	if f.who == "" {
-		f.who = "admin"
-	}
+	f := &adminFlags{routes: defaultRoutes(), secrets: os.Getenv("TRADEUNIT_SECRETS"), tls: defaultAdminTLS()}
 	fs.StringVar(&f.routes, "routes", f.routes, "routing table: a file, or etcd://HOST:PORT/PREFIX; the default is the local cluster's (from ./data/"+routesSpecFile+")")
-	fs.StringVar(&f.who, "who", f.who, "recorded with the change")
+	fs.StringVar(&f.why, "why", f.why, "the reason, recorded with the change beside who made it (from the certificate)")
 	fs.StringVar(&f.secrets, "secrets", f.secrets, "secrets file with the storage passwords, mode 600 (default $TRADEUNIT_SECRETS; the TRADEUNIT_PASSWORD_* variables are read too)")
 	f.tls.Flags(fs)
 	return f
@@ -81,6 +78,39 @@ func defaultAdminTLS() pki.Files {
 	return f
 }
 
+// operator loads the operator's certificate and checks that it is valid
+// (chains to the CA, not revoked, not expired) and names an admin: nobody
+// changes where money goes without one, whatever holds the table.
+func (f *adminFlags) operator() (pki.Identity, error) {
+	if !f.tls.Enabled() {
+		return pki.Identity{}, errors.New("admin needs an operator certificate (role admin): pass --tls-ca, --tls-cert and --tls-key " +
+			"(tradeunit pki issue --role admin), or run from the directory where tradeunit dev runs")
+	}
+	var err error
+	if f.keys, err = pki.Load(f.tls); err != nil {
+		return pki.Identity{}, err
+	}
+	id, err := f.keys.VerifyOwn()
+	if err != nil {
+		return pki.Identity{}, fmt.Errorf("operator certificate: %w", err)
+	}
+	if id.Role != pki.RoleAdmin {
+		return pki.Identity{}, fmt.Errorf("operator certificate names %s, not an admin: admin commands need role admin", id)
+	}
+	return id, nil
+}
+
+// routingOptions are how admin opens the routing table: etcd over mutual
+// TLS with the operator's certificate.
+func (f *adminFlags) routingOptions() routing.Options {
+	opts := routing.DefaultOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if f.keys != nil {
+		opts.TLS = f.keys.ClientTLS()
+	}
+	return opts
+}
+
 // open opens the routing table and the storage topology for an admin
 // command. A table file that does not exist is explained, not just named.
 func (f *adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
@@ -89,12 +119,11 @@ func (f *adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
 			return nil, nil, fmt.Errorf("no routing table at %s: pass --routes FILE or etcd://HOST:PORT/PREFIX, or run from the directory where tradeunit dev runs", f.routes)
 		}
 	}
-	var err error
-	if f.keys, err = pki.LoadIfEnabled(f.tls); err != nil {
+	operator, err := f.operator()
+	if err != nil {
 		return nil, nil, err
 	}
-	opts := routing.DefaultOptions()
-	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts := f.routingOptions()
 	ed, err := routing.Open(ctx, f.routes, opts)
 	if err != nil {
 		return nil, nil, err
@@ -102,7 +131,7 @@ func (f *adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
 	// Commands that call directory shards (backfill, verify) do so with the
 	// operator's certificate.
 	pool := rpc.NewPool(rpc.WithKeys(f.keys)...)
-	a := &admin.Admin{Routes: ed, Who: f.who, Dialer: pool}
+	a := &admin.Admin{Routes: ed, Who: operator.Name, Subject: operator.Subject, Why: f.why, Dialer: pool}
 	closers := []func() error{ed.Close, pool.Close}
 	if top, err := routing.OpenTopology(ctx, f.routes, opts); err == nil {
 		a.Topology = top

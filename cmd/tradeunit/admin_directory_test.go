@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"tradeunit/pki"
 
 	"tradeunit"
 	"tradeunit/admin"
@@ -63,7 +64,7 @@ func TestAdminDirectoryCommands(t *testing.T) {
 	}
 	cli := func(args ...string) (string, int) {
 		var out, errOut bytes.Buffer
-		code := run(ctx, append([]string{"admin", "directory", args[0], "--routes", path}, args[1:]...), &out, &errOut)
+		code := run(ctx, append(append([]string{"admin", "directory", args[0], "--routes", path}, operatorFlags(t, pki.RoleAdmin, "alice")...), args[1:]...), &out, &errOut)
 		return out.String() + errOut.String(), code
 	}
 	steps := []struct {

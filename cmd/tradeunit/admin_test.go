@@ -10,6 +10,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/dsn"
+	"tradeunit/pki"
 	"tradeunit/routing"
 )
 
@@ -36,7 +37,7 @@ func TestAdminTrafficCommands(t *testing.T) {
 		{[]string{"canary", "--partition", "normal", "--label", "release=v3", "--share", "0.1"}, "warning: no unit of partition normal carries release=v3", false},
 		{[]string{"canary", "--partition", "normal", "--off"}, "canary of partition normal off", false},
 		{[]string{"canary", "--partition", "normal", "--label", "release=v2", "--share", "2"}, "between 0 and 1", true},
-		{[]string{"blacklist", "--unit", "2", "--reason", "disk swap", "--for", "30m", "--who", "alice"}, `unit 2 blacklisted: "disk swap" by alice, until`, false},
+		{[]string{"blacklist", "--unit", "2", "--reason", "disk swap", "--for", "30m"}, `unit 2 blacklisted: "disk swap" by alice, until`, false},
 		{[]string{"blacklist", "--unit", "4", "--reason", "x"}, "last unit of partition key", true},
 		{[]string{"unblacklist", "--unit", "2"}, "unit 2 unblacklisted", false},
 		{[]string{"unblacklist", "--unit", "2"}, "not blacklisted", true},
@@ -49,9 +50,10 @@ func TestAdminTrafficCommands(t *testing.T) {
 		{[]string{"partition-policy", "--partition", "key", "--on-no-unit", "spill"}, "needs a partition to spill to", true},
 		{[]string{"nonsense"}, `unknown command "nonsense"`, true},
 	}
+	operator := operatorFlags(t, pki.RoleAdmin, "alice")
 	for _, st := range steps {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), append([]string{"admin", st.args[0], "--routes", path}, st.args[1:]...), &out, &errOut)
+		code := run(context.Background(), append(append([]string{"admin", st.args[0], "--routes", path}, operator...), st.args[1:]...), &out, &errOut)
 		got := out.String() + errOut.String()
 		if (code != 0) != st.err || !strings.Contains(got, st.want) {
 			t.Fatalf("tradeunit admin %s: exit %d, output:\n%s\nwant exit error=%v and %q", strings.Join(st.args, " "), code, got, st.err, st.want)
@@ -109,9 +111,10 @@ func TestAdminFailoverCommands(t *testing.T) {
 		{[]string{"rejoin", "--shard", "2", "--server", "127.0.0.1:1"}, "directory shard 2 has no fenced server 127.0.0.1:1"},
 		{[]string{"rejoin"}, "name one storage: --unit N or --shard N"},
 	}
+	operator := operatorFlags(t, pki.RoleAdmin, "alice")
 	for _, st := range steps {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), append([]string{"admin", st.args[0], "--routes", path}, st.args[1:]...), &out, &errOut)
+		code := run(context.Background(), append(append([]string{"admin", st.args[0], "--routes", path}, operator...), st.args[1:]...), &out, &errOut)
 		if got := out.String() + errOut.String(); code == 0 || !strings.Contains(got, st.want) {
 			t.Errorf("tradeunit admin %s: exit %d, output:\n%s\nwant an error saying %q", strings.Join(st.args, " "), code, got, st.want)
 		}

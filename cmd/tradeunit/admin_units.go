@@ -263,9 +263,10 @@ func runHistory(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 			return printJSON(e.stdout, h)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "DOCUMENT\tREVISION\tTIME\tWHO\tWHAT")
+		fmt.Fprintln(tw, "DOCUMENT\tREVISION\tTIME\tWHO\tSUBJECT\tWHAT\tWHY")
 		for _, c := range h {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", c.Document, c.Revision, c.Time.Format("2006-01-02 15:04:05Z07:00"), c.Who, c.What)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", c.Document, c.Revision, c.Time.Format("2006-01-02 15:04:05Z07:00"),
+				c.Who, c.Subject, c.What, c.Why)
 		}
 		return tw.Flush()
 	})
@@ -288,18 +289,22 @@ func runInit(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error
 	if err != nil {
 		return err
 	}
-	change := routing.Change{Who: f.who, What: "init from " + *from}
+	operator, err := f.operator()
+	if err != nil {
+		return err
+	}
+	change := routing.Change{Who: operator.Name, Subject: operator.Subject, Why: f.why, What: "init from " + *from}
 	if data, err := os.ReadFile(routing.TopologyPath(*from)); err == nil {
 		top, err := routing.ParseTopology(data)
 		if err != nil {
 			return err
 		}
-		if err := routing.InitTopologyEtcd(ctx, f.routes, top, change); err != nil {
+		if err := routing.InitTopologyEtcd(ctx, f.routes, f.keys.ClientTLS(), top, change); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "stored %s (%d units' storage) in %s\n", routing.TopologyPath(*from), len(top.Units), f.routes)
 	}
-	if err := routing.InitEtcd(ctx, f.routes, t, change); err != nil {
+	if err := routing.InitEtcd(ctx, f.routes, f.keys.ClientTLS(), t, change); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "stored %s (%d units, revision %d) in %s\n", *from, len(t.Units), t.Revision, f.routes)
