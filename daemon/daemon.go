@@ -319,12 +319,20 @@ func OpenRoutes(ctx context.Context, spec string, keys *pki.Keys, log *slog.Logg
 	if spec == "" {
 		return nil, errors.New("no routing table: pass --routes FILE or etcd://HOST:PORT/PREFIX")
 	}
+	opts := RoutingOptions(keys, log)
+	return routing.Open(ctx, spec, opts)
+}
+
+// RoutingOptions are how a program follows its routing table and storage
+// topology: logging to log, and reaching etcd over mutual TLS with keys
+// (nil: plaintext).
+func RoutingOptions(keys *pki.Keys, log *slog.Logger) routing.Options {
 	opts := routing.DefaultOptions()
 	opts.Logger = log
 	if keys != nil {
 		opts.TLS = keys.ClientTLS()
 	}
-	return routing.Open(ctx, spec, opts)
+	return opts
 }
 
 // Common is what every program's Main starts the same way: its logger, its

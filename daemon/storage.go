@@ -6,6 +6,7 @@ import (
 	"flag"
 	"log/slog"
 	"sync"
+	"tradeunit/pki"
 
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -123,9 +124,10 @@ type OpenedUnit struct {
 	Close func() error
 }
 
-// Open opens unit id's storage; with Routes it follows the topology until
-// bg ends, reporting the primary's health to onHealth (nil: not reported).
-func (u UnitStorage) Open(ctx, bg context.Context, id tradeunit.UnitID, passwords dsn.Passwords, log *slog.Logger,
+// Open opens unit id's storage; with Routes it follows the topology (with
+// keys, nil for none, reaching etcd) until bg ends, reporting the
+// primary's health to onHealth (nil: not reported).
+func (u UnitStorage) Open(ctx, bg context.Context, id tradeunit.UnitID, passwords dsn.Passwords, keys *pki.Keys, log *slog.Logger,
 	onHealth func(bool, string)) (OpenedUnit, error) {
 	if u.Routes == "" {
 		store, err := sqlstore.Open(ctx, u.DB, passwords)
@@ -137,9 +139,7 @@ func (u UnitStorage) Open(ctx, bg context.Context, id tradeunit.UnitID, password
 	if onHealth == nil {
 		onHealth = func(bool, string) {}
 	}
-	opts := routing.DefaultOptions()
-	opts.Logger = log
-	top, err := routing.OpenTopology(ctx, u.Routes, opts)
+	top, err := routing.OpenTopology(ctx, u.Routes, RoutingOptions(keys, log))
 	if err != nil {
 		return OpenedUnit{}, err
 	}

@@ -78,7 +78,7 @@ func makeLegacy(t *testing.T, c *cluster.Cluster, mchid string, n int) []legacyR
 func tradeunitAdmin(t *testing.T, c *cluster.Cluster, v any, args ...string) (error, string) {
 	t.Helper()
 	// The operator's certificate: backfill and verify call the shards.
-	cmd := exec.Command(binary, append(append(append([]string{"admin"}, args...), "--routes", c.RoutesPath, "--json"), tlsArgs(c.Dir, cluster.AdminName)...)...)
+	cmd := exec.Command(binary, append(append(append([]string{"admin"}, args...), "--routes", c.RoutesPath, "--json"), adminArgs(c)...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -359,7 +359,7 @@ func TestListingPagesWhileOrdersAreCreated(t *testing.T) {
 // reconcile runs tradeunit admin reconcile and checks its exit status.
 func reconcile(t *testing.T, c *cluster.Cluster, day query.Date, wantExit int) string {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"admin", "reconcile", "--routes", c.RoutesPath, "--store", c.QueryStore, "--date", day.String(), "--json"}, tlsArgs(c.Dir, cluster.AdminName)...)...)
+	cmd := exec.Command(binary, append([]string{"admin", "reconcile", "--routes", c.RoutesPath, "--store", c.QueryStore, "--date", day.String(), "--json"}, adminArgs(c)...)...)
 	out, err := cmd.Output()
 	exit := 0
 	if ee, ok := err.(*exec.ExitError); ok {

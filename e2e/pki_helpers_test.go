@@ -63,3 +63,9 @@ func operatorArgs(t *testing.T, dir string) []string {
 	}
 	return tlsArgs(dir, cluster.AdminName)
 }
+
+// adminArgs are the --tls-* flags of the cluster's operator certificate.
+func adminArgs(c *cluster.Cluster) []string {
+	f := c.AdminTLS()
+	return []string{"--tls-ca", f.CA, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-crl", f.CRL}
+}

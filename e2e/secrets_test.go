@@ -16,7 +16,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"tradeunit"
-	"tradeunit/cluster"
 	"tradeunit/dsn"
 	"tradeunit/internal/etcdtest"
 	"tradeunit/routing"
@@ -57,7 +56,7 @@ func TestNoPasswordInAnyOutput(t *testing.T) {
 	var seen bytes.Buffer // everything read, to grep at the end
 	admin := func(args ...string) {
 		t.Helper()
-		cmd := exec.Command(binary, append([]string{"admin"}, append(append(args, "--routes", spec, "--secrets", set.SecretsPath()), tlsArgs(c.Dir, cluster.AdminName)...)...)...)
+		cmd := exec.Command(binary, append([]string{"admin"}, append(append(args, "--routes", spec, "--secrets", set.SecretsPath()), adminArgs(c)...)...)...)
 		out, err := cmd.CombinedOutput()
 		seen.Write(out)
 		if err != nil {

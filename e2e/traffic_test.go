@@ -18,7 +18,7 @@ import (
 // what it printed.
 func runAdmin(t *testing.T, c *cluster.Cluster, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(binary, append(append([]string{"admin"}, args...), tlsArgs(c.Dir, cluster.AdminName)...)...).CombinedOutput()
+	out, err := exec.Command(binary, append(append([]string{"admin"}, args...), adminArgs(c)...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("tradeunit admin %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -226,7 +226,7 @@ func TestBlacklist(t *testing.T) {
 		b := reportUnit(r, blocked).Blacklist
 		return b != nil && b.Active
 	})
-	if b := reportUnit(r, blocked).Blacklist; b.Reason != "disk swap" || b.By != "e2e" || b.Until.IsZero() {
+	if b := reportUnit(r, blocked).Blacklist; b.Reason != "disk swap" || b.By != cluster.AdminName || b.Until.IsZero() {
 		t.Fatalf("health API entry: %+v", b)
 	}
 	time.Sleep(1500 * time.Millisecond) // creates on the unit must have stopped a second after the command, and stay stopped

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"tradeunit/admin"
+	"tradeunit/daemon"
 	"tradeunit/pki"
 	"tradeunit/routing"
 	"tradeunit/rpc"
@@ -103,12 +104,7 @@ func (f *adminFlags) operator() (pki.Identity, error) {
 // routingOptions are how admin opens the routing table: etcd over mutual
 // TLS with the operator's certificate.
 func (f *adminFlags) routingOptions() routing.Options {
-	opts := routing.DefaultOptions()
-	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if f.keys != nil {
-		opts.TLS = f.keys.ClientTLS()
-	}
-	return opts
+	return daemon.RoutingOptions(f.keys, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
 // open opens the routing table and the storage topology for an admin

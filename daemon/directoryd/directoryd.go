@@ -153,9 +153,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Closers.Add(s.Close)
 		store = s
 	} else {
-		opts := routing.DefaultOptions()
-		opts.Logger = m.Logger
-		top, err := routing.OpenTopology(ctx, c.Routes, opts)
+		top, err := routing.OpenTopology(ctx, c.Routes, daemon.RoutingOptions(m.Keys, m.Logger))
 		if err != nil {
 			return err
 		}

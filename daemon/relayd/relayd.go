@@ -109,7 +109,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.work = daemon.NewBackground()
 	bg := m.work.Context()
-	opened, err := c.UnitStorage.Open(ctx, bg, c.Relay.Unit, passwords, m.Logger, nil)
+	opened, err := c.UnitStorage.Open(ctx, bg, c.Relay.Unit, passwords, m.Keys, m.Logger, nil)
 	if err != nil {
 		return err
 	}

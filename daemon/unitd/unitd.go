@@ -121,7 +121,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// With --routes, not serving until the primary is open, writable and
 	// acknowledged.
 	m.relay = daemon.NewHealthRelay(c.Routes == "", rpc.ServiceName)
-	opened, err := c.UnitStorage.Open(ctx, bg, c.Service.Unit, passwords, m.Logger, m.relay.Set)
+	opened, err := c.UnitStorage.Open(ctx, bg, c.Service.Unit, passwords, m.Keys, m.Logger, m.relay.Set)
 	if err != nil {
 		return err
 	}
