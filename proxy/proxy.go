@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,10 @@ type Deps struct {
 	// statistics and bills are served from; nil: those answer
 	// QUERY_STORE_UNAVAILABLE. The live API never uses it.
 	Query query.Reader
+	// HealthClient reaches the checker at Config.Health; nil: a plain
+	// client. Over mutual TLS it carries the proxy's certificate
+	// (daemon.InternalClient).
+	HealthClient *http.Client
 }
 
 func (d Deps) validate() error {
@@ -118,6 +123,7 @@ func (d Deps) validate() error {
 // Proxy serves the public API over the units of a routing table.
 type Proxy struct {
 	cfg      Config
+	health   *http.Client // reaches the checker (Deps.HealthClient)
 	query    query.Reader
 	registry *prometheus.Registry
 	routes   routing.Source
@@ -156,7 +162,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	p := &Proxy{
-		cfg: cfg, query: deps.Query, registry: deps.Registry, routes: deps.Routes, keys: keys, dialer: deps.Dialer,
+		cfg: cfg, health: deps.HealthClient, query: deps.Query, registry: deps.Registry, routes: deps.Routes, keys: keys, dialer: deps.Dialer,
 		balancer: selection.NewBalancer(nil, cfg.BalanceWindow),
 		passive:  passive,
 		metrics:  newMetrics(deps.Registry),

@@ -133,7 +133,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Dialer == nil {
 		m.Dialer = rpc.NewPool()
 	}
-	deps := proxy.Deps{Routes: m.Routes, Credentials: m.Credentials, Dialer: m.Dialer, Registry: m.Registry, Logger: m.Logger}
+	deps := proxy.Deps{Routes: m.Routes, Credentials: m.Credentials, Dialer: m.Dialer, Registry: m.Registry, Logger: m.Logger,
+		HealthClient: daemon.InternalClient(m.Keys)}
 	if m.Config.QueryStore != "" {
 		lazy := query.NewLazy(m.Config.QueryStore, m.Config.Query)
 		m.Closers.Add(lazy.Close)

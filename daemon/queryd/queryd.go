@@ -140,7 +140,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	applied := prometheus.NewCounter(prometheus.CounterOpts{Name: "tradeunit_query_events_applied_total",
 		Help: "Order events applied to the query store (a redelivered one counts again)."})
 	m.Registry.MustRegister(applied, m.lagGauge(bus))
-	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Logger); err != nil {
+	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Keys, m.Logger); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	apply := func(ctx context.Context, events []tradeunit.OrderEvent) error {
