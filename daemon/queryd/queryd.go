@@ -127,7 +127,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Closers.Add(m.Store.Close)
-	bus, err := eventbus.Open(ctx, c.Bus, m.Logger)
+	busCfg := c.Bus
+	if m.Keys != nil {
+		busCfg.TLS = m.Keys.ClientTLS()
+	}
+	bus, err := eventbus.Open(ctx, busCfg, m.Logger)
 	if err != nil {
 		return err
 	}

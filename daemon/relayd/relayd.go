@@ -114,7 +114,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Closers.Add(opened.Close)
-	bus, err := eventbus.Open(ctx, c.Bus, m.Logger)
+	busCfg := c.Bus
+	if m.Keys != nil {
+		busCfg.TLS = m.Keys.ClientTLS()
+	}
+	bus, err := eventbus.Open(ctx, busCfg, m.Logger)
 	if err != nil {
 		return err
 	}
