@@ -43,6 +43,12 @@ type Config struct {
 	BalanceWindow time.Duration
 	// Passive tunes the proxy's own view of failing units.
 	Passive selection.PassiveConfig
+	// MaxHeaderBytes is the largest header block (request line included)
+	// the API accepts; a larger one is answered 431 in the JSON error
+	// shape, with a Request-ID. 0: no check here. The HTTP server's own
+	// limit must be larger (tradeunit proxy makes it so), or the server
+	// answers 431 itself, in plain text.
+	MaxHeaderBytes int
 	// AccessLog logs one line per API request (method, path, status,
 	// duration, request id, merchant) at info level.
 	AccessLog bool
