@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -24,6 +25,12 @@ type Events struct {
 	// JetStream, its data in Dir/nats, so that a new user needs nothing
 	// installed.
 	Bus eventbus.Config
+	// BusTLS, when set, is the embedded server's side of mutual TLS (the
+	// ServerTLS of a role-server certificate of the cluster's CA): it then
+	// refuses every client without a certificate of that CA. nil:
+	// plaintext. Relays and the consumer bring their own client side
+	// from their --tls-* files.
+	BusTLS *tls.Config
 	// RelaysPerUnit relay processes run for each unit (one publishes, the
 	// others wait for its lease).
 	RelaysPerUnit int
@@ -62,7 +69,11 @@ func (c *Cluster) startEvents(ctx context.Context) error {
 	ev := c.cfg.Events
 	bus := ev.Bus
 	if bus.URL == "" {
-		emb, err := eventbus.StartEmbedded(filepath.Join(c.Dir, "nats"), "127.0.0.1:0")
+		var opts []eventbus.EmbeddedOption
+		if ev.BusTLS != nil {
+			opts = append(opts, eventbus.WithTLS(ev.BusTLS))
+		}
+		emb, err := eventbus.StartEmbedded(filepath.Join(c.Dir, "nats"), "127.0.0.1:0", opts...)
 		if err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}

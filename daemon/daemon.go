@@ -167,19 +167,56 @@ type HTTPServer struct {
 }
 
 // ServeHTTP serves h on addr (writing the bound address to addrFile if set)
-// with the bounds of cfg, until Close.
+// with the bounds of cfg, until Close. It is plaintext: for the public API.
 func ServeHTTP(addr, addrFile string, h http.Handler, cfg HTTPConfig, log *slog.Logger) (*HTTPServer, error) {
+	return ServeInternal(addr, addrFile, h, cfg, nil, log)
+}
+
+// ServeInternal serves h like ServeHTTP, for an endpoint inside the cluster
+// (metrics, the checker's API): with keys, over mutual TLS (keys.ServerTLS:
+// a client without a certificate of the cluster's CA is refused at the
+// handshake); with nil keys, plaintext, as a program without TLS runs.
+func ServeInternal(addr, addrFile string, h http.Handler, cfg HTTPConfig, keys *pki.Keys, log *slog.Logger) (*HTTPServer, error) {
 	ln, err := Listen(addr, addrFile)
 	if err != nil {
 		return nil, err
 	}
 	s := &HTTPServer{Server: cfg.Server(h, log), Addr: ln.Addr().String(), shutdown: cfg.ShutdownTimeout, failed: make(chan error, 1)}
+	serve := func() error { return s.Serve(ln) }
+	if keys != nil {
+		s.TLSConfig = keys.ServerTLS()
+		// The certificate comes from TLSConfig (reloaded per handshake),
+		// not from files named here.
+		serve = func() error { return s.ServeTLS(ln, "", "") }
+	}
 	go func() {
-		if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 			s.failed <- err
 		}
 	}()
 	return s, nil
+}
+
+// InternalURL returns the base URL of an internal HTTP endpoint at addr
+// (host:port) as served by ServeInternal with keys: https with keys,
+// http without.
+func InternalURL(addr string, keys *pki.Keys) string {
+	if keys != nil {
+		return "https://" + addr
+	}
+	return "http://" + addr
+}
+
+// InternalClient returns an HTTP client for internal endpoints: with keys,
+// it presents keys' certificate and accepts only servers of keys' CAs
+// (keys.ClientTLS); with nil keys, a plain client.
+func InternalClient(keys *pki.Keys) *http.Client {
+	if keys == nil {
+		return &http.Client{}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = keys.ClientTLS()
+	return &http.Client{Transport: t}
 }
 
 // Failed receives the error that stopped the server, if it stops by itself.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	grpchealth "google.golang.org/grpc/health"
+	"tradeunit/pki"
 )
 
 // GRPCConfig is how a gRPC service program (a unit's logic service, a
@@ -107,8 +108,9 @@ func Wait(ctx context.Context, failed <-chan error) error {
 }
 
 // ServeMetrics serves reg's metrics (GET /metrics) on addr, for a program
-// whose API is gRPC; "" serves none (nil, nil).
-func ServeMetrics(addr, addrFile string, reg *prometheus.Registry, log *slog.Logger) (*HTTPServer, error) {
+// whose API is gRPC; "" serves none (nil, nil). With keys it is mutual TLS
+// (ServeInternal): metrics and profiles tell an attacker too much.
+func ServeMetrics(addr, addrFile string, reg *prometheus.Registry, keys *pki.Keys, log *slog.Logger) (*HTTPServer, error) {
 	if addr == "" {
 		return nil, nil
 	}
@@ -121,5 +123,5 @@ func ServeMetrics(addr, addrFile string, reg *prometheus.Registry, log *slog.Log
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return ServeHTTP(addr, addrFile, mux, DefaultHTTPConfig(), log)
+	return ServeInternal(addr, addrFile, mux, DefaultHTTPConfig(), keys, log)
 }

@@ -57,6 +57,7 @@ type devRun struct {
 	url, healthURL string // the proxy's and the health checker's
 	curl           string // the printed curl example
 	stop           func() // interrupts it and checks it exits cleanly
+	pid            int    // the dev process's
 }
 
 // startDev starts `tradeunit dev` and returns what it printed.
@@ -83,7 +84,7 @@ func startDev(t *testing.T, cwd string, args ...string) devRun {
 		close(lines)
 	}()
 	urlRe := regexp.MustCompile(`proxy at (http://\S+)`)
-	healthRe := regexp.MustCompile(`health checker: (http://\S+)/v1/units`)
+	healthRe := regexp.MustCompile(`health checker: (https?://\S+)/v1/units`)
 	var curlLines []string
 	timeout := time.After(30 * time.Second)
 	for url == "" || !strings.Contains(strings.Join(curlLines, "\n"), "-d '") || healthURL == "" {
@@ -126,7 +127,7 @@ func startDev(t *testing.T, cwd string, args ...string) devRun {
 			t.Fatal("tradeunit dev did not stop within 30s of Ctrl-C")
 		}
 	}
-	return devRun{url: url, healthURL: healthURL, curl: curl, stop: stop}
+	return devRun{url: url, healthURL: healthURL, curl: curl, stop: stop, pid: cmd.Process.Pid}
 }
 
 // TestReadmeExamples runs the README's API examples, exactly as written,

@@ -155,7 +155,7 @@ func TestCheckerNetworkFailureIsPanicNotEjection(t *testing.T) {
 	if ejected > 2 || p.Ejected != ejected || p.MaxEjected != 2 {
 		t.Fatalf("%d units ejected (partition says %d of at most %d); want at most half of 4", ejected, p.Ejected, p.MaxEjected)
 	}
-	if got := metric(scrape(t, c.HealthURL+"/metrics"), "tradeunit_health_partition_panic", "partition", "normal"); got != 1 {
+	if got := metric(scrapeInternal(t, c, c.HealthURL+"/metrics"), "tradeunit_health_partition_panic", "partition", "normal"); got != 1 {
 		t.Fatalf("panic metric %v, want 1", got)
 	}
 

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"google.golang.org/grpc"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"tradeunit/daemon/healthd"
 	"tradeunit/dsn"
 	"tradeunit/internal/etcdtest"
+	"tradeunit/pki"
 	"tradeunit/routing"
 	"tradeunit/store/storetest"
 )
@@ -267,3 +270,35 @@ func unitOf(r response) tradeunit.UnitID {
 }
 
 func uniq(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e12) }
+
+// adminClient returns an HTTP client for c's internal endpoints (metrics,
+// the checker's API): it presents the operator's certificate the cluster
+// issued (Dir/pki/admin.*), or is a plain client when the cluster runs
+// without TLS (no such files).
+func adminClient(t *testing.T, c *cluster.Cluster) *http.Client {
+	t.Helper()
+	files := pki.FilesIn(filepath.Join(c.Dir, "pki", "ca"), filepath.Join(c.Dir, "pki"), "admin")
+	if _, err := os.Stat(files.Cert); errors.Is(err, os.ErrNotExist) {
+		return daemon.InternalClient(nil)
+	}
+	keys, err := pki.Load(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return daemon.InternalClient(keys)
+}
+
+// scrapeInternal is scrape of an internal endpoint of c, with adminClient.
+func scrapeInternal(t *testing.T, c *cluster.Cluster, url string) string {
+	t.Helper()
+	resp, err := adminClient(t, c).Get(url)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("scrape %s: %s", url, resp.Status)
+	}
+	return string(body)
+}

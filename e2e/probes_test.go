@@ -63,8 +63,8 @@ func TestProbeOrdersAndMetrics(t *testing.T) {
 	want(t, "a merchant asks for a probe order", api.call("GET", "/v3/orders/out-trade-no/"+sample, nil), 404, "RESOURCE_NOT_EXISTS")
 
 	proxy := scrape(t, c.ProxyURL+"/metrics")
-	checker := scrape(t, c.HealthURL+"/metrics")
-	unit := scrape(t, c.Unit(1).Replicas[0].MetricsURL())
+	checker := scrapeInternal(t, c, c.HealthURL+"/metrics")
+	unit := scrapeInternal(t, c, c.Unit(1).Replicas[0].MetricsURL())
 	for _, m := range []struct {
 		body, name string
 		labels     []string
@@ -93,7 +93,7 @@ func TestProbeOrdersAndMetrics(t *testing.T) {
 	deleted := 0.0
 	for _, u := range c.Units {
 		for _, r := range u.Replicas {
-			deleted += metric(scrape(t, r.MetricsURL()), "tradeunit_unit_probe_orders_deleted_total")
+			deleted += metric(scrapeInternal(t, c, r.MetricsURL()), "tradeunit_unit_probe_orders_deleted_total")
 		}
 	}
 	if deleted == 0 {

@@ -75,11 +75,11 @@ func TestNoPasswordInAnyOutput(t *testing.T) {
 	}
 
 	seen.WriteString(scrape(t, c.ProxyURL+"/metrics"))
-	seen.WriteString(scrape(t, c.HealthURL+"/metrics"))
-	seen.WriteString(scrape(t, c.HealthURL+"/v1/units"))
+	seen.WriteString(scrapeInternal(t, c, c.HealthURL+"/metrics"))
+	seen.WriteString(scrapeInternal(t, c, c.HealthURL+"/v1/units"))
 	for _, u := range c.Units {
 		for _, r := range u.Replicas {
-			seen.WriteString(scrape(t, r.MetricsURL()))
+			seen.WriteString(scrapeInternal(t, c, r.MetricsURL()))
 		}
 	}
 	seen.Write(etcdDump(t, etcd))

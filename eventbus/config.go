@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -51,6 +52,11 @@ type Config struct {
 	// NakDelay is how long a batch whose handler failed waits before it is
 	// delivered again.
 	NakDelay time.Duration
+
+	// TLS, when set, is the client side of mutual TLS to the server (the
+	// program's pki.Keys.ClientTLS); not a flag: a program sets it from
+	// its --tls-* files.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the configuration of a bus on a local NATS server.

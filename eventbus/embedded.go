@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,14 @@ type EmbeddedOption func(*embeddedOptions)
 
 type embeddedOptions struct {
 	log *slog.Logger
+	tls *tls.Config
+}
+
+// WithTLS has the server accept only TLS clients presenting a certificate
+// that cfg verifies: pki.Keys.ServerTLS of a role-server certificate, so
+// that only the cluster's relays and consumers reach the events.
+func WithTLS(cfg *tls.Config) EmbeddedOption {
+	return func(o *embeddedOptions) { o.tls = cfg }
 }
 
 // WithServerLog has the server log to log (at its level: debug adds the
@@ -53,7 +62,7 @@ func StartEmbedded(dir, addr string, opts ...EmbeddedOption) (*Embedded, error) 
 	if dir == "" {
 		return nil, errors.New("eventbus: an embedded server needs a storage directory")
 	}
-	srv, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		ServerName: "tradeunit-embedded",
 		Host:       host,
 		Port:       port,
@@ -61,7 +70,13 @@ func StartEmbedded(dir, addr string, opts ...EmbeddedOption) (*Embedded, error) 
 		StoreDir:   dir,
 		NoSigs:     true, // the program's own signal handling stays its own
 		NoLog:      o.log == nil,
-	})
+	}
+	if o.tls != nil {
+		// TLSVerify: a client without a certificate is refused; the
+		// configuration's own verification decides which are accepted.
+		sopts.TLS, sopts.TLSVerify, sopts.TLSConfig, sopts.TLSTimeout = true, true, o.tls, 2
+	}
+	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: embedded server: %w", err)
 	}

@@ -145,6 +145,9 @@ func (b *Bus) connect(ctx context.Context) (*nats.Conn, error) {
 			log.Warn("NATS error", "err", err)
 		}),
 	}
+	if b.cfg.TLS != nil {
+		opts = append(opts, nats.Secure(b.cfg.TLS))
+	}
 	deadline := time.Now().Add(b.cfg.ConnectTimeout)
 	var last error
 	for attempt := 1; ; attempt++ {

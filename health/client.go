@@ -20,13 +20,19 @@ import (
 // request gives up one interval (at least 1s) after that, so a checker that
 // hangs is noticed within a few seconds.
 func Follow(ctx context.Context, baseURL string, update func(*Report), lost func(error)) {
+	FollowWith(ctx, &http.Client{}, baseURL, update, lost)
+}
+
+// FollowWith is Follow with client's transport: a client with a
+// certificate for a checker served over mutual TLS (daemon.InternalClient).
+// Its Timeout should be zero: every poll has its own deadline.
+func FollowWith(ctx context.Context, client *http.Client, baseURL string, update func(*Report), lost func(error)) {
 	base := strings.TrimRight(baseURL, "/") + "/v1/units"
 	var (
 		version  uint64
 		interval = time.Second
 		healthy  = true
 		backoff  = 100 * time.Millisecond
-		client   = &http.Client{}
 	)
 	for ctx.Err() == nil {
 		poll := min(max(3*interval, time.Second), MaxPollTimeout)
@@ -88,5 +94,13 @@ func fetch(ctx context.Context, client *http.Client, u string) (*Report, error) 
 
 // Fetch returns the checker's current report, from its base URL.
 func Fetch(ctx context.Context, baseURL string) (*Report, error) {
-	return fetch(ctx, &http.Client{Timeout: 5 * time.Second}, strings.TrimSuffix(baseURL, "/")+"/v1/units")
+	return FetchWith(ctx, &http.Client{}, baseURL)
+}
+
+// FetchWith is Fetch with client's transport (a certificate for a checker
+// over mutual TLS); the call gives up after 5 s.
+func FetchWith(ctx context.Context, client *http.Client, baseURL string) (*Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return fetch(ctx, client, strings.TrimSuffix(baseURL, "/")+"/v1/units")
 }

@@ -8,8 +8,9 @@ import (
 
 // Codes of the HTTP layer alone: no unit or store ever returns them.
 const (
-	codeTooLarge         tradeunit.Code = "REQUEST_ENTITY_TOO_LARGE" // the body is over the limit
-	codeMethodNotAllowed tradeunit.Code = "METHOD_NOT_ALLOWED"       // the path exists, the method does not (Allow says which)
+	codeTooLarge         tradeunit.Code = "REQUEST_ENTITY_TOO_LARGE"        // the body is over the limit
+	codeMethodNotAllowed tradeunit.Code = "METHOD_NOT_ALLOWED"              // the path exists, the method does not (Allow says which)
+	codeHeadersTooLarge  tradeunit.Code = "REQUEST_HEADER_FIELDS_TOO_LARGE" // the headers are over Config.MaxHeaderBytes
 )
 
 // httpStatus maps each error code to its HTTP status; the one place where
@@ -33,6 +34,7 @@ var httpStatus = map[tradeunit.Code]int{
 	tradeunit.CodeQueryUnavailable:  http.StatusServiceUnavailable,
 	codeTooLarge:                    http.StatusRequestEntityTooLarge,
 	codeMethodNotAllowed:            http.StatusMethodNotAllowed,
+	codeHeadersTooLarge:             http.StatusRequestHeaderFieldsTooLarge,
 	tradeunit.CodeInternal:          http.StatusInternalServerError,
 }
 

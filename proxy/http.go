@@ -122,6 +122,11 @@ func (p *Proxy) withRequestID(next http.Handler) http.Handler {
 		id := hex.EncodeToString(b[:])
 		w.Header().Set("Request-ID", id)
 		r = r.WithContext(tradeunit.WithRequestID(r.Context(), id))
+		if max := p.cfg.MaxHeaderBytes; max > 0 && headerBytes(r) > max {
+			w.Header().Set("Connection", "close")
+			p.writeError(w, r, tradeunit.Errorf(codeHeadersTooLarge, "request headers exceed %d bytes", max))
+			return
+		}
 		if p.cfg.AccessLog {
 			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 			start := time.Now()
@@ -141,6 +146,18 @@ func (p *Proxy) withRequestID(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// headerBytes approximates the size of r's header block as the client sent
+// it: the request line and every "Name: value\r\n".
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n + len(r.Host) + 8 // Host: is not in r.Header
 }
 
 // observe counts the requests of one operation by status, and their latency.

@@ -88,3 +88,48 @@ func TestHTTPAnswersInTheJSONShape(t *testing.T) {
 		})
 	}
 }
+
+// TestHeadersTooLargeInTheJSONShape: headers over Config.MaxHeaderBytes are
+// 431 with the JSON error body and a Request-ID, not the server's text.
+func TestHeadersTooLargeInTheJSONShape(t *testing.T) {
+	routes, err := routing.NewMemoryTable(&routing.Table{Revision: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.MaxHeaderBytes = 4096
+	p, err := New(cfg, Deps{Routes: routes, Dialer: &fakeDialer{units: map[string]*fakeUnit{}}, Registry: prometheus.NewRegistry(),
+		Logger: discardLogger(), Credentials: &Credentials{Merchants: []Merchant{{Mchid: "1900000001", APIKey: "0123456789abcdef"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	srv := httptest.NewUnstartedServer(p.Handler())
+	srv.Config.MaxHeaderBytes = 2*cfg.MaxHeaderBytes + 4096 // as tradeunit proxy sets it
+	srv.Start()
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", cfg.MaxHeaderBytes))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Code, Message string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("431 body is not JSON: %v", err)
+	}
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || body.Code != string(codeHeadersTooLarge) || resp.Header.Get("Request-ID") == "" {
+		t.Fatalf("got %s %+v Request-ID %q, want 431 %s with a Request-ID", resp.Status, body, resp.Header.Get("Request-ID"), codeHeadersTooLarge)
+	}
+	// Under the limit: served.
+	req.Header.Set("X-Big", "a")
+	resp2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != http.StatusOK {
+		t.Fatalf("small headers: %s", resp2.Status)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,12 @@ type Config struct {
 	BalanceWindow time.Duration
 	// Passive tunes the proxy's own view of failing units.
 	Passive selection.PassiveConfig
+	// MaxHeaderBytes is the largest header block (request line included)
+	// the API accepts; a larger one is answered 431 in the JSON error
+	// shape, with a Request-ID. 0: no check here. The HTTP server's own
+	// limit must be larger (tradeunit proxy makes it so), or the server
+	// answers 431 itself, in plain text.
+	MaxHeaderBytes int
 	// AccessLog logs one line per API request (method, path, status,
 	// duration, request id, merchant) at info level.
 	AccessLog bool
@@ -99,6 +106,10 @@ type Deps struct {
 	// statistics and bills are served from; nil: those answer
 	// QUERY_STORE_UNAVAILABLE. The live API never uses it.
 	Query query.Reader
+	// HealthClient reaches the checker at Config.Health; nil: a plain
+	// client. Over mutual TLS it carries the proxy's certificate
+	// (daemon.InternalClient).
+	HealthClient *http.Client
 }
 
 func (d Deps) validate() error {
@@ -118,6 +129,7 @@ func (d Deps) validate() error {
 // Proxy serves the public API over the units of a routing table.
 type Proxy struct {
 	cfg      Config
+	health   *http.Client // reaches the checker (Deps.HealthClient)
 	query    query.Reader
 	registry *prometheus.Registry
 	routes   routing.Source
@@ -156,7 +168,7 @@ func New(cfg Config, deps Deps) (*Proxy, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	p := &Proxy{
-		cfg: cfg, query: deps.Query, registry: deps.Registry, routes: deps.Routes, keys: keys, dialer: deps.Dialer,
+		cfg: cfg, health: deps.HealthClient, query: deps.Query, registry: deps.Registry, routes: deps.Routes, keys: keys, dialer: deps.Dialer,
 		balancer: selection.NewBalancer(nil, cfg.BalanceWindow),
 		passive:  passive,
 		metrics:  newMetrics(deps.Registry),

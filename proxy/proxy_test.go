@@ -19,7 +19,7 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 		tradeunit.CodeOrderClosed, tradeunit.CodeOrderPaid, tradeunit.CodeNotEnough, tradeunit.CodeOutTradeNoUsed,
 		tradeunit.CodeOutRefundNoUsed, tradeunit.CodeUnitUnavailable, tradeunit.CodeNoUnitAvailable, tradeunit.CodeInternal,
 		tradeunit.CodeOrderSuperseded, tradeunit.CodeAttemptSuperseded, tradeunit.CodeQueryUnavailable,
-		codeTooLarge, codeMethodNotAllowed,
+		codeTooLarge, codeMethodNotAllowed, codeHeadersTooLarge,
 	}
 	for _, c := range codes {
 		s := statusOf(c)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"tradeunit"
@@ -86,7 +87,11 @@ func (p *Proxy) askReplan() {
 // followChecker follows the health checker's reports. While it cannot reach
 // the checker, the proxy falls back on its own view of the units.
 func (p *Proxy) followChecker(ctx context.Context) {
-	health.Follow(ctx, p.cfg.Health, func(r *health.Report) {
+	client := p.health
+	if client == nil {
+		client = &http.Client{}
+	}
+	health.FollowWith(ctx, client, p.cfg.Health, func(r *health.Report) {
 		first := p.checker.Load() == nil
 		p.checker.Store(&followedReport{view: checkerView(r), version: r.Version})
 		p.metrics.checker.Set(1)

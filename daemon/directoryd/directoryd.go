@@ -192,7 +192,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	go m.Reconciler.Run(bg)
 
-	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Logger); err != nil {
+	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Keys, m.Logger); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	rpcMetrics := rpc.NewServerMetrics(m.Registry)

@@ -131,7 +131,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Dialer.Close()
 		return err
 	}
-	m.server, err = daemon.ServeHTTP(m.Config.Listen, m.Config.AddrFile, m.Checker.Handler(m.Registry), m.Config.HTTP, m.Logger)
+	m.server, err = daemon.ServeInternal(m.Config.Listen, m.Config.AddrFile, m.Checker.Handler(m.Registry), m.Config.HTTP, m.Keys, m.Logger)
 	if err != nil {
 		m.Dialer.Close()
 		return fmt.Errorf("health checker listen: %w", err)

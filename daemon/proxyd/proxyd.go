@@ -133,20 +133,29 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Dialer == nil {
 		m.Dialer = rpc.NewPool(rpc.WithKeys(m.Keys)...)
 	}
-	deps := proxy.Deps{Routes: m.Routes, Credentials: m.Credentials, Dialer: m.Dialer, Registry: m.Registry, Logger: m.Logger}
+	deps := proxy.Deps{Routes: m.Routes, Credentials: m.Credentials, Dialer: m.Dialer, Registry: m.Registry, Logger: m.Logger,
+		HealthClient: daemon.InternalClient(m.Keys)}
 	if m.Config.QueryStore != "" {
 		lazy := query.NewLazy(m.Config.QueryStore, m.Config.Query)
 		m.Closers.Add(lazy.Close)
 		deps.Query = lazy
 	}
-	m.Proxy, err = proxy.New(m.Config.Proxy, deps)
+	pcfg := m.Config.Proxy
+	pcfg.MaxHeaderBytes = m.Config.HTTP.MaxHeaderBytes
+	m.Proxy, err = proxy.New(pcfg, deps)
 	if err != nil {
 		return err
 	}
 	if m.Config.Proxy.UnsafeWithoutDirectory {
 		m.Logger.Warn("running without the key directory (--unsafe-without-directory): a repeated create can make a second order; benchmark baselines only")
 	}
-	m.server, err = daemon.ServeHTTP(m.Config.Listen, m.Config.AddrFile, m.Proxy.Handler(), m.Config.HTTP, m.Logger)
+	// The configured header limit is the proxy's to enforce, so that a
+	// request over it gets the JSON error shape and a Request-ID; the
+	// server's own limit, answered in plain text, is only a backstop
+	// against headers far over it.
+	hcfg := m.Config.HTTP
+	hcfg.MaxHeaderBytes = 2*hcfg.MaxHeaderBytes + 4096
+	m.server, err = daemon.ServeHTTP(m.Config.Listen, m.Config.AddrFile, m.Proxy.Handler(), hcfg, m.Logger)
 	if err != nil {
 		return fmt.Errorf("proxy listen: %w", err)
 	}

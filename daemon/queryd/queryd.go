@@ -127,7 +127,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Closers.Add(m.Store.Close)
-	bus, err := eventbus.Open(ctx, c.Bus, m.Logger)
+	busCfg := c.Bus
+	if m.Keys != nil {
+		busCfg.TLS = m.Keys.ClientTLS()
+	}
+	bus, err := eventbus.Open(ctx, busCfg, m.Logger)
 	if err != nil {
 		return err
 	}
@@ -140,7 +144,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	applied := prometheus.NewCounter(prometheus.CounterOpts{Name: "tradeunit_query_events_applied_total",
 		Help: "Order events applied to the query store (a redelivered one counts again)."})
 	m.Registry.MustRegister(applied, m.lagGauge(bus))
-	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Logger); err != nil {
+	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Keys, m.Logger); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	apply := func(ctx context.Context, events []tradeunit.OrderEvent) error {

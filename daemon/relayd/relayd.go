@@ -114,7 +114,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Closers.Add(opened.Close)
-	bus, err := eventbus.Open(ctx, c.Bus, m.Logger)
+	busCfg := c.Bus
+	if m.Keys != nil {
+		busCfg.TLS = m.Keys.ClientTLS()
+	}
+	bus, err := eventbus.Open(ctx, busCfg, m.Logger)
 	if err != nil {
 		return err
 	}
@@ -126,7 +130,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Logger); err != nil {
+	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Keys, m.Logger); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	m.work.Go(r.Run)

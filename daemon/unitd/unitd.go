@@ -138,7 +138,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	})
 	m.Registry.MustRegister(probesDeleted)
 	daemon.RegisterBatchMetrics(m.Registry, "unit_create", "unit's creates", m.Service.CreateStats)
-	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Logger); err != nil {
+	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Keys, m.Logger); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	jcfg := c.Janitor
