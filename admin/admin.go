@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ type Admin struct {
 	// backfill); nil: those commands refuse. cmd/tradeunit gives an
 	// rpc.Pool.
 	Dialer tradeunit.LogicDialer
+	// HTTP reaches internal HTTP endpoints (the checker's API), with the
+	// operator's certificate; nil: a plain client.
+	HTTP *http.Client
 	// Who, Subject and Why are recorded with every change: the operator's
 	// name and certificate subject (cmd/tradeunit takes both from the
 	// operator's certificate), and the reason given.

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	"tradeunit"
@@ -36,6 +37,13 @@ type UnitView struct {
 // recentWindow is the window of UnitView.OrdersPerSec.
 const recentWindow = time.Minute
 
+func (a *Admin) httpClient() *http.Client {
+	if a.HTTP == nil {
+		return &http.Client{}
+	}
+	return a.HTTP
+}
+
 // Units lists every unit with its settings, the health checker's verdict
 // (if healthURL is set and answers) and its recent rate of new orders, read
 // from its storage without changing it (a listing never creates or
@@ -44,7 +52,7 @@ func (a *Admin) Units(ctx context.Context, healthURL string) ([]UnitView, error)
 	t := a.Routes.Current()
 	verdicts := map[tradeunit.UnitID]*health.UnitReport{}
 	if healthURL != "" {
-		if r, err := health.Fetch(ctx, healthURL); err == nil {
+		if r, err := health.FetchWith(ctx, a.httpClient(), healthURL); err == nil {
 			for i := range r.Units {
 				verdicts[r.Units[i].Unit] = &r.Units[i]
 			}

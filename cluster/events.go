@@ -57,11 +57,29 @@ func DefaultEvents() *Events {
 // Relay is one relay process of a unit.
 type Relay struct {
 	*Process
-	Unit tradeunit.UnitID
+	Unit   tradeunit.UnitID
+	scheme string // of its metrics URL
 }
 
 // MetricsURL is the relay's metrics endpoint.
-func (r *Relay) MetricsURL() string { return "http://" + r.Addr() + "/metrics" }
+func (r *Relay) MetricsURL() string { return r.scheme + "://" + r.Addr() + "/metrics" }
+
+// busTLS is the embedded bus's side of mutual TLS: Events.BusTLS, or a
+// certificate of the cluster's own (role server) unless it runs plaintext.
+func (c *Cluster) busTLS() (*tls.Config, error) {
+	if c.cfg.Events.BusTLS != nil || c.pki == nil {
+		return c.cfg.Events.BusTLS, nil
+	}
+	files, err := c.issue(pki.RoleServer, "nats")
+	if err != nil {
+		return nil, err
+	}
+	keys, err := pki.Load(files)
+	if err != nil {
+		return nil, err
+	}
+	return keys.ServerTLS(), nil
+}
 
 // startEvents starts the bus (unless external), then the query store's
 // consumer; relays start with their units (startRelays).
@@ -70,8 +88,12 @@ func (c *Cluster) startEvents(ctx context.Context) error {
 	bus := ev.Bus
 	if bus.URL == "" {
 		var opts []eventbus.EmbeddedOption
-		if ev.BusTLS != nil {
-			opts = append(opts, eventbus.WithTLS(ev.BusTLS))
+		busTLS, err := c.busTLS()
+		if err != nil {
+			return err
+		}
+		if busTLS != nil {
+			opts = append(opts, eventbus.WithTLS(busTLS))
 		}
 		emb, err := eventbus.StartEmbedded(filepath.Join(c.Dir, "nats"), "127.0.0.1:0", opts...)
 		if err != nil {
@@ -120,7 +142,7 @@ func (c *Cluster) startRelays(ctx context.Context, id tradeunit.UnitID, spec str
 		if rc.TLS, err = c.issue(pki.RoleRelay, name); err != nil {
 			return err
 		}
-		r := &Relay{Unit: id, Process: NewProcess(c.cfg.Binary, c.cfg.Dir, name, func(listen, addrFile string) []string {
+		r := &Relay{Unit: id, scheme: schemeOf(rc.TLS), Process: NewProcess(c.cfg.Binary, c.cfg.Dir, name, func(listen, addrFile string) []string {
 			rc := rc
 			rc.Metrics, rc.MetricsAddrFile = listen, addrFile
 			return rc.Args()

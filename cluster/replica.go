@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"tradeunit/pki"
 
 	"tradeunit"
 	"tradeunit/daemon/directoryd"
@@ -20,6 +21,17 @@ type Replica struct {
 	Unit  tradeunit.UnitID // 0 for a shard's
 	Shard routing.ShardID  // 0 for a unit's
 	DSN   dsn.DSN          // its one storage; the zero DSN when it follows the topology
+	// scheme of its metrics URL: https when it has a certificate.
+	scheme string
+}
+
+// schemeOf is the scheme of the internal endpoints of a program with
+// files: https (mutual TLS) when it has a certificate.
+func schemeOf(files pki.Files) string {
+	if files.Enabled() {
+		return "https"
+	}
+	return "http"
 }
 
 // NewReplica returns a logic-service replica, not started, running binary
@@ -30,7 +42,7 @@ func NewReplica(binary, dir, name string, cfg unitd.Config) *Replica {
 	if cfg.Metrics != "" {
 		cfg.MetricsAddrFile = metricsAddrFile(dir, name)
 	}
-	return &Replica{Unit: cfg.Service.Unit, DSN: cfg.DB, Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
+	return &Replica{Unit: cfg.Service.Unit, DSN: cfg.DB, scheme: schemeOf(cfg.TLS), Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
 		c := cfg
 		c.Listen, c.AddrFile = listen, addrFile
 		removeMetricsAddr(c.MetricsAddrFile)
@@ -43,7 +55,7 @@ func NewShardReplica(binary, dir, name string, cfg directoryd.Config) *Replica {
 	if cfg.Metrics != "" {
 		cfg.MetricsAddrFile = metricsAddrFile(dir, name)
 	}
-	return &Replica{Shard: cfg.Shard, DSN: cfg.DB, Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
+	return &Replica{Shard: cfg.Shard, DSN: cfg.DB, scheme: schemeOf(cfg.TLS), Process: NewProcess(binary, dir, name, func(listen, addrFile string) []string {
 		c := cfg
 		c.Listen, c.AddrFile = listen, addrFile
 		removeMetricsAddr(c.MetricsAddrFile)
@@ -67,5 +79,5 @@ func (r *Replica) MetricsURL() string {
 	if err != nil || !strings.HasSuffix(string(data), "\n") {
 		return ""
 	}
-	return "http://" + strings.TrimSpace(string(data)) + "/metrics"
+	return r.scheme + "://" + strings.TrimSpace(string(data)) + "/metrics"
 }

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"tradeunit/cluster"
+	"tradeunit/daemon"
 	"tradeunit/health"
+	"tradeunit/pki"
 	"tradeunit/proxy"
 )
 
@@ -126,6 +128,15 @@ func startDev(t *testing.T, cwd string, args ...string) devRun {
 			cmd.Process.Kill()
 			t.Fatal("tradeunit dev did not stop within 30s of Ctrl-C")
 		}
+	}
+	dataDir := filepath.Join(cwd, "data")
+	for i, a := range args {
+		if a == "--data" && i+1 < len(args) {
+			dataDir = args[i+1]
+		}
+	}
+	if keys, err := pki.Load(pki.FilesIn(filepath.Join(dataDir, "pki", "ca"), filepath.Join(dataDir, "pki"), "admin")); err == nil {
+		internalClients.Store(healthURL, daemon.InternalClient(keys))
 	}
 	return devRun{url: url, healthURL: healthURL, curl: curl, stop: stop, pid: cmd.Process.Pid}
 }

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"google.golang.org/grpc"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -165,6 +163,9 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 			t.Errorf("close cluster: %v", err)
 		}
 	})
+	if c.HealthURL != "" {
+		internalClients.Store(c.HealthURL, adminClient(t, c))
+	}
 	return c
 }
 
@@ -277,8 +278,8 @@ func uniq(prefix string) string { return fmt.Sprintf("%s-%d", prefix, time.Now()
 // without TLS (no such files).
 func adminClient(t *testing.T, c *cluster.Cluster) *http.Client {
 	t.Helper()
-	files := pki.FilesIn(filepath.Join(c.Dir, "pki", "ca"), filepath.Join(c.Dir, "pki"), "admin")
-	if _, err := os.Stat(files.Cert); errors.Is(err, os.ErrNotExist) {
+	files := c.AdminTLS()
+	if !files.Enabled() {
 		return daemon.InternalClient(nil)
 	}
 	keys, err := pki.Load(files)

@@ -18,10 +18,23 @@ import (
 	"tradeunit/health"
 )
 
+// internalClients holds, by base URL, the client that reaches an internal
+// endpoint over mutual TLS with the operator's certificate of its cluster
+// (registered by startCluster and startDev); others get a plain one.
+var internalClients sync.Map
+
+// internalClient returns the client registered for base.
+func internalClient(base string) *http.Client {
+	if c, ok := internalClients.Load(base); ok {
+		return c.(*http.Client)
+	}
+	return http.DefaultClient
+}
+
 // getReport reads the health checker's API once.
 func getReport(t *testing.T, base string) health.Report {
 	t.Helper()
-	resp, err := http.Get(base + "/v1/units")
+	resp, err := internalClient(base).Get(base + "/v1/units")
 	if err != nil {
 		t.Fatalf("health API: %v", err)
 	}
@@ -40,7 +53,7 @@ func waitReport(t *testing.T, base string, timeout time.Duration, what string, c
 	deadline := time.Now().Add(timeout)
 	var version uint64
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(fmt.Sprintf("%s/v1/units?wait=%d&timeout=500ms", base, version))
+		resp, err := internalClient(base).Get(fmt.Sprintf("%s/v1/units?wait=%d&timeout=500ms", base, version))
 		if err != nil {
 			t.Fatalf("health API: %v", err)
 		}

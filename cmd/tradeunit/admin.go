@@ -127,7 +127,8 @@ func (f *adminFlags) open(ctx context.Context) (*admin.Admin, func(), error) {
 	// Commands that call directory shards (backfill, verify) do so with the
 	// operator's certificate.
 	pool := rpc.NewPool(rpc.WithKeys(f.keys)...)
-	a := &admin.Admin{Routes: ed, Who: operator.Name, Subject: operator.Subject, Why: f.why, Dialer: pool}
+	a := &admin.Admin{Routes: ed, Who: operator.Name, Subject: operator.Subject, Why: f.why, Dialer: pool,
+		HTTP: daemon.InternalClient(f.keys)}
 	closers := []func() error{ed.Close, pool.Close}
 	if top, err := routing.OpenTopology(ctx, f.routes, opts); err == nil {
 		a.Topology = top

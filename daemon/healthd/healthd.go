@@ -143,7 +143,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 }
 
 // URL returns the base URL of the checker's API, e.g. http://127.0.0.1:8081.
-func (m *Main) URL() string { return "http://" + m.server.Addr }
+func (m *Main) URL() string { return daemon.InternalURL(m.server.Addr, m.Keys) }
 
 // Wait blocks until ctx ends (nil) or the server fails (its error).
 func (m *Main) Wait(ctx context.Context) error { return daemon.Wait(ctx, m.server.Failed()) }
