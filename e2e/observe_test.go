@@ -23,12 +23,18 @@ import (
 // (registered by startCluster and startDev); others get a plain one.
 var internalClients sync.Map
 
-// internalClient returns the client registered for base.
-func internalClient(base string) *http.Client {
-	if c, ok := internalClients.Load(base); ok {
-		return c.(*http.Client)
-	}
-	return http.DefaultClient
+// internalClient returns the client registered for the base URL url
+// starts with.
+func internalClient(url string) *http.Client {
+	client := http.DefaultClient
+	internalClients.Range(func(base, c any) bool {
+		if strings.HasPrefix(url, base.(string)) {
+			client = c.(*http.Client)
+			return false
+		}
+		return true
+	})
+	return client
 }
 
 // getReport reads the health checker's API once.
@@ -112,7 +118,7 @@ func waitPlan(t *testing.T, c *cluster.Cluster, rev int64, version uint64) {
 // scrape returns a Prometheus text exposition.
 func scrape(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := internalClient(url).Get(url)
 	if err != nil {
 		t.Fatalf("scrape %s: %v", url, err)
 	}

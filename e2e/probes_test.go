@@ -120,7 +120,8 @@ func TestHealthAndProxyCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer checker.Stop()
-	healthURL := "http://" + checker.Addr()
+	healthURL := "https://" + checker.Addr()
+	internalClients.Store(healthURL, adminClient(t, c))
 	waitReport(t, healthURL, 5*time.Second, "the health command judges every unit", allHealthy(2))
 
 	pcfg := proxyd.DefaultConfig()

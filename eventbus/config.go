@@ -53,9 +53,10 @@ type Config struct {
 	// delivered again.
 	NakDelay time.Duration
 
-	// TLS, when set, is the client side of mutual TLS to the server (the
-	// program's pki.Keys.ClientTLS); not a flag: a program sets it from
-	// its --tls-* files.
+	// TLS, when set, is the client side of mutual TLS to a server named
+	// by a tls:// URL (the program's pki.Keys.ClientTLS); not a flag: a
+	// program sets it from its --tls-* files. A nats:// URL names a server
+	// without TLS, and the certificate is not offered.
 	TLS *tls.Config
 }
 

@@ -145,7 +145,7 @@ func (b *Bus) connect(ctx context.Context) (*nats.Conn, error) {
 			log.Warn("NATS error", "err", err)
 		}),
 	}
-	if b.cfg.TLS != nil {
+	if b.cfg.TLS != nil && strings.Contains(strings.ToLower(b.cfg.URL), "tls://") {
 		opts = append(opts, nats.Secure(b.cfg.TLS))
 	}
 	deadline := time.Now().Add(b.cfg.ConnectTimeout)
