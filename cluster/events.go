@@ -70,11 +70,7 @@ func (c *Cluster) busTLS() (*tls.Config, error) {
 	if c.cfg.Events.BusTLS != nil || c.pki == nil {
 		return c.cfg.Events.BusTLS, nil
 	}
-	files, err := c.issue(pki.RoleServer, "nats")
-	if err != nil {
-		return nil, err
-	}
-	keys, err := pki.Load(files)
+	keys, err := c.pki.ca.IssueKeys(c.pki.dir, pki.Request{Role: pki.RoleServer, Name: "nats"})
 	if err != nil {
 		return nil, err
 	}

@@ -14,11 +14,7 @@ import (
 
 func keysOf(t *testing.T, ca *pki.CA, role pki.Role, name string) *pki.Keys {
 	t.Helper()
-	f, err := ca.IssueFiles(t.TempDir(), pki.Request{Role: role, Name: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := pki.Load(f)
+	k, err := ca.IssueKeys(t.TempDir(), pki.Request{Role: role, Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -292,14 +292,6 @@ func adminClient(t *testing.T, c *cluster.Cluster) *http.Client {
 // scrapeInternal is scrape of an internal endpoint of c, with adminClient.
 func scrapeInternal(t *testing.T, c *cluster.Cluster, url string) string {
 	t.Helper()
-	resp, err := adminClient(t, c).Get(url)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("scrape %s: %s", url, resp.Status)
-	}
-	return string(body)
+	internalClients.LoadOrStore(url, adminClient(t, c))
+	return scrape(t, url)
 }

@@ -19,11 +19,7 @@ func TestEmbeddedServerRequiresClientCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := func(role pki.Role, name string) *pki.Keys {
-		f, err := ca.IssueFiles(t.TempDir(), pki.Request{Role: role, Name: name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := pki.Load(f)
+		k, err := ca.IssueKeys(t.TempDir(), pki.Request{Role: role, Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -196,6 +196,16 @@ func (ca *CA) IssueFiles(dir string, r Request) (Files, error) {
 	return iss.Write(ca, dir, r.Name)
 }
 
+// IssueKeys is IssueFiles, loaded: the keys of a process or a test
+// client the caller starts itself.
+func (ca *CA) IssueKeys(dir string, r Request) (*Keys, error) {
+	f, err := ca.IssueFiles(dir, r)
+	if err != nil {
+		return nil, err
+	}
+	return Load(f)
+}
+
 // Revoke adds the certificate with serial (hex) to the CA's revocation
 // list. Programs configured with the list refuse it within a second.
 func (ca *CA) Revoke(serial string) error {

@@ -80,11 +80,7 @@ func (c *Cluster) Spec(prefix string) string {
 // connects to etcd with.
 func (c *Cluster) Client(role pki.Role, name string) *tls.Config {
 	c.tb.Helper()
-	f, err := c.CA.IssueFiles(c.tb.TempDir(), pki.Request{Role: role, Name: name})
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	k, err := pki.Load(f)
+	k, err := c.CA.IssueKeys(c.tb.TempDir(), pki.Request{Role: role, Name: name})
 	if err != nil {
 		c.tb.Fatal(err)
 	}
