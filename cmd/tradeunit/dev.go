@@ -116,6 +116,11 @@ func printWelcome(w io.Writer, c *cluster.Cluster) {
 			fmt.Fprintf(&b, " %s", r.MetricsURL())
 		}
 	}
+	if f := c.AdminTLS(); f.Enabled() {
+		fmt.Fprintf(&b, "\ncertificates:   %s (CA %s); internal endpoints want one, e.g.\n"+
+			"                curl --cacert %s --cert %s --key %s %s/v1/units\n",
+			filepath.Dir(f.Cert), filepath.Dir(f.CA), f.CA, f.Cert, f.Key, c.HealthURL)
+	}
 	fmt.Fprintf(&b, "\nrouting table:  %s (tradeunit admin ... --routes %s)\nlogs:           %s\n\nmerchants (also in %s):\n",
 		c.RoutesPath, c.RoutesPath, filepath.Join(c.Dir, "logs"), filepath.Join(c.Dir, "dev-credentials.json"))
 	for _, m := range c.Credentials.Merchants {

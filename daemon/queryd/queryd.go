@@ -222,7 +222,7 @@ func (m *Main) MetricsURL() string {
 	if m.metrics == nil {
 		return ""
 	}
-	return "http://" + m.metrics.Addr + "/metrics"
+	return daemon.InternalURL(m.metrics.Addr, m.Keys) + "/metrics"
 }
 
 // Wait blocks until ctx ends, or the consumer stops by itself (its error).
