@@ -349,7 +349,7 @@ func TestListingPagesWhileOrdersAreCreated(t *testing.T) {
 
 	// A rebuild from the units' own rows (the consumer still running) puts
 	// the store right again.
-	rebuild := exec.Command(binary, "query", "rebuild", "--routes", c.RoutesPath, "--store", c.QueryStore)
+	rebuild := exec.Command(binary, append([]string{"query", "rebuild", "--routes", c.RoutesPath, "--store", c.QueryStore}, adminArgs(c)...)...)
 	if out, err := rebuild.CombinedOutput(); err != nil || !strings.Contains(string(out), "rebuilt from 3 units") {
 		t.Fatalf("tradeunit query rebuild: %v\n%s", err, out)
 	}
