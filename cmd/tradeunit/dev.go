@@ -117,9 +117,10 @@ func printWelcome(w io.Writer, c *cluster.Cluster) {
 		}
 	}
 	if f := c.AdminTLS(); f.Enabled() {
-		fmt.Fprintf(&b, "\ncertificates:   %s (CA %s); internal endpoints want one, e.g.\n"+
-			"                curl --cacert %s --cert %s --key %s %s/v1/units\n",
-			filepath.Dir(f.Cert), filepath.Dir(f.CA), f.CA, f.Cert, f.Key, c.HealthURL)
+		// No curl line here: the one curl line dev prints is the API example.
+		fmt.Fprintf(&b, "\ncertificates:   %s (CA %s); internal endpoints (checker, metrics) want a client\n"+
+			"                certificate of that CA, e.g. the operator's: --cacert %s --cert %s --key %s\n",
+			filepath.Dir(f.Cert), filepath.Dir(f.CA), f.CA, f.Cert, f.Key)
 	}
 	fmt.Fprintf(&b, "\nrouting table:  %s (tradeunit admin ... --routes %s)\nlogs:           %s\n\nmerchants (also in %s):\n",
 		c.RoutesPath, c.RoutesPath, filepath.Join(c.Dir, "logs"), filepath.Join(c.Dir, "dev-credentials.json"))
