@@ -42,8 +42,7 @@ func proxyDial(t *testing.T, c *cluster.Cluster) []grpc.DialOption {
 // tlsArgs are the --tls-* flags of the certificate name of a tradeunit
 // dev running in dir.
 func tlsArgs(dir, name string) []string {
-	f := pki.FilesIn(filepath.Join(dir, "pki", "ca"), filepath.Join(dir, "pki"), name)
-	return []string{"--tls-ca", f.CA, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-crl", f.CRL}
+	return pki.FilesIn(filepath.Join(dir, "pki", "ca"), filepath.Join(dir, "pki"), name).Args()
 }
 
 // operatorArgs are the --tls-* flags of an operator's certificate for
@@ -66,6 +65,5 @@ func operatorArgs(t *testing.T, dir string) []string {
 
 // adminArgs are the --tls-* flags of the cluster's operator certificate.
 func adminArgs(c *cluster.Cluster) []string {
-	f := c.AdminTLS()
-	return []string{"--tls-ca", f.CA, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-crl", f.CRL}
+	return c.AdminTLS().Args()
 }

@@ -26,6 +26,12 @@ func (f *Files) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&f.CRL, "tls-crl", f.CRL, "the CA's revocation list (PEM), reloaded when it changes; revoked peers are refused")
 }
 
+// Args are the flags (Flags) that name these files: how a program is
+// started, or a tool run, with them.
+func (f Files) Args() []string {
+	return []string{"--tls-ca", f.CA, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-crl", f.CRL}
+}
+
 // Enabled reports whether any file is named.
 func (f Files) Enabled() bool { return f != Files{} }
 

@@ -73,9 +73,6 @@ func LoadIfEnabled(files Files) (*Keys, error) {
 // Identity is who this program's certificate names.
 func (k *Keys) Identity() Identity { return k.current().id }
 
-// Files are the files the keys are loaded from.
-func (k *Keys) Files() Files { return k.files }
-
 // Reloads is how many times the material was reloaded after a change, and
 // the last reload's error (nil when the last one succeeded).
 func (k *Keys) Reloads() (int, error) {

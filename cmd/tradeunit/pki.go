@@ -85,8 +85,8 @@ var pkiIssueCmd = &command{
 			return json.NewEncoder(e.stdout).Encode(map[string]any{"files": files, "role": id.Role, "name": id.Name,
 				"subject": id.Subject, "serial": id.Serial, "not_after": iss.Cert.NotAfter.UTC()})
 		}
-		fmt.Fprintf(e.stdout, "issued %s (subject %s, serial %s, valid until %s)\n  --tls-ca=%s --tls-cert=%s --tls-key=%s --tls-crl=%s\n",
-			id, id.Subject, id.Serial, iss.Cert.NotAfter.UTC().Format(time.RFC3339), files.CA, files.Cert, files.Key, files.CRL)
+		fmt.Fprintf(e.stdout, "issued %s (subject %s, serial %s, valid until %s)\n  %s\n",
+			id, id.Subject, id.Serial, iss.Cert.NotAfter.UTC().Format(time.RFC3339), strings.Join(files.Args(), " "))
 		return nil
 	},
 }
@@ -127,7 +127,7 @@ var pkiRevokeCmd = &command{
 var pkiShowCmd = &command{
 	name:  "show",
 	usage: "--cert FILE",
-	short: "print who a certificate names: role, name, subject, serial and validity",
+	short: "print who a certificate names: role, name, subject and serial",
 	run: func(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 		certFile := fs.String("cert", "", "certificate file (required)")
 		if err := noArgs(e, fs, args); err != nil {

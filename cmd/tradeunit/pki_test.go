@@ -91,7 +91,7 @@ func operatorFlags(t *testing.T, role pki.Role, name string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []string{"--tls-ca", f.CA, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-crl", f.CRL}
+	return f.Args()
 }
 
 // TestAdminNeedsAnOperatorCertificate: nobody changes the routing table
