@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"path"
@@ -106,32 +107,38 @@ func mchidOf(req any) string {
 	return ""
 }
 
-// callerOf is the verified identity of ctx's peer. The handshake verified
-// the chain (pki.Keys.ServerTLS); this reads the role it names.
-func callerOf(ctx context.Context) (pki.Identity, error) {
+// callerOf is the verified certificate of ctx's peer. The handshake
+// verified its chain (pki.Keys.ServerTLS).
+func callerOf(ctx context.Context) (*x509.Certificate, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return pki.Identity{}, fmt.Errorf("no peer")
+		return nil, fmt.Errorf("no peer")
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok {
-		return pki.Identity{}, fmt.Errorf("not a TLS connection")
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return nil, fmt.Errorf("not a TLS connection with a certificate")
 	}
-	return pki.PeerIdentity(info.State)
+	return info.State.PeerCertificates[0], nil
 }
 
 // authorize refuses a call its caller's role may not make, with
 // PERMISSION_DENIED: a definite answer, so the caller does not retry it
 // elsewhere.
 func authorize(ctx context.Context, method string, req any) error {
-	id, err := callerOf(ctx)
+	cert, err := callerOf(ctx)
 	if err != nil {
 		return tradeunit.Errorf(tradeunit.CodePermissionDenied, "%s: caller not identified: %v", path.Base(method), err)
 	}
-	if !Allowed(id.Role, method, mchidOf(req)) {
-		return tradeunit.Errorf(tradeunit.CodePermissionDenied, "%s may not call %s for this merchant", id, path.Base(method))
+	// The role alone decides, read from the subject without formatting it:
+	// this runs on every call. The whole identity is for the refusal.
+	if Allowed(pki.Role(cert.Subject.CommonName), method, mchidOf(req)) {
+		return nil
 	}
-	return nil
+	id, err := pki.IdentityOf(cert)
+	if err != nil {
+		return tradeunit.Errorf(tradeunit.CodePermissionDenied, "%s: %v", path.Base(method), err)
+	}
+	return tradeunit.Errorf(tradeunit.CodePermissionDenied, "%s may not call %s for this merchant", id, path.Base(method))
 }
 
 func authorizeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
