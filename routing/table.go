@@ -23,16 +23,46 @@ import (
 	"tradeunit"
 )
 
-// Temperature says what kind of traffic a unit serves, by the age of its
-// orders.
+// Temperature is a unit's place in its lifecycle (seed 000 §5.4): what
+// traffic it serves, by the age of its orders, and how far the move of its
+// data to cold storage has come. Package lifecycle moves a unit along it;
+// see Lifecycle for the order of the steps.
 type Temperature string
 
-// The temperatures of a unit.
+// The temperatures of a unit, in lifecycle order.
 const (
 	Hot  Temperature = "hot"  // takes new orders, updates and reads
 	Warm Temperature = "warm" // no new orders; updates and reads of its orders
-	Cold Temperature = "cold" // data moved to cold storage; reads only
+	// Copying: warm, while its data is copied to its cold storage.
+	Copying Temperature = "copying"
+	// Freezing: updates wait (bounded) while the copy is brought exactly
+	// up to date; reads are served.
+	Freezing Temperature = "freezing"
+	// Verifying: still frozen, while both sides are compared range by
+	// range before the storage mapping is switched.
+	Verifying Temperature = "verifying"
+	// Cold: the cold copy serves reads and the updates the cold policy
+	// allows; the old data is still there, so the move can be undone.
+	Cold Temperature = "cold"
+	// Retired: as cold, and the old data is deleted: its storage is free
+	// for a fresh unit.
+	Retired Temperature = "retired"
 )
+
+// Lifecycle lists the temperatures in the order a unit passes them.
+var Lifecycle = []Temperature{Hot, Warm, Copying, Freezing, Verifying, Cold, Retired}
+
+// Valid reports whether t is a known temperature ("" stands for hot).
+func (t Temperature) Valid() bool { return t == "" || slices.Contains(Lifecycle, t) }
+
+// IsCold reports whether the unit's orders are served by its cold copy.
+func (t Temperature) IsCold() bool { return t == Cold || t == Retired }
+
+// Moving reports whether the unit's data is being moved to cold storage.
+func (t Temperature) Moving() bool { return t == Copying || t == Freezing || t == Verifying }
+
+// Frozen reports whether the unit's updates wait for the move's switch.
+func (t Temperature) Frozen() bool { return t == Freezing || t == Verifying }
 
 // DefaultPartition is the partition of a unit that names none.
 const DefaultPartition = "normal"
@@ -209,10 +239,8 @@ func (u *Unit) validate() error {
 	if u.Partition != "" && !validPartition(u.Partition) {
 		return unitErrorf(u, "partition %q must match [a-z0-9_-]{1,32}", u.Partition)
 	}
-	switch u.Temperature {
-	case "", Hot, Warm, Cold:
-	default:
-		return unitErrorf(u, "temperature %q must be one of hot, warm, cold", u.Temperature)
+	if !u.Temperature.Valid() {
+		return unitErrorf(u, "temperature %q must be one of hot, warm, copying, freezing, verifying, cold, retired", u.Temperature)
 	}
 	if u.Weight < 0 || math.IsNaN(u.Weight) || math.IsInf(u.Weight, 0) {
 		return unitErrorf(u, "weight %v must be finite and not negative", u.Weight)

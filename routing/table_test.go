@@ -65,7 +65,7 @@ func TestParse(t *testing.T) {
 		{"id 0", tableDoc(t, unitDoc(0)), "unit 0: unit: number out of range 1..99999"},
 		{"id 100000", tableDoc(t, unitDoc(100000)), "unit 100000: unit: number out of range 1..99999"},
 		{"bad temperature", tableDoc(t, with(unitDoc(3), func(u map[string]any) { u["temperature"] = "tepid" })),
-			`unit 3: temperature "tepid" must be one of hot, warm, cold`},
+			`unit 3: temperature "tepid" must be one of hot, warm, copying`},
 		{"negative weight", tableDoc(t, with(unitDoc(3), func(u map[string]any) { u["weight"] = -1 })),
 			"unit 3: weight -1 must be finite and not negative"},
 		{"available without addresses", tableDoc(t, with(unitDoc(3), func(u map[string]any) { delete(u, "logic_addrs") })),
