@@ -20,6 +20,9 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 		if err := s.checkNotFrozen(ctx, tx, op); err != nil {
 			return err
 		}
+		if s.passedFence != nil {
+			s.passedFence(op)
+		}
 		return fn(tx)
 	})
 }
