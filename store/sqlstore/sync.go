@@ -100,6 +100,9 @@ func Sync(ctx context.Context, src, dst *Store, opt SyncOptions) (SyncReport, er
 	if opt.RangeRows == 0 {
 		opt.RangeRows = DefaultRangeRows
 	}
+	if err := checkSameUnit(ctx, src, dst); err != nil {
+		return rep, err
+	}
 	sy := &syncer{src: src, dst: dst, opt: opt, rep: &rep}
 	if opt.Progress != nil {
 		size, err := src.Size(ctx)
@@ -118,6 +121,34 @@ func Sync(ctx context.Context, src, dst *Store, opt SyncOptions) (SyncReport, er
 			rep.RangesDiffering, rep.RangesCompared, rep.CountersDiffering, ErrCopyDiffers)
 	}
 	return rep, nil
+}
+
+// checkSameUnit refuses a copy that holds another unit's data: Sync would
+// replace it.
+func checkSameUnit(ctx context.Context, src, dst *Store) error {
+	srcUnit, err := src.boundUnit(ctx)
+	if err != nil {
+		return err
+	}
+	dstUnit, err := dst.boundUnit(ctx)
+	if err != nil {
+		return err
+	}
+	if dstUnit != 0 && dstUnit != srcUnit {
+		return &tradeunit.Error{Code: tradeunit.CodeInvalidRequest, Op: "store.Sync",
+			Message: fmt.Sprintf("the copy holds unit %d's data, the source unit %d's: sync would replace it", dstUnit, srcUnit)}
+	}
+	return nil
+}
+
+// boundUnit is the unit the storage holds, 0 if none.
+func (s *Store) boundUnit(ctx context.Context) (tradeunit.UnitID, error) {
+	var id int64
+	err := s.read.QueryRowContext(ctx, "SELECT unit_id FROM unit_identity WHERE id = 1").Scan(&id)
+	if err != nil && !isNoRows(err) {
+		return 0, s.fail("store.Sync", err)
+	}
+	return tradeunit.UnitID(id), nil
 }
 
 type syncer struct {

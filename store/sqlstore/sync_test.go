@@ -343,17 +343,56 @@ func TestSyncFrozenSourceThenDeleteData(t *testing.T) {
 
 // TestSyncRejectsBadOptions lists the options Sync refuses.
 func TestSyncRejectsBadOptions(t *testing.T) {
-	a, b := openSQLite(t), openSQLite(t)
+	a, b, other := openSQLite(t), openSQLite(t), openSQLite(t)
+	if err := a.BindUnit(context.Background(), lifecycleUnit); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.BindUnit(context.Background(), lifecycleUnit+1); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		name     string
 		src, dst *sqlstore.Store
 		opt      sqlstore.SyncOptions
+		want     tradeunit.Code
 	}{
-		{"same store", a, a, sqlstore.SyncOptions{}},
-		{"negative range", a, b, sqlstore.SyncOptions{RangeRows: -1}},
+		{"same store", a, a, sqlstore.SyncOptions{}, tradeunit.CodeParamError},
+		{"negative range", a, b, sqlstore.SyncOptions{RangeRows: -1}, tradeunit.CodeParamError},
+		{"another unit's copy", a, other, sqlstore.SyncOptions{}, tradeunit.CodeInvalidRequest},
 	} {
-		if _, err := sqlstore.Sync(context.Background(), tt.src, tt.dst, tt.opt); !tradeunit.IsCode(err, tradeunit.CodeParamError) {
-			t.Errorf("%s: got %v, want PARAM_ERROR", tt.name, err)
+		if _, err := sqlstore.Sync(context.Background(), tt.src, tt.dst, tt.opt); !tradeunit.IsCode(err, tt.want) {
+			t.Errorf("%s: got %v, want %s", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestSyncDeletesWhatSourceLacks: rows only the copy has — before the
+// source's first key, between, and past its last (the open-ended tail) —
+// are deleted.
+func TestSyncDeletesWhatSourceLacks(t *testing.T) {
+	for _, p := range pairs[:3] {
+		t.Run(p.name, func(t *testing.T) {
+			ctx := context.Background()
+			src, dst := p.src(t), p.dst(t)
+			base := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+			fill(t, src, base, 90)
+			mustSync(t, src, dst, sqlstore.SyncOptions{})
+			for _, at := range []time.Time{base.Add(-time.Hour), base.Add(30 * time.Second), base.Add(time.Hour)} {
+				if _, _, err := dst.CreateOrder(ctx, newOrderAt(t, mch, at, 3)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := dst.SupersedeAttempt(ctx, "zz", "only-on-the-copy", 3); err != nil && !tradeunit.IsCode(err, tradeunit.CodeNotFound) {
+				t.Fatal(err)
+			}
+			if _, err := dst.AcquireRelay(ctx, "zz-relay", "h", time.Minute, base); err != nil {
+				t.Fatal(err)
+			}
+			rep := mustSync(t, src, dst, sqlstore.SyncOptions{})
+			if rep.RangesCopied == 0 {
+				t.Fatal("sync copied nothing over a copy with rows of its own")
+			}
+			wantEqual(t, src, dst)
+		})
 	}
 }
