@@ -117,6 +117,11 @@ var (
 	// ErrOutcomeUnknown marks a change whose own storage cannot tell
 	// whether it committed: the connection died while COMMIT was on its way.
 	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrStorageFrozen marks a write refused because the unit's storage is
+	// frozen (paused while its data moves to other storage): nothing was
+	// written, and the write may succeed on the unit's next storage. It is
+	// wrapped in a UNIT_UNAVAILABLE *Error.
+	ErrStorageFrozen = errors.New("storage frozen")
 )
 
 // NoAnswer returns the UNIT_UNAVAILABLE error of a call that got no answer.

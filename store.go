@@ -17,6 +17,10 @@ type CreateResult struct {
 // so that of two concurrent calls at most one wins. The rules of what may
 // change (Order.CheckPay, CheckClose, CheckRefund) live in this package; a
 // Store applies them under its transaction.
+//
+// Every change may also fail with UNIT_UNAVAILABLE wrapping ErrStorageFrozen,
+// nothing written, while the unit's storage is frozen to move it (see
+// sqlstore.Store.Freeze).
 type Store interface {
 	// CreateOrder inserts o with its ORDER_CREATED event. If an order with
 	// the same (Mchid, OutTradeNo) exists, it returns that order and

@@ -29,6 +29,10 @@ type Store struct {
 	// is write.
 	write, read *sql.DB
 	dialect     sqldb.Dialect
+	// passedFence, when set, runs in each write transaction just after
+	// the freeze fence let it through: tests hold a writer there. nil
+	// outside tests; set it before the Store is shared.
+	passedFence func(op string)
 }
 
 var _ tradeunit.Store = (*Store)(nil)

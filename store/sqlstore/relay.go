@@ -100,10 +100,13 @@ func (s *Store) ReleaseRelay(ctx context.Context, name, holder string) error {
 	if err := checkLease(name, holder); err != nil {
 		return err
 	}
-	if _, err := s.write.ExecContext(ctx, "UPDATE relay_leases SET lease_until = 0 WHERE name = ? AND holder = ?", name, holder); err != nil {
-		return s.fail(op, err)
-	}
-	return nil
+	// In a transaction of its own only for the freeze fence (see inTx).
+	return s.inTx(ctx, op, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE relay_leases SET lease_until = 0 WHERE name = ? AND holder = ?", name, holder); err != nil {
+			return s.fail(op, err)
+		}
+		return nil
+	})
 }
 
 // lease is a row of relay_leases.

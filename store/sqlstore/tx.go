@@ -11,9 +11,20 @@ import (
 )
 
 // inTx runs fn in a write transaction (see sqldb.DB.InTx: contention is
-// retried, and only COMMIT can leave the outcome unknown).
+// retried, and only COMMIT can leave the outcome unknown). Every write of
+// the Store goes through it, so that the freeze fence is checked in one
+// place: fn does not run, and nothing is written, on a frozen storage (see
+// Freeze).
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	return s.db.InTx(ctx, op, fn)
+	return s.db.InTx(ctx, op, func(tx *sql.Tx) error {
+		if err := s.checkNotFrozen(ctx, tx, op); err != nil {
+			return err
+		}
+		if s.passedFence != nil {
+			s.passedFence(op)
+		}
+		return fn(tx)
+	})
 }
 
 // insertEvent writes one outbox row in the caller's transaction: the event's
