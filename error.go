@@ -41,6 +41,13 @@ const (
 	// not make this call (a checker creating a merchant's order); nothing
 	// was done. Internal only: merchants' calls never carry a certificate.
 	CodePermissionDenied Code = "PERMISSION_DENIED"
+	// CodeOrderArchived: the order's unit is cold (its data moved to cold
+	// storage) and the cold policy no longer lets this order be paid or
+	// closed; it can still be read, and refunded within the refund window.
+	CodeOrderArchived Code = "ORDER_ARCHIVED"
+	// CodeRefundExpired: the order was paid longer ago than the refund
+	// window (WeChat Pay: one year); nothing was refunded.
+	CodeRefundExpired Code = "REFUND_PERIOD_EXPIRED"
 )
 
 // Error is the error type of the domain. Code says what kind of failure it is;

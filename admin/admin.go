@@ -263,6 +263,9 @@ func (a *Admin) SetUnit(ctx context.Context, id tradeunit.UnitID, c UnitChanges)
 			u.Weight = *c.Weight
 		}
 		if c.Temperature != nil {
+			if err := checkTemperatureChange(u, *c.Temperature); err != nil {
+				return err
+			}
 			u.Temperature = *c.Temperature
 		}
 		if c.Available != nil {
@@ -314,4 +317,17 @@ func (a *Admin) History(ctx context.Context, limit int) ([]HistoryEntry, error) 
 	}
 	slices.SortStableFunc(out, func(x, y HistoryEntry) int { return y.Time.Compare(x.Time) })
 	return out[:min(limit, len(out))], nil
+}
+
+// checkTemperatureChange allows an operator to set only hot or warm, and
+// only on a unit that is hot or warm: the later steps say where the unit's
+// data is, and only the move to cold storage (package lifecycle) sets them.
+func checkTemperatureChange(u *routing.Unit, to routing.Temperature) error {
+	if to != routing.Hot && to != routing.Warm {
+		return paramErrorf("unit %d: temperature %q is a step of the move to cold storage: run tradeunit admin unit cool (only hot and warm are set by hand)", u.ID, to)
+	}
+	if u.Temperature != routing.Hot && u.Temperature != routing.Warm {
+		return paramErrorf("unit %d is %s: its data is moving or moved to cold storage (tradeunit admin unit cool --abort or --undo first)", u.ID, u.Temperature)
+	}
+	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"tradeunit/dsn"
 	"tradeunit/eventbus"
 	"tradeunit/pki"
-	"tradeunit/routing"
 )
 
 // Events configures a cluster's event flow: unit → relay → bus → query
@@ -117,19 +116,16 @@ func (c *Cluster) startEvents(ctx context.Context) error {
 	return nil
 }
 
-// startRelays starts unit id's relays over st (its one DSN, or the storage
-// topology at spec).
-func (c *Cluster) startRelays(ctx context.Context, id tradeunit.UnitID, spec string, st routing.Storage) error {
+// startRelays starts unit id's relays, following its storage in the
+// storage topology at spec (as its logic services do).
+func (c *Cluster) startRelays(ctx context.Context, id tradeunit.UnitID, spec string) error {
 	ev := c.cfg.Events
 	if ev == nil {
 		return nil
 	}
 	cfg := ev.Relay
 	cfg.Relay.Unit, cfg.Bus, cfg.Secrets = id, c.busConfig, c.cfg.Unit.Secrets
-	cfg.DB, cfg.Routes = st.Primary, ""
-	if len(st.Replicas) > 0 {
-		cfg.DB, cfg.Routes = dsn.DSN{}, spec
-	}
+	cfg.DB, cfg.Routes = dsn.DSN{}, spec
 	for i := 1; i <= ev.RelaysPerUnit; i++ {
 		name := fmt.Sprintf("relay-%d-%d", id, i)
 		rc := cfg

@@ -77,18 +77,15 @@ func (c *Cluster) startParts(ctx context.Context, spec string) error {
 	return WaitHolding(ctx, table.Directory, c.adminDial()...)
 }
 
-// startUnit starts the replicas of unit id over st: its one DSN, or, with
-// replicas, following the storage topology at spec.
+// startUnit starts the replicas of unit id over st, following its storage
+// in the storage topology at spec: across a failover, and to its cold copy.
 func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, spec string, st routing.Storage) (*Unit, error) {
 	u := &Unit{ID: id, DSN: st.Primary}
 	c.mu.Lock()
 	c.Units = append(c.Units, u)
 	c.mu.Unlock()
 	cfg := c.cfg.Unit
-	cfg.Service.Unit, cfg.DB, cfg.Routes = id, st.Primary, ""
-	if len(st.Replicas) > 0 {
-		cfg.DB, cfg.Routes = dsn.DSN{}, spec
-	}
+	cfg.Service.Unit, cfg.DB, cfg.Routes = id, dsn.DSN{}, spec
 	if c.cfg.UnitMetrics {
 		cfg.Metrics = "127.0.0.1:0"
 	}
@@ -104,7 +101,7 @@ func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, spec strin
 		}
 		u.Replicas = append(u.Replicas, rep)
 	}
-	if err := c.startRelays(ctx, id, spec, st); err != nil {
+	if err := c.startRelays(ctx, id, spec); err != nil {
 		return nil, err
 	}
 	return u, nil

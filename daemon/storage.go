@@ -20,15 +20,16 @@ import (
 )
 
 // WatchStorage follows one unit's or shard's storage (what pick returns
-// of each topology) in the storage topology src, for replicated.Open.
-func WatchStorage(ctx context.Context, src routing.TopologySource, pick func(*routing.Topology) (routing.Storage, bool)) <-chan replicated.Topology {
+// of each topology: its servers, and whether they are a unit's cold copy)
+// in the storage topology src, for replicated.Open.
+func WatchStorage(ctx context.Context, src routing.TopologySource, pick func(*routing.Topology) (s routing.Storage, cold, ok bool)) <-chan replicated.Topology {
 	out := make(chan replicated.Topology, 1)
 	go func() {
 		defer close(out)
 		for t := range src.Watch(ctx) {
 			top := replicated.Topology{Revision: t.Revision}
-			if s, ok := pick(t); ok {
-				top.Primary, top.Replicas = s.Primary, s.Replicas
+			if s, cold, ok := pick(t); ok {
+				top.Primary, top.Replicas, top.Cold = s.Primary, s.Replicas, cold
 			}
 			select {
 			case out <- top:
@@ -143,12 +144,12 @@ func (u UnitStorage) Open(ctx, bg context.Context, id tradeunit.UnitID, password
 	if err != nil {
 		return OpenedUnit{}, err
 	}
-	watch := WatchStorage(bg, top, func(t *routing.Topology) (routing.Storage, bool) {
+	watch := WatchStorage(bg, top, func(t *routing.Topology) (routing.Storage, bool, bool) {
 		unit, ok := t.Unit(id)
 		if !ok {
-			return routing.Storage{}, false
+			return routing.Storage{}, false, false
 		}
-		return unit.Storage, true
+		return unit.Storage, unit.Cold, true
 	})
 	storage, err := replicated.OpenUnit(u.Storage, id, replicated.Deps{Topology: watch,
 		Passwords: passwords, OnHealth: onHealth, Logger: log})

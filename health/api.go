@@ -52,7 +52,10 @@ const (
 type UnitReport struct {
 	Unit      tradeunit.UnitID `json:"unit"`
 	Partition string           `json:"partition"`
-	Verdict   string           `json:"verdict"` // Healthy, Ejected or Unknown
+	// Temperature is the unit's step in its lifecycle, as the routing
+	// table says (a cold unit is probed by reads, with its own budget).
+	Temperature string `json:"temperature"`
+	Verdict     string `json:"verdict"` // Healthy, Ejected or Unknown
 	// Failing is true when its probes say it should be out; a failing unit
 	// that is not ejected was kept in by the partition's bound.
 	Failing              bool      `json:"failing"`
@@ -124,7 +127,7 @@ func (c *Checker) cachedLocked() *cachedReport {
 		s := &e.stats
 		rate, n := s.successRate()
 		u := UnitReport{
-			Unit: id, Partition: e.partition, Verdict: Healthy, Failing: s.failing(&c.policy), Probe: "read",
+			Unit: id, Partition: e.partition, Temperature: string(e.temperature), Verdict: Healthy, Failing: s.failing(&c.policy), Probe: "read",
 			SuccessRate: rate, Samples: n, ConsecutiveFailures: s.consecutiveFailures,
 			ConsecutiveSuccesses: s.consecutiveSuccesses, LatencyEWMAMS: ms(s.ewma), LatencyP99MS: ms(s.p99()),
 			LastProbe: s.lastProbe.UTC(), LastError: s.lastError, Ejections: s.ejections,

@@ -36,12 +36,16 @@ type Config struct {
 	// within 1.2 × Interval + FailuresToEject × ProbeTimeout (2.7 intervals
 	// by default).
 	ProbeTimeout time.Duration
-	Policy       Policy
+	// ColdProbeTimeout bounds each call of a probe of a cold unit: cold
+	// storage may be slower, and its reads have a latency budget of their
+	// own.
+	ColdProbeTimeout time.Duration
+	Policy           Policy
 }
 
 // DefaultConfig returns the settings of a checker probing every second.
 func DefaultConfig() Config {
-	return Config{Interval: time.Second, ProbeTimeout: 500 * time.Millisecond, Policy: DefaultPolicy()}
+	return Config{Interval: time.Second, ProbeTimeout: 500 * time.Millisecond, ColdProbeTimeout: 2 * time.Second, Policy: DefaultPolicy()}
 }
 
 // Validate reports a bad setting; it changes nothing.
@@ -49,8 +53,8 @@ func (c Config) Validate() error {
 	if c.Interval <= 0 {
 		return errors.New("health: Interval must be positive")
 	}
-	if c.ProbeTimeout <= 0 {
-		return fmt.Errorf("health: ProbeTimeout must be positive, got %v", c.ProbeTimeout)
+	if c.ProbeTimeout <= 0 || c.ColdProbeTimeout <= 0 {
+		return fmt.Errorf("health: ProbeTimeout and ColdProbeTimeout must be positive, got %v and %v", c.ProbeTimeout, c.ColdProbeTimeout)
 	}
 	if err := c.Policy.validate(); err != nil {
 		return err
@@ -96,12 +100,13 @@ type Checker struct {
 
 // unitEntry is one probed unit.
 type unitEntry struct {
-	target    Target
-	partition string
-	stats     unitStats
-	replicas  []ReplicaResult
-	stop      context.CancelFunc
-	update    chan Target // new addresses or probe kind for the loop
+	target      Target
+	partition   string
+	temperature routing.Temperature
+	stats       unitStats
+	replicas    []ReplicaResult
+	stop        context.CancelFunc
+	update      chan Target // new addresses or probe kind for the loop
 }
 
 // New returns a Checker; Run starts it.
@@ -187,9 +192,13 @@ func (c *Checker) follow(ctx context.Context, t *routing.Table, wg *sync.WaitGro
 			addrs[a] = true
 		}
 		target := Target{Unit: u.ID, Addrs: slices.Clone(u.LogicAddrs), Order: u.TakesNewOrders(), Timeout: c.cfg.ProbeTimeout}
+		if u.Temperature.IsCold() {
+			target.Timeout = c.cfg.ColdProbeTimeout
+		}
 		if e, ok := c.units[u.ID]; ok {
-			e.partition = u.Partition
-			if !slices.Equal(e.target.Addrs, target.Addrs) || e.target.Order != target.Order {
+			e.partition, e.temperature = u.Partition, u.Temperature
+			c.metrics.temperature(u.ID, u.Temperature)
+			if !slices.Equal(e.target.Addrs, target.Addrs) || e.target.Order != target.Order || e.target.Timeout != target.Timeout {
 				e.target = target
 				select {
 				case <-e.update: // replace a target the loop has not taken yet
@@ -200,7 +209,8 @@ func (c *Checker) follow(ctx context.Context, t *routing.Table, wg *sync.WaitGro
 			continue
 		}
 		lctx, stop := context.WithCancel(ctx)
-		e := &unitEntry{target: target, partition: u.Partition, stop: stop, update: make(chan Target, 1)}
+		e := &unitEntry{target: target, partition: u.Partition, temperature: u.Temperature, stop: stop, update: make(chan Target, 1)}
+		c.metrics.temperature(u.ID, u.Temperature)
 		c.units[u.ID] = e
 		wg.Add(1)
 		go func() {

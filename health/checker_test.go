@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -361,4 +362,54 @@ func fastRoutes() routing.Options {
 	o := routing.DefaultOptions()
 	o.PollInterval, o.Logger = 20*time.Millisecond, quiet()
 	return o
+}
+
+// timeoutProber records the timeout each unit's probe was given.
+type timeoutProber struct {
+	mu       sync.Mutex
+	timeouts map[tradeunit.UnitID]time.Duration
+	order    map[tradeunit.UnitID]bool
+}
+
+func (p *timeoutProber) Probe(ctx context.Context, t Target) []ReplicaResult {
+	p.mu.Lock()
+	p.timeouts[t.Unit], p.order[t.Unit] = t.Timeout, t.Order
+	p.mu.Unlock()
+	return []ReplicaResult{{Addr: t.Addrs[0], Latency: time.Millisecond}}
+}
+
+// TestColdUnitsProbedByReadsWithTheirOwnBudget: a hot unit gets an order
+// probe within ProbeTimeout; warm and cold units a read, a cold one within
+// ColdProbeTimeout; the report and the metrics name each unit's
+// temperature.
+func TestColdUnitsProbedByReadsWithTheirOwnBudget(t *testing.T) {
+	_, src := routesFile(t, 3, func(tbl *routing.Table) {
+		tbl.Units[1].Temperature, tbl.Units[1].AcceptNew = routing.Warm, false
+		tbl.Units[2].Temperature, tbl.Units[2].AcceptNew = routing.Cold, false
+	})
+	cfg := configEvery(40 * time.Millisecond)
+	cfg.ColdProbeTimeout = 3 * time.Second
+	p := &timeoutProber{timeouts: map[tradeunit.UnitID]time.Duration{}, order: map[tradeunit.UnitID]bool{}}
+	reg := prometheus.NewRegistry()
+	c, srv := startChecker(t, cfg, Deps{Routes: src, Prober: p, Registry: reg})
+	r := waitReport(t, c, "every unit probed", func(r *Report) bool { return len(r.Units) == 3 && r.Units[2].Samples > 0 })
+	metrics := get(t, srv.URL+"/metrics")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, tt := range []struct {
+		unit    tradeunit.UnitID
+		order   bool
+		timeout time.Duration
+		temp    string
+	}{{1, true, cfg.ProbeTimeout, "hot"}, {2, false, cfg.ProbeTimeout, "warm"}, {3, false, cfg.ColdProbeTimeout, "cold"}} {
+		if p.order[tt.unit] != tt.order || p.timeouts[tt.unit] != tt.timeout {
+			t.Errorf("unit %d probed with order=%v timeout=%v, want %v and %v", tt.unit, p.order[tt.unit], p.timeouts[tt.unit], tt.order, tt.timeout)
+		}
+		if got := r.Units[tt.unit-1].Temperature; got != tt.temp {
+			t.Errorf("unit %d reported %q, want %q", tt.unit, got, tt.temp)
+		}
+		if want := fmt.Sprintf(`tradeunit_health_unit_temperature{temperature=%q,unit="%d"} 1`, tt.temp, tt.unit); !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tradeunit"
+	"tradeunit/routing"
 )
 
 // metrics are the checker's Prometheus metrics.
@@ -19,6 +20,8 @@ type metrics struct {
 	failures    *prometheus.GaugeVec
 	panic       *prometheus.GaugeVec
 	bad         *prometheus.GaugeVec
+	// temperatures is the one series of each unit's temperature.
+	temperatures *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tradeunit_health_probe_latency_seconds", Help: "Mean call latency of a unit's passing probes.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"unit"}),
+		temperatures: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tradeunit_health_unit_temperature",
+			Help: "1 for the unit's step in its lifecycle (hot, warm, copying, freezing, verifying, cold, retired), as the routing table says.",
+		}, []string{"unit", "temperature"}),
 		ejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tradeunit_health_unit_ejected", Help: "1 while the checker ejects the unit.",
 		}, []string{"unit"}),
@@ -53,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tradeunit_health_partition_bad_units", Help: "Units of the partition that are ejected or failing.",
 		}, []string{"partition"}),
 	}
-	reg.MustRegister(m.probes, m.latency, m.ejected, m.ejections, m.successRate, m.ewma, m.failures, m.panic, m.bad)
+	reg.MustRegister(m.probes, m.latency, m.ejected, m.ejections, m.successRate, m.ewma, m.failures, m.panic, m.bad, m.temperatures)
 	return m
 }
 
@@ -88,9 +95,17 @@ func (m *metrics) partition(name string, v partitionVerdict) {
 	m.bad.WithLabelValues(name).Set(float64(v.bad))
 }
 
+// temperature sets unit id's temperature series (and only it) to 1.
+func (m *metrics) temperature(id tradeunit.UnitID, t routing.Temperature) {
+	u := id.String()
+	m.temperatures.DeletePartialMatch(prometheus.Labels{"unit": u})
+	m.temperatures.WithLabelValues(u, string(t)).Set(1)
+}
+
 // forget drops the series of a unit that left the routing table.
 func (m *metrics) forget(id tradeunit.UnitID) {
 	u := id.String()
+	m.temperatures.DeletePartialMatch(prometheus.Labels{"unit": u})
 	for _, g := range []*prometheus.GaugeVec{m.ejected, m.successRate, m.ewma, m.failures} {
 		g.DeleteLabelValues(u)
 	}

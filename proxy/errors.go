@@ -24,6 +24,8 @@ var httpStatus = map[tradeunit.Code]int{
 	tradeunit.CodeOrderClosed:      http.StatusBadRequest,
 	tradeunit.CodeOrderPaid:        http.StatusBadRequest,
 	tradeunit.CodeNotEnough:        http.StatusForbidden,
+	tradeunit.CodeOrderArchived:    http.StatusForbidden,
+	tradeunit.CodeRefundExpired:    http.StatusForbidden,
 	tradeunit.CodeOutTradeNoUsed:   http.StatusConflict,
 	tradeunit.CodeOutRefundNoUsed:  http.StatusConflict,
 	tradeunit.CodeOrderSuperseded:  http.StatusBadRequest,

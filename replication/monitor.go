@@ -51,6 +51,17 @@ func (s Status) Writable(maxWait time.Duration) (ok bool, why string) {
 	return true, ""
 }
 
+// WritableAlone reports whether a server that has no replicas (none in
+// the storage topology: a unit on one database) can take application
+// writes: it is not read-only. There is no replica to wait for, so
+// semi-sync is not asked for.
+func (s Status) WritableAlone() (ok bool, why string) {
+	if s.ReadOnly {
+		return false, "read-only (fenced, or not promoted)"
+	}
+	return true, ""
+}
+
 // HeartbeatAge is the part of Lag that needs no replication privilege: the
 // age of the newest heartbeat the server of dsn has applied, by its own
 // clock (see ReplicaLag.Heartbeat). ok is false when no heartbeat has

@@ -117,6 +117,38 @@ type UnitStorage struct {
 	Storage
 	// LastFailover is when a failover last gave the unit a new primary.
 	LastFailover time.Time `json:"last_failover,omitzero"`
+
+	// The move to cold storage (package lifecycle). While it copies,
+	// ColdCopy is where to; from the switch on, the primary is the cold
+	// copy and Cold is set, so the unit's logic services apply the cold
+	// policy; Previous is the storage it left, kept (frozen) until the
+	// move is made final and its data deleted.
+	ColdCopy dsn.DSN  `json:"cold_copy,omitzero"`
+	Cold     bool     `json:"cold,omitempty"`
+	Previous *Storage `json:"previous,omitempty"`
+}
+
+// validateMove checks the fields of a move to cold storage: a cold copy
+// other than the primary, and a previous storage only once cold.
+func (u *UnitStorage) validateMove() error {
+	errorf := func(format string, args ...any) error {
+		return tradeunit.Errorf(tradeunit.CodeParamError, "storage topology: unit %d: %s", u.Unit, fmt.Sprintf(format, args...))
+	}
+	if u.ColdCopy != (dsn.DSN{}) {
+		if u.Cold {
+			return errorf("cold_copy is set on a unit already cold")
+		}
+		if u.ColdCopy.Server() == u.Primary.Server() && u.ColdCopy.Database == u.Primary.Database {
+			return errorf("cold_copy is the primary itself")
+		}
+	}
+	if u.Previous != nil {
+		if !u.Cold {
+			return errorf("previous storage is set on a unit that is not cold")
+		}
+		return u.Previous.validate(fmt.Sprintf("unit %d: previous", u.Unit))
+	}
+	return nil
 }
 
 // ParseTopology decodes a storage topology from JSON, fills defaults and
@@ -179,6 +211,9 @@ func (t *Topology) Validate() error {
 		}
 		seen[u.Unit] = true
 		if err := u.Storage.validate(fmt.Sprintf("unit %d", u.Unit)); err != nil {
+			return err
+		}
+		if err := u.validateMove(); err != nil {
 			return err
 		}
 	}
@@ -246,6 +281,10 @@ func (t *Topology) Clone() *Topology {
 	c := &Topology{Revision: t.Revision, Units: make([]UnitStorage, len(t.Units)), index: maps.Clone(t.index)}
 	for i, u := range t.Units {
 		u.Storage = u.Storage.clone()
+		if u.Previous != nil {
+			prev := u.Previous.clone()
+			u.Previous = &prev
+		}
 		c.Units[i] = u
 	}
 	for _, sh := range t.Shards {

@@ -54,9 +54,11 @@ var policy = map[string][]pki.Role{
 	// The proxy calls for merchants; it checked the merchant's API key.
 	unitService + "/*": {pki.RoleProxy},
 	// The checker's probes: create, read and close probe orders.
-	unitService + "/CreateOrder":          {pki.RoleProxy, pki.RoleChecker},
-	unitService + "/GetOrder":             {pki.RoleProxy, pki.RoleChecker},
-	unitService + "/GetOrderByOutTradeNo": {pki.RoleProxy, pki.RoleChecker},
+	unitService + "/CreateOrder": {pki.RoleProxy, pki.RoleChecker},
+	unitService + "/GetOrder":    {pki.RoleProxy, pki.RoleChecker},
+	// An operator's move to cold storage (lifecycle) reads its marker,
+	// a probe order, to see that each logic service reads the copy.
+	unitService + "/GetOrderByOutTradeNo": {pki.RoleProxy, pki.RoleChecker, pki.RoleAdmin},
 	unitService + "/CloseOrder":           {pki.RoleProxy, pki.RoleChecker},
 	// The directory shards' reconciler settles lost creates (directory/reconcile.go).
 	unitService + "/SupersedeAttempt": {pki.RoleProxy, pki.RoleDirectory},
@@ -69,9 +71,11 @@ var policy = map[string][]pki.Role{
 	"grpc.health.v1.Health/*": {anyRole},
 }
 
-// probeOnly are the roles that may call a method only with the probe
-// merchant (tradeunit.ProbeMchid) as the request's mchid.
-var probeOnly = map[pki.Role]bool{pki.RoleChecker: true}
+// probeOnly are the roles that may call the methods of a service only with
+// the probe merchant (tradeunit.ProbeMchid) as the request's mchid: the
+// checker and the operator on the units (an operator calls the directory
+// for every merchant).
+var probeOnly = map[pki.Role]string{pki.RoleChecker: unitService, pki.RoleAdmin: unitService}
 
 const unitService = ServiceName
 
@@ -90,7 +94,7 @@ func Allowed(role pki.Role, method, mchid string) bool {
 			return true
 		}
 		if r == role {
-			return !probeOnly[role] || tradeunit.IsProbe(mchid)
+			return probeOnly[role] != svc || tradeunit.IsProbe(mchid)
 		}
 	}
 	return false

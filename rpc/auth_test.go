@@ -63,6 +63,12 @@ func TestPolicyOverTLS(t *testing.T) {
 	get := func(mchid string) call {
 		return func(ctx context.Context, c *Client) error { _, err := c.Order(ctx, mchid, "o1"); return err }
 	}
+	byOutTradeNo := func(mchid string) call {
+		return func(ctx context.Context, c *Client) error {
+			_, err := c.OrderByOutTradeNo(ctx, mchid, "t1")
+			return err
+		}
+	}
 	closeOrder := func(mchid string) call {
 		return func(ctx context.Context, c *Client) error { _, err := c.CloseOrder(ctx, mchid, "o1"); return err }
 	}
@@ -102,6 +108,9 @@ func TestPolicyOverTLS(t *testing.T) {
 		{"directory settles", pki.RoleDirectory, settle, true},
 		{"directory creates", pki.RoleDirectory, create(mch), false},
 		{"admin creates", pki.RoleAdmin, create(mch), false},
+		{"admin reads a probe by out_trade_no (a move's marker)", pki.RoleAdmin, byOutTradeNo(probe), true},
+		{"admin reads a merchant's order by out_trade_no", pki.RoleAdmin, byOutTradeNo(mch), false},
+		{"admin reads a probe by number", pki.RoleAdmin, get(probe), false},
 		{"admin checks health", pki.RoleAdmin, health, true},
 		{"relay reads", pki.RoleRelay, get(mch), false},
 		{"query creates a probe", pki.RoleQuery, create(probe), false},

@@ -39,6 +39,8 @@ var codeTable = []struct {
 	{tradeunit.CodeOrderClosed, codes.FailedPrecondition},
 	{tradeunit.CodeOrderPaid, codes.FailedPrecondition},
 	{tradeunit.CodeNotEnough, codes.FailedPrecondition},
+	{tradeunit.CodeOrderArchived, codes.FailedPrecondition},
+	{tradeunit.CodeRefundExpired, codes.FailedPrecondition},
 	{tradeunit.CodeOutTradeNoUsed, codes.AlreadyExists},
 	{tradeunit.CodeOutRefundNoUsed, codes.AlreadyExists},
 	{tradeunit.CodeOrderSuperseded, codes.FailedPrecondition},

@@ -253,6 +253,8 @@ func TestErrorCodesRoundTrip(t *testing.T) {
 		{tradeunit.CodeOrderClosed, codes.FailedPrecondition},
 		{tradeunit.CodeOrderPaid, codes.FailedPrecondition},
 		{tradeunit.CodeNotEnough, codes.FailedPrecondition},
+		{tradeunit.CodeOrderArchived, codes.FailedPrecondition},
+		{tradeunit.CodeRefundExpired, codes.FailedPrecondition},
 		{tradeunit.CodeOutTradeNoUsed, codes.AlreadyExists},
 		{tradeunit.CodeOutRefundNoUsed, codes.AlreadyExists},
 		{tradeunit.CodeOrderSuperseded, codes.FailedPrecondition},

@@ -5,6 +5,7 @@ package unit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,6 +21,9 @@ type Service struct {
 	seq     *Sequencer
 	now     func() time.Time
 	creates *batch.Batcher[*tradeunit.Order, tradeunit.CreateResult]
+
+	coldPolicy ColdPolicy
+	freezeWait time.Duration
 }
 
 var _ tradeunit.OrderService = (*Service)(nil)
@@ -32,11 +36,17 @@ type Config struct {
 	// Batch groups concurrent creates into one storage transaction (group
 	// commit): one commit, and so one sync to disk, for many orders.
 	Batch batch.Config
+	// Cold is what the unit still does once its data is in cold storage.
+	Cold ColdPolicy
+	// FreezeWait bounds how long a change waits while the storage is
+	// frozen for the switch to its cold copy.
+	FreezeWait time.Duration
 }
 
 // DefaultConfig returns the settings of the logic service of unit id.
 func DefaultConfig(id tradeunit.UnitID) Config {
-	return Config{Unit: id, SequenceBlock: DefaultSequenceBlock, Batch: batch.DefaultConfig()}
+	return Config{Unit: id, SequenceBlock: DefaultSequenceBlock, Batch: batch.DefaultConfig(),
+		Cold: DefaultColdPolicy(), FreezeWait: DefaultFreezeWait}
 }
 
 // Validate reports a bad setting; it changes nothing.
@@ -47,7 +57,10 @@ func (c Config) Validate() error {
 	if c.SequenceBlock < 1 {
 		return tradeunit.Errorf(tradeunit.CodeParamError, "sequence block must be at least 1, got %d", c.SequenceBlock)
 	}
-	return c.Batch.Validate()
+	if c.FreezeWait < 0 {
+		return tradeunit.Errorf(tradeunit.CodeParamError, "freeze wait must not be negative, got %s", c.FreezeWait)
+	}
+	return errors.Join(c.Batch.Validate(), c.Cold.Validate())
 }
 
 // New returns the logic service of cfg.Unit over store, its one storage:
@@ -76,7 +89,8 @@ func NewWithStorage(cfg Config, storage tradeunit.Storage) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Service{unit: cfg.Unit, storage: storage, seq: NewSequencer(primaryAllocator{storage}, cfg.SequenceBlock), now: now}
+	s := &Service{unit: cfg.Unit, storage: storage, seq: NewSequencer(primaryAllocator{storage}, cfg.SequenceBlock), now: now,
+		coldPolicy: cfg.Cold, freezeWait: cfg.FreezeWait}
 	var err error
 	if s.creates, err = batch.New(cfg.Batch, s.createBatch); err != nil {
 		return nil, err
@@ -186,11 +200,12 @@ func (s *Service) PayOrder(ctx context.Context, r tradeunit.PayOrderRequest) (*t
 	if err := s.checkOrderNo(r.OrderNo); err != nil {
 		return nil, err
 	}
-	store, err := s.storage.Primary()
-	if err != nil {
+	if err := s.checkUpdate(r.OrderNo, "paid"); err != nil {
 		return nil, err
 	}
-	return store.PayOrder(ctx, r.Mchid, r.OrderNo, r.PaymentID, s.clock())
+	return change(ctx, s, func(store tradeunit.Store) (*tradeunit.Order, error) {
+		return store.PayOrder(ctx, r.Mchid, r.OrderNo, r.PaymentID, s.clock())
+	})
 }
 
 // CloseOrder closes an unpaid order.
@@ -201,11 +216,12 @@ func (s *Service) CloseOrder(ctx context.Context, mchid, orderNo string) (*trade
 	if err := s.checkOrderNo(orderNo); err != nil {
 		return nil, err
 	}
-	store, err := s.storage.Primary()
-	if err != nil {
+	if err := s.checkUpdate(orderNo, "closed"); err != nil {
 		return nil, err
 	}
-	return store.CloseOrder(ctx, mchid, orderNo, s.clock())
+	return change(ctx, s, func(store tradeunit.Store) (*tradeunit.Order, error) {
+		return store.CloseOrder(ctx, mchid, orderNo, s.clock())
+	})
 }
 
 // CreateRefund refunds part or all of a paid order.
@@ -216,29 +232,39 @@ func (s *Service) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequ
 	if err := s.checkOrderNo(r.OrderNo); err != nil {
 		return nil, err
 	}
-	store, err := s.storage.Primary()
-	if err != nil {
-		return nil, err
-	}
-	if r.Amount.Currency == "" {
+	if r.Amount.Currency == "" || s.coldPolicy.RefundWindow > 0 {
 		// A refund is in its order's currency unless the caller says
-		// otherwise; a stated currency must match it.
-		o, err := store.Order(ctx, r.OrderNo)
+		// otherwise; a stated currency must match it. And an order paid
+		// too long ago is not refunded.
+		o, err := change(ctx, s, func(store tradeunit.Store) (*tradeunit.Order, error) { return store.Order(ctx, r.OrderNo) })
 		if err != nil {
 			return nil, err
 		}
 		if o.Mchid != r.Mchid {
 			return nil, tradeunit.Errorf(tradeunit.CodeNotFound, "order %s does not exist", r.OrderNo)
 		}
-		r.Amount.Currency = o.Amount.Currency
+		if err := s.checkRefundWindow(o); err != nil {
+			return nil, err
+		}
+		if r.Amount.Currency == "" {
+			r.Amount.Currency = o.Amount.Currency
+		}
 	}
-	stored, created, err := store.CreateRefund(ctx, &tradeunit.Refund{
-		OutRefundNo: r.OutRefundNo, Mchid: r.Mchid, OrderNo: r.OrderNo, Amount: r.Amount,
-		Reason: r.Reason, CreateTime: s.clock(),
+	type made struct {
+		refund  *tradeunit.Refund
+		created bool
+	}
+	m, err := change(ctx, s, func(store tradeunit.Store) (made, error) {
+		f, created, err := store.CreateRefund(ctx, &tradeunit.Refund{
+			OutRefundNo: r.OutRefundNo, Mchid: r.Mchid, OrderNo: r.OrderNo, Amount: r.Amount,
+			Reason: r.Reason, CreateTime: s.clock(),
+		})
+		return made{f, created}, err
 	})
 	if err != nil {
 		return nil, err
 	}
+	stored, created := m.refund, m.created
 	if !created && !stored.SameRequest(r) {
 		return nil, tradeunit.Errorf(tradeunit.CodeOutRefundNoUsed,
 			"out_refund_no %s was already used for a different refund", r.OutRefundNo)
@@ -265,11 +291,9 @@ func (s *Service) SupersedeAttempt(ctx context.Context, mchid, outTradeNo string
 	if err := (tradeunit.MerchantKey{Mchid: mchid, Kind: tradeunit.KeyOrder, Value: outTradeNo}).Validate(); err != nil {
 		return nil, err
 	}
-	store, err := s.storage.Primary()
-	if err != nil {
-		return nil, err
-	}
-	return store.SupersedeAttempt(ctx, mchid, outTradeNo, attempt)
+	return change(ctx, s, func(store tradeunit.Store) (*tradeunit.Order, error) {
+		return store.SupersedeAttempt(ctx, mchid, outTradeNo, attempt)
+	})
 }
 
 // CloseSuperseded closes an orphan order (see tradeunit.OrderService).
@@ -286,11 +310,9 @@ func (s *Service) CloseSuperseded(ctx context.Context, mchid, orderNo, winner st
 	if winner == orderNo {
 		return nil, tradeunit.Errorf(tradeunit.CodeInvalidRequest, "order %s cannot supersede itself", orderNo)
 	}
-	store, err := s.storage.Primary()
-	if err != nil {
-		return nil, err
-	}
-	return store.CloseSuperseded(ctx, mchid, orderNo, winner, s.clock())
+	return change(ctx, s, func(store tradeunit.Store) (*tradeunit.Order, error) {
+		return store.CloseSuperseded(ctx, mchid, orderNo, winner, s.clock())
+	})
 }
 
 // checkOrderNo rejects a malformed number and one of another unit: a call

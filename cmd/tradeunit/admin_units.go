@@ -29,8 +29,8 @@ var (
 	}
 	unitGroupCmd = &command{
 		name:  "unit",
-		usage: "add|drain|undrain|set|blacklist|unblacklist [flags]",
-		short: "add a unit, stop or resume its new orders, change its settings, block or unblock it",
+		usage: "add|drain|undrain|set|cool|blacklist|unblacklist [flags]",
+		short: "add a unit, stop or resume its new orders, change its settings, move it to cold storage, block or unblock it",
 	}
 	merchantGroupCmd = &command{
 		name:  "merchant",
@@ -59,7 +59,7 @@ var (
 	unitUndrainCmd = &command{name: "undrain", usage: "--unit N", short: "let a drained unit take new orders again", run: runUnitUndrain}
 	unitSetCmd     = &command{
 		name:  "set",
-		usage: "--unit N [--partition P] [--weight W] [--temperature hot|warm|cold] [--available true|false] [--label K=V]...",
+		usage: "--unit N [--partition P] [--weight W] [--temperature hot|warm] [--available true|false] [--label K=V]...",
 		short: "change a unit's settings (a label with an empty value is removed)",
 		run:   runUnitSet,
 	}
@@ -68,7 +68,7 @@ var (
 )
 
 func init() {
-	unitGroupCmd.sub = []*command{unitAddCmd, unitDrainCmd, unitUndrainCmd, unitSetCmd, blacklistCmd, unblacklistCmd}
+	unitGroupCmd.sub = []*command{unitAddCmd, unitDrainCmd, unitUndrainCmd, unitSetCmd, unitCoolCmd, blacklistCmd, unblacklistCmd}
 	merchantGroupCmd.sub = []*command{merchantSetPartitionCmd}
 }
 
@@ -213,7 +213,7 @@ func runUnitSet(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	id := unitFlag(fs)
 	partition := fs.String("partition", "", "move the unit's new orders to this partition")
 	weight := fs.String("weight", "", "relative capacity for new orders")
-	temperature := fs.String("temperature", "", "hot, warm or cold")
+	temperature := fs.String("temperature", "", "hot or warm (the later steps are set by tradeunit admin unit cool)")
 	available := fs.String("available", "", "true or false: mask a failed unit")
 	var labels labelFlag
 	fs.Var(&labels, "label", "KEY=VALUE label, repeatable; KEY= removes it")

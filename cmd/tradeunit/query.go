@@ -4,9 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 	"time"
 
 	"tradeunit/admin"
@@ -71,9 +68,9 @@ func runQueryRebuild(ctx context.Context, e *env, fs *flag.FlagSet, args []strin
 				return err
 			}
 		}
-		bar := newProgressBar(e.stderr)
+		bar := newProgressBar(e.stderr, "rebuild")
 		start := time.Now()
-		err = query.Rebuild(ctx, s, units, *batch, bar.show)
+		err = query.Rebuild(ctx, s, units, *batch, showRebuild(bar))
 		bar.done()
 		if err != nil {
 			return err
@@ -83,65 +80,14 @@ func runQueryRebuild(ctx context.Context, e *env, fs *flag.FlagSet, args []strin
 	})
 }
 
-// progressBar draws a rebuild's progress: redrawn in place on a terminal,
-// a plain line every two seconds otherwise.
-type progressBar struct {
-	w        io.Writer
-	terminal bool
-	start    time.Time
-	last     time.Time
-	p        query.RebuildProgress
-}
-
-func newProgressBar(w io.Writer) *progressBar {
-	b := &progressBar{w: w, start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			b.terminal = true
+// showRebuild draws a rebuild's progress on b.
+func showRebuild(b *progressBar) func(query.RebuildProgress) {
+	return func(p query.RebuildProgress) {
+		share := 1.0
+		if p.Total > 0 {
+			share = float64(p.Orders) / float64(p.Total)
 		}
-	}
-	return b
-}
-
-func (b *progressBar) show(p query.RebuildProgress) {
-	b.p = p
-	now := time.Now()
-	every := 2 * time.Second
-	if b.terminal {
-		every = 100 * time.Millisecond
-	}
-	if now.Sub(b.last) < every {
-		return
-	}
-	b.last = now
-	b.draw(now)
-}
-
-func (b *progressBar) draw(now time.Time) {
-	p := b.p
-	share := 1.0
-	if p.Total > 0 {
-		share = min(float64(p.Orders)/float64(p.Total), 1)
-	}
-	elapsed := now.Sub(b.start).Seconds()
-	rate := float64(p.Orders) / max(elapsed, 1e-3)
-	eta := "-"
-	if rate > 0 && p.Total > p.Orders {
-		eta = (time.Duration(float64(p.Total-p.Orders)/rate) * time.Second).Round(time.Second).String()
-	}
-	line := fmt.Sprintf("unit %d  %d/%d orders %d refunds  %.0f orders/s  ETA %s", p.Unit, p.Orders, p.Total, p.Refunds, rate, eta)
-	if b.terminal {
-		const width = 30
-		filled := int(share * width)
-		fmt.Fprintf(b.w, "\r[%s%s] %3.0f%% %s", strings.Repeat("#", filled), strings.Repeat(" ", width-filled), share*100, line)
-		return
-	}
-	fmt.Fprintf(b.w, "rebuild: %3.0f%% %s\n", share*100, line)
-}
-
-func (b *progressBar) done() {
-	b.draw(time.Now())
-	if b.terminal {
-		fmt.Fprintln(b.w)
+		rate, eta := b.rateAndETA(p.Orders, p.Total)
+		b.show(share, fmt.Sprintf("unit %d  %d/%d orders %d refunds  %.0f orders/s  ETA %s", p.Unit, p.Orders, p.Total, p.Refunds, rate, eta))
 	}
 }

@@ -158,12 +158,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		m.Closers.Add(top.Close)
-		watch := daemon.WatchStorage(bg, top, func(t *routing.Topology) (routing.Storage, bool) {
+		watch := daemon.WatchStorage(bg, top, func(t *routing.Topology) (routing.Storage, bool, bool) {
 			s, ok := t.Shard(c.Shard)
 			if !ok {
-				return routing.Storage{}, false
+				return routing.Storage{}, false, false
 			}
-			return s.Storage, true
+			return s.Storage, false, true
 		})
 		s, err := replicated.OpenShard(c.Storage, c.Name(), replicated.Deps{Topology: watch, Passwords: passwords,
 			OnHealth: relay.Set, Logger: m.Logger})

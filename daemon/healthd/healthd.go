@@ -54,6 +54,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	h, p := &c.Health, &c.Health.Policy
 	fs.DurationVar(&h.Interval, "interval", h.Interval, "time between two probes of a unit")
 	fs.DurationVar(&h.ProbeTimeout, "probe-timeout", h.ProbeTimeout, "bound of each call of a probe")
+	fs.DurationVar(&h.ColdProbeTimeout, "cold-probe-timeout", h.ColdProbeTimeout, "bound of each call of a probe of a cold unit (its reads may be slower)")
 	fs.Float64Var(&p.MaxEjectShare, "max-eject-share", p.MaxEjectShare, "largest share of a partition's units ejected at once; beyond it the partition is in panic (0: eject none)")
 	fs.IntVar(&p.FailuresToEject, "failures", p.FailuresToEject, "consecutive failed probes that eject a unit")
 	fs.Float64Var(&p.MinSuccessRate, "min-success-rate", p.MinSuccessRate, "success rate over the window under which a unit is ejected (0: this rule is off)")

@@ -51,6 +51,12 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	daemon.UnitVar(fs, &c.Service.Unit, "unit", "unit number, 1..99999 (required)")
 	fs.Int64Var(&c.Service.SequenceBlock, "sequence-block", c.Service.SequenceBlock, "sequence numbers reserved per storage round trip")
 	daemon.BatchFlags(fs, &c.Service.Batch, "", "creates", "storage transaction")
+	fs.DurationVar(&c.Service.Cold.UpdateWithin, "cold-update-within", c.Service.Cold.UpdateWithin,
+		"once the unit is cold: pay or close only orders younger than this (0: none), others get ORDER_ARCHIVED")
+	fs.DurationVar(&c.Service.Cold.RefundWindow, "refund-window", c.Service.Cold.RefundWindow,
+		"refund an order only within this of its payment (0: no limit), later ones get REFUND_PERIOD_EXPIRED")
+	fs.DurationVar(&c.Service.FreezeWait, "freeze-wait", c.Service.FreezeWait,
+		"how long a change waits while the storage is frozen for its switch to cold storage")
 	fs.DurationVar(&c.Janitor.Retention, "probe-retention", c.Janitor.Retention, "delete the health checker's probe orders older than this")
 	fs.DurationVar(&c.Janitor.Every, "probe-janitor-every", c.Janitor.Every, "how often old probe orders are looked for")
 	c.UnitStorage.Flags(fs)

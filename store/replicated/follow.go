@@ -29,7 +29,22 @@ func (s *Storage[S]) apply(ctx context.Context, want Topology) {
 	none := dsn.DSN{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur := s.primary; cur == nil && want.Primary != none || cur != nil && cur.dsn != want.Primary {
+	toCold := want.Cold && !s.cold
+	s.cold, s.hasReplicas = want.Cold, len(want.Replicas) > 0
+	if pend := s.pending; pend != nil && pend.dsn != want.Primary {
+		pend.cancel()
+		s.pending = nil
+	}
+	if cur := s.primary; toCold && cur != nil && cur.opened && cur.dsn != want.Primary {
+		// The switch to a cold copy: the old primary is frozen and the
+		// copy equal to it, so it keeps serving reads (and refusing
+		// changes, which wait for the copy) until the copy is open.
+		if s.pending == nil {
+			s.pending = s.newPrimary(ctx, want.Primary)
+			s.log.Info("storage: switching to the cold copy; the old primary serves reads until it is open",
+				"old", cur.dsn, "new", want.Primary, "revision", want.Revision)
+		}
+	} else if cur == nil && want.Primary != none || cur != nil && cur.dsn != want.Primary {
 		if cur != nil {
 			s.log.Warn("storage: primary replaced in the storage topology; no longer using it",
 				"old", cur.dsn, "new", want.Primary, "revision", want.Revision)
@@ -37,17 +52,7 @@ func (s *Storage[S]) apply(ctx context.Context, want Topology) {
 			s.primary = nil
 		}
 		if want.Primary != none {
-			p := &primary[S]{dsn: want.Primary}
-			p.ctx, p.cancel = context.WithCancel(ctx)
-			var err error
-			if p.mysql, err = s.mysqlDSN(want.Primary); err != nil {
-				p.openErr = err
-			} else {
-				p.openErr = errors.New("still opening it")
-				s.wg.Add(1)
-				go func() { defer s.wg.Done(); s.openPrimary(p) }()
-			}
-			s.primary = p
+			s.primary = s.newPrimary(ctx, want.Primary)
 		}
 		s.reportLocked()
 	}
@@ -93,6 +98,21 @@ func (s *Storage[S]) newReplica(ctx context.Context, d dsn.DSN) (*replica[S], er
 	return &replica[S]{dsn: d, mysql: m, store: store}, nil
 }
 
+// newPrimary starts opening the primary d in the background. s.mu is held.
+func (s *Storage[S]) newPrimary(ctx context.Context, d dsn.DSN) *primary[S] {
+	p := &primary[S]{dsn: d}
+	p.ctx, p.cancel = context.WithCancel(ctx)
+	var err error
+	if p.mysql, err = s.mysqlDSN(d); err != nil {
+		p.openErr = err
+		return p
+	}
+	p.openErr = errors.New("still opening it")
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.openPrimary(p) }()
+	return p
+}
+
 // openTimeout bounds one attempt at opening a primary: connect, create the
 // database and migrate, check what it holds, inspect.
 const openTimeout = 10 * time.Second
@@ -111,6 +131,13 @@ func (s *Storage[S]) openPrimary(p *primary[S]) {
 		if err == nil {
 			st := s.inspect(p.ctx, p)
 			s.mu.Lock()
+			if s.pending == p { // the cold copy is open: break the old primary
+				s.pending = nil
+				if old := s.primary; old != nil {
+					s.dropPrimary(old, s.cfg.Grace)
+				}
+				s.primary = p
+			}
 			if s.primary != p {
 				s.mu.Unlock()
 				store.Close()

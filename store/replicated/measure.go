@@ -98,6 +98,9 @@ func (s *Storage[S]) record(p *primary[S], st status) {
 		if !p.reachable {
 			p.why = "unreachable"
 		}
+	case !s.hasReplicas:
+		p.reachable = true
+		p.writable, p.why = st.st.WritableAlone()
 	default:
 		p.reachable = true
 		p.writable, p.why = st.st.Writable(s.cfg.MaxAckWait)

@@ -24,7 +24,9 @@
 //     if the primary was still writable after it (see confirmed): a fenced
 //     one may have been replaced already.
 //
-// A SQLite primary (development) has no replicas and is always writable.
+// A SQLite primary (development) has no replicas and is always writable; a
+// MySQL primary without replicas in the topology, whenever it is not
+// read-only.
 package replicated
 
 import (
@@ -81,6 +83,10 @@ type Topology struct {
 	Revision int64   // of the topology, for logs
 	Primary  dsn.DSN // the zero DSN while a failover is under way
 	Replicas []dsn.DSN
+	// Cold says the primary is the unit's cold copy (package lifecycle):
+	// a switch to it keeps the old, frozen primary serving reads until the
+	// copy is open.
+	Cold bool
 }
 
 // Deps are what a Storage works with.
@@ -128,12 +134,20 @@ type Storage[S Store] struct {
 	wg     sync.WaitGroup
 	closed chan struct{}
 
-	mu       sync.RWMutex
-	primary  *primary[S] // nil: none in the table
-	replicas map[dsn.DSN]*replica[S]
-	serving  bool // last reported to OnHealth
-	reported bool
-	lastWhy  string
+	mu      sync.RWMutex
+	primary *primary[S] // nil: none in the table
+	// pending is the cold copy being opened while the old primary still
+	// serves (see apply); nil when no such switch is under way.
+	pending *primary[S]
+	cold    bool // the topology says the primary is the unit's cold copy
+	// hasReplicas: the topology lists replicas, so the primary must get
+	// their semi-sync acknowledgement; a primary without replicas (one
+	// database, a cold copy) only needs to be writable.
+	hasReplicas bool
+	replicas    map[dsn.DSN]*replica[S]
+	serving     bool // last reported to OnHealth
+	reported    bool
+	lastWhy     string
 }
 
 // primary is the primary of the moment.
@@ -209,6 +223,14 @@ func (s *Storage[S]) Close() error {
 		delete(s.replicas, dsn)
 	}
 	return errors.Join(errs...)
+}
+
+// Cold reports whether the topology says the primary is the unit's cold
+// copy.
+func (s *Storage[S]) Cold() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cold
 }
 
 // Writer returns the primary's store while it can take changes; otherwise

@@ -145,10 +145,17 @@ func TestFreezeRefusesEveryWrite(t *testing.T) {
 				{"SaveRelayCursor", func() error { return s.SaveRelayCursor(ctx, "relay", "h1", 5, now) }},
 				{"ReleaseRelay", func() error { return s.ReleaseRelay(ctx, "relay", "h1") }},
 				{"DeleteProbeOrders", func() error { _, err := s.DeleteProbeOrders(ctx, now.Add(time.Hour), 10); return err }},
-				{"BindUnit", func() error { return s.BindUnit(ctx, lifecycleUnit) }},
 			}
 			for _, w := range writes {
 				wantFrozen(t, w.name, w.fn())
+			}
+			// Binding the unit it holds is a read: a logic service opens
+			// a frozen cold copy before it thaws.
+			if err := s.BindUnit(ctx, lifecycleUnit); err != nil {
+				t.Errorf("BindUnit of its own unit on a frozen storage: %v", err)
+			}
+			if err := s.BindUnit(ctx, lifecycleUnit+1); !tradeunit.IsCode(err, tradeunit.CodeInvalidRequest) {
+				t.Errorf("BindUnit of another unit on a frozen storage: %v, want INVALID_REQUEST", err)
 			}
 			if after := dump(t, s); !reflect.DeepEqual(after, before) {
 				t.Errorf("refused writes changed the storage:\n got %v\nwant %v", after, before)
