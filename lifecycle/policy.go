@@ -53,11 +53,13 @@ func (c *Config) warmReason(a sqlstore.Activity, now time.Time) string {
 	return ""
 }
 
-// replacement returns the unit that replaces id in t (see ReplacesLabel).
+// replacement returns the unit that replaces id in t (see ReplacesLabel):
+// one that is, or will be, hot capacity. One that was warmed or drained
+// meanwhile replaces nothing, and another is added.
 func replacement(t *routing.Table, id tradeunit.UnitID) (*routing.Unit, bool) {
 	want := strconv.FormatUint(uint64(id), 10)
 	for i := range t.Units {
-		if u := &t.Units[i]; u.Labels[ReplacesLabel] == want {
+		if u := &t.Units[i]; u.Labels[ReplacesLabel] == want && capacity(u) {
 			return u, true
 		}
 	}
