@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"tradeunit"
 	"tradeunit/dsn"
 	"tradeunit/lifecycle"
@@ -110,11 +112,16 @@ func (w *world) config() lifecycle.Config {
 
 func (w *world) controller(cfg lifecycle.Config, log *slog.Logger) *lifecycle.Controller {
 	w.t.Helper()
+	return w.controllerWith(cfg, log, nil)
+}
+
+func (w *world) controllerWith(cfg lifecycle.Config, log *slog.Logger, reg prometheus.Registerer) *lifecycle.Controller {
+	w.t.Helper()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c, err := lifecycle.New(cfg, lifecycle.Deps{Routes: w.routes, Topology: w.top, Cooler: w.cooler,
-		Election: lifecycle.NewFileElection(w.path, cfg.LockRetry), Logger: log})
+		Election: lifecycle.NewFileElection(w.path, cfg.LockRetry), Logger: log, Registry: reg})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -338,7 +345,8 @@ func TestFreshUnitFirst(t *testing.T) {
 	w.createOrders(1, 2, t0)
 	cfg := w.config()
 	cfg.MaxOrders = 2
-	c := w.controller(cfg, nil)
+	reg := prometheus.NewRegistry()
+	c := w.controllerWith(cfg, nil, reg)
 
 	// Every published table keeps a unit taking new orders.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -384,6 +392,48 @@ func TestFreshUnitFirst(t *testing.T) {
 	if len(bad) > 0 {
 		t.Fatalf("revisions %v left the partition without a unit taking new orders", bad)
 	}
+	for _, m := range []struct {
+		name, labels string
+		want         float64
+	}{
+		{"tradeunit_lifecycle_actions_total", `action="add"`, 1},
+		{"tradeunit_lifecycle_actions_total", `action="warm"`, 1},
+		{"tradeunit_lifecycle_units", `temperature="warm"`, 1},
+		{"tradeunit_lifecycle_units", `temperature="hot"`, 1},
+	} {
+		if got := metricValue(t, reg, m.name, m.labels); got != m.want {
+			t.Errorf("%s{%s} = %v, want %v", m.name, m.labels, got, m.want)
+		}
+	}
+}
+
+// metricValue returns the value of the metric name whose labels print as
+// labels (`k="v"`).
+func metricValue(t *testing.T, reg *prometheus.Registry, name, labels string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			if strings.Join(ls, ",") == labels {
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no metric %s{%s}", name, labels)
+	return 0
 }
 
 func slicesAny[T any](s []T, f func(T) bool) bool {
