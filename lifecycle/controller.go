@@ -1,37 +1,7 @@
 // Package lifecycle moves transaction units along their lifecycle (seed
-// 000 §5.4, routing.Lifecycle): hot, warm, then their data moved to cold
-// storage, with a fresh unit added so that new orders always have a home.
-//
-// The Controller applies the policy automatically, each round (every
-// Config.Every) and for every unit of the routing table:
-//
-//   - a hot unit past its order-count, size or age threshold is warmed (it
-//     stops taking new orders, and keeps serving its orders' updates and
-//     reads); but first a fresh unit replacing it is added, labelled
-//     lifecycle.replaces=N, and the hot unit is warmed only once the fresh
-//     one takes new orders (a later round), so no round leaves a partition
-//     without a unit that takes new orders and each keeps its hot capacity;
-//   - a partition with fewer hot units accepting new orders than
-//     Config.MinHot gets fresh units;
-//   - a warm unit whose change rate stayed below Config.CoolBelow for
-//     Config.CoolAfter is moved to cold storage by the Cooler (package
-//     lifecycle's mover), and a unit already moving, or cold and not yet
-//     retired, is handed to the Cooler again: the move resumes.
-//
-// A fresh unit is registered as `tradeunit admin unit add` without --logic
-// does (admin.AddUnit): storage first, then the table, with no logic
-// address and unavailable, for the deployment (tradeunit dev's cluster) to
-// start its logic services and make it available.
-//
-// Switches: Config.Off (flag --off) stops every action; the unit label
-// lifecycle=off (tradeunit admin unit set N --label lifecycle=off) takes
-// one unit out at run time. The table has no table-wide label, so there is
-// no run-time switch for all units: label them, or restart with --off.
-//
-// One controller acts at a time (an Election): with an etcd table, an etcd
-// lease election under the table's prefix; with a table file, an exclusive
-// lock on FILE.lifecycle.lock. Others wait on standby and take over when
-// the active one dies.
+// 000 §5.4, routing.Lifecycle): hot, warm, then moved to cold storage, with
+// fresh units added so that new orders always have a home. The Controller
+// applies the policy; the Mover moves one unit.
 package lifecycle
 
 import (
@@ -62,8 +32,8 @@ type Cooler interface {
 // Who is the name the controller's changes are recorded under.
 const Who = "lifecycle"
 
-// Deps is what a Controller works on.
-type Deps struct {
+// ControllerDeps is what a Controller works on.
+type ControllerDeps struct {
 	Routes   routing.Editor
 	Topology routing.TopologyEditor
 	Cooler   Cooler
@@ -83,10 +53,40 @@ type Status struct {
 	LastRound time.Time // when the last round ended
 }
 
-// Controller applies the lifecycle policy; see the package doc.
+// Controller applies the lifecycle policy automatically, each round
+// (every ControllerConfig.Every) and for every unit of the routing table:
+//
+//   - a hot unit past its order-count, size or age threshold is warmed (it
+//     stops taking new orders, and keeps serving its orders' updates and
+//     reads); but first a fresh unit replacing it is added, labelled
+//     lifecycle.replaces=N, and the hot unit is warmed only once the fresh
+//     one takes new orders (a later round), so no round leaves a partition
+//     without a unit that takes new orders and each keeps its hot capacity;
+//   - a partition with fewer hot units accepting new orders than
+//     ControllerConfig.MinHot gets fresh units;
+//   - a warm unit whose change rate stayed below ControllerConfig.CoolBelow
+//     for ControllerConfig.CoolAfter is moved to cold storage by the Cooler
+//     (the Mover), and a unit already moving, or cold and not yet retired,
+//     is handed to the Cooler again: the move resumes.
+//
+// A fresh unit is registered as `tradeunit admin unit add` without --logic
+// does (admin.AddUnit): storage first, then the table, with no logic
+// address and unavailable, for the deployment (tradeunit dev's cluster) to
+// start its logic services and make it available.
+//
+// Switches: ControllerConfig.Off (flag --off) stops every action; the unit
+// label lifecycle=off (tradeunit admin unit set N --label lifecycle=off)
+// takes one unit out at run time. The table has no table-wide label, so
+// there is no run-time switch for all units: label them, or restart with
+// --off.
+//
+// One controller acts at a time (an Election): with an etcd table, an etcd
+// lease election under the table's prefix; with a table file, an exclusive
+// lock on FILE.lifecycle.lock. Others wait on standby and take over when
+// the active one dies.
 type Controller struct {
-	cfg     Config
-	deps    Deps
+	cfg     ControllerConfig
+	deps    ControllerDeps
 	log     *slog.Logger
 	metrics *metrics
 
@@ -104,8 +104,8 @@ type Controller struct {
 	moveCtx    context.Context // cancelled when this controller stops acting
 }
 
-// New returns a controller; Run runs it.
-func New(cfg Config, deps Deps) (*Controller, error) {
+// NewController returns a controller; Run runs it.
+func NewController(cfg ControllerConfig, deps ControllerDeps) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func (c *Controller) Status() Status {
 	return s
 }
 
-// Run waits to be elected, then runs a round every Config.Every until ctx
+// Run waits to be elected, then runs a round every ControllerConfig.Every until ctx
 // ends or the election is lost (then it waits again). On return its moves
 // are stopped (the mover resumes them later) and the election given up.
 func (c *Controller) Run(ctx context.Context) error {

@@ -10,9 +10,9 @@ import (
 	"tradeunit/dsn"
 )
 
-// Config is the lifecycle controller's policy and pace. Start from
-// DefaultConfig. A threshold of 0 turns its trigger off.
-type Config struct {
+// ControllerConfig is the lifecycle controller's policy and pace. Start from
+// DefaultControllerConfig. A threshold of 0 turns its trigger off.
+type ControllerConfig struct {
 	// Every is the time between two rounds.
 	Every time.Duration
 	// MaxOrders warms a hot unit holding at least this many orders.
@@ -26,7 +26,7 @@ type Config struct {
 	// new orders (masked ones included: a mask is temporary) below which
 	// the controller adds fresh units. Apart from it, every unit warmed
 	// is replaced one for one, so a partition keeps the hot capacity it
-	// had: see the package doc.
+	// had: see Controller.
 	MinHot int
 	// CoolBelow and CoolAfter: a warm unit whose change rate (outbox
 	// events per second over CoolWindow) stayed below CoolBelow for
@@ -55,11 +55,11 @@ type Config struct {
 	Now func() time.Time
 }
 
-// DefaultConfig returns the policy tradeunit lifecycle starts with: units
+// DefaultControllerConfig returns the policy tradeunit lifecycle starts with: units
 // warm at 50 million orders, 200 GiB or 90 days, and cool after a day
 // below one change a minute.
-func DefaultConfig() Config {
-	return Config{
+func DefaultControllerConfig() ControllerConfig {
+	return ControllerConfig{
 		Every: time.Minute, MaxOrders: 50_000_000, MaxBytes: 200 << 30, MaxAge: 90 * 24 * time.Hour,
 		MinHot: 1, CoolBelow: 1.0 / 60, CoolWindow: 10 * time.Minute, CoolAfter: 24 * time.Hour, MaxMoves: 1,
 		FreshStorage: "sqlite:data/unit-{unit}.db", ColdStorage: "sqlite:data/cold/unit-{unit}.db",
@@ -68,7 +68,7 @@ func DefaultConfig() Config {
 }
 
 // Validate reports a bad setting; it changes nothing. Errors: PARAM_ERROR.
-func (c Config) Validate() error {
+func (c ControllerConfig) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, tradeunit.Errorf(tradeunit.CodeParamError, "lifecycle: "+format, args...))

@@ -102,25 +102,25 @@ func (w *world) advance(d time.Duration) {
 
 // config is a policy with every threshold off, on the world's storage and
 // clock.
-func (w *world) config() lifecycle.Config {
-	c := lifecycle.DefaultConfig()
+func (w *world) config() lifecycle.ControllerConfig {
+	c := lifecycle.DefaultControllerConfig()
 	c.MaxOrders, c.MaxBytes, c.MaxAge = 0, 0, 0
 	c.FreshStorage, c.ColdStorage, c.Now = w.freshTemplate(), w.coldTemplate(), w.Now
 	c.Every, c.LockRetry = 10*time.Millisecond, 5*time.Millisecond
 	return c
 }
 
-func (w *world) controller(cfg lifecycle.Config, log *slog.Logger) *lifecycle.Controller {
+func (w *world) controller(cfg lifecycle.ControllerConfig, log *slog.Logger) *lifecycle.Controller {
 	w.t.Helper()
 	return w.controllerWith(cfg, log, nil)
 }
 
-func (w *world) controllerWith(cfg lifecycle.Config, log *slog.Logger, reg prometheus.Registerer) *lifecycle.Controller {
+func (w *world) controllerWith(cfg lifecycle.ControllerConfig, log *slog.Logger, reg prometheus.Registerer) *lifecycle.Controller {
 	w.t.Helper()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c, err := lifecycle.New(cfg, lifecycle.Deps{Routes: w.routes, Topology: w.top, Cooler: w.cooler,
+	c, err := lifecycle.NewController(cfg, lifecycle.ControllerDeps{Routes: w.routes, Topology: w.top, Cooler: w.cooler,
 		Election: lifecycle.NewFileElection(w.path, cfg.LockRetry), Logger: log, Registry: reg})
 	if err != nil {
 		w.t.Fatal(err)
@@ -284,18 +284,18 @@ func TestWarmPolicy(t *testing.T) {
 	tests := []struct {
 		name   string
 		labels map[string]string
-		config func(c *lifecycle.Config)
+		config func(c *lifecycle.ControllerConfig)
 		age    time.Duration // of the unit's orders
 		want   string        // part of the warm change's reason; "" for none
 	}{
-		{"orders", nil, func(c *lifecycle.Config) { c.MaxOrders = 3 }, 0, "3 orders, threshold 3"},
-		{"size", nil, func(c *lifecycle.Config) { c.MaxBytes = 1 }, 0, "bytes, threshold 1"},
-		{"age", nil, func(c *lifecycle.Config) { c.MaxAge = 30 * 24 * time.Hour }, 40 * 24 * time.Hour, "960h0m0s old, threshold 720h0m0s"},
-		{"below", nil, func(c *lifecycle.Config) {
+		{"orders", nil, func(c *lifecycle.ControllerConfig) { c.MaxOrders = 3 }, 0, "3 orders, threshold 3"},
+		{"size", nil, func(c *lifecycle.ControllerConfig) { c.MaxBytes = 1 }, 0, "bytes, threshold 1"},
+		{"age", nil, func(c *lifecycle.ControllerConfig) { c.MaxAge = 30 * 24 * time.Hour }, 40 * 24 * time.Hour, "960h0m0s old, threshold 720h0m0s"},
+		{"below", nil, func(c *lifecycle.ControllerConfig) {
 			c.MaxOrders, c.MaxBytes, c.MaxAge = 4, 1<<40, 41*24*time.Hour
 		}, 40 * 24 * time.Hour, ""},
-		{"lifecycle=off", map[string]string{lifecycle.OffLabel: "off"}, func(c *lifecycle.Config) { c.MaxOrders = 1 }, 0, ""},
-		{"controller off", nil, func(c *lifecycle.Config) { c.MaxOrders, c.Off = 1, true }, 0, ""},
+		{"lifecycle=off", map[string]string{lifecycle.OffLabel: "off"}, func(c *lifecycle.ControllerConfig) { c.MaxOrders = 1 }, 0, ""},
+		{"controller off", nil, func(c *lifecycle.ControllerConfig) { c.MaxOrders, c.Off = 1, true }, 0, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -579,24 +579,24 @@ func TestOneActive(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	good := lifecycle.DefaultConfig()
+	good := lifecycle.DefaultControllerConfig()
 	if err := good.Validate(); err != nil {
 		t.Fatalf("DefaultConfig().Validate() = %v", err)
 	}
 	tests := []struct {
 		name   string
-		change func(c *lifecycle.Config)
+		change func(c *lifecycle.ControllerConfig)
 	}{
-		{"every", func(c *lifecycle.Config) { c.Every = 0 }},
-		{"min hot", func(c *lifecycle.Config) { c.MinHot = 0 }},
-		{"negative threshold", func(c *lifecycle.Config) { c.MaxOrders = -1 }},
-		{"template without unit", func(c *lifecycle.Config) { c.FreshStorage = "sqlite:data/unit.db" }},
-		{"bad cold template", func(c *lifecycle.Config) { c.ColdStorage = "postgres:{unit}" }},
-		{"lease", func(c *lifecycle.Config) { c.LeaseTTL = time.Millisecond }},
-		{"clock", func(c *lifecycle.Config) { c.Now = nil }},
+		{"every", func(c *lifecycle.ControllerConfig) { c.Every = 0 }},
+		{"min hot", func(c *lifecycle.ControllerConfig) { c.MinHot = 0 }},
+		{"negative threshold", func(c *lifecycle.ControllerConfig) { c.MaxOrders = -1 }},
+		{"template without unit", func(c *lifecycle.ControllerConfig) { c.FreshStorage = "sqlite:data/unit.db" }},
+		{"bad cold template", func(c *lifecycle.ControllerConfig) { c.ColdStorage = "postgres:{unit}" }},
+		{"lease", func(c *lifecycle.ControllerConfig) { c.LeaseTTL = time.Millisecond }},
+		{"clock", func(c *lifecycle.ControllerConfig) { c.Now = nil }},
 	}
 	for _, tc := range tests {
-		c := lifecycle.DefaultConfig()
+		c := lifecycle.DefaultControllerConfig()
 		tc.change(&c)
 		if err := c.Validate(); !tradeunit.IsCode(err, tradeunit.CodeParamError) {
 			t.Errorf("%s: Validate() = %v, want PARAM_ERROR", tc.name, err)

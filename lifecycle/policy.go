@@ -34,7 +34,7 @@ func capacity(u *routing.Unit) bool { return isHot(u) && u.AcceptNew }
 
 // warmReason says why hot unit u with activity a must warm at now, or ""
 // if it need not: the first threshold it passed, with the figure.
-func (c *Config) warmReason(a sqlstore.Activity, now time.Time) string {
+func (c *ControllerConfig) warmReason(a sqlstore.Activity, now time.Time) string {
 	if c.MaxOrders > 0 && a.Orders >= c.MaxOrders {
 		return fmt.Sprintf("%d orders, threshold %d", a.Orders, c.MaxOrders)
 	}

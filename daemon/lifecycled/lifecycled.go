@@ -26,7 +26,7 @@ import (
 // DefaultConfig.
 type Config struct {
 	Routes    string // the routing table: a file, or etcd://HOST:PORT/PREFIX
-	Lifecycle lifecycle.Config
+	Lifecycle lifecycle.ControllerConfig
 	// Holder is this controller's name in an etcd election.
 	Holder string
 	// Secrets is the secrets file the storage passwords come from (with
@@ -43,7 +43,7 @@ type Config struct {
 // DefaultConfig returns the configuration tradeunit lifecycle starts with.
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
-	return Config{Lifecycle: lifecycle.DefaultConfig(), Holder: fmt.Sprintf("%s-%d", host, os.Getpid()),
+	return Config{Lifecycle: lifecycle.DefaultControllerConfig(), Holder: fmt.Sprintf("%s-%d", host, os.Getpid()),
 		Log: daemon.DefaultLogConfig()}
 }
 
@@ -158,7 +158,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if cooler == nil {
 		cooler = noMover{}
 	}
-	m.Controller, err = lifecycle.New(c.Lifecycle, lifecycle.Deps{Routes: routes, Topology: top, Cooler: cooler,
+	m.Controller, err = lifecycle.NewController(c.Lifecycle, lifecycle.ControllerDeps{Routes: routes, Topology: top, Cooler: cooler,
 		Election: election, Passwords: passwords, Registry: m.Registry, Logger: m.Logger})
 	if err != nil {
 		return err
