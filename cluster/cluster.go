@@ -26,12 +26,14 @@ import (
 	"tradeunit/daemon"
 	"tradeunit/daemon/directoryd"
 	"tradeunit/daemon/healthd"
+	"tradeunit/daemon/lifecycled"
 	"tradeunit/daemon/proxyd"
 	"tradeunit/daemon/queryd"
 	"tradeunit/daemon/unitd"
 	"tradeunit/dsn"
 	"tradeunit/eventbus"
 	"tradeunit/health"
+	"tradeunit/lifecycle"
 	"tradeunit/pki"
 	"tradeunit/proxy"
 	"tradeunit/routing"
@@ -97,7 +99,12 @@ type Config struct {
 	// Events, if set, runs the event flow (relays, bus, query store's
 	// consumer), and the proxy serves the listing from its query store.
 	Events *Events
-	Logger *slog.Logger
+	// Lifecycle, if set, runs the lifecycle controller (tradeunit
+	// lifecycle) over the cluster's table, with an operator's certificate;
+	// over SQLite, its fresh and cold storages are files in Dir. The
+	// cluster starts the fresh units it adds.
+	Lifecycle *lifecycled.Config
+	Logger    *slog.Logger
 }
 
 // DefaultConfig returns a cluster of 4 units with 2 replicas each and 2
@@ -150,6 +157,8 @@ type Cluster struct {
 	// programs (Checker is nil without one).
 	Proxy   *proxyd.Main
 	Checker *healthd.Main
+	// Lifecycle is the lifecycle controller (Config.Lifecycle), or nil.
+	Lifecycle *lifecycled.Main
 
 	// With Config.Events: the embedded bus (nil when external), every
 	// unit's relays, the query store's consumer and the store's target.
@@ -252,7 +261,37 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.ProxyURL = c.Proxy.URL()
+	if cfg.Lifecycle != nil {
+		if err := c.startLifecycle(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// startLifecycle starts the lifecycle controller.
+func (c *Cluster) startLifecycle(ctx context.Context, spec string) error {
+	lc := *c.cfg.Lifecycle
+	lc.Routes = spec
+	if c.cfg.Storage == nil {
+		lc.Lifecycle.FreshStorage = lifecycle.Template("sqlite:" + filepath.Join(c.Dir, "unit-{unit}.db"))
+		lc.Lifecycle.ColdStorage = lifecycle.Template("sqlite:" + filepath.Join(c.Dir, "cold", "unit-{unit}.db"))
+	}
+	if lc.Secrets == "" {
+		lc.Secrets = c.cfg.Unit.Secrets
+	}
+	var err error
+	// The controller changes the table as an operator does, and reads the
+	// move's marker from the units as one.
+	if lc.TLS, err = c.issue(pki.RoleAdmin, "lifecycle"); err != nil {
+		return err
+	}
+	c.Lifecycle = &lifecycled.Main{Config: lc, Common: daemon.Common{Logger: c.cfg.Logger}}
+	if err := c.Lifecycle.Run(ctx); err != nil {
+		c.Lifecycle = nil
+		return err
+	}
+	return nil
 }
 
 // Addrs returns the addresses of the unit's replicas.
@@ -305,6 +344,10 @@ func (c *Cluster) StopHealth() {
 // (whose reconcilers call them).
 func (c *Cluster) Close() error {
 	var errs []error
+	if c.Lifecycle != nil { // its moves resume when it runs again
+		errs = append(errs, c.Lifecycle.Close())
+		c.Lifecycle = nil
+	}
 	if c.Proxy != nil {
 		errs = append(errs, c.Proxy.Close())
 		c.Proxy = nil

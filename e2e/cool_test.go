@@ -15,6 +15,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/cluster"
+	"tradeunit/daemon/lifecycled"
 	"tradeunit/dsn"
 	"tradeunit/routing"
 	"tradeunit/store/sqlstore"
@@ -181,6 +182,56 @@ func TestCoolResumesAfterKill(t *testing.T) {
 	}
 }
 
+// TestLifecycleController: with thresholds small enough to watch, the
+// controller adds a fresh unit, warms unit 1 once it holds 100 orders,
+// moves it to cold storage once quiet, and retires its old data, while
+// creates go on; no create fails and every acknowledged order reads back.
+func TestLifecycleController(t *testing.T) {
+	lc := lifecycled.DefaultConfig()
+	l := &lc.Lifecycle
+	l.Every, l.MaxOrders, l.MaxBytes, l.MaxAge = 200*time.Millisecond, 100, 0, 0
+	l.CoolBelow, l.CoolWindow, l.CoolAfter = 0.5, time.Second, time.Second
+	c := startCluster(t, options{units: 2, replicas: 1, unitTimeout: patientUnitTimeout, lifecycle: &lc,
+		routes: func(tbl *routing.Table) { tbl.Units[1].Labels = map[string]string{"lifecycle": "off"} }})
+	api := newClient(t, c, 0)
+	load := startLoad(t, api, 2, "ctl")
+
+	// The fresh unit replacing unit 1 is kept out of the policy, so that it
+	// does not start a chain of replacements within the test.
+	waitFor(t, 30*time.Second, "a fresh unit in the routing table", func() bool { _, ok := c.Routes().Unit(3); return ok })
+	runAdmin(t, c, "unit", "set", "--unit", "3", "--label", "lifecycle=off", "--routes", c.RoutesPath)
+	seen := map[routing.Temperature]bool{}
+	waitFor(t, 60*time.Second, "unit 1 retired", func() bool {
+		u, _ := c.Routes().Unit(1)
+		seen[u.Temperature] = true
+		return u.Temperature == routing.Retired
+	})
+	load.waitCreates(len(load.snapshot())+20, 3) // creates go on, on the fresh unit too
+	rs := load.halt()
+
+	if !seen[routing.Warm] && !seen[routing.Copying] {
+		t.Errorf("unit 1 went through %v, want warm on the way", seen)
+	}
+	if f := failed(rs); len(f) > 0 {
+		t.Fatalf("%d of %d creates failed, first %+v", len(f), len(rs), f[0])
+	}
+	counts := perUnit(rs)
+	if counts[1] < 100 || counts[3] == 0 {
+		t.Fatalf("creates per unit %v: want unit 1 filled to its 100 and the fresh unit 3 used", counts)
+	}
+	for _, r := range rs {
+		got := api.call("GET", "/v3/orders/"+r.orderNo, nil)
+		want(t, "read back "+r.orderNo, got, 200, "")
+	}
+	history := runAdmin(t, c, "history", "--limit", "40", "--routes", c.RoutesPath)
+	for _, what := range []string{"unit warm 1", "unit 1 retired", "unit add 3"} {
+		if !strings.Contains(history, what) {
+			t.Errorf("the history lacks %q:\n%s", what, history)
+		}
+	}
+	t.Logf("%d creates (%v per unit), all acknowledged orders read back; unit 1 passed %v", len(rs), counts, seen)
+}
+
 // ordersOn creates orders until n are on unit u, and returns their numbers.
 func ordersOn(t *testing.T, api *client, u tradeunit.UnitID, n int) []string {
 	t.Helper()
@@ -204,11 +255,7 @@ func coldDSN(t *testing.T, c *cluster.Cluster, storage string) dsn.DSN {
 	if storage == "mysql" {
 		return storetest.NewMySQLDatabase(t)
 	}
-	dir := filepath.Join(c.Dir, "cold")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dsn.MustParse("sqlite:" + filepath.Join(dir, "unit-1.db"))
+	return dsn.MustParse("sqlite:" + filepath.Join(c.Dir, "cold", "unit-1.db")) // the mover makes the folder
 }
 
 func storageSize(t *testing.T, d dsn.DSN) sqlstore.StoreSize {

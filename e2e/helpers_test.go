@@ -17,6 +17,7 @@ import (
 	"tradeunit/cluster"
 	"tradeunit/daemon"
 	"tradeunit/daemon/healthd"
+	"tradeunit/daemon/lifecycled"
 	"tradeunit/dsn"
 	"tradeunit/internal/etcdtest"
 	"tradeunit/pki"
@@ -62,6 +63,8 @@ type options struct {
 	// plaintext turns mutual TLS off, for tests that read the gRPC frames
 	// between proxy and unit.
 	plaintext bool
+	// lifecycle runs the lifecycle controller.
+	lifecycle *lifecycled.Config
 }
 
 // patientUnitTimeout is the proxy's unit timeout for tests that measure
@@ -117,7 +120,7 @@ func startCluster(t *testing.T, o options) *cluster.Cluster {
 		cfg.Storage = o.storageOf
 	}
 	cfg.Unit.Secrets = o.secrets
-	cfg.Events, cfg.Plaintext = o.events, o.plaintext
+	cfg.Events, cfg.Plaintext, cfg.Lifecycle = o.events, o.plaintext, o.lifecycle
 	if o.etcd != nil {
 		cfg.CADir = o.etcd.CA.Dir()
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"tradeunit"
@@ -25,6 +27,11 @@ func (m *Mover) start(ctx context.Context, id tradeunit.UnitID, st routing.UnitS
 		return "", tradeunit.Errorf(tradeunit.CodeParamError, "unit %d: name the cold storage to copy to (--to DSN)", id)
 	case st.ColdCopy != (dsn.DSN{}) && st.ColdCopy != to:
 		return "", tradeunit.Errorf(tradeunit.CodeInvalidRequest, "unit %d is already being copied to %s: resume that move, or abort it first", id, st.ColdCopy)
+	}
+	if to.Scheme == dsn.SQLite {
+		if err := os.MkdirAll(filepath.Dir(to.Path), 0o755); err != nil {
+			return "", fmt.Errorf("cold storage %s: %w", to, err)
+		}
 	}
 	// The copy must be empty or this unit's own (an earlier run's): a
 	// storage bound to another unit is refused here, before any row moves.

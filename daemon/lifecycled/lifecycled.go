@@ -13,12 +13,11 @@ import (
 	"fmt"
 	"os"
 
-	"tradeunit"
 	"tradeunit/daemon"
-	"tradeunit/dsn"
 	"tradeunit/lifecycle"
 	"tradeunit/pki"
 	"tradeunit/routing"
+	"tradeunit/rpc"
 	"tradeunit/secrets"
 )
 
@@ -27,6 +26,9 @@ import (
 type Config struct {
 	Routes    string // the routing table: a file, or etcd://HOST:PORT/PREFIX
 	Lifecycle lifecycle.ControllerConfig
+	// Move is how units are moved to cold storage; the controller retires
+	// the old data once cold (the seed's "old data deleted").
+	Move lifecycle.Config
 	// Holder is this controller's name in an etcd election.
 	Holder string
 	// Secrets is the secrets file the storage passwords come from (with
@@ -43,7 +45,9 @@ type Config struct {
 // DefaultConfig returns the configuration tradeunit lifecycle starts with.
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
-	return Config{Lifecycle: lifecycle.DefaultControllerConfig(), Holder: fmt.Sprintf("%s-%d", host, os.Getpid()),
+	move := lifecycle.DefaultConfig()
+	move.Retire = true
+	return Config{Lifecycle: lifecycle.DefaultControllerConfig(), Move: move, Holder: fmt.Sprintf("%s-%d", host, os.Getpid()),
 		Log: daemon.DefaultLogConfig()}
 }
 
@@ -63,6 +67,12 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxMoves, "max-moves", l.MaxMoves, "most moves to cold storage under way at once")
 	fs.StringVar((*string)(&l.FreshStorage), "fresh-storage", string(l.FreshStorage), "storage DSN of a fresh unit; {unit} stands for its number")
 	fs.StringVar((*string)(&l.ColdStorage), "cold-storage", string(l.ColdStorage), "cold storage DSN of a cooled unit; {unit} stands for its number")
+	mv := &c.Move
+	fs.IntVar(&mv.RangeRows, "range-rows", mv.RangeRows, "a move's rows per range (compared and repaired as one)")
+	fs.DurationVar(&mv.Pause, "pause", mv.Pause, "a move's rest between two ranges of the live copy")
+	fs.DurationVar(&mv.MaxFreeze, "max-freeze", mv.MaxFreeze, "longest a move's freeze may last until the switch")
+	fs.DurationVar(&mv.Settle, "settle", mv.Settle, "longest wait after a switch for every logic service to read the copy")
+	fs.BoolVar(&mv.Retire, "retire", mv.Retire, "delete a moved unit's old data once it is cold")
 	fs.BoolVar(&l.Off, "off", l.Off, "take no action (measure and export metrics only); per unit, label it lifecycle=off")
 	fs.DurationVar(&l.LockRetry, "lock-retry", l.LockRetry, "with a table file: how often a standby controller tries the lock")
 	fs.DurationVar(&l.LeaseTTL, "lease-ttl", l.LeaseTTL, "with etcd: how long the election lease lasts unrenewed (how soon a standby takes over)")
@@ -83,7 +93,7 @@ func (c Config) Validate() error {
 	if c.Holder == "" {
 		errs = append(errs, errors.New("--holder is empty"))
 	}
-	return errors.Join(append(errs, c.Lifecycle.Validate(), c.Log.Validate(), c.TLS.Validate())...)
+	return errors.Join(append(errs, c.Lifecycle.Validate(), c.Move.Validate(), c.Log.Validate(), c.TLS.Validate())...)
 }
 
 // Args returns the command-line flags of tradeunit lifecycle with this
@@ -95,8 +105,8 @@ type Main struct {
 	Config Config
 	daemon.Common
 
-	// Cooler moves units to cold storage. nil: a Cooler that refuses
-	// every move, until package lifecycle's mover is wired here.
+	// Cooler moves units to cold storage. nil: package lifecycle's Mover
+	// with Config.Move.
 	Cooler lifecycle.Cooler
 
 	Controller *lifecycle.Controller // set by Run
@@ -156,7 +166,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	cooler := m.Cooler
 	if cooler == nil {
-		cooler = noMover{}
+		// The mover confirms each switch with the unit's logic services,
+		// with this program's certificate.
+		pool := rpc.NewPool(rpc.WithKeys(m.Keys)...)
+		m.Closers.Add(pool.Close)
+		if cooler, err = lifecycle.NewMover(c.Move, lifecycle.Deps{Routes: routes, Topology: top, Passwords: passwords,
+			Dialer: pool, Who: lifecycle.Who, Why: "lifecycle policy", Logger: m.Logger}); err != nil {
+			return err
+		}
 	}
 	m.Controller, err = lifecycle.NewController(c.Lifecycle, lifecycle.ControllerDeps{Routes: routes, Topology: top, Cooler: cooler,
 		Election: election, Passwords: passwords, Registry: m.Registry, Logger: m.Logger})
@@ -187,12 +204,4 @@ func (m *Main) Close() error {
 		m.metrics = nil
 	}
 	return errors.Join(append(errs, m.Closers.Close())...)
-}
-
-// noMover refuses every move: the controller warms and adds units, and
-// logs each move it would start.
-type noMover struct{}
-
-func (noMover) Cool(_ context.Context, id tradeunit.UnitID, to dsn.DSN) error {
-	return fmt.Errorf("unit %d: no mover wired into tradeunit lifecycle yet; not moved to %s", id, to)
 }
