@@ -91,6 +91,7 @@ type Controller struct {
 	metrics *metrics
 
 	active atomic.Bool
+	atCap  atomic.Bool // MaxUnits reached, and said so
 	rounds atomic.Int64
 	last   atomic.Pointer[time.Time]
 
@@ -351,6 +352,14 @@ func (c *Controller) keepMinHot(ctx context.Context) error {
 // none), as admin.AddUnit does without logic addresses.
 func (c *Controller) addFresh(ctx context.Context, partition string, replaces tradeunit.UnitID, why string) error {
 	t, top := c.deps.Routes.Current(), c.deps.Topology.Current()
+	if c.cfg.MaxUnits > 0 && len(t.Units) >= c.cfg.MaxUnits {
+		if !c.atCap.Swap(true) {
+			c.log.Warn("lifecycle: no fresh unit added: the table has the most units allowed", "units", len(t.Units),
+				"max_units", c.cfg.MaxUnits, "partition", partition, "reason", why)
+		}
+		return nil
+	}
+	c.atCap.Store(false)
 	id := nextUnit(t, top)
 	d, err := c.cfg.FreshStorage.DSN(id)
 	if err != nil {

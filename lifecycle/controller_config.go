@@ -34,6 +34,10 @@ type ControllerConfig struct {
 	CoolBelow  float64
 	CoolWindow time.Duration
 	CoolAfter  time.Duration
+	// MaxUnits caps the units of the table (0: none): at the cap no fresh
+	// unit is added, so a unit past its thresholds stays hot — a budget of
+	// processes and storages, which `tradeunit dev` uses.
+	MaxUnits int
 	// MaxMoves bounds the moves to cold storage under way at once: each
 	// reads and writes a unit's whole data set.
 	MaxMoves int
@@ -81,6 +85,9 @@ func (c ControllerConfig) Validate() error {
 	}
 	if c.MaxOrders < 0 || c.MaxBytes < 0 || c.MaxAge < 0 || c.CoolBelow < 0 || c.CoolAfter < 0 {
 		bad("thresholds must not be negative (0 turns one off)")
+	}
+	if c.MaxUnits < 0 {
+		bad("max units must not be negative, got %d", c.MaxUnits)
 	}
 	if c.MinHot < 1 || c.MaxMoves < 1 {
 		bad("min hot and max moves must be at least 1, got %d and %d", c.MinHot, c.MaxMoves)

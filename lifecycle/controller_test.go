@@ -458,6 +458,24 @@ func TestMinHot(t *testing.T) {
 	}
 }
 
+// TestMaxUnits: at the cap no fresh unit is added, neither for MinHot nor
+// to replace a full unit, which then stays hot.
+func TestMaxUnits(t *testing.T) {
+	w := newWorld(t, hotUnit(1, nil))
+	w.createOrders(1, 2, t0)
+	cfg := w.config()
+	cfg.MinHot, cfg.MaxOrders, cfg.MaxUnits = 2, 2, 1
+	c := w.controller(cfg, nil)
+	w.round(c)
+	w.round(c)
+	if n := len(w.routes.Current().Units); n != 1 {
+		t.Fatalf("%d units with max units 1, want 1: %+v", n, w.routes.Current().Units)
+	}
+	if u, _ := w.unit(1); u.Temperature != routing.Hot || !u.AcceptNew {
+		t.Fatalf("unit 1 past its threshold at the cap: %+v, want it hot", u)
+	}
+}
+
 // TestCool: a warm unit is moved to cold storage only after its change
 // rate stayed below CoolBelow for CoolAfter, once, to the templated DSN.
 func TestCool(t *testing.T) {

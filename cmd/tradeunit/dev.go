@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"tradeunit/cluster"
 	"tradeunit/daemon"
 	"tradeunit/daemon/healthd"
+	"tradeunit/daemon/lifecycled"
 )
 
 var devCmd = &command{
@@ -85,6 +87,17 @@ func devFlags(fs *flag.FlagSet, bin string) (*cluster.Config, *daemon.LogConfig)
 	fs.DurationVar(&health.Health.ProbeTimeout, "probe-timeout", health.Health.ProbeTimeout, "bound of each call of a probe")
 	fs.StringVar(&cfg.RoutesSpec, "routes", cfg.RoutesSpec, "keep the routing table in etcd (etcd://HOST:PORT/PREFIX) instead of DIR/routes.json")
 	fs.BoolVar(&cfg.Proxy.Proxy.AccessLog, "access-log", cfg.Proxy.Proxy.AccessLog, "log one line per API request")
+	// The lifecycle controller, with thresholds small enough to watch a
+	// unit go hot → warm → cold → retired in a few minutes of load.
+	lc := lifecycled.DefaultConfig()
+	cfg.Lifecycle = &lc
+	l := &lc.Lifecycle
+	l.Every, l.MaxOrders, l.MaxBytes, l.MaxAge = 2*time.Second, 2000, 0, 0
+	l.CoolBelow, l.CoolWindow, l.CoolAfter = 0.2, 10*time.Second, 30*time.Second
+	fs.Int64Var(&l.MaxOrders, "lifecycle-max-orders", l.MaxOrders, "the lifecycle controller warms a unit holding this many orders (it adds a fresh unit first)")
+	fs.DurationVar(&l.CoolAfter, "lifecycle-cool-after", l.CoolAfter, "... and moves a warm unit to DIR/cold once quiet (under 0.2 changes/s) this long")
+	fs.IntVar(&l.MaxUnits, "lifecycle-max-units", 8, "the lifecycle controller adds no fresh unit beyond this many units")
+	fs.BoolVar(&l.Off, "lifecycle-off", l.Off, "the lifecycle controller measures only")
 	log.Flags(fs)
 	return &cfg, &log
 }
@@ -99,6 +112,11 @@ func printWelcome(w io.Writer, c *cluster.Cluster) {
 		fmt.Fprintf(&b, "  directory shard %d  %s  services %v\n", s.ID, s.DSN, s.Addrs())
 	}
 	fmt.Fprintf(&b, "\nhealth checker: %s/v1/units (every unit's verdict and latency)\n", c.HealthURL)
+	if lc := c.Lifecycle; lc != nil {
+		l := lc.Config.Lifecycle
+		fmt.Fprintf(&b, "lifecycle:      a unit with %d orders is warmed (a fresh one added first, up to %d units), then moved to %s once quiet for %v; watch: tradeunit admin units\n",
+			l.MaxOrders, l.MaxUnits, filepath.Join(c.Dir, "cold"), l.CoolAfter)
+	}
 	fmt.Fprintf(&b, "metrics:        %s/metrics (proxy), %s/metrics (checker), units and shards:", c.ProxyURL, c.HealthURL)
 	for _, r := range c.Replicas() {
 		if m := r.MetricsURL(); m != "" {

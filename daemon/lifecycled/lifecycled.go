@@ -65,6 +65,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.CoolAfter, "cool-after", l.CoolAfter, "... for this long is moved to cold storage")
 	fs.DurationVar(&l.CoolWindow, "cool-window", l.CoolWindow, "the window each round measures a warm unit's change rate over")
 	fs.IntVar(&l.MaxMoves, "max-moves", l.MaxMoves, "most moves to cold storage under way at once")
+	fs.IntVar(&l.MaxUnits, "max-units", l.MaxUnits, "never add a fresh unit once the table has this many (0: no cap); a full unit then stays hot")
 	fs.StringVar((*string)(&l.FreshStorage), "fresh-storage", string(l.FreshStorage), "storage DSN of a fresh unit; {unit} stands for its number")
 	fs.StringVar((*string)(&l.ColdStorage), "cold-storage", string(l.ColdStorage), "cold storage DSN of a cooled unit; {unit} stands for its number")
 	mv := &c.Move
