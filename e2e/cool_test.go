@@ -101,8 +101,8 @@ func testCoolUnderLoad(t *testing.T, storage string) {
 }
 
 // TestCoolResumesAfterKill kills the mover once after each step in turn,
-// and once in the middle of the live copy: each new run resumes where the
-// last stopped, every order of the unit is readable throughout, and the
+// and the controller and the mover in the middle of the live copy: each
+// new run resumes where the last stopped, every order of the unit is readable throughout, and the
 // cold copy ends with exactly the rows the old storage had (nothing lost,
 // nothing twice).
 func TestCoolResumesAfterKill(t *testing.T) {
@@ -113,6 +113,8 @@ func TestCoolResumesAfterKill(t *testing.T) {
 	to := coldDSN(t, c, "sqlite")
 	runAdmin(t, c, "unit", "set", "--unit", "1", "--temperature", "warm", "--routes", c.RoutesPath)
 	before := storageSize(t, oldDSN)
+	step := func() routing.Temperature { u, _ := c.Routes().Unit(1); return u.Temperature }
+	waitFor(t, 5*time.Second, "the cluster to see unit 1 warm", func() bool { return step() == routing.Warm })
 
 	reads := startUpdates(t, api, orders, 0) // reads only: a killed freeze holds updates up
 	cool := func(env string, extra ...string) *exec.Cmd {
@@ -134,15 +136,42 @@ func TestCoolResumesAfterKill(t *testing.T) {
 		}
 		cmd.Wait()
 	}
-	step := func() routing.Temperature { u, _ := c.Routes().Unit(1); return u.Temperature }
 
-	// In the middle of the live copy: slow ranges, killed once the copy
-	// holds some rows.
-	cmd := cool("", "--range-rows", "5", "--pause", "50ms")
-	waitFor(t, 30*time.Second, "the live copy to begin", func() bool {
+	// A dry run tells the plan and changes nothing.
+	plan := runAdmin(t, c, "unit", "cool", "--unit", "1", "--to", to.String(), "--dry-run", "--routes", c.RoutesPath)
+	if !strings.Contains(plan, fmt.Sprintf("data: %d rows", before.Rows)) || !strings.Contains(plan, "estimated time") || step() != routing.Warm {
+		t.Fatalf("dry run printed:\n%s\nand left the unit %s; want the sizes, an estimate and the unit warm", plan, step())
+	}
+	if _, err := os.Stat(to.Path); err == nil {
+		t.Fatal("the dry run made the cold copy")
+	}
+
+	// The controller, in the middle of the live copy (slow ranges), killed
+	// once the copy holds some rows.
+	ctl := exec.Command(binary, append([]string{"lifecycle", "--routes", c.RoutesPath, "--every", "100ms", "--log-level", "debug",
+		"--cool-below", "1000", "--cool-window", "1s", "--cool-after", "100ms",
+		"--cold-storage", "sqlite:" + filepath.Join(filepath.Dir(to.Path), "unit-{unit}.db"),
+		"--range-rows", "5", "--pause", "50ms"}, adminArgs(c)...)...)
+	var ctlOut strings.Builder
+	ctl.Stdout, ctl.Stderr = &ctlOut, &ctlOut
+	if err := ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Process.Kill(); ctl.Wait() })
+	defer func() {
+		if t.Failed() {
+			t.Logf("controller:\n%s", ctlOut.String())
+		}
+	}()
+	waitFor(t, 30*time.Second, "the controller's live copy to begin", func() bool {
 		_, err := os.Stat(to.Path)
 		return err == nil && step() == routing.Copying && storageRows(t, to, "orders") > 0
 	})
+	kill(ctl)
+	// The mover, in the middle of the live copy too.
+	cmd := cool("", "--range-rows", "5", "--pause", "50ms")
+	rows := storageRows(t, to, "orders")
+	waitFor(t, 30*time.Second, "the live copy to go on", func() bool { return storageRows(t, to, "orders") > rows })
 	kill(cmd)
 	// After each step, as recorded.
 	for _, s := range []struct{ hang, next routing.Temperature }{

@@ -118,7 +118,7 @@ func printPlan(w io.Writer, p *lifecycle.Plan) {
 		fmt.Fprintf(w, "; %s %d", t.Name, t.Rows)
 	}
 	fmt.Fprintf(w, "\nestimated time: %v at %d rows/s (the live copy; the freeze copies only what changes meanwhile)\n",
-		p.Estimate.Round(time.Second/10), int(p.Rate))
+		p.Estimate.Round(time.Millisecond), int(p.Rate))
 }
 
 // showMove draws a move's progress on b.
