@@ -18,6 +18,11 @@ type StorageView struct {
 	Replicas     []ServerView     `json:"replicas,omitempty"`
 	Fenced       []ServerView     `json:"fenced,omitempty"`
 	LastFailover time.Time        `json:"last_failover,omitzero"`
+	// The move to cold storage (package lifecycle): the copy being made,
+	// and, once the unit is cold, the primary it left (kept, frozen, until
+	// the move is made final).
+	ColdCopy *ServerView `json:"cold_copy,omitempty"`
+	Previous *ServerView `json:"previous,omitempty"`
 }
 
 // ServerView is one storage server of a unit.
@@ -58,6 +63,14 @@ func (a *Admin) Storage(ctx context.Context) ([]StorageView, error) {
 		}
 		for _, d := range u.Fenced {
 			v.Fenced = append(v.Fenced, o.server(ctx, d, false))
+		}
+		if u.ColdCopy != (dsn.DSN{}) {
+			c := o.server(ctx, u.ColdCopy, false)
+			v.ColdCopy = &c
+		}
+		if u.Previous != nil && u.Previous.HasPrimary() {
+			p := o.server(ctx, u.Previous.Primary, false)
+			v.Previous = &p
 		}
 		out = append(out, v)
 	}

@@ -183,6 +183,10 @@ func TestCoolResumesAfterKill(t *testing.T) {
 			// Cold: the old storage is kept; its rows are what the copy
 			// must hold.
 			before = storageSize(t, oldDSN)
+			if out := runAdmin(t, c, "units", "--storage", "--routes", c.RoutesPath); !strings.Contains(out, "previous") ||
+				!strings.Contains(out, oldDSN.String()) {
+				t.Fatalf("admin units --storage on a cold unit lacks the previous storage:\n%s", out)
+			}
 		}
 		kill(cmd)
 	}

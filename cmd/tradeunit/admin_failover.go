@@ -219,6 +219,12 @@ func printStorage(w io.Writer, views []admin.StorageView) error {
 		for _, s := range v.Fenced {
 			row("fenced", s)
 		}
+		if v.ColdCopy != nil {
+			row("cold copy", *v.ColdCopy)
+		}
+		if v.Previous != nil {
+			row("previous", *v.Previous)
+		}
 	}
 	return tw.Flush()
 }
