@@ -24,9 +24,9 @@ import (
 var (
 	benchCmd = &command{
 		name:  "bench",
-		usage: "run|baseline|directory|scaling|smoke [flags]",
+		usage: "run|baseline|directory|scaling|cool|smoke [flags]",
 		short: "measure throughput, latency and CPU per order; verify that no acknowledged order is lost (see bench/README.md)",
-		sub:   []*command{benchRunCmd, benchBaselineCmd, benchDirectoryCmd, benchScalingCmd, benchSmokeCmd},
+		sub:   []*command{benchRunCmd, benchBaselineCmd, benchDirectoryCmd, benchScalingCmd, benchCoolCmd, benchSmokeCmd},
 	}
 	benchRunCmd = &command{name: "run", usage: "--target TARGET [flags]", run: benchRun,
 		short: "drive one target (a proxy, a unit's logic services, or a storage) with a load"}
@@ -36,6 +36,8 @@ var (
 		short: "create throughput and CPU per order with and without the key directory, interleaved rounds in one run"}
 	benchScalingCmd = &command{name: "scaling", usage: "[--units 1,2,4,8] [--clients 64] [--duration 10s]", run: benchScaling,
 		short: "full-path throughput with 1, 2, 4, 8 SQLite units under the same client load"}
+	benchCoolCmd = &command{name: "cool", usage: "[--storage sqlite|mysql] [--orders 20000] [--clients 8] [--rounds 3]", run: benchCool,
+		short: "move a warm unit to cold storage under load, each round on a fresh cluster: live copy rate, freeze window, update latency"}
 	benchSmokeCmd = &command{name: "smoke", usage: "[--duration 10s] [--clients 16]", run: benchSmoke,
 		short: "a local cluster under a mixed load; fails if an acknowledged order is lost"}
 )
@@ -241,6 +243,37 @@ func benchScaling(ctx context.Context, e *env, fs *flag.FlagSet, args []string) 
 	}
 	bench.PrintScaling(e.stdout, points)
 	return writeJSON(*jsonOut, points, e.stdout)
+}
+
+func benchCool(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	cfg := bench.DefaultCoolConfig()
+	storage := fs.String("storage", "sqlite", "sqlite or mysql (MariaDB at $TRADEUNIT_BENCH_MYSQL, default mysql:root@tcp(127.0.0.1:3306)/)")
+	fs.IntVar(&cfg.Orders, "orders", cfg.Orders, "orders written into the unit before the move")
+	fs.IntVar(&cfg.Hot, "hot", cfg.Hot, "of them, how many the clients pay, refund and read during the move")
+	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent clients through the proxy")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds, each on a fresh cluster")
+	fs.DurationVar(&cfg.Before, "before", cfg.Before, "load before the move: the latency baseline")
+	dir := fs.String("dir", "", "keep data and logs here (default: a temporary directory)")
+	jsonOut := fs.String("json", "", "also write the figures as JSON to this file")
+	if err := noArgs(e, fs, args); err != nil {
+		return err
+	}
+	if cfg.Orders < 1 || cfg.Hot < 1 || cfg.Clients < 1 || cfg.Rounds < 1 {
+		return usageErrorf("--orders, --hot, --clients and --rounds must be at least 1")
+	}
+	env, cleanup, err := scenarioEnv(*storage, *dir)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	res, err := bench.Cool(ctx, env, cfg, os.Stderr)
+	if len(res.Rounds) > 0 {
+		bench.PrintCool(e.stdout, res)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(*jsonOut, res, e.stdout)
 }
 
 // benchSmoke starts a small local cluster and runs a mixed load against it,
