@@ -52,6 +52,11 @@ func testCoolUnderLoad(t *testing.T, storage string) {
 	out := runAdmin(t, c, "unit", "cool", "--unit", "1", "--to", to.String(), "--retire", "--routes", c.RoutesPath)
 	t.Logf("admin unit cool:\n%s", out)
 	window := freezeWindow(t, out)
+	// The mover bounds the freeze by --max-freeze until the switch and
+	// --settle after it (1 s each).
+	if window > 2*time.Second {
+		t.Fatalf("freeze window %v, over the 2 s the mover allows", window)
+	}
 	switched := time.Now()
 
 	updates.waitDone(updates.ok.Load() + 30) // served by the cold copy

@@ -12,13 +12,11 @@ import (
 )
 
 // CopyRate is the live copy's rate that a plan's estimate assumes, in rows
-// per second: the median of `tradeunit bench cool --storage sqlite --rounds
-// 3 --orders 10000` on 2026-12-03 (15,719 rows/s: rows copied in the
-// copying step over its duration, both passes, default range size, 8
-// clients updating the unit meanwhile; bench/RESULTS.md, "Moving a unit to
-// cold storage"), rounded down to 2 significant digits. MariaDB measured
-// less than half of it (median 6,700 rows/s) in the same session.
-const CopyRate = 15000
+// of the unit per second: on SQLite, a 55k-row unit under update load was
+// copied in a 2.7 s copying step (tradeunit bench cool --storage sqlite
+// --orders 20000, 2026-12-03, bench/RESULTS.md), rounded down. MariaDB's
+// was a third of it on the same machine.
+const CopyRate = 20000
 
 // Plan is what a move would do, for a dry run.
 type Plan struct {
@@ -86,7 +84,9 @@ func (m *Mover) Plan(ctx context.Context, id tradeunit.UnitID, to dsn.DSN) (*Pla
 			return nil, err
 		}
 		p.Rows, p.Bytes, p.Tables = size.Rows, size.Bytes, size.Tables
-		p.Estimate = time.Duration(float64(p.Rows*int64(m.cfg.LivePasses)) / p.Rate * float64(time.Second))
+		// The first pass copies every row; the later ones only what
+		// changed meanwhile, a small share.
+		p.Estimate = time.Duration(float64(p.Rows) / p.Rate * float64(time.Second))
 	}
 	return p, nil
 }

@@ -72,7 +72,12 @@ func (m *Mover) copyLive(ctx context.Context, r *Report, id tradeunit.UnitID, st
 		return "", err
 	}
 	var rows int64
-	for range m.cfg.LivePasses {
+	for pass := range m.cfg.LivePasses {
+		if pass == m.cfg.LivePasses-1 {
+			if err := m.markChanges(ctx, id, src); err != nil {
+				return "", err
+			}
+		}
 		rep, err := sqlstore.Sync(ctx, src, dst, sqlstore.SyncOptions{RangeRows: m.cfg.RangeRows, Pause: m.cfg.Pause,
 			Progress: m.progress(id, routing.Copying)})
 		if err != nil {
@@ -82,6 +87,37 @@ func (m *Mover) copyLive(ctx context.Context, r *Report, id tradeunit.UnitID, st
 		rows += rep.RowsCopied
 	}
 	return fmt.Sprintf("%d rows copied live", rows), m.setStep(ctx, id, routing.Freezing)
+}
+
+// markChanges records, before the last live pass, the old storage's last
+// outbox event: every change after it writes a later event, so the freeze
+// copies only the orders those name (sqlstore.SyncChanged), whatever the
+// unit's size. It is read under a freeze of a few milliseconds, so that no
+// write transaction in flight commits an earlier event later.
+func (m *Mover) markChanges(ctx context.Context, id tradeunit.UnitID, src *sqlstore.Store) error {
+	if err := src.Freeze(ctx); err != nil {
+		return err
+	}
+	last, err := src.LastEventID(ctx)
+	if uerr := src.Unfreeze(ctx); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return err
+	}
+	return m.setStorage(ctx, id, fmt.Sprintf("cold copy: changes after outbox event %d", last), func(u *routing.UnitStorage) error {
+		u.ColdCopyAfter = last
+		return nil
+	})
+}
+
+// syncFrozen brings the copy up to date while the old storage is frozen:
+// only what changed since the last live pass began, when that is known.
+func syncFrozen(ctx context.Context, src, dst *sqlstore.Store, st routing.UnitStorage, opt sqlstore.SyncOptions) (sqlstore.SyncReport, error) {
+	if st.ColdCopyAfter > 0 {
+		return sqlstore.SyncChanged(ctx, src, dst, st.ColdCopyAfter, opt)
+	}
+	return sqlstore.Sync(ctx, src, dst, opt)
 }
 
 // freeze stops the old storage's changes and copies what changed since
@@ -101,7 +137,7 @@ func (m *Mover) freeze(ctx context.Context, r *Report, id tradeunit.UnitID, st r
 		return "", err
 	}
 	defer cancel()
-	rep, err := sqlstore.Sync(fctx, src, dst, sqlstore.SyncOptions{RangeRows: m.cfg.RangeRows, Progress: m.progress(id, routing.Freezing)})
+	rep, err := syncFrozen(fctx, src, dst, st, sqlstore.SyncOptions{RangeRows: m.cfg.RangeRows, Progress: m.progress(id, routing.Freezing)})
 	if err != nil {
 		return m.thaw(ctx, r, id, src, err)
 	}
@@ -161,13 +197,13 @@ func (m *Mover) verifyAndSwitch(ctx context.Context, r *Report, id tradeunit.Uni
 	defer cancel()
 	_, frozenAt, _ := src.Frozen(ctx)
 	verify := sqlstore.SyncOptions{RangeRows: m.cfg.RangeRows, VerifyOnly: true, Progress: m.progress(id, routing.Verifying)}
-	rep, err := sqlstore.Sync(fctx, src, dst, verify)
+	rep, err := syncFrozen(fctx, src, dst, st, verify)
 	if errors.Is(err, sqlstore.ErrCopyDiffers) {
 		// A range changed after the final copy read it: nothing can
 		// change now, so one repair and one more comparison settle it.
 		m.deps.Logger.Warn("lifecycle: ranges differ after the final copy; repairing", "unit", id, "ranges", rep.RangesDiffering)
-		if _, err = sqlstore.Sync(fctx, src, dst, sqlstore.SyncOptions{RangeRows: m.cfg.RangeRows}); err == nil {
-			rep, err = sqlstore.Sync(fctx, src, dst, verify)
+		if _, err = syncFrozen(fctx, src, dst, st, sqlstore.SyncOptions{RangeRows: m.cfg.RangeRows}); err == nil {
+			rep, err = syncFrozen(fctx, src, dst, st, verify)
 		}
 	}
 	if err != nil {
@@ -185,7 +221,7 @@ func (m *Mover) verifyAndSwitch(ctx context.Context, r *Report, id tradeunit.Uni
 	if err := m.setStorage(ctx, id, "switch to cold copy "+st.ColdCopy.String(), func(u *routing.UnitStorage) error {
 		prev := u.Storage
 		u.Storage = routing.Storage{Primary: u.ColdCopy}
-		u.Previous, u.ColdCopy, u.Cold = &prev, dsn.DSN{}, true
+		u.Previous, u.ColdCopy, u.ColdCopyAfter, u.Cold = &prev, dsn.DSN{}, 0, true
 		return nil
 	}); err != nil {
 		return "", err
@@ -195,8 +231,12 @@ func (m *Mover) verifyAndSwitch(ctx context.Context, r *Report, id tradeunit.Uni
 		return "", err
 	}
 	r.FreezeWindow = time.Since(frozenAt)
-	note := fmt.Sprintf("%d rows in %d ranges equal on both sides; storage mapping switched, %s; updates resumed %s after the freeze",
-		rep.RowsChecked, rep.RangesCompared, confirmed, r.FreezeWindow.Round(time.Millisecond))
+	scope := "every row"
+	if st.ColdCopyAfter > 0 {
+		scope = fmt.Sprintf("the orders changed after outbox event %d and the small tables", st.ColdCopyAfter)
+	}
+	note := fmt.Sprintf("%d rows (%s) equal on both sides; storage mapping switched, %s; updates resumed %s after the freeze",
+		rep.RowsChecked, scope, confirmed, r.FreezeWindow.Round(time.Millisecond))
 	return note, m.setStep(ctx, id, routing.Cold)
 }
 
@@ -294,7 +334,7 @@ func (m *Mover) Abort(ctx context.Context, id tradeunit.UnitID) error {
 		}
 	}
 	if err := m.setStorage(ctx, id, "abort the cold copy", func(u *routing.UnitStorage) error {
-		u.ColdCopy = dsn.DSN{}
+		u.ColdCopy, u.ColdCopyAfter = dsn.DSN{}, 0
 		return nil
 	}); err != nil {
 		return err

@@ -123,9 +123,13 @@ type UnitStorage struct {
 	// copy and Cold is set, so the unit's logic services apply the cold
 	// policy; Previous is the storage it left, kept (frozen) until the
 	// move is made final and its data deleted.
-	ColdCopy dsn.DSN  `json:"cold_copy,omitzero"`
-	Cold     bool     `json:"cold,omitempty"`
-	Previous *Storage `json:"previous,omitempty"`
+	ColdCopy dsn.DSN `json:"cold_copy,omitzero"`
+	// ColdCopyAfter is the old storage's last outbox event when the last
+	// live copy began: the freeze copies only what changed after it
+	// (sqlstore.SyncChanged). 0: not known, the freeze compares everything.
+	ColdCopyAfter int64    `json:"cold_copy_after,omitempty"`
+	Cold          bool     `json:"cold,omitempty"`
+	Previous      *Storage `json:"previous,omitempty"`
 }
 
 // validateMove checks the fields of a move to cold storage: a cold copy
@@ -133,6 +137,9 @@ type UnitStorage struct {
 func (u *UnitStorage) validateMove() error {
 	errorf := func(format string, args ...any) error {
 		return tradeunit.Errorf(tradeunit.CodeParamError, "storage topology: unit %d: %s", u.Unit, fmt.Sprintf(format, args...))
+	}
+	if u.ColdCopyAfter != 0 && u.ColdCopy == (dsn.DSN{}) {
+		return errorf("cold_copy_after is set without a cold copy")
 	}
 	if u.ColdCopy != (dsn.DSN{}) {
 		if u.Cold {

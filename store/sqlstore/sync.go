@@ -88,36 +88,50 @@ type TableSync struct {
 // dataTables: unit_lifecycle stays each storage's own.
 func Sync(ctx context.Context, src, dst *Store, opt SyncOptions) (SyncReport, error) {
 	var rep SyncReport
-	if src == dst {
-		return rep, tradeunit.Errorf(tradeunit.CodeParamError, "sync: source and copy are the same store")
-	}
-	if opt.RangeRows < 0 {
-		return rep, tradeunit.Errorf(tradeunit.CodeParamError, "sync: range rows must not be negative, got %d", opt.RangeRows)
-	}
-	if opt.RangeRows == 0 {
-		opt.RangeRows = DefaultRangeRows
-	}
-	if err := checkSameUnit(ctx, src, dst); err != nil {
+	sy, err := newSyncer(ctx, src, dst, opt, &rep)
+	if err != nil {
 		return rep, err
-	}
-	sy := &syncer{src: src, dst: dst, opt: opt, rep: &rep}
-	if opt.Progress != nil {
-		size, err := src.Size(ctx)
-		if err != nil {
-			return rep, err
-		}
-		sy.total = size.Rows
 	}
 	for _, t := range dataTables {
 		if err := sy.table(ctx, t); err != nil {
 			return rep, fmt.Errorf("sync %s: %w", t.name, err)
 		}
 	}
-	if opt.VerifyOnly && (rep.RangesDiffering > 0 || rep.CountersDiffering > 0) {
-		return rep, fmt.Errorf("verify: %d of %d ranges and %d id counters differ: %w",
+	return rep, sy.verdict()
+}
+
+// newSyncer checks a Sync's arguments and sets it up.
+func newSyncer(ctx context.Context, src, dst *Store, opt SyncOptions, rep *SyncReport) (*syncer, error) {
+	if src == dst {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "sync: source and copy are the same store")
+	}
+	if opt.RangeRows < 0 {
+		return nil, tradeunit.Errorf(tradeunit.CodeParamError, "sync: range rows must not be negative, got %d", opt.RangeRows)
+	}
+	if opt.RangeRows == 0 {
+		opt.RangeRows = DefaultRangeRows
+	}
+	if err := checkSameUnit(ctx, src, dst); err != nil {
+		return nil, err
+	}
+	sy := &syncer{src: src, dst: dst, opt: opt, rep: rep}
+	if opt.Progress != nil {
+		size, err := src.Size(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sy.total = size.Rows
+	}
+	return sy, nil
+}
+
+// verdict is a verification's result: ErrCopyDiffers if anything differed.
+func (sy *syncer) verdict() error {
+	if rep := sy.rep; sy.opt.VerifyOnly && (rep.RangesDiffering > 0 || rep.CountersDiffering > 0) {
+		return fmt.Errorf("verify: %d of %d ranges and %d id counters differ: %w",
 			rep.RangesDiffering, rep.RangesCompared, rep.CountersDiffering, ErrCopyDiffers)
 	}
-	return rep, nil
+	return nil
 }
 
 // checkSameUnit refuses a copy that holds another unit's data: Sync would
@@ -206,6 +220,13 @@ func (sy *syncer) syncRange(ctx context.Context, t table, ts *TableSync, lo, hi 
 	if err := t.checkOrder("copy", dstRows, lo, hi); err != nil {
 		return err
 	}
+	return sy.compare(t, ts, srcRows, dstRows, func() error { return sy.dst.replaceRange(ctx, t, lo, hi, srcRows) })
+}
+
+// compare counts one range (srcRows on the source, dstRows on the copy)
+// and, if they differ and Sync may write, has replace make the copy's
+// rows the source's.
+func (sy *syncer) compare(t table, ts *TableSync, srcRows, dstRows [][]any, replace func() error) error {
 	srcSum, size := rangeSum(srcRows)
 	dstSum, _ := rangeSum(dstRows)
 	ts.RangesCompared++
@@ -217,7 +238,7 @@ func (sy *syncer) syncRange(ctx context.Context, t table, ts *TableSync, lo, hi 
 		ts.RangesDiffering++
 		sy.rep.RangesDiffering++
 		if !sy.opt.VerifyOnly {
-			if err := sy.dst.replaceRange(ctx, t, lo, hi, srcRows); err != nil {
+			if err := replace(); err != nil {
 				return err
 			}
 			ts.RangesCopied++

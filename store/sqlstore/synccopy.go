@@ -19,6 +19,13 @@ const insertChunk = 100
 // replaceRange deletes the key range (lo, hi] of t and inserts rows, in one
 // transaction on a connection of its own that checks no foreign keys.
 func (s *Store) replaceRange(ctx context.Context, t table, lo, hi []any, rows [][]any) error {
+	cond, args := t.rangeCond(lo, hi)
+	return s.replaceWhere(ctx, t, cond, args, rows)
+}
+
+// replaceWhere deletes the rows of t that match cond and inserts rows, as
+// replaceRange.
+func (s *Store) replaceWhere(ctx context.Context, t table, cond string, args []any, rows [][]any) error {
 	const op = "store.Sync"
 	return s.withoutForeignKeys(ctx, op, func(conn *sql.Conn) error {
 		tx, err := conn.BeginTx(ctx, nil)
@@ -26,7 +33,6 @@ func (s *Store) replaceRange(ctx context.Context, t table, lo, hi []any, rows []
 			return s.fail(op, err)
 		}
 		defer tx.Rollback()
-		cond, args := t.rangeCond(lo, hi)
 		if _, err := tx.ExecContext(ctx, "DELETE FROM "+t.name+" WHERE "+cond, args...); err != nil {
 			return s.fail(op, err)
 		}

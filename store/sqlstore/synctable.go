@@ -167,6 +167,11 @@ func (t table) boundary(ctx context.Context, q queryer, lo []any, n int) ([]any,
 // readRange reads the rows of the key range (lo, hi], in key order.
 func (t table) readRange(ctx context.Context, q queryer, lo, hi []any) ([][]any, error) {
 	cond, args := t.rangeCond(lo, hi)
+	return t.readWhere(ctx, q, cond, args)
+}
+
+// readWhere reads the rows that match cond, in key order.
+func (t table) readWhere(ctx context.Context, q queryer, cond string, args []any) ([][]any, error) {
 	rows, err := q.QueryContext(ctx, "SELECT "+colList(t.cols)+" FROM "+t.name+" WHERE "+cond+
 		" ORDER BY "+colList(t.cols[:t.key]), args...)
 	if err != nil {
