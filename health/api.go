@@ -39,6 +39,8 @@ type PartitionReport struct {
 	// checker trusts none of its verdicts beyond the bound, and proxies
 	// route to every unit of the partition.
 	Panic bool `json:"panic"`
+	// Availability is computed from the units' measured availability.
+	Availability Availability `json:"availability"`
 }
 
 // The verdicts of a unit.
@@ -120,7 +122,7 @@ func (c *Checker) cachedLocked() *cachedReport {
 	}
 	for name, v := range c.parts {
 		r.Partitions = append(r.Partitions, PartitionReport{Name: name, Units: v.units, Bad: v.bad,
-			Ejected: v.ejected, MaxEjected: v.maxEjected, Panic: v.panic})
+			Ejected: v.ejected, MaxEjected: v.maxEjected, Panic: v.panic, Availability: c.availabilityLocked(name)})
 	}
 	sort.Slice(r.Partitions, func(i, j int) bool { return r.Partitions[i].Name < r.Partitions[j].Name })
 	for id, e := range c.units {

@@ -40,12 +40,15 @@ type Config struct {
 	// storage may be slower, and its reads have a latency budget of their
 	// own.
 	ColdProbeTimeout time.Duration
-	Policy           Policy
+	// CreateAttempts is how many units a create tries (the proxy's
+	// --max-create-attempts), for the partitions' computed availability.
+	CreateAttempts int
+	Policy         Policy
 }
 
 // DefaultConfig returns the settings of a checker probing every second.
 func DefaultConfig() Config {
-	return Config{Interval: time.Second, ProbeTimeout: 500 * time.Millisecond, ColdProbeTimeout: 2 * time.Second, Policy: DefaultPolicy()}
+	return Config{Interval: time.Second, ProbeTimeout: 500 * time.Millisecond, ColdProbeTimeout: 2 * time.Second, CreateAttempts: 3, Policy: DefaultPolicy()}
 }
 
 // Validate reports a bad setting; it changes nothing.
@@ -55,6 +58,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProbeTimeout <= 0 || c.ColdProbeTimeout <= 0 {
 		return fmt.Errorf("health: ProbeTimeout and ColdProbeTimeout must be positive, got %v and %v", c.ProbeTimeout, c.ColdProbeTimeout)
+	}
+	if c.CreateAttempts < 1 {
+		return fmt.Errorf("health: CreateAttempts must be at least 1, got %d", c.CreateAttempts)
 	}
 	if err := c.Policy.validate(); err != nil {
 		return err
@@ -342,6 +348,7 @@ func (c *Checker) judgeLocked(only ...string) {
 		}
 		c.parts[name] = v
 		c.metrics.partition(name, v)
+		c.metrics.availability(name, c.availabilityLocked(name))
 	}
 	if len(only) == 0 {
 		for name := range c.parts {

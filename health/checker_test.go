@@ -413,3 +413,25 @@ func TestColdUnitsProbedByReadsWithTheirOwnBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionAvailability: with one of four units failing every probe,
+// the report and the metrics give creates 1 (the others are tried) and one
+// order's calls 0.75.
+func TestPartitionAvailability(t *testing.T) {
+	_, src := routesFile(t, 4, nil)
+	prober := &fakeProber{fail: map[tradeunit.UnitID]bool{4: true}}
+	c, srv := startChecker(t, configEvery(20*time.Millisecond), Deps{Routes: src, Prober: prober})
+	r := waitReport(t, c, "unit 4 failing, the others probed", func(r *Report) bool {
+		return len(r.Partitions) == 1 && r.Partitions[0].Availability.Order == 0.75
+	})
+	if a := r.Partitions[0].Availability; a.Create != 1 {
+		t.Fatalf("availability %+v, want create 1", a)
+	}
+	body := get(t, srv.URL+"/metrics")
+	for _, want := range []string{`tradeunit_health_partition_create_availability{partition="normal"} 1`,
+		`tradeunit_health_partition_order_availability{partition="normal"} 0.75`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

@@ -22,6 +22,8 @@ type metrics struct {
 	bad         *prometheus.GaugeVec
 	// temperatures is the one series of each unit's temperature.
 	temperatures *prometheus.GaugeVec
+	createAvail  *prometheus.GaugeVec
+	orderAvail   *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,6 +39,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tradeunit_health_unit_temperature",
 			Help: "1 for the unit's step in its lifecycle (hot, warm, copying, freezing, verifying, cold, retired), as the routing table says.",
 		}, []string{"unit", "temperature"}),
+		createAvail: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tradeunit_health_partition_create_availability",
+			Help: "Computed chance that a create of the partition succeeds: at least one of the units it tries is up (a lower bound).",
+		}, []string{"partition"}),
+		orderAvail: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tradeunit_health_partition_order_availability",
+			Help: "Computed chance that a call on one of the partition's orders succeeds: its units' mean measured availability.",
+		}, []string{"partition"}),
 		ejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tradeunit_health_unit_ejected", Help: "1 while the checker ejects the unit.",
 		}, []string{"unit"}),
@@ -60,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tradeunit_health_partition_bad_units", Help: "Units of the partition that are ejected or failing.",
 		}, []string{"partition"}),
 	}
-	reg.MustRegister(m.probes, m.latency, m.ejected, m.ejections, m.successRate, m.ewma, m.failures, m.panic, m.bad, m.temperatures)
+	reg.MustRegister(m.probes, m.latency, m.ejected, m.ejections, m.successRate, m.ewma, m.failures, m.panic, m.bad, m.temperatures, m.createAvail, m.orderAvail)
 	return m
 }
 
@@ -93,6 +103,12 @@ func (m *metrics) partition(name string, v partitionVerdict) {
 	}
 	m.panic.WithLabelValues(name).Set(p)
 	m.bad.WithLabelValues(name).Set(float64(v.bad))
+}
+
+// availability sets a partition's computed availability.
+func (m *metrics) availability(partition string, a Availability) {
+	m.createAvail.WithLabelValues(partition).Set(a.Create)
+	m.orderAvail.WithLabelValues(partition).Set(a.Order)
 }
 
 // temperature sets unit id's temperature series (and only it) to 1.
