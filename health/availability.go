@@ -13,7 +13,7 @@ import (
 type Availability struct {
 	// Create is the chance that a create succeeds: that at least one of
 	// the units it tries (CreateAttempts, as the proxy's
-	// --max-create-attempts) is up, 1 − Π(1 − a). It takes the least
+	// --create-attempts) is up, 1 − Π(1 − a). It takes the least
 	// available of the units that take new orders, so it is a lower bound:
 	// the proxy tries the best-ranked, healthy ones first.
 	Create float64 `json:"create"`

@@ -41,7 +41,7 @@ type Config struct {
 	// own.
 	ColdProbeTimeout time.Duration
 	// CreateAttempts is how many units a create tries (the proxy's
-	// --max-create-attempts), for the partitions' computed availability.
+	// --create-attempts), for the partitions' computed availability.
 	CreateAttempts int
 	Policy         Policy
 }

@@ -54,7 +54,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	h, p := &c.Health, &c.Health.Policy
 	fs.DurationVar(&h.Interval, "interval", h.Interval, "time between two probes of a unit")
 	fs.DurationVar(&h.ProbeTimeout, "probe-timeout", h.ProbeTimeout, "bound of each call of a probe")
-	fs.IntVar(&h.CreateAttempts, "create-attempts", h.CreateAttempts, "units a create tries (the proxies' --max-create-attempts), for the partitions' computed availability")
+	fs.IntVar(&h.CreateAttempts, "create-attempts", h.CreateAttempts, "units a create tries (the proxies' --create-attempts), for the partitions' computed availability")
 	fs.DurationVar(&h.ColdProbeTimeout, "cold-probe-timeout", h.ColdProbeTimeout, "bound of each call of a probe of a cold unit (its reads may be slower)")
 	fs.Float64Var(&p.MaxEjectShare, "max-eject-share", p.MaxEjectShare, "largest share of a partition's units ejected at once; beyond it the partition is in panic (0: eject none)")
 	fs.IntVar(&p.FailuresToEject, "failures", p.FailuresToEject, "consecutive failed probes that eject a unit")
