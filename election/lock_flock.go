@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package lifecycle
+package election
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 func tryLock(path string) (unlock func(), ok bool, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, false, fmt.Errorf("lifecycle lock: %w", err)
+		return nil, false, fmt.Errorf("election lock: %w", err)
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -30,7 +30,7 @@ func tryLock(path string) (unlock func(), ok bool, err error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, false, fmt.Errorf("lifecycle lock %s: %w", path, err)
+		return nil, false, fmt.Errorf("election lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, true, nil // closing releases the flock
 }

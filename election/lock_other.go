@@ -1,11 +1,11 @@
 //go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
 
-package lifecycle
+package election
 
 import "errors"
 
 // tryLock fails: this platform has no flock, so a table file's
 // controllers could not exclude each other. Use an etcd table.
 func tryLock(string) (func(), bool, error) {
-	return nil, false, errors.New("lifecycle: a table file's lock needs flock; use an etcd routing table")
+	return nil, false, errors.New("election: a lock file's lock needs flock; use an etcd routing table")
 }
