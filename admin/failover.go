@@ -427,3 +427,12 @@ func (o *FailoverOptions) source(d dsn.DSN) (replication.Source, error) {
 	}
 	return replication.Source{Host: host, Port: p, User: o.ReplUser, Password: pw}, nil
 }
+
+// ServerDSN returns the go-sql-driver DSN, with its password from
+// a.Passwords, of user on the server of the storage DSN d: how the
+// failover controller reads a unit's servers as the administrative user,
+// the way FailoverStorage does. Errors: d is not MariaDB, or no password.
+func (a *Admin) ServerDSN(d dsn.DSN, user string) (string, error) {
+	o := FailoverOptions{AdminUser: user, passwords: a.Passwords}
+	return o.serverDSN(d)
+}

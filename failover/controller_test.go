@@ -1,0 +1,191 @@
+package failover_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"tradeunit"
+	"tradeunit/admin"
+	"tradeunit/dsn"
+	"tradeunit/failover"
+	"tradeunit/health"
+	"tradeunit/replication"
+	"tradeunit/routing"
+)
+
+// world is a unit on three fake servers, seen by fake observers.
+type world struct {
+	mu        sync.Mutex
+	table     *routing.Table
+	top       *routing.Topology
+	primaryUp bool
+	receiving bool // a replica's receiver is still connected to the primary
+	checker   *health.Report
+	refuse    bool // the failover finds no safe replica
+	calls     int
+	now       time.Time
+}
+
+const unitID = tradeunit.UnitID(3)
+
+func newWorld() *world {
+	d := func(port int) dsn.DSN {
+		return dsn.MustParse(fmt.Sprintf("mysql:tradeunit@tcp(127.0.0.1:%d)/tradeunit_u3", port))
+	}
+	top := &routing.Topology{Revision: 1}
+	top.Set(unitID, routing.Storage{Primary: d(3306), Replicas: []dsn.DSN{d(3307), d(3308)}})
+	return &world{table: &routing.Table{Revision: 1, Units: []routing.Unit{{ID: unitID, Available: true, AcceptNew: true}}},
+		top: top, primaryUp: true, now: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)}
+}
+
+func (w *world) lock() func() { w.mu.Lock(); return w.mu.Unlock }
+
+func (w *world) Current() *routing.Topology { defer w.lock()(); return w.top }
+
+type routes struct{ w *world }
+
+func (r routes) Current() *routing.Table { defer r.w.lock()(); return r.w.table }
+
+func (w *world) Primary(context.Context, dsn.DSN) error {
+	defer w.lock()()
+	if w.primaryUp {
+		return nil
+	}
+	return fmt.Errorf("dial: %w", replication.ErrUnreachable)
+}
+
+func (w *world) Replica(_ context.Context, d dsn.DSN) (*replication.ReplicaStatus, error) {
+	defer w.lock()()
+	io := "Connecting"
+	if w.receiving && d.Server() == "127.0.0.1:3308" {
+		io = "Yes"
+	}
+	return &replication.ReplicaStatus{SourceHost: "127.0.0.1", SourcePort: 3306, IORunning: io}, nil
+}
+
+func (w *world) Report(context.Context) (*health.Report, error) {
+	defer w.lock()()
+	if w.checker == nil {
+		return nil, errors.New("checker down")
+	}
+	return w.checker, nil
+}
+
+// FailoverStorage counts the call; it leaves the topology alone, so the
+// "dead" primary stays named and the damping is what holds the next one.
+func (w *world) FailoverStorage(_ context.Context, ref routing.StorageRef, _ admin.FailoverOptions) (*admin.FailoverResult, error) {
+	defer w.lock()()
+	w.calls++
+	if w.refuse {
+		return nil, &tradeunit.Error{Code: tradeunit.CodeInvalidRequest, Err: &replication.NoSafeReplicaError{Reasons: []string{"r1: lagging"}}}
+	}
+	return &admin.FailoverResult{Target: ref, Revision: 2, Remapped: 200 * time.Millisecond}, nil
+}
+
+type alwaysElected struct{}
+
+func (alwaysElected) Campaign(context.Context) (<-chan struct{}, error) { return make(chan struct{}), nil }
+func (alwaysElected) Resign() error                                     { return nil }
+
+func (w *world) controller(t *testing.T, cfg failover.Config, checker bool) *failover.Controller {
+	t.Helper()
+	cfg.Now = func() time.Time { defer w.lock()(); return w.now }
+	deps := failover.Deps{Routes: routes{w}, Topology: w, Observer: w, Failover: w, Election: alwaysElected{},
+		Logger: slog.New(slog.DiscardHandler)}
+	if checker {
+		deps.Checker = w
+	}
+	c, err := failover.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// rounds runs n rounds, each a second after the last.
+func (w *world) rounds(c *failover.Controller, n int) {
+	for range n {
+		c.Round(context.Background())
+		w.mu.Lock()
+		w.now = w.now.Add(time.Second)
+		w.mu.Unlock()
+	}
+}
+
+func report(verdict string, failing bool) *health.Report {
+	return &health.Report{Units: []health.UnitReport{{Unit: unitID, Verdict: verdict, Failing: failing}}}
+}
+
+// TestControllerRounds: across rounds, the controller fails a dead primary
+// over once every observer agrees, and not otherwise.
+func TestControllerRounds(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		setup   func(*world, *failover.Config)
+		checker bool
+		rounds  int
+		want    int // FailoverStorage calls
+	}{
+		{"healthy primary", func(w *world, c *failover.Config) { w.primaryUp = true }, false, 10, 0},
+		{"dead: fails over on the FailAfter-th round", func(*world, *failover.Config) {}, false, 3, 1},
+		{"dead: not before", func(*world, *failover.Config) {}, false, 2, 0},
+		{"a replica still receives", func(w *world, c *failover.Config) { w.receiving = true }, false, 10, 0},
+		{"checker says healthy", func(w *world, c *failover.Config) { w.checker = report(health.Healthy, false) }, true, 10, 0},
+		{"checker unreachable", func(w *world, c *failover.Config) { w.checker = nil }, true, 10, 0},
+		{"checker agrees (ejected)", func(w *world, c *failover.Config) { w.checker = report(health.Ejected, true) }, true, 3, 1},
+		{"checker agrees (failing, kept in)", func(w *world, c *failover.Config) { w.checker = report(health.Healthy, true) }, true, 3, 1},
+		{"global off", func(w *world, c *failover.Config) { c.Off = true }, false, 10, 0},
+		{"label failover=off", func(w *world, c *failover.Config) {
+			w.table.Units[0].Labels = map[string]string{failover.OffLabel: "off"}
+		}, false, 10, 0},
+		{"damped: one per MinInterval", func(w *world, c *failover.Config) { c.MinInterval = time.Minute }, false, 50, 1},
+		{"again after MinInterval", func(w *world, c *failover.Config) { c.MinInterval = 10 * time.Second }, false, 30, 3},
+		{"topology's LastFailover damps too", func(w *world, c *failover.Config) {
+			u, _ := w.top.Unit(unitID)
+			u.LastFailover = w.now.Add(-10 * time.Second)
+		}, false, 30, 0},
+		{"hourly cap", func(w *world, c *failover.Config) { c.MinInterval, c.MaxPerHour = 0, 2 }, false, 30, 2},
+		{"refused: retried every round", func(w *world, c *failover.Config) { w.refuse = true }, false, 5, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld()
+			w.primaryUp = false
+			cfg := failover.DefaultConfig()
+			tc.setup(w, &cfg)
+			c := w.controller(t, cfg, tc.checker)
+			w.rounds(c, tc.rounds)
+			if w.calls != tc.want {
+				t.Errorf("got %d failovers in %d rounds, want %d", w.calls, tc.rounds, tc.want)
+			}
+			s := c.Status()
+			if w.refuse && s.Refused != int64(w.calls) {
+				t.Errorf("status %+v: got %d refused, want %d", s, s.Refused, w.calls)
+			}
+			if !w.refuse && s.Failovers != int64(w.calls) {
+				t.Errorf("status %+v: got %d failovers, want %d", s, s.Failovers, w.calls)
+			}
+			if w.calls > 0 && !w.refuse && s.LastRTO <= 0 {
+				t.Errorf("status %+v: no RTO after a failover", s)
+			}
+		})
+	}
+}
+
+// TestControllerRTO: the RTO runs from the first failed check to the new
+// primary in the topology: the rounds waited plus the failover's remap.
+func TestControllerRTO(t *testing.T) {
+	w := newWorld()
+	w.primaryUp = false
+	c := w.controller(t, failover.DefaultConfig(), false)
+	w.rounds(c, 3)
+	// Rounds one second apart: failed at 0s, 1s, 2s; failover at 2s,
+	// remapped 200ms later.
+	if got, want := c.Status().LastRTO, 2200*time.Millisecond; got != want {
+		t.Errorf("got RTO %v, want %v", got, want)
+	}
+}

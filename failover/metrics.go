@@ -1,0 +1,44 @@
+package failover
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the controller's Prometheus metrics.
+type metrics struct {
+	decisions *prometheus.CounterVec
+	failovers prometheus.Counter
+	refused   prometheus.Counter
+	errors    prometheus.Counter
+	lastRTO   prometheus.Gauge
+	active    prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tradeunit_failover_decisions_total",
+			Help: "Decisions of the failover controller, one per unit per round, by outcome (healthy, suspect, replica-receives, checker-healthy, damped, failover, ...).",
+		}, []string{"outcome"}),
+		failovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tradeunit_failover_failovers_total", Help: "Automatic failovers that gave a unit a new primary.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tradeunit_failover_refused_total", Help: "Automatic failovers refused because no replica was safe to promote (retried next round).",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tradeunit_failover_errors_total", Help: "Automatic failovers that failed in a step (resumed next round).",
+		}),
+		lastRTO: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tradeunit_failover_last_rto_seconds", Help: "The last automatic failover's time from the first failed check to the new primary in the storage topology.",
+		}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tradeunit_failover_active", Help: "1 while this controller is the active one, 0 on standby.",
+		}),
+	}
+	for _, o := range outcomes {
+		m.decisions.WithLabelValues(string(o))
+	}
+	if reg != nil {
+		reg.MustRegister(m.decisions, m.failovers, m.refused, m.errors, m.lastRTO, m.active)
+	}
+	return m
+}
