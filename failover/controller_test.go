@@ -89,8 +89,10 @@ func (w *world) FailoverStorage(_ context.Context, ref routing.StorageRef, _ adm
 
 type alwaysElected struct{}
 
-func (alwaysElected) Campaign(context.Context) (<-chan struct{}, error) { return make(chan struct{}), nil }
-func (alwaysElected) Resign() error                                     { return nil }
+func (alwaysElected) Campaign(context.Context) (<-chan struct{}, error) {
+	return make(chan struct{}), nil
+}
+func (alwaysElected) Resign() error { return nil }
 
 func (w *world) controller(t *testing.T, cfg failover.Config, checker bool) *failover.Controller {
 	t.Helper()
