@@ -3,7 +3,7 @@
 // the operator's tools. Each subcommand lives in its own file with its usage
 // and flags; it only parses and wires: every program's wiring is in its
 // daemon package (daemon/proxyd, daemon/healthd, daemon/unitd,
-// daemon/directoryd, daemon/lifecycled), shared with
+// daemon/directoryd, daemon/lifecycled, daemon/failoverd), shared with
 // the local cluster and the tests.
 package main
 
@@ -50,7 +50,7 @@ func usageErrorf(format string, args ...any) error { return errUsage{fmt.Sprintf
 var root = &command{
 	name:  "tradeunit",
 	short: "a unitized, highly available order system",
-	sub:   []*command{devCmd, proxyCmd, unitCmd, directoryCmd, healthCmd, relayCmd, lifecycleCmd, queryCmd, adminCmd, pkiCmd, mariadbCmd, benchCmd, decodeCmd},
+	sub:   []*command{devCmd, proxyCmd, unitCmd, directoryCmd, healthCmd, relayCmd, lifecycleCmd, failoverControllerCmd, queryCmd, adminCmd, pkiCmd, mariadbCmd, benchCmd, decodeCmd},
 }
 
 func main() {
