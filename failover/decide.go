@@ -143,5 +143,5 @@ func Decide(cfg Config, e Evidence, b Brakes, now time.Time) Decision {
 	if b.Recent >= cfg.MaxPerHour {
 		return Decision{Capped, fmt.Sprintf("%d failovers in the last hour, the cap is %d", b.Recent, cfg.MaxPerHour)}
 	}
-	return Decision{Failover, "the primary is dead: own check failed, no replica receives from it, the checker agrees"}
+	return Decision{Failover, "the primary is dead: own check failed, no replica receives from it, and the health checker agrees (or none is configured)"}
 }

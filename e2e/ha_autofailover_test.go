@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tradeunit"
+	"tradeunit/daemon/failoverd"
+)
+
+// TestAutoFailover kills -9 the MariaDB primary of a replicated unit under
+// create load with the failover controller running (its Main, in the test
+// process, with fast settings and no health checker), and no operator. It
+// checks that the controller alone gives the unit a new primary, that the
+// unit takes changes again within a bound, that every acknowledged order is
+// there (RPO = 0), that there were never two writable primaries, and that
+// the old primary stays listed as fenced. Before the kill, rounds of checks
+// on a healthy unit fail nothing over.
+func TestAutoFailover(t *testing.T) {
+	c := startHA(t, haOptions{sqliteUnits: 1})
+	ctx := context.Background()
+	old := c.storage().Primary
+	oldIn := c.instance(old)
+	watch := watchPrimaries(t, c.set)
+
+	logs := &syncBuffer{}
+	m := failoverd.NewMain()
+	m.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	m.Config.Routes, m.Config.Secrets = c.path, c.set.SecretsPath()
+	f := &m.Config.Failover
+	f.Every, f.FailAfter, f.CheckTimeout, f.LockRetry = 100*time.Millisecond, 3, 300*time.Millisecond, 50*time.Millisecond
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	defer func() {
+		if t.Failed() {
+			t.Logf("failover controller log (tail):\n%s", tail(logs.String(), 60))
+		}
+	}()
+
+	load := startHALoad(c, 8)
+	load.waitChanges(t, 20*time.Second, 20, c.unit, time.Time{}, "before the kill")
+	waitFor(t, 10*time.Second, "ten rounds of the failover controller", func() bool { return m.Controller.Status().Rounds >= 10 })
+	if s := m.Controller.Status(); s.Failovers+s.Refused > 0 {
+		t.Fatalf("failover controller %+v before any fault, want no failover", s)
+	}
+
+	kill := time.Now()
+	if err := oldIn.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "a new primary in the storage topology", func() bool {
+		st := c.storage()
+		return st.HasPrimary() && st.Primary != old
+	})
+	remapped := time.Since(kill)
+	load.waitChanges(t, 30*time.Second, 10, c.unit, time.Now(), "after the automatic failover")
+	orders, events, errs := load.halt()
+	for _, e := range errs {
+		t.Error(e)
+	}
+
+	var recovered time.Time
+	for _, e := range events {
+		if e.unit == c.unit && e.ok && (e.op == "pay" || e.op == "create") && e.start.After(kill) &&
+			(recovered.IsZero() || e.end.Before(recovered)) {
+			recovered = e.end
+		}
+	}
+	if recovered.IsZero() {
+		t.Fatal("the unit took no change after the failover")
+	}
+	rto := recovered.Sub(kill)
+	s := m.Controller.Status()
+	creates := countEvents(events, "create", 0, kill, recovered)
+	t.Logf("automatic failover: kill → new primary in the topology %v → unit takes writes again %v; controller's RTO (first failed check → topology) %v; %d failover(s)",
+		remapped.Round(time.Millisecond), rto.Round(time.Millisecond), s.LastRTO.Round(time.Millisecond), s.Failovers)
+	t.Logf("RTO (kill → unit takes writes again): %v", rto.Round(time.Millisecond))
+	t.Logf("creates during the outage: %d of %d succeeded (%.1f%%)", creates.ok, creates.total, share(creates.ok, creates.total))
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "failover step") || strings.Contains(line, "failover done") || strings.Contains(line, "outcome=failover") {
+			t.Logf("  controller: %s", line)
+		}
+	}
+	if s.Failovers != 1 {
+		t.Errorf("controller %+v: got %d failovers, want 1", s, s.Failovers)
+	}
+	const bound = 30 * time.Second // generous: the figure is logged above
+	if rto > bound {
+		t.Errorf("RTO %v, want at most %v", rto, bound)
+	}
+	if creates.ok != creates.total {
+		t.Errorf("creates during the outage: got %d of %d, want all", creates.ok, creates.total)
+	}
+	for _, e := range events {
+		if e.status >= 500 && e.status != 503 {
+			t.Errorf("%s on unit %d at kill%+v answered %d %s, want 200 or 503", e.op, e.unit, e.start.Sub(kill).Round(time.Millisecond), e.status, e.code)
+		}
+	}
+	for _, o := range orders {
+		for deadline := time.Now().Add(10 * time.Second); o.payPending; {
+			r := c.api.call("POST", "/v3/orders/"+o.no+"/pay", map[string]any{"payment_id": "pay-" + o.no})
+			if r.status == 200 {
+				o.state, o.payPending = tradeunit.TradeState(r.str("trade_state")), false
+			} else if time.Now().After(deadline) {
+				t.Fatalf("pay %s after recovery: %d %v", o.no, r.status, r.body)
+			}
+		}
+	}
+	verifyLedger(t, c, orders)
+	if st := c.storage(); !slices.Contains(st.Fenced, old) {
+		t.Errorf("storage after the failover: got %+v, want the old primary %s listed as fenced", st, old.Server())
+	}
+	rounds, double, first := watch.halt()
+	t.Logf("fencing: %d polls of read_only on the three servers, %d with two writable", rounds, double)
+	if double > 0 {
+		t.Errorf("two writable primaries in %d of %d polls (first: %s)", double, rounds, first)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that the controller's goroutines may write
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
