@@ -12,6 +12,8 @@ import (
 
 	"tradeunit"
 	"tradeunit/daemon/failoverd"
+	"tradeunit/replication"
+	"tradeunit/replication/localdb"
 )
 
 // TestAutoFailover kills -9 the MariaDB primary of a replicated unit under
@@ -20,7 +22,8 @@ import (
 // checks that the controller alone gives the unit a new primary, that the
 // unit takes changes again within a bound, that every acknowledged order is
 // there (RPO = 0), that there were never two writable primaries, and that
-// the old primary stays listed as fenced. Before the kill, rounds of checks
+// the old primary stays listed as fenced until, restarted read-only as a
+// replica, the controller rejoins it. Before the kill, rounds of checks
 // on a healthy unit fail nothing over.
 func TestAutoFailover(t *testing.T) {
 	c := startHA(t, haOptions{sqliteUnits: 1})
@@ -35,6 +38,7 @@ func TestAutoFailover(t *testing.T) {
 	m.Config.Routes, m.Config.Secrets = c.path, c.set.SecretsPath()
 	f := &m.Config.Failover
 	f.Every, f.FailAfter, f.CheckTimeout, f.LockRetry = 100*time.Millisecond, 3, 300*time.Millisecond, 50*time.Millisecond
+	f.Rejoin = true
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +122,30 @@ func TestAutoFailover(t *testing.T) {
 	if st := c.storage(); !slices.Contains(st.Fenced, old) {
 		t.Errorf("storage after the failover: got %+v, want the old primary %s listed as fenced", st, old.Server())
 	}
+
+	// The old primary, restarted read-only as a replica, is rejoined by the
+	// controller (or, holding errant transactions, refused: rebuilt, then
+	// rejoined).
+	if err := oldIn.StartAs(ctx, localdb.Replica); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := false
+	waitFor(t, 20*time.Second, "the controller rejoining the old primary", func() bool {
+		if s := m.Controller.Status(); s.RejoinsRefused > 0 && !rebuilt {
+			t.Logf("old primary holds errant transactions: the controller refused it; rebuilt")
+			if err := oldIn.Rebuild(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rebuilt = true
+		}
+		st := c.storage()
+		return slices.Contains(st.Replicas, old) && len(st.Fenced) == 0
+	})
+	waitFor(t, 15*time.Second, "old primary replicating from the new one", func() bool {
+		s, err := replication.Inspect(ctx, oldIn.RootDSN())
+		return err == nil && s.Replica != nil && s.Replica.Receiving() && s.Replica.SQLRunning
+	})
+	t.Logf("rejoin: the old primary is a replica again (%+v)", m.Controller.Status())
 	rounds, double, first := watch.halt()
 	t.Logf("fencing: %d polls of read_only on the three servers, %d with two writable", rounds, double)
 	if double > 0 {

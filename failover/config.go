@@ -34,6 +34,12 @@ type Config struct {
 	// logs and exports metrics. Per unit, the label failover=off does the
 	// same at run time (see OffLabel).
 	Off bool
+	// Rejoin brings a fenced old primary back as a replica
+	// (admin.RejoinStorage) once it answers again read-only: restarted as
+	// a replica, its crash recovery dropped what no replica acknowledged.
+	// One holding errant transactions is refused (it must be rebuilt) and
+	// tried again after MinInterval. Off: the operator runs admin rejoin.
+	Rejoin bool
 	// AdminUser and ReplUser are the users the checks and the failover
 	// connect as (passwords from the secrets); ApplyTimeout and AckTimeout
 	// bound a failover's waits (admin.FailoverOptions).

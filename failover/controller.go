@@ -54,6 +54,9 @@ type Status struct {
 	// LastRTO is the last failover's time from the first failed check to
 	// the new primary in the topology.
 	LastRTO time.Duration
+	// Rejoins and RejoinsRefused count fenced servers rejoined, and
+	// refused for errant transactions (Config.Rejoin).
+	Rejoins, RejoinsRefused int64
 }
 
 // unitState is what the controller remembers of one unit across rounds. It
@@ -78,10 +81,15 @@ type Controller struct {
 	failovers atomic.Int64
 	refused   atomic.Int64
 	lastRTO   atomic.Int64
+	rejoins   atomic.Int64
+	// rejoinsRefused counts errant refusals.
+	rejoinsRefused atomic.Int64
 
 	mu     sync.Mutex
 	units  map[tradeunit.UnitID]*unitState
 	recent []time.Time // failovers started in the last hour, all units
+	// rejoinAfter holds back a fenced server whose rejoin was refused.
+	rejoinAfter map[string]time.Time
 }
 
 // New returns a controller; Run runs it.
@@ -97,13 +105,13 @@ func New(cfg Config, deps Deps) (*Controller, error) {
 		log = slog.Default()
 	}
 	return &Controller{cfg: cfg, deps: deps, log: log.With("component", "failover"), metrics: newMetrics(deps.Registry),
-		units: map[tradeunit.UnitID]*unitState{}}, nil
+		units: map[tradeunit.UnitID]*unitState{}, rejoinAfter: map[string]time.Time{}}, nil
 }
 
 // Status returns what the controller has done.
 func (c *Controller) Status() Status {
 	return Status{Active: c.active.Load(), Rounds: c.rounds.Load(), Failovers: c.failovers.Load(), Refused: c.refused.Load(),
-		LastRTO: time.Duration(c.lastRTO.Load())}
+		LastRTO: time.Duration(c.lastRTO.Load()), Rejoins: c.rejoins.Load(), RejoinsRefused: c.rejoinsRefused.Load()}
 }
 
 // Run waits to be elected, then runs a round every Config.Every until ctx
@@ -192,6 +200,9 @@ func (c *Controller) Round(ctx context.Context) {
 			e.Checker, e.CheckerWhy = verdictOf(report, u.Unit)
 		}
 		c.judge(ctx, u, e, starts[i], table)
+		if e.PrimaryErr == nil {
+			c.rejoin(ctx, u, c.cfg.Off || unitOff(table, u.Unit))
+		}
 	}
 }
 

@@ -29,6 +29,10 @@ type world struct {
 	refuse    bool // the failover finds no safe replica
 	calls     int
 	now       time.Time
+
+	fenced  string // the fenced server: "down", "writable" or "read-only"
+	errant  bool   // it holds errant transactions
+	rejoins int    // RejoinStorage calls
 }
 
 const unitID = tradeunit.UnitID(3)
@@ -66,6 +70,23 @@ func (w *world) Replica(_ context.Context, d dsn.DSN) (*replication.ReplicaStatu
 		io = "Yes"
 	}
 	return &replication.ReplicaStatus{SourceHost: "127.0.0.1", SourcePort: 3306, IORunning: io}, nil
+}
+
+func (w *world) ReadOnly(context.Context, dsn.DSN) (bool, error) {
+	defer w.lock()()
+	if w.fenced == "down" || w.fenced == "" {
+		return false, replication.ErrUnreachable
+	}
+	return w.fenced == "read-only", nil
+}
+
+func (w *world) RejoinStorage(context.Context, routing.StorageRef, string, admin.FailoverOptions) (*routing.Topology, error) {
+	defer w.lock()()
+	w.rejoins++
+	if w.errant {
+		return nil, fmt.Errorf("rejoin: %w", &replication.ErrantError{Addr: "127.0.0.1:3305"})
+	}
+	return w.top, nil
 }
 
 func (w *world) Report(context.Context) (*health.Report, error) {
@@ -189,5 +210,49 @@ func TestControllerRTO(t *testing.T) {
 	// remapped 200ms later.
 	if got, want := c.Status().LastRTO, 2200*time.Millisecond; got != want {
 		t.Errorf("got RTO %v, want %v", got, want)
+	}
+}
+
+// TestControllerRejoin: with Config.Rejoin, a fenced old primary is
+// rejoined once it answers read-only, never while down or writable, and
+// one refused for errant transactions is not tried again at once.
+func TestControllerRejoin(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rejoin   bool
+		fenced   string
+		errant   bool
+		off      bool
+		want     int // RejoinStorage calls in 10 rounds
+		rejoined int64
+		refused  int64
+	}{
+		{"back read-only", true, "read-only", false, false, 10, 10, 0}, // the fake keeps it fenced, so each round rejoins
+		{"rejoin off", false, "read-only", false, false, 0, 0, 0},
+		{"still down", true, "down", false, false, 0, 0, 0},
+		{"back writable", true, "writable", false, false, 0, 0, 0},
+		{"errant: refused once, held back", true, "read-only", true, false, 1, 0, 1},
+		{"unit labelled failover=off", true, "read-only", false, true, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld()
+			u, _ := w.top.Unit(unitID)
+			u.Fenced = []dsn.DSN{dsn.MustParse("mysql:tradeunit@tcp(127.0.0.1:3305)/tradeunit_u3")}
+			w.fenced, w.errant = tc.fenced, tc.errant
+			if tc.off {
+				w.table.Units[0].Labels = map[string]string{failover.OffLabel: "off"}
+			}
+			cfg := failover.DefaultConfig()
+			cfg.Rejoin = tc.rejoin
+			c := w.controller(t, cfg, false)
+			w.rounds(c, 10)
+			s := c.Status()
+			if w.rejoins != tc.want || s.Rejoins != tc.rejoined || s.RejoinsRefused != tc.refused {
+				t.Errorf("got %d rejoin calls, status %+v; want %d calls, %d rejoined, %d refused", w.rejoins, s, tc.want, tc.rejoined, tc.refused)
+			}
+			if w.calls != 0 {
+				t.Errorf("got %d failovers of a healthy primary, want 0", w.calls)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ type metrics struct {
 	failovers prometheus.Counter
 	refused   prometheus.Counter
 	errors    prometheus.Counter
+	rejoins   *prometheus.CounterVec
 	lastRTO   prometheus.Gauge
 	active    prometheus.Gauge
 }
@@ -27,6 +28,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		errors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tradeunit_failover_errors_total", Help: "Automatic failovers that failed in a step (resumed next round).",
 		}),
+		rejoins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tradeunit_failover_rejoins_total", Help: "Fenced old primaries the controller tried to rejoin as replicas, by result: done, errant (refused: rebuild it), error.",
+		}, []string{"result"}),
 		lastRTO: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tradeunit_failover_last_rto_seconds", Help: "The last automatic failover's time from the first failed check to the new primary in the storage topology.",
 		}),
@@ -37,8 +41,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, o := range outcomes {
 		m.decisions.WithLabelValues(string(o))
 	}
+	for _, r := range []string{"done", "errant", "error"} {
+		m.rejoins.WithLabelValues(r)
+	}
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.failovers, m.refused, m.errors, m.lastRTO, m.active)
+		reg.MustRegister(m.decisions, m.failovers, m.refused, m.errors, m.rejoins, m.lastRTO, m.active)
 	}
 	return m
 }

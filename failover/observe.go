@@ -20,6 +20,8 @@ type Observer interface {
 	// Replica reads a replica's replication receiver (nil: no source
 	// configured).
 	Replica(ctx context.Context, d dsn.DSN) (*replication.ReplicaStatus, error)
+	// ReadOnly reads whether a (fenced) server is back and read-only.
+	ReadOnly(ctx context.Context, d dsn.DSN) (bool, error)
 }
 
 // Checker is the second, independent observer: the health checker, which
@@ -32,6 +34,9 @@ type Checker interface {
 // Failoverer fails a storage entry over; *admin.Admin is one.
 type Failoverer interface {
 	FailoverStorage(ctx context.Context, ref routing.StorageRef, o admin.FailoverOptions) (*admin.FailoverResult, error)
+	// RejoinStorage brings a fenced server back as a replica, refusing one
+	// with errant transactions (Config.Rejoin).
+	RejoinStorage(ctx context.Context, ref routing.StorageRef, server string, o admin.FailoverOptions) (*routing.Topology, error)
 }
 
 // MariaDB is the Observer of real servers: it connects as the
@@ -64,6 +69,16 @@ func (m MariaDB) Replica(ctx context.Context, d dsn.DSN) (*replication.ReplicaSt
 		return nil, err
 	}
 	return st.Replica, nil
+}
+
+// ReadOnly inspects the server: reachable, and @@read_only.
+func (m MariaDB) ReadOnly(ctx context.Context, d dsn.DSN) (bool, error) {
+	s, err := m.Admin.ServerDSN(d, m.User)
+	if err != nil {
+		return false, err
+	}
+	st, err := replication.InspectPrimary(ctx, s)
+	return st.ReadOnly, err
 }
 
 // HealthChecker is the Checker of a running health checker at URL.

@@ -58,6 +58,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&f.MinInterval, "min-interval", f.MinInterval, "least time between two failovers of one unit (the topology's last failover counts)")
 	fs.IntVar(&f.MaxPerHour, "max-per-hour", f.MaxPerHour, "most failovers of all units in an hour")
 	fs.BoolVar(&f.Off, "off", f.Off, "fail nothing over (check, decide, log and export metrics only); per unit, label it failover=off")
+	fs.BoolVar(&f.Rejoin, "rejoin", f.Rejoin, "rejoin a fenced old primary as a replica once it answers again read-only (one with errant transactions is refused: rebuild it)")
 	fs.StringVar(&f.AdminUser, "admin-user", f.AdminUser, "administrative MariaDB user the checks and failovers connect as (password from the secrets)")
 	fs.StringVar(&f.ReplUser, "repl-user", f.ReplUser, "replication user re-pointed replicas connect as (password from the secrets)")
 	fs.DurationVar(&f.ApplyTimeout, "apply-timeout", f.ApplyTimeout, "longest wait for the chosen replica to apply what it received")

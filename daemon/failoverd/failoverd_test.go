@@ -21,7 +21,7 @@ func TestArgsRoundTrip(t *testing.T) {
 	cfg.Routes, cfg.Holder, cfg.Metrics, cfg.Secrets = "routes.json", "ctl-1", "127.0.0.1:0", "secrets.json"
 	f := &cfg.Failover
 	f.Every, f.FailAfter, f.CheckTimeout, f.HealthURL = 100*time.Millisecond, 5, 300*time.Millisecond, "http://127.0.0.1:8081"
-	f.MinInterval, f.MaxPerHour, f.Off, f.AdminUser, f.ReplUser = 5*time.Minute, 2, true, "admin", "replica"
+	f.MinInterval, f.MaxPerHour, f.Off, f.Rejoin, f.AdminUser, f.ReplUser = 5*time.Minute, 2, true, true, "admin", "replica"
 	args := cfg.Args()
 	got := failoverd.DefaultConfig()
 	fs := flag.NewFlagSet("failover-controller", flag.ContinueOnError)
