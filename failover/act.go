@@ -54,9 +54,12 @@ func (c *Controller) judge(ctx context.Context, u routing.UnitStorage, e Evidenc
 		}
 		st.failures++
 	default:
-		st.failures, st.since = 0, time.Time{}
+		st.failures, st.since, st.stopped = 0, time.Time{}, false
 	}
-	e.Failures = st.failures
+	e.Failures, e.OursStopped = st.failures, st.stopped
+	if e.NoPrimary {
+		e.NoPrimaryFor = now.Sub(st.since)
+	}
 	hourAgo := now.Add(-time.Hour)
 	for len(c.recent) > 0 && !c.recent[0].After(hourAgo) {
 		c.recent = c.recent[1:]
@@ -105,6 +108,7 @@ func (c *Controller) failover(ctx context.Context, id tradeunit.UnitID, since ti
 	st := c.units[id]
 	st.lastFailover = done
 	remapped := res != nil && res.Revision > 0
+	st.stopped = !remapped
 	if remapped {
 		st.failures, st.since = 0, time.Time{}
 	}

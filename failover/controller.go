@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"tradeunit"
+	"tradeunit/dsn"
 	"tradeunit/election"
 	"tradeunit/health"
 	"tradeunit/replication"
@@ -66,6 +67,7 @@ type unitState struct {
 	failures     int
 	since        time.Time // when the first failed check of this run began
 	lastFailover time.Time
+	stopped      bool // this controller's last failover stopped before the remap
 }
 
 // Controller watches the units' primaries and fails dead ones over; see
@@ -181,7 +183,8 @@ func (c *Controller) Round(ctx context.Context) {
 	}
 	var units []routing.UnitStorage
 	for _, u := range top.Units {
-		if len(u.Replicas) > 0 && !u.Cold && u.Primary.Scheme != "sqlite" {
+		// Only MariaDB replicates; a cold unit's storage is not replicated.
+		if len(u.Replicas) > 0 && !u.Cold && u.Replicas[0].Scheme == dsn.MySQL {
 			units = append(units, u)
 		}
 	}

@@ -27,6 +27,7 @@ type world struct {
 	receiving bool // a replica's receiver is still connected to the primary
 	checker   *health.Report
 	refuse    bool // the failover finds no safe replica
+	stop      bool // the failover stops after unmapping the primary
 	calls     int
 	now       time.Time
 
@@ -105,6 +106,12 @@ func (w *world) FailoverStorage(_ context.Context, ref routing.StorageRef, _ adm
 	if w.refuse {
 		return nil, &tradeunit.Error{Code: tradeunit.CodeInvalidRequest, Err: &replication.NoSafeReplicaError{Reasons: []string{"r1: lagging"}}}
 	}
+	if w.stop {
+		w.top = w.top.Clone()
+		u, _ := w.top.Unit(unitID)
+		u.Fenced, u.Primary = append(u.Fenced, u.Primary), dsn.DSN{}
+		return &admin.FailoverResult{Target: ref}, errors.New("failover of unit 3: wait-applied: timeout")
+	}
 	return &admin.FailoverResult{Target: ref, Revision: 2, Remapped: 200 * time.Millisecond}, nil
 }
 
@@ -173,6 +180,16 @@ func TestControllerRounds(t *testing.T) {
 			u.LastFailover = w.now.Add(-10 * time.Second)
 		}, false, 30, 0},
 		{"hourly cap", func(w *world, c *failover.Config) { c.MinInterval, c.MaxPerHour = 0, 2 }, false, 30, 2},
+		{"stopped half-way: resumed next round", func(w *world, c *failover.Config) { w.stop = true }, false, 5, 3},
+		{"no primary, not ours: left to the failover under way", func(w *world, c *failover.Config) {
+			u, _ := w.top.Unit(unitID)
+			u.Primary = dsn.DSN{}
+		}, false, 10, 0},
+		{"no primary, not ours, for long: resumed", func(w *world, c *failover.Config) {
+			u, _ := w.top.Unit(unitID)
+			u.Primary = dsn.DSN{}
+			c.ApplyTimeout, c.AckTimeout = 2*time.Second, 2*time.Second
+		}, false, 6, 1},
 		{"refused: retried every round", func(w *world, c *failover.Config) { w.refuse = true }, false, 5, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,10 +206,10 @@ func TestControllerRounds(t *testing.T) {
 			if w.refuse && s.Refused != int64(w.calls) {
 				t.Errorf("status %+v: got %d refused, want %d", s, s.Refused, w.calls)
 			}
-			if !w.refuse && s.Failovers != int64(w.calls) {
+			if !w.refuse && !w.stop && s.Failovers != int64(w.calls) {
 				t.Errorf("status %+v: got %d failovers, want %d", s, s.Failovers, w.calls)
 			}
-			if w.calls > 0 && !w.refuse && s.LastRTO <= 0 {
+			if w.calls > 0 && !w.refuse && !w.stop && s.LastRTO <= 0 {
 				t.Errorf("status %+v: no RTO after a failover", s)
 			}
 		})

@@ -14,8 +14,12 @@ const (
 	Healthy Outcome = "healthy" // the controller's own check of the primary passed
 	// Resume: the entry has no primary (a failover stopped half-way); it
 	// is run again to finish.
-	Resume  Outcome = "resume"
-	Suspect Outcome = "suspect" // own check failed, fewer than FailAfter rounds in a row
+	Resume Outcome = "resume"
+	// Underway: the entry has had no primary for less than
+	// ApplyTimeout+AckTimeout and no failover of this controller stopped:
+	// someone else's (an operator's) failover may be running.
+	Underway Outcome = "underway"
+	Suspect  Outcome = "suspect" // own check failed, fewer than FailAfter rounds in a row
 	// ReplicaReceives: a replica's receiver is still connected to the
 	// primary; it is alive for replication, only cut off from us.
 	ReplicaReceives Outcome = "replica-receives"
@@ -31,13 +35,17 @@ const (
 )
 
 // outcomes lists every Outcome, for the metrics.
-var outcomes = []Outcome{Healthy, Resume, Suspect, ReplicaReceives, NoReplicaRead, CheckerHealthy, CheckerUnknown, Off, Damped, Capped, Failover}
+var outcomes = []Outcome{Healthy, Resume, Underway, Suspect, ReplicaReceives, NoReplicaRead, CheckerHealthy, CheckerUnknown, Off, Damped, Capped, Failover}
 
 // Evidence is what one round saw of one unit.
 type Evidence struct {
 	// NoPrimary: the topology names no primary (a failover under way or
 	// stopped).
 	NoPrimary bool
+	// NoPrimaryFor is how long it has been seen without one; OursStopped
+	// is true when it was this controller's failover that stopped.
+	NoPrimaryFor time.Duration
+	OursStopped  bool
 	// PrimaryErr is the controller's own check of the primary: nil when it
 	// answered.
 	PrimaryErr error
@@ -106,6 +114,10 @@ func Decide(cfg Config, e Evidence, b Brakes, now time.Time) Decision {
 	if e.NoPrimary {
 		if b.Off {
 			return Decision{Off, "the entry has no primary (a stopped failover), but failover is off"}
+		}
+		if wait := cfg.ApplyTimeout + cfg.AckTimeout; !e.OursStopped && e.NoPrimaryFor < wait {
+			return Decision{Underway, fmt.Sprintf("the entry has had no primary for %v: a failover may be under way; resumed if still so after %v",
+				e.NoPrimaryFor.Round(time.Millisecond), wait)}
 		}
 		return Decision{Resume, "the entry has no primary: a failover stopped half-way; running it again"}
 	}

@@ -43,7 +43,9 @@ func TestDecide(t *testing.T) {
 		{"failed over 2m ago", dead, failover.Brakes{LastFailover: now.Add(-2 * time.Minute)}, failover.Failover},
 		{"hourly cap reached", dead, failover.Brakes{Recent: cfg.MaxPerHour}, failover.Capped},
 		{"below the hourly cap", dead, failover.Brakes{Recent: cfg.MaxPerHour - 1}, failover.Failover},
-		{"no primary: resume", failover.Evidence{NoPrimary: true, Replicas: gone}, failover.Brakes{}, failover.Resume},
+		{"no primary after our stopped failover: resume", failover.Evidence{NoPrimary: true, OursStopped: true, Replicas: gone}, failover.Brakes{}, failover.Resume},
+		{"no primary for a moment: someone's failover under way", failover.Evidence{NoPrimary: true, NoPrimaryFor: time.Second, Replicas: gone}, failover.Brakes{}, failover.Underway},
+		{"no primary for long: resume", failover.Evidence{NoPrimary: true, NoPrimaryFor: time.Hour, Replicas: gone}, failover.Brakes{}, failover.Resume},
 		{"no primary but off", failover.Evidence{NoPrimary: true, Replicas: gone}, failover.Brakes{Off: true}, failover.Off},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
