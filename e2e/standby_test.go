@@ -33,10 +33,16 @@ func TestStandbyTakesAFailedPartitionsNewOrders(t *testing.T) {
 		t.Fatalf("admin units --json shows no standby:\n%s", out)
 	}
 
+	inUse := func() float64 {
+		return metric(scrape(t, c.ProxyURL+"/metrics"), "tradeunit_proxy_unit_standby_in_use", "unit", standby.String())
+	}
 	rs := createMany(t, key, 200, 8, "before")
 	all = append(all, rs...)
 	if counts := perUnit(rs); len(failed(rs)) > 0 || counts[unit] != 200 {
 		t.Fatalf("with unit %d alive: %d failed, per unit %v; want all 200 on it, none on the standby", unit, len(failed(rs)), counts)
+	}
+	if got := inUse(); got != 0 {
+		t.Fatalf("tradeunit_proxy_unit_standby_in_use of the standby: got %v, want 0 while unit %d lives", got, unit)
 	}
 
 	for _, r := range c.Unit(unit).Replicas {
@@ -56,6 +62,9 @@ func TestStandbyTakesAFailedPartitionsNewOrders(t *testing.T) {
 		return r.status == 200
 	})
 	t.Logf("first key create on the standby %v after the kill", time.Since(killed).Round(time.Millisecond))
+	// The proxy sets its gauges just after it puts a plan in force.
+	waitFor(t, 2*time.Second, "tradeunit_proxy_unit_standby_in_use 1 while the standby takes the partition's orders",
+		func() bool { return inUse() == 1 })
 
 	rs = createMany(t, key, 200, 8, "standby")
 	all = append(all, rs...)
@@ -81,6 +90,7 @@ func TestStandbyTakesAFailedPartitionsNewOrders(t *testing.T) {
 	if counts := perUnit(rs); len(failed(rs)) > 0 || counts[unit] != 200 {
 		t.Fatalf("with unit %d back: %d failed, per unit %v; want all 200 on it again", unit, len(failed(rs)), counts)
 	}
+	waitFor(t, 2*time.Second, "tradeunit_proxy_unit_standby_in_use 0 once the unit is back", func() bool { return inUse() == 0 })
 
 	all = append(all, l.snapshot()...)
 	for _, r := range all {

@@ -70,11 +70,12 @@ type UnitPlan struct {
 	Suspect bool
 	Canary  bool // carries the partition's canary label
 	// Standby units are used only while the partition has no healthy
-	// eligible unit that is not a standby (see partPlan.rank).
-	Standby bool
-	Balance float64 // balancing factor: 2, 1 or 0.5
-	Speed   float64 // speed factor: 1 down to 1/16
-	Weight  float64 // routing weight × Balance × Speed
+	// eligible unit that is not a standby (see partPlan.rank); InUse says
+	// that this is so now and the standby takes the partition's orders.
+	Standby, InUse bool
+	Balance        float64 // balancing factor: 2, 1 or 0.5
+	Speed          float64 // speed factor: 1 down to 1/16
+	Weight         float64 // routing weight × Balance × Speed
 }
 
 // Plan is the selection of units for new orders, built from one set of
@@ -182,6 +183,9 @@ func Build(in Inputs) *Plan {
 		p.judge(pp, byPart[pi], t, policy.Canary, false, in)
 		p.judge(pp, standbys[pi], t, nil, true, in)
 		pp.regular = pp.tiers[healthyCanary].size()+pp.tiers[healthyStable].size() > 0
+		for _, ui := range standbys[pi] {
+			p.units[ui].InUse = !pp.regular
+		}
 		for i := range pp.tiers {
 			pp.tiers[i].finish()
 		}

@@ -91,6 +91,15 @@ func TestPickStandby(t *testing.T) {
 				}
 			})
 			plan := Build(Inputs{Table: tbl, Now: now, Passive: tt.passive})
+			for _, up := range plan.Units() {
+				// Whether the key partition's standbys are in use: exactly
+				// when its first pick is one of them.
+				if up.Unit == 5 || up.Unit == 6 {
+					if inUse := tt.wantRefuse == "" && slices.ContainsFunc(tt.want[0], func(u tradeunit.UnitID) bool { return u == 5 || u == 6 }); up.InUse != (inUse && up.Eligible) {
+						t.Fatalf("standby %d: in use %v, want %v", up.Unit, up.InUse, inUse && up.Eligible)
+					}
+				}
+			}
 			const n = 4000
 			first6 := 0
 			for i := 0; i < n; i++ {
