@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -101,6 +102,8 @@ type NewUnit struct {
 	Storage    routing.Storage
 	Weight     float64
 	Labels     map[string]string
+	LogicZones map[string]string // the zone of each logic address (optional)
+	Standby    bool              // see routing.Unit.Standby
 }
 
 // AddUnit prepares a new unit's storage (schema and sequence) and registers
@@ -132,7 +135,7 @@ func (a *Admin) AddUnit(ctx context.Context, n NewUnit) (*routing.Table, error) 
 		t.Units = append(t.Units, routing.Unit{
 			ID: n.ID, Partition: n.Partition, LogicAddrs: n.LogicAddrs,
 			Available: len(n.LogicAddrs) > 0, Temperature: routing.Hot, AcceptNew: true,
-			Weight: n.Weight, Labels: n.Labels,
+			Weight: n.Weight, Labels: n.Labels, LogicZones: n.LogicZones, Standby: n.Standby,
 		})
 		t.Normalize()
 		return nil
@@ -224,7 +227,12 @@ type UnitChanges struct {
 	Weight      *float64
 	Temperature *routing.Temperature
 	Available   *bool
+	Standby     *bool
 	Labels      map[string]string // a value of "" removes the label
+	// LogicZones sets the zones of logic addresses, StorageZones those of
+	// storage servers (in the topology); a zone of "" removes the entry.
+	LogicZones   map[string]string
+	StorageZones map[string]string
 }
 
 // SetUnit changes a unit's settings.
@@ -242,11 +250,25 @@ func (a *Admin) SetUnit(ctx context.Context, id tradeunit.UnitID, c UnitChanges)
 	if c.Available != nil {
 		what = append(what, fmt.Sprintf("available=%v", *c.Available))
 	}
-	for k, v := range c.Labels {
-		what = append(what, "label "+k+"="+v)
+	if c.Standby != nil {
+		what = append(what, fmt.Sprintf("standby=%v", *c.Standby))
 	}
-	if len(what) == 0 {
+	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
+		what = append(what, "label "+k+"="+c.Labels[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.LogicZones)) {
+		what = append(what, "logic-zone "+k+"="+c.LogicZones[k])
+	}
+	if len(what) == 0 && len(c.StorageZones) == 0 {
 		return nil, paramErrorf("unit set %d: nothing to change", id)
+	}
+	if len(c.StorageZones) > 0 {
+		if err := a.setStorageZones(ctx, id, c.StorageZones); err != nil {
+			return nil, err
+		}
+		if len(what) == 0 {
+			return a.Routes.Current(), nil
+		}
 	}
 	if c.Weight != nil && *c.Weight <= 0 {
 		return nil, paramErrorf("weight must be positive (drain the unit to stop new orders), got %g", *c.Weight)
@@ -271,6 +293,10 @@ func (a *Admin) SetUnit(ctx context.Context, id tradeunit.UnitID, c UnitChanges)
 		if c.Available != nil {
 			u.Available = *c.Available
 		}
+		if c.Standby != nil {
+			u.Standby = *c.Standby
+		}
+		u.LogicZones = mergeZones(u.LogicZones, c.LogicZones)
 		for k, v := range c.Labels {
 			if u.Labels == nil {
 				u.Labels = map[string]string{}

@@ -7,6 +7,7 @@ import (
 	"tradeunit"
 	"tradeunit/dsn"
 	"tradeunit/replication"
+	"tradeunit/routing"
 )
 
 // StorageView is one unit's storage as `tradeunit admin units --storage`
@@ -23,11 +24,14 @@ type StorageView struct {
 	// the move is made final).
 	ColdCopy *ServerView `json:"cold_copy,omitempty"`
 	Previous *ServerView `json:"previous,omitempty"`
+	// Warnings name what one zone's loss would take down (ZoneWarnings).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ServerView is one storage server of a unit.
 type ServerView struct {
-	DSN dsn.DSN `json:"dsn"`
+	DSN  dsn.DSN `json:"dsn"`
+	Zone string  `json:"zone,omitempty"` // from the topology's zones
 	// Error says why the server could not be read; the fields below are
 	// then unknown. Empty for a SQLite file, which has nothing more to say.
 	Error    string `json:"error,omitempty"`
@@ -52,6 +56,7 @@ func (a *Admin) Storage(ctx context.Context) ([]StorageView, error) {
 	o := DefaultFailoverOptions()
 	o.passwords = a.Passwords
 	var out []StorageView
+	t := a.Routes.Current()
 	for _, u := range a.Topology.Current().Units {
 		v := StorageView{Unit: u.Unit, LastFailover: u.LastFailover}
 		if u.HasPrimary() {
@@ -72,9 +77,27 @@ func (a *Admin) Storage(ctx context.Context) ([]StorageView, error) {
 			p := o.server(ctx, u.Previous.Primary, false)
 			v.Previous = &p
 		}
+		for _, s := range append(append([]*ServerView{v.Primary}, ptrs(v.Replicas)...), ptrs(v.Fenced)...) {
+			if s != nil {
+				s.Zone = u.Zones[s.DSN.Server()]
+			}
+		}
+		if ru, ok := t.Unit(u.Unit); ok {
+			v.Warnings = ZoneWarnings(ru, &u.Storage)
+		} else {
+			v.Warnings = ZoneWarnings(&routing.Unit{ID: u.Unit}, &u.Storage)
+		}
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+func ptrs(s []ServerView) []*ServerView {
+	out := make([]*ServerView, len(s))
+	for i := range s {
+		out[i] = &s[i]
+	}
+	return out
 }
 
 // server inspects the server of d (a replica's lag too).

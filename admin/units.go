@@ -32,6 +32,15 @@ type UnitView struct {
 	// Storage is the unit's primary in the storage topology (no password:
 	// DSNs never hold one); empty without the topology.
 	Storage dsn.DSN `json:"storage,omitzero"`
+	// Standby: the unit takes its partition's new orders only while the
+	// partition has no other unit that can (routing.Unit.Standby).
+	Standby bool `json:"standby,omitempty"`
+	// LogicZones and StorageZones are the zones of its logic replicas (by
+	// address) and of its storage servers (by server, from the topology).
+	LogicZones   map[string]string `json:"logic_zones,omitempty"`
+	StorageZones map[string]string `json:"storage_zones,omitempty"`
+	// Warnings name what one zone's loss would take down (ZoneWarnings).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // recentWindow is the window of UnitView.OrdersPerSec.
@@ -62,13 +71,16 @@ func (a *Admin) Units(ctx context.Context, healthURL string) ([]UnitView, error)
 	out := make([]UnitView, 0, len(t.Units))
 	for _, u := range t.Units {
 		v := UnitView{Unit: u.ID, Partition: u.Partition, Temperature: u.Temperature, Available: u.Available,
-			AcceptNew: u.AcceptNew, NewOrders: u.TakesNewOrders(), Health: "unknown", LogicAddrs: u.LogicAddrs, OrdersPerSec: -1}
+			AcceptNew: u.AcceptNew, NewOrders: u.TakesNewOrders(), Health: "unknown", LogicAddrs: u.LogicAddrs, OrdersPerSec: -1,
+			Standby: u.Standby, LogicZones: u.LogicZones}
+		var storage *routing.Storage
 		if a.Topology != nil {
 			if st, ok := a.Topology.Current().Unit(u.ID); ok {
-				v.Storage = st.Primary
+				v.Storage, v.StorageZones, storage = st.Primary, st.Zones, &st.Storage
 				v.OrdersPerSec = a.recentRate(ctx, st.Primary, now)
 			}
 		}
+		v.Warnings = ZoneWarnings(&u, storage)
 		if e, active := t.Blacklisted(u.ID, now); active {
 			v.Blacklisted, v.NewOrders = e.Reason, false
 		}

@@ -44,7 +44,7 @@ func callShard[T any](ctx context.Context, p *Proxy, key tradeunit.MerchantKey, 
 		return zero, err
 	}
 	start := time.Now()
-	v, _, err := callAny(ctx, p, "directory shard "+shardName(s.Shard), s.LogicAddrs, p.cfg.ShardTimeout, p.dialer.Directory,
+	v, _, err := callAny(ctx, p, "directory shard "+shardName(s.Shard), s.LogicAddrs, nil, p.cfg.ShardTimeout, p.dialer.Directory,
 		func(ctx context.Context, c tradeunit.DirectoryConn) (T, error) { return call(ctx, c) })
 	p.metrics.shardCall(s.Shard, op, err, time.Since(start))
 	return v, err

@@ -25,6 +25,7 @@ type metrics struct {
 	selected      *prometheus.CounterVec
 	weight        *prometheus.GaugeVec
 	suspect       *prometheus.GaugeVec
+	standby       *prometheus.GaugeVec
 	recent        *prometheus.GaugeVec
 	checker       prometheus.Gauge
 	planRevision  prometheus.Gauge
@@ -73,6 +74,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		suspect: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tradeunit_proxy_unit_suspect", Help: "1 while the unit is tried only as a last resort (ejected by the checker, or failing this proxy's calls).",
 		}, []string{"unit"}),
+		standby: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tradeunit_proxy_unit_standby_in_use",
+			Help: "1 while the unit is a standby taking its partition's new orders (the partition has no healthy regular unit); 0 otherwise.",
+		}, []string{"unit"}),
 		recent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tradeunit_proxy_unit_recent_requests", Help: "Requests to the unit through this proxy in the balancing window.",
 		}, []string{"unit"}),
@@ -88,7 +93,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.unitRequests, m.unitDuration, m.createRetries, m.shardRequests, m.shardDuration, m.conflicts,
-		m.selected, m.weight, m.suspect, m.recent, m.checker, m.planRevision, m.planChecker)
+		m.selected, m.weight, m.suspect, m.standby, m.recent, m.checker, m.planRevision, m.planChecker)
 	return m
 }
 
@@ -125,20 +130,24 @@ func (m *metrics) plan(units []selection.UnitPlan, recent map[tradeunit.UnitID]u
 	for _, up := range units {
 		seen[up.Unit] = true
 		id := up.Unit.String()
-		w, s := 0.0, 0.0
+		w, s, sb := 0.0, 0.0, 0.0
 		if up.Eligible {
 			w = up.Weight
 		}
 		if up.Suspect {
 			s = 1
 		}
+		if up.InUse {
+			sb = 1
+		}
 		m.weight.WithLabelValues(id).Set(w)
 		m.suspect.WithLabelValues(id).Set(s)
+		m.standby.WithLabelValues(id).Set(sb)
 		m.recent.WithLabelValues(id).Set(float64(recent[up.Unit]))
 	}
 	for u := range m.planned {
 		if !seen[u] {
-			for _, g := range []*prometheus.GaugeVec{m.weight, m.suspect, m.recent} {
+			for _, g := range []*prometheus.GaugeVec{m.weight, m.suspect, m.standby, m.recent} {
 				g.DeleteLabelValues(u.String())
 			}
 		}

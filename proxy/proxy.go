@@ -60,6 +60,10 @@ type Config struct {
 	// ShardBatch groups the directory puts of concurrent creates into one
 	// call per shard.
 	ShardBatch batch.Config
+	// Zone is the zone (machine room) the proxy runs in: calls to a unit
+	// try its logic replicas in this zone (routing.Unit.LogicZones) before
+	// the others. Empty: no preference.
+	Zone string
 }
 
 // DefaultConfig returns the settings of a proxy as tradeunit proxy starts
@@ -85,6 +89,9 @@ func (c Config) Validate() error {
 	}
 	if c.BalanceWindow <= 0 {
 		return fmt.Errorf("proxy: BalanceWindow must be positive, got %v", c.BalanceWindow)
+	}
+	if c.Zone != "" && !routing.ValidZone(c.Zone) {
+		return fmt.Errorf("proxy: Zone %q must match [a-z0-9_-]{1,32}", c.Zone)
 	}
 	if err := c.ShardBatch.Validate(); err != nil {
 		return err

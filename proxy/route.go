@@ -56,16 +56,20 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 		var zero T
 		return zero, callResult{}, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "unit %d is unavailable", u.ID)
 	}
-	return callAny(ctx, p, "unit "+u.ID.String(), u.LogicAddrs, p.cfg.UnitTimeout, p.dialer.Conn,
+	// The replicas in the proxy's own zone first: a call that stays in the
+	// room is faster and survives the loss of the link between rooms; the
+	// others are the fallback.
+	near, far := u.LogicByZone(p.cfg.Zone)
+	return callAny(ctx, p, "unit "+u.ID.String(), near, far, p.cfg.UnitTimeout, p.dialer.Conn,
 		func(ctx context.Context, c tradeunit.LogicConn) (T, error) { return call(ctx, c) })
 }
 
-// callAny calls the replicas at addrs of what (a unit, a directory shard)
-// with timeout per call, logging when none answers (see
-// replicas.Call).
-func callAny[C replicas.Conn, T any](ctx context.Context, p *Proxy, what string, addrs []string, timeout time.Duration,
+// callAny calls the replicas of what (a unit, a directory shard), those at
+// near before those at far, with timeout per call, logging when none
+// answers (see replicas.CallNearFirst).
+func callAny[C replicas.Conn, T any](ctx context.Context, p *Proxy, what string, near, far []string, timeout time.Duration,
 	dial func(addr string) (C, error), call func(ctx context.Context, c C) (T, error)) (T, callResult, error) {
-	v, sent, err := replicas.Call(ctx, what, addrs, timeout, dial, call)
+	v, sent, err := replicas.CallNearFirst(ctx, what, near, far, timeout, dial, call)
 	if errors.Is(err, replicas.ErrNoReplica) {
 		p.log.Warn("unreachable", "what", what, "err", err)
 	}

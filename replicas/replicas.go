@@ -37,18 +37,36 @@ type Conn interface {
 // last failure of a call that was sent (else the last failure).
 func Call[C Conn, T any](ctx context.Context, what string, addrs []string, timeout time.Duration,
 	dial func(addr string) (C, error), call func(ctx context.Context, c C) (T, error)) (v T, sent bool, err error) {
-	n := len(addrs)
+	return CallNearFirst(ctx, what, addrs, nil, timeout, dial, call)
+}
+
+// CallNearFirst is Call over the replicas near, then those far: each pass
+// tries every near replica (from a random one) before any far one (from a
+// random one), so a caller stays in its own zone while a replica there
+// answers, spreads its calls over them, and crosses zones only when none
+// does.
+func CallNearFirst[C Conn, T any](ctx context.Context, what string, near, far []string, timeout time.Duration,
+	dial func(addr string) (C, error), call func(ctx context.Context, c C) (T, error)) (v T, sent bool, err error) {
+	n := len(near) + len(far)
 	if n == 0 {
 		return v, false, tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "%s has no service address", what)
 	}
-	start := rand.IntN(n)
+	// The i-th replica to try, without building the list: a call must not
+	// allocate for the order it tries replicas in.
+	startNear, startFar := randStart(len(near)), randStart(len(far))
+	nth := func(i int) string {
+		if i < len(near) {
+			return near[(startNear+i)%len(near)]
+		}
+		return far[(startFar+i-len(near))%len(far)]
+	}
 	// lastErr is the last failure; sentErr the last of a call that was
 	// sent, which is what the caller must hear: that call may have been
 	// applied, whatever the replicas after it said.
 	var lastErr, sentErr error
 	for pass := 0; pass < 2 && !sent; pass++ {
 		for i := 0; i < n; i++ {
-			addr := addrs[(start+i)%n]
+			addr := nth(i)
 			c, err := dial(addr)
 			if err != nil {
 				lastErr = err
@@ -93,6 +111,13 @@ func Call[C Conn, T any](ctx context.Context, what string, addrs []string, timeo
 		Op:      "replicas.Call",
 		Err:     fmt.Errorf("%w: %w", ErrNoReplica, lastErr),
 	}
+}
+
+func randStart(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return rand.IntN(n)
 }
 
 // refusal reports whether err is a replica's answer that it could not do

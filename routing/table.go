@@ -85,6 +85,16 @@ type Unit struct {
 	// 0 means the default, 1. To stop new orders, clear AcceptNew.
 	Weight float64           `json:"weight,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"` // e.g. a release label for canary
+	// LogicZones maps some or all of LogicAddrs to the zone (machine room)
+	// each replica runs in, so that a proxy calls the replicas of its own
+	// zone first (see zones.go). A separate map, not a field per address,
+	// so that tables without zones read and write as before.
+	LogicZones map[string]string `json:"logic_zones,omitempty"`
+	// Standby units take no new orders while their partition has an
+	// eligible unit that is not a standby, and take the partition's new
+	// orders when it has none (see package selection), before the
+	// partition's OnNoUnit policy applies.
+	Standby bool `json:"standby,omitempty"`
 }
 
 // TakesNewOrders reports whether new orders may be created in u: it is
@@ -202,7 +212,8 @@ func compareUnits(a, b Unit) int { return cmp.Compare(a.ID, b.ID) }
 // unit has at least one logic address; every address is host:port; the
 // storage primary is set (or, while a failover is under way, at least one
 // replica), no storage DSN is empty or listed twice; partition names match
-// [a-z0-9_-]{1,32}. Empty
+// [a-z0-9_-]{1,32}; every logic_zones key is one of the unit's logic
+// addresses and every zone name matches [a-z0-9_-]{1,32}. Empty
 // partition and temperature stand for their defaults. Then the policy:
 // partition policies (refuse, or spill to another known partition that is
 // not PreReleasePartition; canary label, value and a share in 0..1), the
@@ -253,7 +264,7 @@ func (u *Unit) validate() error {
 			return unitErrorf(u, "logic_addrs[%d] %q: %v", i, a, err)
 		}
 	}
-	return nil
+	return u.validateZones()
 }
 
 func unitErrorf(u *Unit, format string, args ...any) error {
@@ -330,6 +341,7 @@ func (t *Table) Clone() *Table {
 	for i, u := range t.Units {
 		u.LogicAddrs = slices.Clone(u.LogicAddrs)
 		u.Labels = maps.Clone(u.Labels)
+		u.LogicZones = maps.Clone(u.LogicZones)
 		c.Units[i] = u
 	}
 	c.index = maps.Clone(t.index)

@@ -52,6 +52,11 @@ type Storage struct {
 	// reads or writes them; each rejoins as a replica (admin.Rejoin) or is
 	// rebuilt.
 	Fenced []dsn.DSN `json:"fenced,omitempty"`
+	// Zones maps some or all of the servers above (DSN.Server: host:port,
+	// or a SQLite path) to their zone, keyed by server rather than by role
+	// so that a failover, which moves servers between roles, leaves it
+	// right. See zones.go.
+	Zones map[string]string `json:"zones,omitempty"`
 }
 
 // HasPrimary reports whether s names a primary (it does not while a
@@ -102,12 +107,12 @@ func (s *Storage) validate(owner string) error {
 			return err
 		}
 	}
-	return nil
+	return s.validateZones(owner)
 }
 
 // clone returns a deep copy of s.
 func (s Storage) clone() Storage {
-	s.Replicas, s.Fenced = slices.Clone(s.Replicas), slices.Clone(s.Fenced)
+	s.Replicas, s.Fenced, s.Zones = slices.Clone(s.Replicas), slices.Clone(s.Fenced), maps.Clone(s.Zones)
 	return s
 }
 

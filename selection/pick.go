@@ -34,10 +34,20 @@ func (p *Plan) Pick(dst []tradeunit.UnitID, mchid, outTradeNo string, n int) ([]
 
 // rank appends the partition's units in the key's order of preference until
 // dst holds limit units: kh is the key's hash, k its rendezvous part.
+//
+// While the partition has a healthy regular unit, its standbys are not
+// ranked at all: they take no new order, not even a retry's, so what they
+// hold is only what the partition could not place elsewhere. Without one,
+// the healthy standbys come first, then the suspect regular units (the
+// last resort they always were), then the suspect standbys.
 func (pp *partPlan) rank(dst []tradeunit.UnitID, kh uint64, k keyHash, limit int) []tradeunit.UnitID {
 	order := [4]int{healthyStable, healthyCanary, suspectStable, suspectCanary}
 	if pp.canaryShare > 0 && canaryPoint(kh) < pp.canaryShare {
 		order = [4]int{healthyCanary, healthyStable, suspectCanary, suspectStable}
+	}
+	if !pp.regular {
+		// Both healthy tiers are empty: the standbys take their place.
+		order = [4]int{healthyStandby, order[2], order[3], suspectStandby}
 	}
 	for _, ti := range order {
 		if len(dst) >= limit {
@@ -51,9 +61,7 @@ func (pp *partPlan) rank(dst []tradeunit.UnitID, kh uint64, k keyHash, limit int
 func (pp *partPlan) size() int {
 	n := 0
 	for i := range pp.tiers {
-		for _, c := range pp.tiers[i].classes {
-			n += len(c.units)
-		}
+		n += pp.tiers[i].size()
 	}
 	return n
 }

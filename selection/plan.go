@@ -68,10 +68,14 @@ type UnitPlan struct {
 	Reason   string
 	// Suspect units are tried only after every healthy one; Reason says why.
 	Suspect bool
-	Canary  bool    // carries the partition's canary label
-	Balance float64 // balancing factor: 2, 1 or 0.5
-	Speed   float64 // speed factor: 1 down to 1/16
-	Weight  float64 // routing weight × Balance × Speed
+	Canary  bool // carries the partition's canary label
+	// Standby units are used only while the partition has no healthy
+	// eligible unit that is not a standby (see partPlan.rank); InUse says
+	// that this is so now and the standby takes the partition's orders.
+	Standby, InUse bool
+	Balance        float64 // balancing factor: 2, 1 or 0.5
+	Speed          float64 // speed factor: 1 down to 1/16
+	Weight         float64 // routing weight × Balance × Speed
 }
 
 // Plan is the selection of units for new orders, built from one set of
@@ -91,9 +95,13 @@ type partPlan struct {
 	spill       int32 // index of the spill partition, -1 if it refuses
 	canaryShare float64
 	// tiers, in the order healthy canary, healthy stable, suspect canary,
-	// suspect stable; Pick visits them in a key's order of preference.
-	tiers [4]tier
-	empty error // NO_UNIT_AVAILABLE when nothing can take its orders
+	// suspect stable, then the standby units, healthy and suspect; Pick
+	// visits them in a key's order of preference.
+	tiers [numTiers]tier
+	// regular says whether the partition has a healthy unit that is not a
+	// standby: while it does, the standby tiers are never visited.
+	regular bool
+	empty   error // NO_UNIT_AVAILABLE when nothing can take its orders
 }
 
 const (
@@ -101,6 +109,9 @@ const (
 	healthyStable
 	suspectCanary
 	suspectStable
+	healthyStandby
+	suspectStandby
+	numTiers
 )
 
 // Build makes the Plan for in. It costs O(units) and allocates; call it when
@@ -121,7 +132,8 @@ func Build(in Inputs) *Plan {
 		p.merchants[mchid] = index[part]
 	}
 
-	byPart := make([][]int, len(names)) // indexes into p.units of eligible units
+	byPart := make([][]int, len(names))   // indexes into p.units of eligible units
+	standbys := make([][]int, len(names)) // the same, of eligible standby units
 	for i := range t.Units {
 		u := &t.Units[i]
 		up := UnitPlan{Unit: u.ID, Partition: u.Partition, Balance: 1, Speed: 1}
@@ -141,6 +153,9 @@ func Build(in Inputs) *Plan {
 			}
 		case u.Weight <= 0 || math.IsNaN(u.Weight):
 			up.Reason = "weight 0"
+		case u.Standby:
+			up.Eligible, up.Standby, up.Weight = true, true, u.Weight
+			standbys[index[up.Partition]] = append(standbys[index[up.Partition]], len(p.units))
 		default:
 			up.Eligible = true
 			up.Weight = u.Weight
@@ -159,7 +174,21 @@ func Build(in Inputs) *Plan {
 				pp.spill = si
 			}
 		}
-		p.judge(pp, byPart[pi], t, policy.Canary, in)
+		if policy.Canary != nil {
+			pp.canaryShare = policy.Canary.Share
+		}
+		// The standbys are judged apart: their latencies and loads are
+		// not the regular units' to compare with, and no canary splits
+		// them (they are a fallback, whatever release they run).
+		p.judge(pp, byPart[pi], t, policy.Canary, false, in)
+		p.judge(pp, standbys[pi], t, nil, true, in)
+		pp.regular = pp.tiers[healthyCanary].size()+pp.tiers[healthyStable].size() > 0
+		for _, ui := range standbys[pi] {
+			p.units[ui].InUse = !pp.regular
+		}
+		for i := range pp.tiers {
+			pp.tiers[i].finish()
+		}
 	}
 	for pi := range p.parts {
 		pp := &p.parts[pi]
@@ -169,8 +198,8 @@ func Build(in Inputs) *Plan {
 }
 
 // judge sets the tier, canary group and weight of a partition's eligible
-// units and builds its tiers.
-func (p *Plan) judge(pp *partPlan, members []int, t *routing.Table, canary *routing.Canary, in Inputs) {
+// units (its regular ones, or its standbys) and adds them to its tiers.
+func (p *Plan) judge(pp *partPlan, members []int, t *routing.Table, canary *routing.Canary, standby bool, in Inputs) {
 	trustChecker := in.Checker != nil && !in.Checker.Panic[pp.name]
 	latency := make([]time.Duration, len(members))
 	var healthyLatencies []time.Duration
@@ -201,9 +230,6 @@ func (p *Plan) judge(pp *partPlan, members []int, t *routing.Table, canary *rout
 	for i, ui := range members {
 		p.units[ui].Speed = speedFactor(latency[i], median)
 	}
-	if canary != nil {
-		pp.canaryShare = canary.Share
-	}
 	// Balance within each group of healthy units that share the same
 	// traffic: the canary units get their share, the others the rest.
 	for _, wantCanary := range []bool{true, false} {
@@ -227,10 +253,13 @@ func (p *Plan) judge(pp *partPlan, members []int, t *routing.Table, canary *rout
 		case up.Canary:
 			ti = healthyCanary
 		}
+		if standby {
+			ti = healthyStandby
+			if up.Suspect {
+				ti = suspectStandby
+			}
+		}
 		pp.tiers[ti].add(up.Unit, up.Weight)
-	}
-	for i := range pp.tiers {
-		pp.tiers[i].finish()
 	}
 }
 

@@ -14,6 +14,13 @@
 //     a partition where the checker is in panic (more units looked bad at
 //     once than it may eject). Suspects are tried after every healthy unit:
 //     a last resort, never removed, so no verdict can empty a partition.
+//     Standby units (routing.Unit.Standby) form tiers of their own, visited
+//     only while the partition has no healthy regular unit (all masked,
+//     drained, blacklisted, not hot, ejected or failing): then the healthy
+//     standbys come first, before the suspect regular units and the
+//     suspect standbys, and before the partition spills or refuses. A
+//     spill partition's standbys count as its own units. The standbys'
+//     weights, balance and speed are judged among themselves.
 //  4. Canary. If the partition has a canary, a share of order keys (a hash of
 //     the key below the share) prefers the units with the release label and
 //     the rest prefers the others; each falls back to the other group.

@@ -56,6 +56,15 @@ func (t *tier) finish() {
 	})
 }
 
+// size returns how many units the tier holds.
+func (t *tier) size() int {
+	n := 0
+	for _, c := range t.classes {
+		n += len(c.units)
+	}
+	return n
+}
+
 // ranked is a unit with its hash and score for one key.
 type ranked struct {
 	unit  tradeunit.UnitID

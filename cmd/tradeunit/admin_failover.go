@@ -184,7 +184,7 @@ func runRejoin(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 // printStorage prints each unit's storage servers.
 func printStorage(w io.Writer, views []admin.StorageView) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "UNIT\tROLE\tSERVER\tREAD-ONLY\tSEMI-SYNC\tRECEIVING\tLAG\tLAST FAILOVER\tNOTE")
+	fmt.Fprintln(tw, "UNIT\tROLE\tSERVER\tZONE\tREAD-ONLY\tSEMI-SYNC\tRECEIVING\tLAG\tLAST FAILOVER\tNOTE")
 	for _, v := range views {
 		last := "-"
 		if !v.LastFailover.IsZero() {
@@ -205,11 +205,11 @@ func printStorage(w io.Writer, views []admin.StorageView) error {
 			if s.Error != "" {
 				ro = "?"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Unit, role, s.DSN, ro, semi, recv, lag, last,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Unit, role, s.DSN, orDash(s.Zone), ro, semi, recv, lag, last,
 				orDash(strings.SplitN(s.Error, "\n", 2)[0]))
 		}
 		if v.Primary == nil {
-			fmt.Fprintf(tw, "%d\tprimary\t(none: failing over)\t\t\t\t\t%s\t\n", v.Unit, last)
+			fmt.Fprintf(tw, "%d\tprimary\t(none: failing over)\t\t\t\t\t\t%s\t\n", v.Unit, last)
 		} else {
 			row("primary", *v.Primary)
 		}
@@ -226,5 +226,13 @@ func printStorage(w io.Writer, views []admin.StorageView) error {
 			row("previous", *v.Previous)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, v := range views {
+		for _, warning := range v.Warnings {
+			fmt.Fprintf(w, "warning: unit %d: %s\n", v.Unit, warning)
+		}
+	}
+	return nil
 }

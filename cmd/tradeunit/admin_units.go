@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,7 +26,7 @@ var (
 	unitsCmd = &command{
 		name:  "units",
 		usage: "[--health URL] [--storage] [--json]",
-		short: "every unit: number, partition, temperature, takes new orders, blacklisted, health, new orders/s (--storage: its storage)",
+		short: "every unit: number, partition, standby, temperature, takes new orders, blacklisted, health, new orders/s, logic replicas and their zones (--storage: its storage and zones); warns of a unit one zone's loss takes down",
 		run:   runUnits,
 	}
 	unitGroupCmd = &command{
@@ -51,7 +53,7 @@ var (
 	}
 	unitAddCmd = &command{
 		name:  "add",
-		usage: "--unit N [--db DSN] [--logic ADDR,ADDR] [--partition P] [--weight W] [--label K=V]",
+		usage: "--unit N [--db DSN] [--logic ADDR,ADDR] [--logic-zone ADDR=ZONE]... [--partition P] [--weight W] [--label K=V] [--standby]",
 		short: "prepare a new unit's storage and register it; it takes new orders at once (without --logic, tradeunit dev starts its logic services)",
 		run:   runUnitAdd,
 	}
@@ -59,8 +61,8 @@ var (
 	unitUndrainCmd = &command{name: "undrain", usage: "--unit N", short: "let a drained unit take new orders again", run: runUnitUndrain}
 	unitSetCmd     = &command{
 		name:  "set",
-		usage: "--unit N [--partition P] [--weight W] [--temperature hot|warm] [--available true|false] [--label K=V]...",
-		short: "change a unit's settings (a label with an empty value is removed)",
+		usage: "--unit N [--partition P] [--weight W] [--temperature hot|warm] [--available true|false] [--standby true|false] [--label K=V]... [--logic-zone ADDR=ZONE]... [--storage-zone SERVER=ZONE]...",
+		short: "change a unit's settings (a label or zone with an empty value is removed)",
 		run:   runUnitSet,
 	}
 	merchantSetPartitionCmd = &command{name: "set-partition", usage: merchantPartitionCmd.usage, short: merchantPartitionCmd.short,
@@ -95,7 +97,7 @@ func runUnits(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 			return printJSON(e.stdout, units)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "UNIT\tPARTITION\tTEMP\tAVAILABLE\tNEW ORDERS\tBLACKLISTED\tHEALTH\tLATENCY\tORDERS/S (1m)\tLOGIC")
+		fmt.Fprintln(tw, "UNIT\tPARTITION\tSTANDBY\tTEMP\tAVAILABLE\tNEW ORDERS\tBLACKLISTED\tHEALTH\tLATENCY\tORDERS/S (1m)\tLOGIC (ZONE)\tSTORAGE ZONES")
 		for _, u := range units {
 			lat, rate := "-", "?"
 			if u.LatencyMS > 0 {
@@ -104,11 +106,41 @@ func runUnits(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 			if u.OrdersPerSec >= 0 {
 				rate = fmt.Sprintf("%.1f", u.OrdersPerSec)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\n", u.Unit, u.Partition, u.Temperature, yesNo(u.Available),
-				yesNo(u.NewOrders), orDash(u.Blacklisted), u.Health, lat, rate, strings.Join(u.LogicAddrs, ","))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Unit, u.Partition, yesNo(u.Standby), u.Temperature,
+				yesNo(u.Available), yesNo(u.NewOrders), orDash(u.Blacklisted), u.Health, lat, rate,
+				withZones(u.LogicAddrs, u.LogicZones), orDash(zoneList(u.StorageZones)))
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, u := range units {
+			for _, w := range u.Warnings {
+				fmt.Fprintf(e.stdout, "warning: unit %d: %s\n", u.Unit, w)
+			}
+		}
+		return nil
 	})
+}
+
+// withZones lists addrs with each one's zone, if known: "a:1(x),b:1".
+func withZones(addrs []string, zones map[string]string) string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a
+		if z, ok := zones[a]; ok {
+			out[i] += "(" + z + ")"
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// zoneList lists a zones map as "k=zone,...", sorted by key.
+func zoneList(zones map[string]string) string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(zones)) {
+		out = append(out, k+"="+zones[k])
+	}
+	return strings.Join(out, ",")
 }
 
 func yesNo(b bool) string {
@@ -140,6 +172,9 @@ func runUnitAdd(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	weight := fs.Float64("weight", 0, "relative capacity for new orders (0: the default, 1)")
 	var labels labelFlag
 	fs.Var(&labels, "label", "KEY=VALUE label, repeatable (e.g. release=v2)")
+	var logicZones labelFlag
+	fs.Var(&logicZones, "logic-zone", "ADDR=ZONE: the zone of one of the --logic addresses, repeatable")
+	standby := fs.Bool("standby", false, "a standby unit: it takes its partition's new orders only while no other unit of the partition can")
 	f := newAdminFlags(fs)
 	if err := noArgs(e, fs, args); err != nil {
 		return err
@@ -164,11 +199,14 @@ func runUnitAdd(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	}
 	defer done()
 	t, err := a.AddUnit(ctx, admin.NewUnit{ID: *id, Partition: *partition, LogicAddrs: addrs,
-		Storage: routing.Storage{Primary: db}, Weight: *weight, Labels: labels.m})
+		Storage: routing.Storage{Primary: db}, Weight: *weight, Labels: labels.m, LogicZones: logicZones.m, Standby: *standby})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "unit %d added to partition %s, storage %s prepared\n", *id, *partition, db)
+	if *standby {
+		fmt.Fprintf(e.stdout, "it is a standby: it takes partition %s's new orders only while no other unit there can\n", *partition)
+	}
 	if len(addrs) == 0 {
 		fmt.Fprintln(e.stdout, "no logic services given: tradeunit dev starts them and makes the unit available")
 	} else {
@@ -215,8 +253,11 @@ func runUnitSet(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	weight := fs.String("weight", "", "relative capacity for new orders")
 	temperature := fs.String("temperature", "", "hot or warm (the later steps are set by tradeunit admin unit cool)")
 	available := fs.String("available", "", "true or false: mask a failed unit")
-	var labels labelFlag
+	standby := fs.String("standby", "", "true or false: a standby takes its partition's new orders only while no other unit there can")
+	var labels, logicZones, storageZones labelFlag
 	fs.Var(&labels, "label", "KEY=VALUE label, repeatable; KEY= removes it")
+	fs.Var(&logicZones, "logic-zone", "ADDR=ZONE: the zone of one of the unit's logic addresses, repeatable; ADDR= removes it")
+	fs.Var(&storageZones, "storage-zone", "SERVER=ZONE: the zone of one of the unit's storage servers (host:port, or a SQLite path) in the storage topology, repeatable; SERVER= removes it")
 	return adminChange(ctx, e, fs, args, func(a *admin.Admin) (*routing.Table, string, error) {
 		var c admin.UnitChanges
 		if *partition != "" {
@@ -240,14 +281,25 @@ func runUnitSet(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 			}
 			c.Available = &b
 		}
-		c.Labels = labels.m
+		if *standby != "" {
+			b, err := strconv.ParseBool(*standby)
+			if err != nil {
+				return nil, "", usageErrorf("--standby %q: want true or false", *standby)
+			}
+			c.Standby = &b
+		}
+		c.Labels, c.LogicZones, c.StorageZones = labels.m, logicZones.m, storageZones.m
 		t, err := a.SetUnit(ctx, *id, c)
 		if err != nil {
 			return nil, "", err
 		}
 		u, _ := t.Unit(*id)
-		return t, fmt.Sprintf("unit %d: partition %s, weight %g, temperature %s, available %v, labels %v",
-			u.ID, u.Partition, u.Weight, u.Temperature, u.Available, u.Labels), nil
+		msg := fmt.Sprintf("unit %d: partition %s, weight %g, temperature %s, available %v, standby %v, labels %v, logic %s",
+			u.ID, u.Partition, u.Weight, u.Temperature, u.Available, u.Standby, u.Labels, withZones(u.LogicAddrs, u.LogicZones))
+		if len(c.StorageZones) > 0 {
+			msg += "; storage zones set in the storage topology"
+		}
+		return t, msg, nil
 	})
 }
 

@@ -60,6 +60,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Proxy.Passive.Failures, "suspect-after", c.Proxy.Passive.Failures, "consecutive failed calls after which this proxy holds a unit suspect")
 	fs.DurationVar(&c.Proxy.Passive.Hold, "suspect-hold", c.Proxy.Passive.Hold, "how long a unit stays suspect after its last failed call")
 	daemon.BatchFlags(fs, &c.Proxy.ShardBatch, "shard-", "directory puts", "call to their shard")
+	fs.StringVar(&c.Proxy.Zone, "zone", c.Proxy.Zone, "zone (machine room) this proxy runs in: calls to a unit try its logic replicas in this zone first (logic_zones); empty: no preference")
 	fs.BoolVar(&c.Proxy.AccessLog, "access-log", c.Proxy.AccessLog, "log one line per API request")
 	fs.BoolVar(&c.Proxy.UnsafeWithoutDirectory, "unsafe-without-directory", c.Proxy.UnsafeWithoutDirectory,
 		"benchmark baseline only: creates skip the key directory, losing one order per out_trade_no")
