@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,31 @@ type Election interface {
 	Campaign(ctx context.Context) (lost <-chan struct{}, err error)
 	// Resign gives the role up, so that a standby takes over at once.
 	Resign() error
+}
+
+// Serve runs term for each spell in which e makes this controller the
+// active one (term returns when lost closes or ctx ends), campaigning again
+// after each, retrying a failed campaign every retry, until ctx ends; then
+// it resigns. name is what the logs call the controller.
+func Serve(ctx context.Context, e Election, retry time.Duration, log *slog.Logger, name string,
+	term func(ctx context.Context, lost <-chan struct{})) {
+	defer e.Resign()
+	for ctx.Err() == nil {
+		log.Info(name + " standby: waiting to become the active one")
+		lost, err := e.Campaign(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn(name+" election failed; trying again", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(retry):
+			}
+			continue
+		}
+		term(ctx, lost)
+	}
 }
 
 // NewFile returns the election of an exclusive flock on the file at path,

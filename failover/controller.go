@@ -119,23 +119,7 @@ func (c *Controller) Status() Status {
 // Run waits to be elected, then runs a round every Config.Every until ctx
 // ends or the election is lost (then it waits again).
 func (c *Controller) Run(ctx context.Context) error {
-	defer c.deps.Election.Resign()
-	for ctx.Err() == nil {
-		c.log.Info("failover controller standby: waiting to become the active one")
-		lost, err := c.deps.Election.Campaign(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			c.log.Warn("failover election failed; trying again", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(c.cfg.LockRetry):
-			}
-			continue
-		}
-		c.term(ctx, lost)
-	}
+	election.Serve(ctx, c.deps.Election, c.cfg.LockRetry, c.log, "failover controller", c.term)
 	return nil
 }
 

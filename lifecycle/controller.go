@@ -20,6 +20,7 @@ import (
 	"tradeunit"
 	"tradeunit/admin"
 	"tradeunit/dsn"
+	"tradeunit/election"
 	"tradeunit/routing"
 	"tradeunit/store/sqlstore"
 )
@@ -135,23 +136,7 @@ func (c *Controller) Status() Status {
 // ends or the election is lost (then it waits again). On return its moves
 // are stopped (the mover resumes them later) and the election given up.
 func (c *Controller) Run(ctx context.Context) error {
-	defer c.deps.Election.Resign()
-	for ctx.Err() == nil {
-		c.log.Info("lifecycle controller standby: waiting to become the active one")
-		lost, err := c.deps.Election.Campaign(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			c.log.Warn("lifecycle election failed; trying again", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(c.cfg.LockRetry):
-			}
-			continue
-		}
-		c.term(ctx, lost)
-	}
+	election.Serve(ctx, c.deps.Election, c.cfg.LockRetry, c.log, "lifecycle controller", c.term)
 	return nil
 }
 
