@@ -56,6 +56,22 @@ func Serve(ctx context.Context, e Election, retry time.Duration, log *slog.Logge
 	}
 }
 
+// ForTable returns the election of the controllers called name
+// ("lifecycle", "failover") of the routing table spec: in etcd, a lease
+// election (NewEtcd) under PREFIX/NAME-election; beside a table file, a
+// flock (NewFile) on FILE.NAME.lock. The two kinds of controller elect
+// apart: each kind has its own active one. closeFn releases the election.
+func ForTable(spec, name string, tlsConfig *tls.Config, ttl, retry time.Duration, holder string) (e Election, closeFn func() error, err error) {
+	if !routing.IsEtcd(spec) {
+		return NewFile(spec+"."+name+".lock", retry), func() error { return nil }, nil
+	}
+	etcd, err := NewEtcd(spec, tlsConfig, ttl, holder, "/"+name+"-election")
+	if err != nil {
+		return nil, nil, err
+	}
+	return etcd, etcd.Close, nil
+}
+
 // NewFile returns the election of an exclusive flock on the file at path,
 // tried every retry. The operating system releases it when the process
 // dies, so a standby takes over within retry.

@@ -38,9 +38,8 @@ type ControllerDeps struct {
 	Routes   routing.Editor
 	Topology routing.TopologyEditor
 	Cooler   Cooler
-	// Election decides whether this controller acts (see NewFileElection,
-	// NewEtcdElection).
-	Election Election
+	// Election decides whether this controller acts (election.ForTable).
+	Election election.Election
 	// Passwords resolves the passwords of the storage users (nil: none).
 	Passwords dsn.Passwords
 	Registry  prometheus.Registerer // nil: metrics are not registered

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"tradeunit/election"
 	"tradeunit/internal/etcdtest"
-	"tradeunit/lifecycle"
 )
 
 // TestEtcdElection: of two controllers of one etcd table, the second is
@@ -14,8 +14,8 @@ import (
 func TestEtcdElection(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	spec := c.Spec("/lifecycle-test")
-	elect := func(holder string) *lifecycle.EtcdElection {
-		e, err := lifecycle.NewEtcdElection(spec, c.Admin(), 2*time.Second, holder)
+	elect := func(holder string) *election.Etcd {
+		e, err := election.NewEtcd(spec, c.Admin(), 2*time.Second, holder, "/lifecycle-election")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"tradeunit"
 	"tradeunit/dsn"
+	"tradeunit/election"
 	"tradeunit/lifecycle"
 	"tradeunit/orderno"
 	"tradeunit/routing"
@@ -121,7 +122,7 @@ func (w *world) controllerWith(cfg lifecycle.ControllerConfig, log *slog.Logger,
 		log = slog.New(slog.DiscardHandler)
 	}
 	c, err := lifecycle.NewController(cfg, lifecycle.ControllerDeps{Routes: w.routes, Topology: w.top, Cooler: w.cooler,
-		Election: lifecycle.NewFileElection(w.path, cfg.LockRetry), Logger: log, Registry: reg})
+		Election: election.NewFile(w.path+".lifecycle.lock", cfg.LockRetry), Logger: log, Registry: reg})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -89,13 +89,6 @@ func (c Config) Validate() error {
 // this configuration, as a child process.
 func (c Config) Args() []string { return daemon.Args("failover-controller", DefaultConfig(), c) }
 
-// LockPath is the lock file of the failover controllers of the table file
-// at tablePath.
-func LockPath(tablePath string) string { return tablePath + ".failover.lock" }
-
-// EtcdElectionKey is the election's key under a table's etcd prefix.
-const EtcdElectionKey = "/failover-election"
-
 // Main is a running failover controller.
 type Main struct {
 	Config Config
@@ -145,17 +138,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Closers.Add(top.Close)
-	var el election.Election
-	if routing.IsEtcd(c.Routes) {
-		e, err := election.NewEtcd(c.Routes, opts.TLS, c.Failover.LeaseTTL, c.Holder, EtcdElectionKey)
-		if err != nil {
-			return err
-		}
-		m.Closers.Add(e.Close)
-		el = e
-	} else {
-		el = election.NewFile(LockPath(c.Routes), c.Failover.LockRetry)
+	el, closeElection, err := election.ForTable(c.Routes, "failover", opts.TLS, c.Failover.LeaseTTL, c.Failover.LockRetry, c.Holder)
+	if err != nil {
+		return err
 	}
+	m.Closers.Add(closeElection)
 	client := daemon.InternalClient(m.Keys)
 	adm := &admin.Admin{Routes: routes, Topology: top, Passwords: passwords, HTTP: client, Who: failover.Who, Why: "automatic failover: primary dead"}
 	deps := failover.Deps{Routes: routes, Topology: top, Observer: failover.MariaDB{Admin: adm, User: c.Failover.AdminUser},

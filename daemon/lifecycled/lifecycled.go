@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"tradeunit/daemon"
+	"tradeunit/election"
 	"tradeunit/lifecycle"
 	"tradeunit/pki"
 	"tradeunit/routing"
@@ -148,23 +149,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.Closers.Add(routes.Close)
 	daemon.RegisterRoutesMetrics(m.Registry, routes)
-	top, err := routing.OpenTopology(ctx, c.Routes, daemon.RoutingOptions(m.Keys, m.Logger))
+	opts := daemon.RoutingOptions(m.Keys, m.Logger)
+	top, err := routing.OpenTopology(ctx, c.Routes, opts)
 	if err != nil {
 		return err
 	}
 	m.Closers.Add(top.Close)
-	var election lifecycle.Election
-	if routing.IsEtcd(c.Routes) {
-		opts := daemon.RoutingOptions(m.Keys, m.Logger)
-		e, err := lifecycle.NewEtcdElection(c.Routes, opts.TLS, c.Lifecycle.LeaseTTL, c.Holder)
-		if err != nil {
-			return err
-		}
-		m.Closers.Add(e.Close)
-		election = e
-	} else {
-		election = lifecycle.NewFileElection(c.Routes, c.Lifecycle.LockRetry)
+	el, closeElection, err := election.ForTable(c.Routes, "lifecycle", opts.TLS, c.Lifecycle.LeaseTTL, c.Lifecycle.LockRetry, c.Holder)
+	if err != nil {
+		return err
 	}
+	m.Closers.Add(closeElection)
 	cooler := m.Cooler
 	if cooler == nil {
 		// The mover confirms each switch with the unit's logic services,
@@ -177,7 +172,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	m.Controller, err = lifecycle.NewController(c.Lifecycle, lifecycle.ControllerDeps{Routes: routes, Topology: top, Cooler: cooler,
-		Election: election, Passwords: passwords, Registry: m.Registry, Logger: m.Logger})
+		Election: el, Passwords: passwords, Registry: m.Registry, Logger: m.Logger})
 	if err != nil {
 		return err
 	}
