@@ -120,9 +120,10 @@ func (c *Checker) cachedLocked() *cachedReport {
 	if c.table != nil {
 		r.Revision = c.table.Revision
 	}
+	byPart := c.partitionsLocked()
 	for name, v := range c.parts {
 		r.Partitions = append(r.Partitions, PartitionReport{Name: name, Units: v.units, Bad: v.bad,
-			Ejected: v.ejected, MaxEjected: v.maxEjected, Panic: v.panic, Availability: c.availabilityLocked(name)})
+			Ejected: v.ejected, MaxEjected: v.maxEjected, Panic: v.panic, Availability: c.availabilityLocked(byPart[name])})
 	}
 	sort.Slice(r.Partitions, func(i, j int) bool { return r.Partitions[i].Name < r.Partitions[j].Name })
 	for id, e := range c.units {

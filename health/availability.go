@@ -3,6 +3,8 @@ package health
 import (
 	"math"
 	"slices"
+
+	"tradeunit"
 )
 
 // Availability is a partition's availability as its users see it, computed
@@ -49,19 +51,29 @@ func availability(creates, all []float64, attempts int) Availability {
 	return a
 }
 
-// availabilityLocked computes partition's Availability from its units'
-// probes; c.mu is held.
-func (c *Checker) availabilityLocked(partition string) Availability {
+// availabilityLocked computes a partition's Availability from the probes
+// of its units (as judgeLocked groups them); c.mu is held.
+func (c *Checker) availabilityLocked(units map[tradeunit.UnitID]*unitStats) Availability {
 	var creates, all []float64
-	for _, e := range c.units {
-		if e.partition != partition {
-			continue
-		}
-		rate, _ := e.stats.successRate()
+	for id, s := range units {
+		rate, _ := s.successRate()
 		all = append(all, rate)
-		if e.target.Order {
+		if e := c.units[id]; e != nil && e.target.Order {
 			creates = append(creates, rate)
 		}
 	}
 	return availability(creates, all, c.cfg.CreateAttempts)
+}
+
+// partitionsLocked groups the probed units' stats by partition; c.mu is
+// held.
+func (c *Checker) partitionsLocked() map[string]map[tradeunit.UnitID]*unitStats {
+	out := map[string]map[tradeunit.UnitID]*unitStats{}
+	for id, e := range c.units {
+		if out[e.partition] == nil {
+			out[e.partition] = map[tradeunit.UnitID]*unitStats{}
+		}
+		out[e.partition][id] = &e.stats
+	}
+	return out
 }

@@ -348,7 +348,7 @@ func (c *Checker) judgeLocked(only ...string) {
 		}
 		c.parts[name] = v
 		c.metrics.partition(name, v)
-		c.metrics.availability(name, c.availabilityLocked(name))
+		c.metrics.availability(name, c.availabilityLocked(units))
 	}
 	if len(only) == 0 {
 		for name := range c.parts {
