@@ -45,21 +45,19 @@ func (m *Mover) Plan(ctx context.Context, id tradeunit.UnitID, to dsn.DSN) (*Pla
 	if st.Previous != nil {
 		p.From = st.Previous.Primary
 	}
-	all := []struct {
+	type step struct {
 		step routing.Temperature
 		what string
-	}{
+	}
+	all := []step{
 		{routing.Warm, fmt.Sprintf("record the cold copy %s in the storage topology; check it is empty or this unit's", to)},
 		{routing.Copying, fmt.Sprintf("copy every table range by range while the unit serves (%d passes, %d rows a range)", m.cfg.LivePasses, m.cfg.RangeRows)},
-		{routing.Freezing, fmt.Sprintf("freeze the old storage (updates wait, at most %s) and copy the ranges that changed", m.cfg.MaxFreeze)},
-		{routing.Verifying, "compare both sides range by range (row counts and checksums), then point the storage mapping at the copy; traffic follows"},
+		{routing.Freezing, fmt.Sprintf("freeze the old storage (updates wait, at most %s) and copy what changed since the last live pass", m.cfg.MaxFreeze)},
+		{routing.Verifying, "compare the changed rows on both sides, then point the storage mapping at the copy; traffic follows"},
 		{routing.Cold, "the cold copy serves; the old data is kept, so the move can be undone (--undo)"},
 	}
 	if m.cfg.Retire {
-		all = append(all, struct {
-			step routing.Temperature
-			what string
-		}{routing.Retired, fmt.Sprintf("delete the old data on %s: final", p.From)})
+		all = append(all, step{routing.Retired, fmt.Sprintf("delete the old data on %s: final", p.From)})
 	}
 	started := false
 	for _, s := range all {

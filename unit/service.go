@@ -236,7 +236,11 @@ func (s *Service) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequ
 		// A refund is in its order's currency unless the caller says
 		// otherwise; a stated currency must match it. And an order paid
 		// too long ago is not refunded.
-		o, err := change(ctx, s, func(store tradeunit.Store) (*tradeunit.Order, error) { return store.Order(ctx, r.OrderNo) })
+		store, err := s.storage.Primary()
+		if err != nil {
+			return nil, err
+		}
+		o, err := store.Order(ctx, r.OrderNo)
 		if err != nil {
 			return nil, err
 		}
