@@ -1,4 +1,4 @@
-package lifecycle_test
+package election_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // elected only once the first resigns; a closed election's lease is gone.
 func TestEtcdElection(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	spec := c.Spec("/lifecycle-test")
+	spec := c.Spec("/election-test")
 	elect := func(holder string) *election.Etcd {
 		e, err := election.NewEtcd(spec, c.Admin(), 2*time.Second, holder, "/lifecycle-election")
 		if err != nil {
