@@ -11,7 +11,6 @@ import (
 	"tradeunit/dsn"
 	"tradeunit/pki"
 	"tradeunit/routing"
-	"tradeunit/rpc"
 )
 
 // startParts starts every unit the cluster has (units 1..Units and every
@@ -105,38 +104,9 @@ func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, spec strin
 	if err := c.startRelays(ctx, id, spec); err != nil {
 		return nil, err
 	}
-	c.waitServing(ctx, u)
 	return u, nil
 }
 
-// waitServing waits, up to serveWait, until every replica of u says it
-// serves (gRPC health): a logic service following the topology opens its
-// storage after it listens, and a proxy that sent it a create meanwhile
-// would hold it suspect for seconds. A unit that does not serve by then
-// (its storage down) is left to the proxies' and the checker's health.
-func (c *Cluster) waitServing(ctx context.Context, u *Unit) {
-	ctx, cancel := context.WithTimeout(ctx, serveWait)
-	defer cancel()
-	for _, addr := range u.Addrs() {
-		client, err := rpc.Dial(addr, c.adminDial()...)
-		if err != nil {
-			continue
-		}
-		for client.Check(ctx) != nil && ctx.Err() == nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-		client.Close()
-	}
-	if ctx.Err() != nil {
-		c.cfg.Logger.Warn("unit not serving yet; going on", "unit", u.ID, "waited", serveWait)
-	}
-}
-
-// serveWait bounds waitServing.
-const serveWait = 5 * time.Second
 
 func (c *Cluster) storage(id tradeunit.UnitID) routing.Storage {
 	if c.cfg.Storage != nil {

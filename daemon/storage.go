@@ -123,6 +123,9 @@ type OpenedUnit struct {
 	tradeunit.Storage
 	unit.ProbeDeleter
 	Close func() error
+	// WaitOpen waits until the storage has tried its primary once (see
+	// replicated.Storage.WaitOpen); at once for one DSN, opened already.
+	WaitOpen func(context.Context) error
 }
 
 // Open opens unit id's storage; with Routes it follows the topology (with
@@ -135,7 +138,8 @@ func (u UnitStorage) Open(ctx, bg context.Context, id tradeunit.UnitID, password
 		if err != nil {
 			return OpenedUnit{}, err
 		}
-		return OpenedUnit{Storage: tradeunit.FixedStorage(store), ProbeDeleter: store, Close: store.Close}, nil
+		return OpenedUnit{Storage: tradeunit.FixedStorage(store), ProbeDeleter: store, Close: store.Close,
+			WaitOpen: func(context.Context) error { return nil }}, nil
 	}
 	if onHealth == nil {
 		onHealth = func(bool, string) {}
@@ -157,6 +161,6 @@ func (u UnitStorage) Open(ctx, bg context.Context, id tradeunit.UnitID, password
 		top.Close()
 		return OpenedUnit{}, err
 	}
-	return OpenedUnit{Storage: storage, ProbeDeleter: storage,
+	return OpenedUnit{Storage: storage, ProbeDeleter: storage, WaitOpen: storage.WaitOpen,
 		Close: func() error { return errors.Join(storage.Close(), top.Close()) }}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 	"tradeunit/pki"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,6 +78,9 @@ func (c Config) Args() []string {
 	return daemon.Args("unit", DefaultConfig(), c)
 }
 
+// openWait bounds the wait for the storage's primary at start.
+const openWait = 10 * time.Second
+
 // Main is a running logic service.
 type Main struct {
 	Config Config
@@ -132,6 +136,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.Closers.Add(opened.Close)
+	// Announced (the address file) only once the storage has tried its
+	// primary, so that its first calls are not answered "still opening";
+	// a primary that cannot be opened leaves the service NOT_SERVING.
+	wctx, cancel := context.WithTimeout(ctx, openWait)
+	if err := opened.WaitOpen(wctx); err != nil {
+		m.Logger.Warn("unit storage still opening its primary; serving anyway", "waited", openWait)
+	}
+	cancel()
 	if m.Service, err = unit.NewWithStorage(c.Service, opened.Storage); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,5 +100,32 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within 10s", what)
 		}
+	}
+}
+
+// TestWaitOpen: once WaitOpen returns, the primary's first opening has
+// ended: changes are taken at once, never "still opening".
+func TestWaitOpen(t *testing.T) {
+	topology := make(chan replicated.Topology, 1)
+	st, err := replicated.OpenUnit(replicated.DefaultConfig(), 1, replicated.Deps{Topology: topology,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	topology <- replicated.Topology{Revision: 1, Primary: dsn.MustParse("sqlite:" + filepath.Join(t.TempDir(), "u.db"))}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The topology is taken in the background: wait until it names a
+	// primary, then for its opening.
+	waitUntil(t, "the primary named", func() bool {
+		_, err := st.Primary()
+		return err == nil || strings.Contains(err.Error(), "still opening")
+	})
+	if err := st.WaitOpen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Primary(); err != nil {
+		t.Fatalf("after WaitOpen: %v", err)
 	}
 }

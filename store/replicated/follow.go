@@ -107,10 +107,34 @@ func (s *Storage[S]) newPrimary(ctx context.Context, d dsn.DSN) *primary[S] {
 		p.openErr = err
 		return p
 	}
-	p.openErr = errors.New("still opening it")
+	p.openErr = errStillOpening
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.openPrimary(p) }()
 	return p
+}
+
+// errStillOpening is a primary's openErr until its first attempt ends.
+var errStillOpening = errors.New("still opening it")
+
+// WaitOpen waits, until ctx ends, for the first attempt at opening the
+// topology's primary to end, opened or not (an unreachable primary is an
+// answer too): a program that serves before it would answer its first
+// calls "still opening". It returns ctx's error if that came first.
+func (s *Storage[S]) WaitOpen(ctx context.Context) error {
+	for {
+		s.mu.RLock()
+		p := s.primary
+		opening := p != nil && !p.opened && errors.Is(p.openErr, errStillOpening)
+		s.mu.RUnlock()
+		if !opening {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // openTimeout bounds one attempt at opening a primary: connect, create the
