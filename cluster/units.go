@@ -107,7 +107,6 @@ func (c *Cluster) startUnit(ctx context.Context, id tradeunit.UnitID, spec strin
 	return u, nil
 }
 
-
 func (c *Cluster) storage(id tradeunit.UnitID) routing.Storage {
 	if c.cfg.Storage != nil {
 		return c.cfg.Storage(id)
