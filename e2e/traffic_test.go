@@ -149,8 +149,10 @@ func TestBalancingEvensOutANewUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The bound is the time for the proxies to read the new table and dial
+	// the unit; 5 s was once too short while CI ran other packages beside.
 	var first time.Time
-	waitFor(t, 5*time.Second, "creates on the new unit", func() bool {
+	waitFor(t, 15*time.Second, "creates on the new unit", func() bool {
 		for _, r := range between(l.snapshot(), added, time.Now()) {
 			if r.status == 200 && r.unit == u4.ID && (first.IsZero() || r.start.Before(first)) {
 				first = r.start
@@ -158,6 +160,7 @@ func TestBalancingEvensOutANewUnit(t *testing.T) {
 		}
 		return !first.IsZero()
 	})
+	t.Logf("first create on the new unit %v after it was added", first.Sub(added).Round(time.Millisecond))
 	end := first.Add(window + window/2)
 	time.Sleep(time.Until(end)) // the windows measured below are over
 	l.settle(end)
