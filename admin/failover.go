@@ -41,6 +41,12 @@ type FailoverOptions struct {
 	AckTimeout time.Duration
 	// Progress, if set, is called after each step.
 	Progress func(FailoverStep)
+	// AvoidZone, if set, is a zone being evacuated: only replicas of a
+	// known zone outside it may be promoted, and when the old primary is
+	// fenced alive, its whole binlog (not only what was acknowledged) must
+	// reach the chosen replica first, so that nothing it committed is lost
+	// and it can rejoin as a replica without errant transactions.
+	AvoidZone string
 
 	passwords dsn.Passwords // the Admin's, set by Failover and Rejoin
 }
@@ -182,10 +188,16 @@ func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o F
 	group := append([]routing.StorageRef{ref}, res.Colocated...)
 	what := names(group)
 	policy := replication.Policy{MaxBacklog: o.MaxBacklog, AllowUnreachable: o.AllowUnreachable}
+	eligible := st.Replicas
+	if o.AvoidZone != "" {
+		if eligible = outsideZone(top, st.Replicas, o.AvoidZone); len(eligible) == 0 {
+			return nil, paramErrorf("%s has no replica of a known zone outside zone %s to promote", what, o.AvoidZone)
+		}
+	}
 
 	// 1. Refuse before changing anything when no replica could take over.
 	t0 := time.Now()
-	if _, err := replication.MostAdvanced(o.inspect(ctx, st.Replicas), policy); err != nil {
+	if _, err := replication.MostAdvanced(o.inspect(ctx, eligible), policy); err != nil {
 		return nil, &tradeunit.Error{Code: tradeunit.CodeInvalidRequest, Op: "admin.Failover", Err: err,
 			Message: fmt.Sprintf("failover of %s refused, nothing changed", what)}
 	}
@@ -224,6 +236,14 @@ func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o F
 		}
 		step("stop-receiving", t0, strings.Join(stopped, ", "))
 	}
+	if o.AvoidZone != "" {
+		t0 = time.Now()
+		detail, err := o.mustHave(ctx, &st, eligible, res.OldFenced, &policy)
+		if err != nil {
+			return res, fmt.Errorf("failover of %s stopped with the old primary fenced (re-run to resume): %w", what, err)
+		}
+		step("must-have", t0, detail)
+	}
 
 	// 3. Unmap the old primary: no service writes to it any more.
 	if st.HasPrimary() {
@@ -248,12 +268,11 @@ func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o F
 
 	// 4. Choose now that nothing moves; wait; promote.
 	t0 = time.Now()
-	cands := o.inspect(ctx, st.Replicas)
-	chosen, err := replication.MostAdvanced(cands, policy)
+	cands, chosen, err := o.choose(ctx, eligible, policy, o.AvoidZone != "" && res.OldFenced)
 	if err != nil {
 		return res, fmt.Errorf("failover of %s stopped with the old primary fenced and unmapped (reads go to the replicas; re-run once a replica is safe): %w", what, err)
 	}
-	newPrimary := chosenDSN(st.Replicas, chosen)
+	newPrimary := chosenDSN(eligible, chosen)
 	res.NewPrimary = newPrimary
 	newAdmin := o.mustServerDSN(newPrimary)
 	step("choose", t0, describe(cands, chosen))
@@ -328,6 +347,87 @@ func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o F
 		return res, fmt.Errorf("failover of %s done, but some replicas were not re-pointed: %w", what, errors.Join(repointErrs...))
 	}
 	return res, nil
+}
+
+// choose inspects the replicas and picks the one to promote. With wait
+// (p.MustHave is a fenced live primary's binlog position, which the
+// replicas are still receiving) a refusal is retried until ApplyTimeout.
+func (o *FailoverOptions) choose(ctx context.Context, replicas []dsn.DSN, p replication.Policy, wait bool) ([]replication.Candidate, replication.Candidate, error) {
+	deadline := time.Now().Add(o.ApplyTimeout)
+	for {
+		cands := o.inspect(ctx, replicas)
+		chosen, err := replication.MostAdvanced(cands, p)
+		if err == nil || !wait || time.Now().After(deadline) {
+			return cands, chosen, err
+		}
+		select {
+		case <-ctx.Done():
+			return cands, chosen, err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// mustHave sets p.MustHave for a failover that avoids a zone, whose
+// replicas there will not be promoted but may hold what the others lack.
+// With the old primary fenced alive, that is its whole binlog. With it
+// unreachable, it is what the replicas in the zone received: semi-sync may
+// have had a commit acknowledged by one of them alone, and one that cannot
+// be read refuses the failover unless p.AllowUnreachable.
+func (o *FailoverOptions) mustHave(ctx context.Context, st *routing.Storage, eligible []dsn.DSN, oldFenced bool, p *replication.Policy) (string, error) {
+	if oldFenced && st.HasPrimary() {
+		old, err := replication.Inspect(ctx, o.mustServerDSN(st.Primary))
+		if err != nil {
+			return "", fmt.Errorf("read the fenced primary's binlog position: %w", err)
+		}
+		p.MustHave = old.BinlogPos
+		return fmt.Sprintf("the chosen replica must receive %s, all the fenced primary wrote", old.BinlogPos), nil
+	}
+	var inZone []dsn.DSN
+	for _, d := range st.Replicas {
+		if !slices.Contains(eligible, d) {
+			inZone = append(inZone, d)
+		}
+	}
+	best := uint64(0)
+	for _, c := range o.inspect(ctx, inZone) {
+		switch {
+		case c.Err != nil && !p.AllowUnreachable:
+			return "", fmt.Errorf("%w: %s in zone %s is unreachable and may hold acknowledged commits the others lack", replication.ErrNoSafeReplica, c.Name, o.AvoidZone)
+		case c.Err != nil || c.Status.Replica == nil:
+		default:
+			if seq, _ := c.Status.Replica.ReceivedPos.Seq(p.Domain); seq > best {
+				best, p.MustHave = seq, c.Status.Replica.ReceivedPos
+			}
+		}
+	}
+	return fmt.Sprintf("the chosen replica must receive %s, what the replicas in zone %s received", p.MustHave, o.AvoidZone), nil
+}
+
+// outsideZone returns the replicas whose server has a known zone other
+// than zone (zones from the whole topology, see zoneOf).
+func outsideZone(t *routing.Topology, replicas []dsn.DSN, zone string) []dsn.DSN {
+	var out []dsn.DSN
+	for _, d := range replicas {
+		if z, ok := zoneOf(t, d.Server()); ok && z != zone {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// zoneOf returns the zone of a storage server: the first entry of t that
+// names one for it (a server is one machine, so entries on the same
+// servers agree; an operator may have set it on only one of them).
+func zoneOf(t *routing.Topology, server string) (string, bool) {
+	for _, r := range t.Refs() {
+		if e, ok := t.Entry(r); ok {
+			if z, ok := e.Zones[server]; ok {
+				return z, true
+			}
+		}
+	}
+	return "", false
 }
 
 // inspect reads every replica as the administrative user; a candidate is

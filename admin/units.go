@@ -81,6 +81,10 @@ func (a *Admin) Units(ctx context.Context, healthURL string) ([]UnitView, error)
 			}
 		}
 		v.Warnings = ZoneWarnings(&u, storage)
+		if t.OnlyInEvacuatedZones(&u) {
+			v.NewOrders = false
+			v.Warnings = append(v.Warnings, "every logic replica is in an evacuated zone: it takes no new orders (tradeunit admin zone restore)")
+		}
 		if e, active := t.Blacklisted(u.ID, now); active {
 			v.Blacklisted, v.NewOrders = e.Reason, false
 		}

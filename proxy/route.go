@@ -58,8 +58,8 @@ func callReplicas[T any](ctx context.Context, p *Proxy, u *routing.Unit, call un
 	}
 	// The replicas in the proxy's own zone first: a call that stays in the
 	// room is faster and survives the loss of the link between rooms; the
-	// others are the fallback.
-	near, far := u.LogicByZone(p.cfg.Zone)
+	// others are the fallback, and those in an evacuated zone the last.
+	near, far := u.LogicByZone(p.cfg.Zone, p.routes.Current().EvacuatedZones)
 	return callAny(ctx, p, "unit "+u.ID.String(), near, far, p.cfg.UnitTimeout, p.dialer.Conn,
 		func(ctx context.Context, c tradeunit.LogicConn) (T, error) { return call(ctx, c) })
 }

@@ -131,6 +131,11 @@ type Table struct {
 	// Directory maps the merchant-key directory's buckets to its shards;
 	// nil without a directory (creates are then refused).
 	Directory *Directory `json:"directory,omitempty"`
+	// EvacuatedZones are the zones an operator moved traffic out of
+	// (tradeunit admin zone evacuate): proxies call logic replicas there
+	// only when a unit has no other, and new orders go to no unit whose
+	// every logic replica is there. Sorted, no duplicates.
+	EvacuatedZones []string `json:"evacuated_zones,omitempty"`
 
 	// index maps a unit id to its position in Units. Built by Normalize;
 	// Unit checks each hit, so a stale index is slow, never wrong.
@@ -159,7 +164,8 @@ var tableKind = kind{name: "routing table", etcdKey: "table", history: "history"
 // change t.
 func (t *Table) Marshal() ([]byte, error) {
 	out := Table{Revision: t.Revision, Units: slices.Clone(t.Units),
-		Partitions: t.Partitions, Merchants: t.Merchants, Blacklist: t.Blacklist, Directory: t.Directory.clone()}
+		Partitions: t.Partitions, Merchants: t.Merchants, Blacklist: t.Blacklist, Directory: t.Directory.clone(),
+		EvacuatedZones: t.EvacuatedZones}
 	if out.Directory != nil {
 		out.Directory.normalize()
 	}
@@ -196,6 +202,8 @@ func (t *Table) Normalize() {
 	}
 	slices.SortStableFunc(t.Units, compareUnits)
 	slices.SortStableFunc(t.Blacklist, func(a, b BlacklistEntry) int { return cmp.Compare(a.Unit, b.Unit) })
+	slices.Sort(t.EvacuatedZones)
+	t.EvacuatedZones = slices.Compact(t.EvacuatedZones)
 	t.index = make(map[tradeunit.UnitID]int, len(t.Units))
 	for i, u := range t.Units {
 		t.index[u.ID] = i
@@ -238,6 +246,11 @@ func (t *Table) Validate() error {
 	if t.Directory != nil {
 		if err := t.Directory.validate(); err != nil {
 			return err
+		}
+	}
+	for _, z := range t.EvacuatedZones {
+		if !ValidZone(z) {
+			return tradeunit.Errorf(tradeunit.CodeParamError, "routing table: evacuated_zones: zone %q must match [a-z0-9_-]{1,32}", z)
 		}
 	}
 	return t.validatePolicy()
@@ -327,7 +340,7 @@ func (t *Table) Clone() *Table {
 		return nil
 	}
 	c := &Table{Revision: t.Revision, Units: make([]Unit, len(t.Units)),
-		Merchants: maps.Clone(t.Merchants), Blacklist: slices.Clone(t.Blacklist)}
+		Merchants: maps.Clone(t.Merchants), Blacklist: slices.Clone(t.Blacklist), EvacuatedZones: slices.Clone(t.EvacuatedZones)}
 	if t.Partitions != nil {
 		c.Partitions = make(map[string]Partition, len(t.Partitions))
 		for name, p := range t.Partitions {

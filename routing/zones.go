@@ -31,25 +31,50 @@ func (u *Unit) validateZones() error {
 	return nil
 }
 
-// LogicByZone splits the unit's logic addresses into those in zone and the
-// others, each in LogicAddrs order. With no zone, or no address in it,
-// near is every address and far is empty: a proxy without a zone (or far
-// from all of them) behaves as before zones existed.
-func (u *Unit) LogicByZone(zone string) (near, far []string) {
-	if zone == "" || len(u.LogicZones) == 0 {
+// LogicByZone orders the unit's logic addresses for a caller in zone: near
+// are those in zone, far the others, each in LogicAddrs order, and the
+// replicas in an evacuated zone come last of all, as a last resort. With
+// no zone, or no address in it, near is every address outside the
+// evacuated zones: a proxy without a zone (or far from all of them)
+// behaves as before zones existed.
+func (u *Unit) LogicByZone(zone string, evacuated []string) (near, far []string) {
+	if len(u.LogicZones) == 0 || zone == "" && len(evacuated) == 0 {
 		return u.LogicAddrs, nil
 	}
+	var last []string
 	for _, a := range u.LogicAddrs {
-		if u.LogicZones[a] == zone {
+		z, known := u.LogicZones[a]
+		switch {
+		case known && slices.Contains(evacuated, z):
+			last = append(last, a)
+		case known && z == zone:
 			near = append(near, a)
-		} else {
+		default:
 			far = append(far, a)
 		}
 	}
 	if len(near) == 0 {
-		return far, nil
+		near, far = far, nil
 	}
-	return near, far
+	if len(near) == 0 {
+		return last, nil
+	}
+	return near, append(far, last...)
+}
+
+// OnlyInEvacuatedZones reports whether every logic replica of u is in a
+// zone of t.EvacuatedZones: such a unit takes no new orders (its orders are
+// still served there, since there is nowhere else to serve them).
+func (t *Table) OnlyInEvacuatedZones(u *Unit) bool {
+	if len(t.EvacuatedZones) == 0 || len(u.LogicAddrs) == 0 {
+		return false
+	}
+	for _, a := range u.LogicAddrs {
+		if z, ok := u.LogicZones[a]; !ok || !slices.Contains(t.EvacuatedZones, z) {
+			return false
+		}
+	}
+	return true
 }
 
 // SingleZone returns the zone every one of addrs is in, when they are all

@@ -34,6 +34,24 @@ func TestUnitZonesValidate(t *testing.T) {
 	}
 }
 
+func TestEvacuatedZonesValidate(t *testing.T) {
+	tbl := &Table{EvacuatedZones: []string{"b", "a", "b"}}
+	tbl.Normalize()
+	checkParamError(t, tbl.Validate(), "")
+	if !slices.Equal(tbl.EvacuatedZones, []string{"a", "b"}) {
+		t.Fatalf("normalized evacuated zones %v, want [a b]", tbl.EvacuatedZones)
+	}
+	data, err := tbl.Clone().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := Parse(data); err != nil || !slices.Equal(back.EvacuatedZones, tbl.EvacuatedZones) {
+		t.Fatalf("clone, marshal and parse: got %v (%v), want %v", back, err, tbl.EvacuatedZones)
+	}
+	tbl = &Table{EvacuatedZones: []string{"Room A"}}
+	checkParamError(t, tbl.Validate(), `evacuated_zones: zone "Room A" must match`)
+}
+
 func TestStorageZonesValidate(t *testing.T) {
 	st := Storage{Primary: db(t, "1"), Replicas: []dsn.DSN{db(t, "2")}, Fenced: []dsn.DSN{db(t, "3")}}
 	tests := []struct {
@@ -79,23 +97,55 @@ func TestLogicByZone(t *testing.T) {
 		name      string
 		unit      Unit
 		zone      string
+		evacuated []string
 		near, far []string
 	}{
-		{"no proxy zone", u, "", []string{a, b, c}, nil},
-		{"own zone first", u, "x", []string{a, c}, []string{b}},
-		{"other zone", u, "y", []string{b}, []string{a, c}},
-		{"zone with no replica: all near", u, "z", []string{a, b, c}, nil},
-		{"unit without zones", Unit{ID: 1, LogicAddrs: []string{a, b}}, "x", []string{a, b}, nil},
-		{"replica without a zone is far", Unit{ID: 1, LogicAddrs: []string{a, b}, LogicZones: map[string]string{b: "x"}}, "x",
+		{"no proxy zone", u, "", nil, []string{a, b, c}, nil},
+		{"own zone first", u, "x", nil, []string{a, c}, []string{b}},
+		{"other zone", u, "y", nil, []string{b}, []string{a, c}},
+		{"zone with no replica: all near", u, "z", nil, []string{a, b, c}, nil},
+		{"unit without zones", Unit{ID: 1, LogicAddrs: []string{a, b}}, "x", nil, []string{a, b}, nil},
+		{"replica without a zone is far", Unit{ID: 1, LogicAddrs: []string{a, b}, LogicZones: map[string]string{b: "x"}}, "x", nil,
 			[]string{b}, []string{a}},
+		{"evacuated zone last", u, "y", []string{"x"}, []string{b}, []string{a, c}},
+		{"own zone evacuated: the others near, it last", u, "x", []string{"x"}, []string{b}, []string{a, c}},
+		{"no proxy zone, one evacuated", u, "", []string{"y"}, []string{a, c}, []string{b}},
+		{"every zone evacuated: all, as a last resort", u, "x", []string{"x", "y"}, []string{a, b, c}, nil},
+		{"replica without a zone is not evacuated", Unit{ID: 1, LogicAddrs: []string{a, b}, LogicZones: map[string]string{b: "x"}}, "", []string{"x"},
+			[]string{a}, []string{b}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			near, far := tt.unit.LogicByZone(tt.zone)
+			near, far := tt.unit.LogicByZone(tt.zone, tt.evacuated)
 			if !slices.Equal(near, tt.near) || !slices.Equal(far, tt.far) {
 				t.Fatalf("got %v, %v; want %v, %v", near, far, tt.near, tt.far)
 			}
 		})
+	}
+}
+
+func TestOnlyInEvacuatedZones(t *testing.T) {
+	a, b := "10.0.1.1:1", "10.0.2.1:1"
+	tbl := &Table{EvacuatedZones: []string{"x"}}
+	tests := []struct {
+		name string
+		unit Unit
+		want bool
+	}{
+		{"all in the evacuated zone", Unit{ID: 1, LogicAddrs: []string{a}, LogicZones: map[string]string{a: "x"}}, true},
+		{"one elsewhere", Unit{ID: 1, LogicAddrs: []string{a, b}, LogicZones: map[string]string{a: "x", b: "y"}}, false},
+		{"one of unknown zone", Unit{ID: 1, LogicAddrs: []string{a, b}, LogicZones: map[string]string{a: "x"}}, false},
+		{"no replicas", Unit{ID: 1}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tbl.OnlyInEvacuatedZones(&tt.unit); got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if (&Table{}).OnlyInEvacuatedZones(&tests[0].unit) {
+		t.Fatal("a table without evacuated zones evacuates a unit")
 	}
 }
 

@@ -146,6 +146,8 @@ func Build(in Inputs) *Plan {
 			up.Reason = "unavailable"
 		case !u.TakesNewOrders():
 			up.Reason = "not taking new orders (temperature " + string(u.Temperature) + ", accept_new " + fmt.Sprint(u.AcceptNew) + ")"
+		case t.OnlyInEvacuatedZones(u):
+			up.Reason = "every logic replica is in an evacuated zone"
 		case blocked:
 			up.Reason = "blacklisted: " + e.Reason
 			if !e.Until.IsZero() && (p.next.IsZero() || e.Until.Before(p.next)) {

@@ -96,9 +96,14 @@ func TestBuildReasons(t *testing.T) {
 	units[0].Available = false
 	units[1].AcceptNew = false
 	units[2].Temperature = routing.Warm
-	plan := Build(Inputs{Table: table(t, nil, units...), Now: now})
+	units = append(units, hot(5, "normal"), hot(6, "normal"))
+	units[4].LogicZones = map[string]string{"127.0.0.1:1": "a"}
+	units[5].LogicAddrs = []string{"127.0.0.1:1", "127.0.0.1:2"}
+	units[5].LogicZones = map[string]string{"127.0.0.1:1": "a", "127.0.0.1:2": "b"}
+	tbl := table(t, func(tbl *routing.Table) { tbl.EvacuatedZones = []string{"a"} }, units...)
+	plan := Build(Inputs{Table: tbl, Now: now})
 	want := []string{"unavailable", "not taking new orders (temperature hot, accept_new false)",
-		"not taking new orders (temperature warm, accept_new true)", ""}
+		"not taking new orders (temperature warm, accept_new true)", "", "every logic replica is in an evacuated zone", ""}
 	for i, up := range plan.Units() {
 		if up.Reason != want[i] || up.Eligible != (want[i] == "") {
 			t.Errorf("unit %d: eligible %v reason %q, want %q", up.Unit, up.Eligible, up.Reason, want[i])

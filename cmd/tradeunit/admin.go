@@ -30,7 +30,7 @@ var adminCmd = &command{
 func init() {
 	adminCmd.sub = []*command{unitsCmd, unitGroupCmd, merchantGroupCmd, historyCmd, initCmd, adminDecodeCmd,
 		blacklistCmd, unblacklistCmd, canaryCmd, labelCmd, unitPartitionCmd, merchantPartitionCmd, partitionPolicyCmd,
-		failoverCmd, rejoinCmd, adminDirectoryCmd, reconcileCmd}
+		failoverCmd, rejoinCmd, zoneGroupCmd, adminDirectoryCmd, reconcileCmd}
 }
 
 // adminFlags are the flags every admin command takes.

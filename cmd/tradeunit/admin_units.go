@@ -113,6 +113,9 @@ func runUnits(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		if z := a.Routes.Current().EvacuatedZones; len(z) > 0 {
+			fmt.Fprintf(e.stdout, "evacuated zones: %s (traffic avoids them; tradeunit admin zone restore)\n", strings.Join(z, ", "))
+		}
 		for _, u := range units {
 			for _, w := range u.Warnings {
 				fmt.Fprintf(e.stdout, "warning: unit %d: %s\n", u.Unit, w)

@@ -50,12 +50,22 @@ func TestAdminStandbyAndZoneCommands(t *testing.T) {
 		{[]string{"units", "--health", ""}, []string{"STANDBY", "LOGIC (ZONE)", "127.0.0.1:9001(room-a),127.0.0.1:9002(room-a)", db + "=room-a",
 			"warning: unit 2: every logic replica (2) is in zone room-a", "warning: unit 2: its storage primary and every replica are in zone room-a"}, false},
 		{[]string{"units", "--storage"}, []string{"ZONE", db + "  room-a", "warning: unit 2: its storage primary"}, false},
+		{[]string{"zone", "evacuate", "--zone", "room-a", "--dry-run"},
+			[]string{"evacuation of zone room-a", "REFUSED: unit 2: its primary " + db + " is in zone room-a and no replica", "warning: unit 2 has every logic replica in zone room-a"}, true},
+		{[]string{"zone", "evacuate", "--zone", "room-a"}, []string{"refused, nothing changed"}, true},
+		{[]string{"zone", "evacuate", "--zone", "room-b", "--dry-run"}, []string{"no storage primary is in the zone", "units [1]"}, false},
+		{[]string{"zone", "evacuate", "--zone", "room-b"}, []string{"zone room-b evacuated: routing table revision"}, false},
+		{[]string{"units", "--health", ""}, []string{"evacuated zones: room-b"}, false},
+		{[]string{"zone", "restore", "--zone", "room-b"}, []string{"zone room-b restored"}, false},
+		{[]string{"zone", "restore", "--zone", "room-b"}, []string{`zone "room-b" is not evacuated`}, true},
+		{[]string{"zone", "evacuate", "--zone", "nowhere", "--dry-run"}, []string{"no logic replica or storage server is in zone nowhere"}, true},
+		{[]string{"zone", "evacuate"}, []string{"name the zone: --zone Z"}, true},
 	}
 	operator := operatorFlags(t, pki.RoleAdmin, "alice")
 	for _, st := range steps {
 		var out, errOut bytes.Buffer
 		args := append([]string{"admin"}, st.args[0])
-		if st.args[0] == "unit" {
+		if st.args[0] == "unit" || st.args[0] == "zone" {
 			args = append(args, st.args[1])
 			st.args = st.args[1:]
 		}
