@@ -162,4 +162,3 @@ func contains(t *testing.T, what string, got, want []string) {
 		}
 	}
 }
-
