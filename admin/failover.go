@@ -197,7 +197,7 @@ func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o F
 
 	// 1. Refuse before changing anything when no replica could take over.
 	t0 := time.Now()
-	if _, err := replication.MostAdvanced(o.inspect(ctx, eligible), policy); err != nil {
+	if _, _, err := pick(o.inspect(ctx, eligible), policy); err != nil {
 		return nil, &tradeunit.Error{Code: tradeunit.CodeInvalidRequest, Op: "admin.Failover", Err: err,
 			Message: fmt.Sprintf("failover of %s refused, nothing changed", what)}
 	}
@@ -268,7 +268,7 @@ func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o F
 
 	// 4. Choose now that nothing moves; wait; promote.
 	t0 = time.Now()
-	cands, chosen, err := o.choose(ctx, eligible, policy, o.AvoidZone != "" && res.OldFenced)
+	cands, chosen, promoted, err := o.choose(ctx, eligible, policy, o.AvoidZone != "" && res.OldFenced)
 	if err != nil {
 		return res, fmt.Errorf("failover of %s stopped with the old primary fenced and unmapped (reads go to the replicas; re-run once a replica is safe): %w", what, err)
 	}
@@ -277,19 +277,23 @@ func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o F
 	newAdmin := o.mustServerDSN(newPrimary)
 	step("choose", t0, describe(cands, chosen))
 
-	t0 = time.Now()
-	actx, cancel := context.WithTimeout(ctx, o.ApplyTimeout)
-	err = replication.WaitApplied(actx, newAdmin)
-	cancel()
-	if err != nil {
-		return res, fmt.Errorf("failover of %s: %s applying what it received (re-run to resume): %w", what, chosen.Name, err)
+	if promoted {
+		step("promote", time.Now(), chosen.Name+" is writable already: a stopped failover promoted it")
+	} else {
+		t0 = time.Now()
+		actx, cancel := context.WithTimeout(ctx, o.ApplyTimeout)
+		err = replication.WaitApplied(actx, newAdmin)
+		cancel()
+		if err != nil {
+			return res, fmt.Errorf("failover of %s: %s applying what it received (re-run to resume): %w", what, chosen.Name, err)
+		}
+		step("wait-applied", t0, chosen.Name)
+		t0 = time.Now()
+		if err := replication.Promote(ctx, newAdmin); err != nil {
+			return res, fmt.Errorf("failover of %s: promote %s (re-run to resume): %w", what, chosen.Name, err)
+		}
+		step("promote", t0, chosen.Name+" writable")
 	}
-	step("wait-applied", t0, chosen.Name)
-	t0 = time.Now()
-	if err := replication.Promote(ctx, newAdmin); err != nil {
-		return res, fmt.Errorf("failover of %s: promote %s (re-run to resume): %w", what, chosen.Name, err)
-	}
-	step("promote", t0, chosen.Name+" writable")
 
 	// 5. Map the new primary: the services open it.
 	t0 = time.Now()
@@ -352,20 +356,53 @@ func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o F
 // choose inspects the replicas and picks the one to promote. With wait
 // (p.MustHave is a fenced live primary's binlog position, which the
 // replicas are still receiving) a refusal is retried until ApplyTimeout.
-func (o *FailoverOptions) choose(ctx context.Context, replicas []dsn.DSN, p replication.Policy, wait bool) ([]replication.Candidate, replication.Candidate, error) {
+func (o *FailoverOptions) choose(ctx context.Context, replicas []dsn.DSN, p replication.Policy, wait bool) (cands []replication.Candidate, chosen replication.Candidate, promoted bool, err error) {
 	deadline := time.Now().Add(o.ApplyTimeout)
 	for {
-		cands := o.inspect(ctx, replicas)
-		chosen, err := replication.MostAdvanced(cands, p)
+		cands = o.inspect(ctx, replicas)
+		chosen, promoted, err = pick(cands, p)
 		if err == nil || !wait || time.Now().After(deadline) {
-			return cands, chosen, err
+			return cands, chosen, promoted, err
 		}
 		select {
 		case <-ctx.Done():
-			return cands, chosen, err
+			return cands, chosen, promoted, err
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// pick chooses the replica to promote (replication.MostAdvanced), unless
+// one of them is a writable primary already: a failover stopped between
+// its promote and its remap (its controller killed) left it so, mapped
+// nowhere and so written by no service, and promoting another would make
+// two writable primaries. That one is taken again, promoted is true, if it
+// holds at least what every other replica received and p.MustHave;
+// otherwise the failover is refused, to be sorted out by hand.
+func pick(cands []replication.Candidate, p replication.Policy) (chosen replication.Candidate, promoted bool, err error) {
+	for _, c := range cands {
+		if c.Err != nil || c.Status.Role() != replication.RolePrimary {
+			continue
+		}
+		have, _ := c.Status.BinlogPos.Seq(p.Domain)
+		if want, ok := p.MustHave.Seq(p.Domain); ok && have < want {
+			return c, false, &replication.NoSafeReplicaError{Reasons: []string{fmt.Sprintf("%s: writable, not a replica, and lacks acknowledged %d (has %d)", c.Name, want, have)}}
+		}
+		for _, r := range cands {
+			if r.Err != nil || r.Status.Replica == nil {
+				continue
+			}
+			recv, _ := r.Status.Replica.ReceivedPos.Seq(p.Domain)
+			applied, _ := r.Status.Replica.AppliedPos.Seq(p.Domain)
+			if max(recv, applied) > have {
+				return c, false, &replication.NoSafeReplicaError{Reasons: []string{fmt.Sprintf(
+					"%s: writable and not a replica (promoted by a stopped failover?), but %s has received more (%d > %d): resolve by hand", c.Name, r.Name, max(recv, applied), have)}}
+			}
+		}
+		return c, true, nil
+	}
+	chosen, err = replication.MostAdvanced(cands, p)
+	return chosen, false, err
 }
 
 // mustHave sets p.MustHave for a failover that avoids a zone, whose

@@ -59,7 +59,7 @@ func (r *Process) LogPath() string { return filepath.Join(r.dir, "logs", r.Name+
 func (r *Process) Start(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cmd != nil {
+	if r.runningLocked() {
 		return fmt.Errorf("%s is already running", r.Name)
 	}
 	listen := r.addr
@@ -121,11 +121,24 @@ func (r *Process) Stop() error { return r.signal(syscall.SIGTERM) }
 // Kill kills the process at once (SIGKILL), as a crash would.
 func (r *Process) Kill() error { return r.signal(syscall.SIGKILL) }
 
-// Running reports whether the process is running.
+// Running reports whether the process is running: started, and neither
+// stopped nor exited on its own (crashed).
 func (r *Process) Running() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.cmd != nil
+	return r.runningLocked()
+}
+
+func (r *Process) runningLocked() bool {
+	if r.cmd == nil {
+		return false
+	}
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
 }
 
 func (r *Process) signal(sig syscall.Signal) error {

@@ -196,6 +196,7 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 		cfg := unitd.DefaultConfig()
 		cfg.Service.Unit, cfg.Routes, cfg.Secrets = c.unit, c.path, c.set.SecretsPath()
 		cfg.Storage.MaxLag, cfg.Storage.CheckEvery, cfg.Storage.Heartbeat = o.maxLag, 100*time.Millisecond, 50*time.Millisecond
+		cfg.Metrics = "127.0.0.1:0"
 		p := cluster.NewReplica(binary, dir, fmt.Sprintf("unit-%d-r%d", c.unit, i), cfg)
 		if err := p.Start(ctx); err != nil {
 			t.Fatal(err)

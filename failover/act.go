@@ -20,6 +20,9 @@ func (c *Controller) options(log *slog.Logger) admin.FailoverOptions {
 	o.AdminUser, o.ReplUser, o.ApplyTimeout, o.AckTimeout = c.cfg.AdminUser, c.cfg.ReplUser, c.cfg.ApplyTimeout, c.cfg.AckTimeout
 	o.Progress = func(s admin.FailoverStep) {
 		log.Info("failover step", "step", s.Name, "took", s.Took, "detail", s.Detail)
+		if c.cfg.AfterStep != nil {
+			c.cfg.AfterStep(s.Name)
+		}
 	}
 	return o
 }
@@ -44,7 +47,7 @@ func (c *Controller) judge(ctx context.Context, u routing.UnitStorage, e Evidenc
 		c.units[u.Unit] = st
 	}
 	switch {
-	case e.NoPrimary:
+	case e.NoPrimary, e.PrimaryErr == nil && e.PrimaryFenced:
 		if st.since.IsZero() {
 			st.since = start
 		}
@@ -57,7 +60,7 @@ func (c *Controller) judge(ctx context.Context, u routing.UnitStorage, e Evidenc
 		st.failures, st.since, st.stopped = 0, time.Time{}, false
 	}
 	e.Failures, e.OursStopped = st.failures, st.stopped
-	if e.NoPrimary {
+	if e.NoPrimary || e.PrimaryErr == nil && e.PrimaryFenced {
 		e.NoPrimaryFor = now.Sub(st.since)
 	}
 	hourAgo := now.Add(-time.Hour)

@@ -51,6 +51,10 @@ type Config struct {
 	LeaseTTL  time.Duration
 	// Now is the clock.
 	Now func() time.Time
+	// AfterStep, if set, is called after each step of a failover the
+	// controller runs, with the step's name: where a fault test crashes
+	// the controller (tradeunit failover-controller --crash-after-step).
+	AfterStep func(step string)
 }
 
 // DefaultConfig returns the configuration tradeunit failover-controller

@@ -58,6 +58,9 @@ type Status struct {
 	// Rejoins and RejoinsRefused count fenced servers rejoined, and
 	// refused for errant transactions (Config.Rejoin).
 	Rejoins, RejoinsRefused int64
+	// Repoints counts replicas re-pointed to their primary after a
+	// failover that stopped before doing so.
+	Repoints int64
 }
 
 // unitState is what the controller remembers of one unit across rounds. It
@@ -86,6 +89,7 @@ type Controller struct {
 	rejoins   atomic.Int64
 	// rejoinsRefused counts errant refusals.
 	rejoinsRefused atomic.Int64
+	repoints       atomic.Int64
 
 	mu     sync.Mutex
 	units  map[tradeunit.UnitID]*unitState
@@ -113,7 +117,8 @@ func New(cfg Config, deps Deps) (*Controller, error) {
 // Status returns what the controller has done.
 func (c *Controller) Status() Status {
 	return Status{Active: c.active.Load(), Rounds: c.rounds.Load(), Failovers: c.failovers.Load(), Refused: c.refused.Load(),
-		LastRTO: time.Duration(c.lastRTO.Load()), Rejoins: c.rejoins.Load(), RejoinsRefused: c.rejoinsRefused.Load()}
+		LastRTO: time.Duration(c.lastRTO.Load()), Rejoins: c.rejoins.Load(), RejoinsRefused: c.rejoinsRefused.Load(),
+		Repoints: c.repoints.Load()}
 }
 
 // Run waits to be elected, then runs a round every Config.Every until ctx
@@ -188,7 +193,9 @@ func (c *Controller) Round(ctx context.Context) {
 		}
 		c.judge(ctx, u, e, starts[i], table)
 		if e.PrimaryErr == nil {
-			c.rejoin(ctx, u, c.cfg.Off || unitOff(table, u.Unit))
+			off := c.cfg.Off || unitOff(table, u.Unit)
+			c.rejoin(ctx, u, off)
+			c.repoint(ctx, u, e, off)
 		}
 	}
 }
@@ -198,7 +205,7 @@ func (c *Controller) observe(ctx context.Context, u routing.UnitStorage) Evidenc
 	e := Evidence{NoPrimary: !u.HasPrimary()}
 	if !e.NoPrimary {
 		cctx, cancel := context.WithTimeout(ctx, c.cfg.CheckTimeout)
-		e.PrimaryErr = c.deps.Observer.Primary(cctx, u.Primary)
+		e.PrimaryFenced, e.PrimaryErr = c.deps.Observer.Primary(cctx, u.Primary)
 		cancel()
 	}
 	e.Replicas = make([]ReplicaSeen, len(u.Replicas))

@@ -24,12 +24,20 @@ type world struct {
 	table     *routing.Table
 	top       *routing.Topology
 	primaryUp bool
-	receiving bool // a replica's receiver is still connected to the primary
-	checker   *health.Report
-	refuse    bool // the failover finds no safe replica
-	stop      bool // the failover stops after unmapping the primary
-	calls     int
-	now       time.Time
+	// primaryFenced: the primary answers read-only (a failover stopped
+	// between its fence and its unmap).
+	primaryFenced bool
+	receiving     bool // a replica's receiver is still connected to the primary
+	checker       *health.Report
+	refuse        bool // the failover finds no safe replica
+	stop          bool // the failover stops after unmapping the primary
+	calls         int
+	now           time.Time
+
+	// stray: replica 3307 replicates from another server than the
+	// primary (a failover stopped before re-pointing it).
+	stray    bool
+	repoints int // RepointStorage calls
 
 	fenced  string // the fenced server: "down", "writable" or "read-only"
 	errant  bool   // it holds errant transactions
@@ -56,12 +64,12 @@ type routes struct{ w *world }
 
 func (r routes) Current() *routing.Table { defer r.w.lock()(); return r.w.table }
 
-func (w *world) Primary(context.Context, dsn.DSN) error {
+func (w *world) Primary(context.Context, dsn.DSN) (bool, error) {
 	defer w.lock()()
 	if w.primaryUp {
-		return nil
+		return w.primaryFenced, nil
 	}
-	return fmt.Errorf("dial: %w", replication.ErrUnreachable)
+	return false, fmt.Errorf("dial: %w", replication.ErrUnreachable)
 }
 
 func (w *world) Replica(_ context.Context, d dsn.DSN) (*replication.ReplicaStatus, error) {
@@ -70,7 +78,11 @@ func (w *world) Replica(_ context.Context, d dsn.DSN) (*replication.ReplicaStatu
 	if w.receiving && d.Server() == "127.0.0.1:3308" {
 		io = "Yes"
 	}
-	return &replication.ReplicaStatus{SourceHost: "127.0.0.1", SourcePort: 3306, IORunning: io}, nil
+	source := 3306
+	if w.stray && d.Server() == "127.0.0.1:3307" {
+		source = 3309
+	}
+	return &replication.ReplicaStatus{SourceHost: "127.0.0.1", SourcePort: source, IORunning: io}, nil
 }
 
 func (w *world) ReadOnly(context.Context, dsn.DSN) (bool, error) {
@@ -113,6 +125,14 @@ func (w *world) FailoverStorage(_ context.Context, ref routing.StorageRef, _ adm
 		return &admin.FailoverResult{Target: ref}, errors.New("failover of unit 3: wait-applied: timeout")
 	}
 	return &admin.FailoverResult{Target: ref, Revision: 2, Remapped: 200 * time.Millisecond}, nil
+}
+
+// RepointStorage counts the call and mends the stray replica.
+func (w *world) RepointStorage(context.Context, routing.StorageRef, admin.FailoverOptions) ([]string, error) {
+	defer w.lock()()
+	w.repoints++
+	w.stray = false
+	return []string{"127.0.0.1:3307"}, nil
 }
 
 type alwaysElected struct{}
@@ -190,6 +210,17 @@ func TestControllerRounds(t *testing.T) {
 			u.Primary = dsn.DSN{}
 			c.ApplyTimeout, c.AckTimeout = 2*time.Second, 2*time.Second
 		}, false, 6, 1},
+		{"fenced primary still mapped, for a moment: left to the failover under way", func(w *world, c *failover.Config) {
+			w.primaryUp, w.primaryFenced = true, true
+		}, false, 10, 0},
+		{"fenced primary still mapped, for long (a failover killed after its fence): resumed", func(w *world, c *failover.Config) {
+			w.primaryUp, w.primaryFenced = true, true
+			c.ApplyTimeout, c.AckTimeout = 2*time.Second, 2*time.Second
+		}, false, 6, 1},
+		{"fenced primary still mapped, but off", func(w *world, c *failover.Config) {
+			w.primaryUp, w.primaryFenced, c.Off = true, true, true
+			c.ApplyTimeout, c.AckTimeout = 2*time.Second, 2*time.Second
+		}, false, 10, 0},
 		{"refused: retried every round", func(w *world, c *failover.Config) { w.refuse = true }, false, 5, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,6 +264,41 @@ func TestControllerRTO(t *testing.T) {
 // TestControllerRejoin: with Config.Rejoin, a fenced old primary is
 // rejoined once it answers read-only, never while down or writable, and
 // one refused for errant transactions is not tried again at once.
+// TestControllerRepointsStrayReplicas: a replica left replicating from an
+// old primary (a failover killed after its remap) is re-pointed to the
+// healthy primary once, and not while failover is off or the primary is
+// fenced.
+func TestControllerRepointsStrayReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*world, *failover.Config)
+		want  int
+	}{
+		{"healthy primary, stray replica: re-pointed once", func(*world, *failover.Config) {}, 1},
+		{"off", func(_ *world, c *failover.Config) { c.Off = true }, 0},
+		{"fenced primary: left to the failover", func(w *world, _ *failover.Config) { w.primaryFenced = true }, 0},
+		{"dead primary: left to the failover", func(w *world, _ *failover.Config) { w.primaryUp = false }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld()
+			w.stray = true
+			cfg := failover.DefaultConfig()
+			tc.setup(w, &cfg)
+			c := w.controller(t, cfg, false)
+			w.rounds(c, 2) // fewer than FailAfter: the dead primary is not failed over either
+			if w.repoints != tc.want || c.Status().Repoints != int64(tc.want) {
+				t.Fatalf("got %d re-points (status %+v), want %d", w.repoints, c.Status(), tc.want)
+			}
+		})
+	}
+	w := newWorld()
+	c := w.controller(t, failover.DefaultConfig(), false)
+	w.rounds(c, 5)
+	if w.repoints != 0 {
+		t.Fatalf("replicas following the primary re-pointed %d times", w.repoints)
+	}
+}
+
 func TestControllerRejoin(t *testing.T) {
 	for _, tc := range []struct {
 		name     string

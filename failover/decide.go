@@ -42,8 +42,15 @@ type Evidence struct {
 	// NoPrimary: the topology names no primary (a failover under way or
 	// stopped).
 	NoPrimary bool
-	// NoPrimaryFor is how long it has been seen without one; OursStopped
-	// is true when it was this controller's failover that stopped.
+	// PrimaryFenced: the primary answers but is read-only. Only a failover
+	// fences a mapped primary, and it unmaps it right after, so this is a
+	// failover under way or stopped between those two steps (its
+	// controller or operator killed): the unit takes no writes until it
+	// is finished.
+	PrimaryFenced bool
+	// NoPrimaryFor is how long it has been seen without one (or with it
+	// fenced); OursStopped is true when it was this controller's failover
+	// that stopped.
 	NoPrimaryFor time.Duration
 	OursStopped  bool
 	// PrimaryErr is the controller's own check of the primary: nil when it
@@ -75,6 +82,8 @@ func (e Evidence) String() string {
 		b.WriteString("primary: none in the topology")
 	case e.PrimaryErr != nil:
 		fmt.Fprintf(&b, "primary: %v (%d rounds in a row)", e.PrimaryErr, e.Failures)
+	case e.PrimaryFenced:
+		b.WriteString("primary: answers, read-only (fenced)")
 	default:
 		b.WriteString("primary: answers")
 	}
@@ -111,15 +120,19 @@ type Decision struct {
 // any) sees the unit failing too; then the switches and damping may still
 // hold it back. It is a pure function of its arguments.
 func Decide(cfg Config, e Evidence, b Brakes, now time.Time) Decision {
-	if e.NoPrimary {
+	if e.NoPrimary || e.PrimaryErr == nil && e.PrimaryFenced {
+		state := "has no primary"
+		if !e.NoPrimary {
+			state = "has a fenced (read-only) primary"
+		}
 		if b.Off {
-			return Decision{Off, "the entry has no primary (a stopped failover), but failover is off"}
+			return Decision{Off, "the entry " + state + " (a stopped failover), but failover is off"}
 		}
 		if wait := cfg.ApplyTimeout + cfg.AckTimeout; !e.OursStopped && e.NoPrimaryFor < wait {
-			return Decision{Underway, fmt.Sprintf("the entry has had no primary for %v: a failover may be under way; resumed if still so after %v",
-				e.NoPrimaryFor.Round(time.Millisecond), wait)}
+			return Decision{Underway, fmt.Sprintf("the entry %s for %v: a failover may be under way; resumed if still so after %v",
+				state, e.NoPrimaryFor.Round(time.Millisecond), wait)}
 		}
-		return Decision{Resume, "the entry has no primary: a failover stopped half-way; running it again"}
+		return Decision{Resume, "the entry " + state + ": a failover stopped half-way; running it again"}
 	}
 	if e.PrimaryErr == nil {
 		return Decision{Healthy, "the primary answers"}

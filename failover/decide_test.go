@@ -47,6 +47,9 @@ func TestDecide(t *testing.T) {
 		{"no primary for a moment: someone's failover under way", failover.Evidence{NoPrimary: true, NoPrimaryFor: time.Second, Replicas: gone}, failover.Brakes{}, failover.Underway},
 		{"no primary for long: resume", failover.Evidence{NoPrimary: true, NoPrimaryFor: time.Hour, Replicas: gone}, failover.Brakes{}, failover.Resume},
 		{"no primary but off", failover.Evidence{NoPrimary: true, Replicas: gone}, failover.Brakes{Off: true}, failover.Off},
+		{"fenced primary for a moment: someone's failover under way", failover.Evidence{PrimaryFenced: true, NoPrimaryFor: time.Second, Replicas: gone}, failover.Brakes{}, failover.Underway},
+		{"fenced primary for long: resume", failover.Evidence{PrimaryFenced: true, NoPrimaryFor: time.Hour, Replicas: gone}, failover.Brakes{}, failover.Resume},
+		{"fenced primary that does not answer: a dead one", failover.Evidence{PrimaryFenced: true, PrimaryErr: errors.New("gone"), Failures: 1, Replicas: gone}, failover.Brakes{}, failover.Suspect},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := failover.Decide(cfg, tc.e, tc.b, now)

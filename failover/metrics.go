@@ -9,6 +9,7 @@ type metrics struct {
 	refused   prometheus.Counter
 	errors    prometheus.Counter
 	rejoins   *prometheus.CounterVec
+	repoints  prometheus.Counter
 	lastRTO   prometheus.Gauge
 	active    prometheus.Gauge
 }
@@ -31,6 +32,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rejoins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tradeunit_failover_rejoins_total", Help: "Fenced old primaries the controller tried to rejoin as replicas, by result: done, errant (refused: rebuild it), error.",
 		}, []string{"result"}),
+		repoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tradeunit_failover_repoints_total", Help: "Replicas re-pointed to their primary because a stopped failover left them on the old one.",
+		}),
 		lastRTO: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tradeunit_failover_last_rto_seconds", Help: "The last automatic failover's time from the first failed check to the new primary in the storage topology.",
 		}),
@@ -45,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejoins.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.failovers, m.refused, m.errors, m.rejoins, m.lastRTO, m.active)
+		reg.MustRegister(m.decisions, m.failovers, m.refused, m.errors, m.rejoins, m.repoints, m.lastRTO, m.active)
 	}
 	return m
 }

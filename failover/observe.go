@@ -15,8 +15,9 @@ import (
 
 // Observer is the controller's own view of a unit's servers.
 type Observer interface {
-	// Primary checks the primary of a unit: nil when it answers.
-	Primary(ctx context.Context, d dsn.DSN) error
+	// Primary checks the primary of a unit: nil when it answers, with
+	// whether it is read-only (fenced).
+	Primary(ctx context.Context, d dsn.DSN) (readOnly bool, err error)
 	// Replica reads a replica's replication receiver (nil: no source
 	// configured).
 	Replica(ctx context.Context, d dsn.DSN) (*replication.ReplicaStatus, error)
@@ -37,6 +38,8 @@ type Failoverer interface {
 	// RejoinStorage brings a fenced server back as a replica, refusing one
 	// with errant transactions (Config.Rejoin).
 	RejoinStorage(ctx context.Context, ref routing.StorageRef, server string, o admin.FailoverOptions) (*routing.Topology, error)
+	// RepointStorage re-points replicas left on an old primary.
+	RepointStorage(ctx context.Context, ref routing.StorageRef, o admin.FailoverOptions) ([]string, error)
 }
 
 // MariaDB is the Observer of real servers: it connects as the
@@ -49,14 +52,7 @@ type MariaDB struct {
 
 // Primary inspects the primary (replication.InspectPrimary): an
 // unreachable server, or one that does not answer, fails.
-func (m MariaDB) Primary(ctx context.Context, d dsn.DSN) error {
-	s, err := m.Admin.ServerDSN(d, m.User)
-	if err != nil {
-		return err
-	}
-	_, err = replication.InspectPrimary(ctx, s)
-	return err
-}
+func (m MariaDB) Primary(ctx context.Context, d dsn.DSN) (bool, error) { return m.ReadOnly(ctx, d) }
 
 // Replica reads SHOW SLAVE STATUS on the replica (replication.Inspect).
 func (m MariaDB) Replica(ctx context.Context, d dsn.DSN) (*replication.ReplicaStatus, error) {

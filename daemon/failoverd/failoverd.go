@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"syscall"
 
 	"tradeunit/admin"
 	"tradeunit/daemon"
@@ -37,6 +38,10 @@ type Config struct {
 	// TLS names the certificate, key, CA and revocation list of every
 	// internal connection (mutual TLS); none: plaintext.
 	TLS pki.Files
+	// CrashAfterStep, for fault tests, SIGKILLs the process right after
+	// the failover step of that name (fence, unmap, promote, remap, ...):
+	// the next controller must finish or undo what it left.
+	CrashAfterStep string
 }
 
 // DefaultConfig returns the configuration tradeunit failover-controller
@@ -69,6 +74,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Secrets, "secrets", c.Secrets, "secrets file with the storage passwords (mode 600); the TRADEUNIT_PASSWORD_* environment variables are read too")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "serve Prometheus metrics (GET /metrics) on this address; off if empty")
 	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound metrics address to this file (for port 0)")
+	fs.StringVar(&c.CrashAfterStep, "crash-after-step", c.CrashAfterStep, "fault tests only: kill -9 this process right after the failover step of this name (fence, unmap, promote, remap, ...)")
 	c.Log.Flags(fs)
 	c.TLS.Flags(fs)
 }
@@ -149,6 +155,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Failover: adm, Election: el, Registry: m.Registry, Logger: m.Logger}
 	if c.Failover.HealthURL != "" {
 		deps.Checker = failover.HealthChecker{URL: c.Failover.HealthURL, Client: client}
+	}
+	if step := c.CrashAfterStep; step != "" {
+		c.Failover.AfterStep = func(s string) {
+			if s == step {
+				m.Logger.Error("crashing, as --crash-after-step asks", "step", s)
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
 	}
 	if m.Controller, err = failover.New(c.Failover, deps); err != nil {
 		return err
