@@ -16,16 +16,18 @@ import (
 // TestZonePreference: a proxy with a zone calls a unit's logic replicas in
 // its zone first, spread over them, and the others only when none of its
 // zone answers; without a zone (or with replicas of none) it spreads over
-// all of them as before.
+// all of them as before; replicas in an evacuated zone are called only
+// when no other answers.
 func TestZonePreference(t *testing.T) {
 	addrs := []string{"10.0.1.1:7000", "10.0.1.2:7000", "10.0.2.1:7000", "10.0.3.1:7000"}
 	zones := map[string]string{addrs[0]: "a", addrs[1]: "a", addrs[2]: "b", addrs[3]: "c"}
 	tests := []struct {
-		name  string
-		zone  string
-		zones map[string]string
-		down  []int // replicas whose connection is known down
-		dead  []int // replicas that are called but give no answer
+		name      string
+		zone      string
+		zones     map[string]string
+		evacuated []string
+		down      []int // replicas whose connection is known down
+		dead      []int // replicas that are called but give no answer
 		// want: the replicas that must answer over many calls, each at
 		// least once; no other may answer.
 		want []int
@@ -38,6 +40,9 @@ func TestZonePreference(t *testing.T) {
 		{name: "no proxy zone: all", zones: zones, want: []int{0, 1, 2, 3}},
 		{name: "unit without zones: all", zone: "a", want: []int{0, 1, 2, 3}},
 		{name: "a zone with no replica: all", zone: "z", zones: zones, want: []int{0, 1, 2, 3}},
+		{name: "own zone evacuated: the others", zone: "a", zones: zones, evacuated: []string{"a"}, want: []int{2, 3}},
+		{name: "no proxy zone, one evacuated: the others", zones: zones, evacuated: []string{"b"}, want: []int{0, 1, 3}},
+		{name: "evacuated zone the last resort", zone: "b", zones: zones, evacuated: []string{"a"}, dead: []int{2, 3}, want: []int{0, 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,7 +54,7 @@ func TestZonePreference(t *testing.T) {
 				dialer.units[a] = fakes[i]
 			}
 			routes, err := routing.NewMemoryTable(&routing.Table{Revision: 1, Units: []routing.Unit{
-				{ID: 1, LogicAddrs: addrs, LogicZones: tt.zones, Available: true, AcceptNew: true}}})
+				{ID: 1, LogicAddrs: addrs, LogicZones: tt.zones, Available: true, AcceptNew: true}}, EvacuatedZones: tt.evacuated})
 			if err != nil {
 				t.Fatal(err)
 			}
