@@ -12,13 +12,15 @@ import (
 
 	"tradeunit"
 	"tradeunit/daemon/failoverd"
+	"tradeunit/daemon/healthd"
 	"tradeunit/replication"
 	"tradeunit/replication/localdb"
 )
 
 // TestAutoFailover kills -9 the MariaDB primary of a replicated unit under
 // create load with the failover controller running (its Main, in the test
-// process, with fast settings and no health checker), and no operator. It
+// process, with fast settings and the health checker as its second
+// observer), and no operator. It
 // checks that the controller alone gives the unit a new primary, that the
 // unit takes changes again within a bound, that every acknowledged order is
 // there (RPO = 0), that there were never two writable primaries, and that
@@ -32,13 +34,25 @@ func TestAutoFailover(t *testing.T) {
 	oldIn := c.instance(old)
 	watch := watchPrimaries(t, c.set)
 
+	// The health checker, probing through the logic services, is the
+	// second observer: the controller fails over only once it sees the unit
+	// failing too.
+	checker := healthd.NewMain()
+	checker.Config.Listen, checker.Routes = "127.0.0.1:0", c.routes
+	checker.Config.Health.Interval, checker.Config.Health.ProbeTimeout = 100*time.Millisecond, time.Second
+	checker.Logger = slog.New(slog.DiscardHandler)
+	if err := checker.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer checker.Close()
+
 	logs := &syncBuffer{}
 	m := failoverd.NewMain()
 	m.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	m.Config.Routes, m.Config.Secrets = c.path, c.set.SecretsPath()
 	f := &m.Config.Failover
 	f.Every, f.FailAfter, f.CheckTimeout, f.LockRetry = 100*time.Millisecond, 3, 300*time.Millisecond, 50*time.Millisecond
-	f.Rejoin = true
+	f.Rejoin, f.HealthURL = true, checker.URL()
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +106,9 @@ func TestAutoFailover(t *testing.T) {
 		if strings.Contains(line, "failover step") || strings.Contains(line, "failover done") || strings.Contains(line, "outcome=failover") {
 			t.Logf("  controller: %s", line)
 		}
+	}
+	if !strings.Contains(logs.String(), "checker: failing") {
+		t.Error("the controller failed over without the health checker seeing the unit failing")
 	}
 	if s.Failovers != 1 {
 		t.Errorf("controller %+v: got %d failovers, want 1", s, s.Failovers)
