@@ -52,6 +52,9 @@ func BenchmarkCreateStack(b *testing.B) {
 	}
 	px := proxyd.NewMain()
 	px.Config.Listen = "127.0.0.1:0"
+	// The proxy and unit layers alone: the directory's cost is measured
+	// with its shard process by tradeunit bench directory.
+	px.Config.Proxy.UnsafeWithoutDirectory = true
 	px.Routes, px.Logger = routes, quiet
 	px.Credentials = &proxy.Credentials{Merchants: []proxy.Merchant{{Mchid: Mchid, APIKey: apiKey}}}
 	if err := px.Run(context.Background()); err != nil {
