@@ -15,6 +15,7 @@ import (
 	"tradeunit/daemon/healthd"
 	"tradeunit/replication"
 	"tradeunit/replication/localdb"
+	"tradeunit/routing"
 )
 
 // TestAutoFailover kills -9 the MariaDB primary of a replicated unit under
@@ -101,6 +102,17 @@ func TestAutoFailover(t *testing.T) {
 	t.Logf("automatic failover: kill → new primary in the topology %v → unit takes writes again %v; controller's RTO (first failed check → topology) %v; %d failover(s)",
 		remapped.Round(time.Millisecond), rto.Round(time.Millisecond), s.LastRTO.Round(time.Millisecond), s.Failovers)
 	t.Logf("RTO (kill → unit takes writes again): %v", rto.Round(time.Millisecond))
+	// The checker's computed availability of create, against what the
+	// clients saw: creates retry on other units, so both stay whole while
+	// one unit of two is out.
+	for _, p := range checker.Checker.Report().Partitions {
+		if p.Name == routing.DefaultPartition {
+			t.Logf("checker's availability of the partition after the outage: create %.4f, one order's calls %.4f", p.Availability.Create, p.Availability.Order)
+			if p.Availability.Create < 0.99 {
+				t.Errorf("checker's create availability %.4f, but clients saw every create succeed", p.Availability.Create)
+			}
+		}
+	}
 	t.Logf("creates during the outage: %d of %d succeeded (%.1f%%)", creates.ok, creates.total, share(creates.ok, creates.total))
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, "failover step") || strings.Contains(line, "failover done") || strings.Contains(line, "outcome=failover") {
