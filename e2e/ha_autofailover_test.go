@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"tradeunit"
 	"tradeunit/daemon/failoverd"
 	"tradeunit/daemon/healthd"
 	"tradeunit/replication"
@@ -137,17 +136,7 @@ func TestAutoFailover(t *testing.T) {
 			t.Errorf("%s on unit %d at kill%+v answered %d %s, want 200 or 503", e.op, e.unit, e.start.Sub(kill).Round(time.Millisecond), e.status, e.code)
 		}
 	}
-	for _, o := range orders {
-		for deadline := time.Now().Add(10 * time.Second); o.payPending; {
-			r := c.api.call("POST", "/v3/orders/"+o.no+"/pay", map[string]any{"payment_id": "pay-" + o.no})
-			if r.status == 200 {
-				o.state, o.payPending = tradeunit.TradeState(r.str("trade_state")), false
-			} else if time.Now().After(deadline) {
-				t.Fatalf("pay %s after recovery: %d %v", o.no, r.status, r.body)
-			}
-		}
-	}
-	verifyLedger(t, c, orders)
+	settlePaysAndVerify(t, c, orders)
 	if st := c.storage(); !slices.Contains(st.Fenced, old) {
 		t.Errorf("storage after the failover: got %+v, want the old primary %s listed as fenced", st, old.Server())
 	}
@@ -175,11 +164,7 @@ func TestAutoFailover(t *testing.T) {
 		return err == nil && s.Replica != nil && s.Replica.Receiving() && s.Replica.SQLRunning
 	})
 	t.Logf("rejoin: the old primary is a replica again (%+v)", m.Controller.Status())
-	rounds, double, first := watch.halt()
-	t.Logf("fencing: %d polls of read_only on the three servers, %d with two writable", rounds, double)
-	if double > 0 {
-		t.Errorf("two writable primaries in %d of %d polls (first: %s)", double, rounds, first)
-	}
+	watch.check(t)
 }
 
 // syncBuffer is a bytes.Buffer that the controller's goroutines may write

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"tradeunit"
 	"tradeunit/admin"
 	"tradeunit/cluster"
 	"tradeunit/daemon/failoverd"
@@ -126,22 +125,8 @@ func TestFailoverControllerKilledMidFailover(t *testing.T) {
 	for _, e := range errs {
 		t.Error(e)
 	}
-	for _, o := range orders {
-		for deadline := time.Now().Add(10 * time.Second); o.payPending; {
-			r := c.api.call("POST", "/v3/orders/"+o.no+"/pay", map[string]any{"payment_id": "pay-" + o.no})
-			if r.status == 200 {
-				o.state, o.payPending = tradeunit.TradeState(r.str("trade_state")), false
-			} else if time.Now().After(deadline) {
-				t.Fatalf("pay %s after the failovers: %d %v", o.no, r.status, r.body)
-			}
-		}
-	}
-	verifyLedger(t, c, orders)
-	rounds, double, first := watch.halt()
-	t.Logf("fencing: %d polls of read_only on the three servers, %d with two writable", rounds, double)
-	if double > 0 {
-		t.Errorf("two writable primaries in %d of %d polls (first: %s)", double, rounds, first)
-	}
+	settlePaysAndVerify(t, c, orders)
+	watch.check(t)
 }
 
 // readLog is a process's log so far.

@@ -87,17 +87,7 @@ func TestFailoverFencesLivePrimary(t *testing.T) {
 	for _, e := range errs {
 		t.Error(e)
 	}
-	for _, o := range orders {
-		for deadline := time.Now().Add(10 * time.Second); o.payPending; {
-			r := c.api.call("POST", "/v3/orders/"+o.no+"/pay", map[string]any{"payment_id": "pay-" + o.no})
-			if r.status == 200 {
-				o.state, o.payPending = tradeunit.TradeState(r.str("trade_state")), false
-			} else if time.Now().After(deadline) {
-				t.Fatalf("pay %s after the failover: %d %v", o.no, r.status, r.body)
-			}
-		}
-	}
-	verifyLedger(t, c, orders)
+	settlePaysAndVerify(t, c, orders)
 
 	// Restarted (as it always starts: read-only), it still refuses the
 	// application; then it rejoins.
@@ -130,11 +120,7 @@ func TestFailoverFencesLivePrimary(t *testing.T) {
 	if st := c.storage(); !slices.Contains(st.Replicas, old) || len(st.Fenced) != 0 {
 		t.Errorf("storage after rejoin: got %+v, want the old primary among the replicas", st)
 	}
-	rounds, double, first := watch.halt()
-	t.Logf("fencing: %d polls of read_only on the three servers, %d with two writable", rounds, double)
-	if double > 0 {
-		t.Errorf("two writable primaries in %d of %d polls (first: %s)", double, rounds, first)
-	}
+	watch.check(t)
 }
 
 // TestFailoverRefusedWhenNoReplicaIsSafe: with its replicas down, a unit

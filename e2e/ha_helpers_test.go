@@ -477,6 +477,35 @@ func (w *primaryWatch) halt() (rounds, double int64, first string) {
 	return w.rounds.Load(), w.double.Load(), w.first
 }
 
+// check halts the watch and fails the test if two servers were ever
+// writable at once.
+func (w *primaryWatch) check(t *testing.T) {
+	t.Helper()
+	rounds, double, first := w.halt()
+	t.Logf("fencing: %d polls of read_only on the three servers, %d with two writable", rounds, double)
+	if double > 0 {
+		t.Errorf("two writable primaries in %d of %d polls (first: %s)", double, rounds, first)
+	}
+}
+
+// settlePaysAndVerify repeats each pay that got no acknowledgement (with
+// its payment id: idempotent) until it gets one, so that every order's
+// state is known, then checks every acknowledged order (verifyLedger).
+func settlePaysAndVerify(t *testing.T, c *haCluster, orders []*haOrder) {
+	t.Helper()
+	for _, o := range orders {
+		for deadline := time.Now().Add(10 * time.Second); o.payPending; {
+			r := c.api.call("POST", "/v3/orders/"+o.no+"/pay", map[string]any{"payment_id": "pay-" + o.no})
+			if r.status == 200 {
+				o.state, o.payPending = tradeunit.TradeState(r.str("trade_state")), false
+			} else if time.Now().After(deadline) {
+				t.Fatalf("pay %s after recovery: %d %v", o.no, r.status, r.body)
+			}
+		}
+	}
+	verifyLedger(t, c, orders)
+}
+
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
