@@ -66,6 +66,16 @@ type Store interface {
 	// CloseOrder moves a merchant's order NOTPAY → CLOSED. Errors: those of
 	// Order.CheckClose, RESOURCE_NOT_EXISTS (also for another merchant's order).
 	CloseOrder(ctx context.Context, mchid, orderNo string, at time.Time) (*Order, error)
+	// ChangeOrders is PayOrder and CloseOrder for many changes in one
+	// transaction (group commit): one result per change, in order, each
+	// what its call alone would have answered had the batch's changes
+	// before it just been made, so that two changes of one order in a
+	// batch behave as if serialized (a repeated pay is answered as a
+	// repeat). A change its order's rules refuse, or whose order does not
+	// exist, is its own result and never fails the others; a failure of
+	// the storage (a frozen one included) fails them all, with nothing
+	// written.
+	ChangeOrders(ctx context.Context, changes []OrderChange) []ChangeResult
 	// CreateRefund inserts a refund and adds it to its order's refunded sum,
 	// moving the order to REFUND. A refund with the same (Mchid, OutRefundNo)
 	// that exists is returned with created=false and nothing is written.
