@@ -35,6 +35,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 		{"ConcurrentSameRefundRefundsOnce", testConcurrentSameRefund},
 		{"ConcurrentCreateAcrossHandles", testConcurrentCreate},
 		{"CreateBatchAnswersEachOrderAlone", testCreateBatch},
+		{"ChangeBatchAnswersEachChangeAlone", testChangeBatch},
 		{"SequenceBlocksAreDisjoint", testSequence},
 		{"EventsFollowEveryChange", testEvents},
 		{"SurvivesReopen", testReopen},
