@@ -199,3 +199,72 @@ func TestChangeBatchOff(t *testing.T) {
 		})
 	}
 }
+
+// TestChangeBatchFollowsEachCallersPrimary: a failover between two callers
+// of one batch sends each change to the primary its caller found, each in a
+// transaction of its own.
+func TestChangeBatchFollowsEachCallersPrimary(t *testing.T) {
+	ctx := context.Background()
+	open := func(name string) *sqlstore.Store {
+		s, err := sqlstore.Open(ctx, dsn.MustParse("sqlite:"+filepath.Join(t.TempDir(), name)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	oldPrimary, newPrimary := open("old.db"), open("new.db")
+	gated := &gatedStore{Store: oldPrimary, entered: make(chan struct{}), release: make(chan struct{})}
+	st := &storage{primary: gated}
+	svc, err := unit.NewWithStorage(unit.DefaultConfig(1), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	create := func(out string) *tradeunit.Order {
+		o, err := svc.CreateOrder(ctx, req(out, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	gate, onOld := create("failover-gate"), create("failover-old")
+	st.primary = newPrimary
+	onNew := create("failover-new")
+	st.primary = gated
+
+	pay := func(o *tradeunit.Order, done chan<- error) {
+		_, err := svc.PayOrder(ctx, tradeunit.PayOrderRequest{Mchid: o.Mchid, OrderNo: o.OrderNo, PaymentID: "pay-" + o.OrderNo})
+		done <- err
+	}
+	done := make(chan error, 3)
+	go pay(gate, done)
+	<-gated.entered // the flusher is held: the next two share a batch
+	waitPending := func(n int) {
+		for svc.ChangeStats().Pending < n {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	go pay(onOld, done)
+	waitPending(1)
+	st.primary = newPrimary // the failover
+	go pay(onNew, done)
+	waitPending(2)
+	close(gated.release)
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, c := range []struct {
+		store tradeunit.Store
+		o     *tradeunit.Order
+	}{{oldPrimary, onOld}, {newPrimary, onNew}} {
+		if got, err := c.store.Order(ctx, c.o.OrderNo); err != nil || got.State != tradeunit.StateSuccess {
+			t.Errorf("order %s on its caller's primary: %+v, %v", c.o.OrderNo, got, err)
+		}
+	}
+	if st := svc.ChangeStats(); st.Batches != 2 || st.Items != 3 {
+		t.Errorf("%d changes in %d batches, want 3 in 2", st.Items, st.Batches)
+	}
+}
