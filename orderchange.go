@@ -29,3 +29,10 @@ type ChangeResult struct {
 	Order *Order
 	Err   error
 }
+
+// RefundResult is one refund's result of Store.CreateRefunds.
+type RefundResult struct {
+	Stored  *Refund
+	Created bool
+	Err     error
+}

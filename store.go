@@ -82,6 +82,14 @@ type Store interface {
 	// Errors: those of Order.CheckRefund, RESOURCE_NOT_EXISTS (also for
 	// another merchant's order).
 	CreateRefund(ctx context.Context, r *Refund) (stored *Refund, created bool, err error)
+	// CreateRefunds is CreateRefund for many refunds in one transaction
+	// (group commit), as ChangeOrders is for pays: one result per refund,
+	// in order, each what CreateRefund alone would have answered after the
+	// batch's refunds before it (two refunds of one order in a batch never
+	// exceed its total, a repeated refund number is answered with the
+	// refund that has it). A refund that is refused is its own result; a
+	// failure of the storage fails them all, with nothing written.
+	CreateRefunds(ctx context.Context, refunds []*Refund) []RefundResult
 	// Refund returns a refund. Errors: RESOURCE_NOT_EXISTS.
 	Refund(ctx context.Context, mchid, outRefundNo string) (*Refund, error)
 	// AllocateSequence reserves n consecutive order sequence numbers and

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 		{"ConcurrentCreateAcrossHandles", testConcurrentCreate},
 		{"CreateBatchAnswersEachOrderAlone", testCreateBatch},
 		{"ChangeBatchAnswersEachChangeAlone", testChangeBatch},
+		{"RefundBatchAnswersEachRefundAlone", testRefundBatch},
 		{"SequenceBlocksAreDisjoint", testSequence},
 		{"EventsFollowEveryChange", testEvents},
 		{"SurvivesReopen", testReopen},
