@@ -7,11 +7,11 @@ import (
 	"tradeunit"
 )
 
-// storeChange is a pay or close for the group commit of changes, with the
-// primary its caller found (see change).
-type storeChange struct {
-	store  tradeunit.Store
-	change tradeunit.OrderChange
+// onPrimary is an item for a group commit of changes to existing orders
+// (pays, closes, refunds), with the primary its caller found (see change).
+type onPrimary[T any] struct {
+	store tradeunit.Store
+	item  T
 }
 
 // changeOrder makes c (its time set now) through the group commit of
@@ -20,7 +20,7 @@ type storeChange struct {
 func (s *Service) changeOrder(ctx context.Context, c tradeunit.OrderChange) (*tradeunit.Order, error) {
 	return change(ctx, s, func(store tradeunit.Store) (*tradeunit.Order, error) {
 		c.At = s.clock()
-		res, err := s.changes.Do(ctx, storeChange{store: store, change: c})
+		res, err := s.changes.Do(ctx, onPrimary[tradeunit.OrderChange]{store: store, item: c})
 		if err == nil {
 			err = res.Err
 		}
@@ -28,24 +28,38 @@ func (s *Service) changeOrder(ctx context.Context, c tradeunit.OrderChange) (*tr
 	})
 }
 
-// changeBatch makes a batch of changes, one transaction per primary: the
+func changeBatch(ctx context.Context, items []onPrimary[tradeunit.OrderChange]) []tradeunit.ChangeResult {
+	return perPrimary(ctx, items, tradeunit.Store.ChangeOrders,
+		func(err error) tradeunit.ChangeResult { return tradeunit.ChangeResult{Err: err} })
+}
+
+func refundBatch(ctx context.Context, items []onPrimary[*tradeunit.Refund]) []tradeunit.RefundResult {
+	return perPrimary(ctx, items, tradeunit.Store.CreateRefunds,
+		func(err error) tradeunit.RefundResult { return tradeunit.RefundResult{Err: err} })
+}
+
+// perPrimary writes a batch with write, one transaction per primary: the
 // callers of a batch found the same primary unless a failover came between
-// them, and each change goes to the primary its caller found (and waits
-// on, see change).
-func changeBatch(ctx context.Context, items []storeChange) []tradeunit.ChangeResult {
-	results := make([]tradeunit.ChangeResult, 0, len(items))
-	changes := make([]tradeunit.OrderChange, 0, len(items))
+// them, and each item goes to the primary its caller found (and waits on,
+// see change). failed is an item's result for a failure of its whole run.
+func perPrimary[T, R any](ctx context.Context, items []onPrimary[T], write func(tradeunit.Store, context.Context, []T) []R,
+	failed func(error) R) []R {
+	results := make([]R, 0, len(items))
+	run := make([]T, 0, len(items))
 	for start := 0; start < len(items); {
 		store := items[start].store
-		changes = changes[:0]
+		run = run[:0]
 		end := start
 		for ; end < len(items) && items[end].store == store; end++ {
-			changes = append(changes, items[end].change)
+			run = append(run, items[end].item)
 		}
-		got := store.ChangeOrders(ctx, changes)
-		if len(got) != len(changes) {
+		got := write(store, ctx, run)
+		if len(got) != len(run) {
 			// The batch's answers must stay aligned with its callers.
-			got = failAll(len(changes), tradeunit.Internal("unit.changeBatch", errResultCount))
+			got = make([]R, len(run))
+			for i := range got {
+				got[i] = failed(tradeunit.Internal("unit.perPrimary", errResultCount))
+			}
 		}
 		results = append(results, got...)
 		start = end
@@ -54,12 +68,4 @@ func changeBatch(ctx context.Context, items []storeChange) []tradeunit.ChangeRes
 }
 
 // errResultCount: a Store answered a batch with the wrong number of results.
-var errResultCount = errors.New("the storage answered a batch of changes with the wrong number of results")
-
-func failAll(n int, err error) []tradeunit.ChangeResult {
-	results := make([]tradeunit.ChangeResult, n)
-	for i := range results {
-		results[i].Err = err
-	}
-	return results
-}
+var errResultCount = errors.New("the storage answered a batch with the wrong number of results")

@@ -21,7 +21,8 @@ type Service struct {
 	seq     *Sequencer
 	now     func() time.Time
 	creates *batch.Batcher[*tradeunit.Order, tradeunit.CreateResult]
-	changes *batch.Batcher[storeChange, tradeunit.ChangeResult]
+	changes *batch.Batcher[onPrimary[tradeunit.OrderChange], tradeunit.ChangeResult]
+	refunds *batch.Batcher[onPrimary[*tradeunit.Refund], tradeunit.RefundResult]
 
 	coldPolicy ColdPolicy
 	freezeWait time.Duration
@@ -37,7 +38,9 @@ type Config struct {
 	// Batch groups concurrent creates into one storage transaction (group
 	// commit): one commit, and so one sync to disk, for many orders.
 	Batch batch.Config
-	// ChangeBatch groups concurrent pays and closes the same way.
+	// ChangeBatch groups concurrent pays and closes the same way, and
+	// concurrent refunds (in transactions of their own: a refund is a
+	// change of a paid order, a pay or close of an unpaid one).
 	ChangeBatch batch.Config
 	// Cold is what the unit still does once its data is in cold storage.
 	Cold ColdPolicy
@@ -102,6 +105,11 @@ func NewWithStorage(cfg Config, storage tradeunit.Storage) (*Service, error) {
 		s.creates.Close()
 		return nil, err
 	}
+	if s.refunds, err = batch.New(cfg.ChangeBatch, refundBatch); err != nil {
+		s.creates.Close()
+		s.changes.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -112,9 +120,14 @@ func (s *Service) CreateStats() batch.Stats { return s.creates.Stats() }
 // committed.
 func (s *Service) ChangeStats() batch.Stats { return s.changes.Stats() }
 
-// Close answers the creates, pays and closes already taken and refuses new
-// ones; it does not close the storage.
-func (s *Service) Close() error { return errors.Join(s.creates.Close(), s.changes.Close()) }
+// RefundStats returns what the group commit of refunds has committed.
+func (s *Service) RefundStats() batch.Stats { return s.refunds.Stats() }
+
+// Close answers the creates, pays, closes and refunds already taken and
+// refuses new ones; it does not close the storage.
+func (s *Service) Close() error {
+	return errors.Join(s.creates.Close(), s.changes.Close(), s.refunds.Close())
+}
 
 // createBatch creates a batch of orders in one transaction of the primary
 // of the moment.
@@ -261,21 +274,20 @@ func (s *Service) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequ
 			r.Amount.Currency = o.Amount.Currency
 		}
 	}
-	type made struct {
-		refund  *tradeunit.Refund
-		created bool
-	}
-	m, err := change(ctx, s, func(store tradeunit.Store) (made, error) {
-		f, created, err := store.CreateRefund(ctx, &tradeunit.Refund{
+	m, err := change(ctx, s, func(store tradeunit.Store) (tradeunit.RefundResult, error) {
+		res, err := s.refunds.Do(ctx, onPrimary[*tradeunit.Refund]{store: store, item: &tradeunit.Refund{
 			OutRefundNo: r.OutRefundNo, Mchid: r.Mchid, OrderNo: r.OrderNo, Amount: r.Amount,
 			Reason: r.Reason, CreateTime: s.clock(),
-		})
-		return made{f, created}, err
+		}})
+		if err == nil {
+			err = res.Err
+		}
+		return res, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	stored, created := m.refund, m.created
+	stored, created := m.Stored, m.Created
 	if !created && !stored.SameRequest(r) {
 		return nil, tradeunit.Errorf(tradeunit.CodeOutRefundNoUsed,
 			"out_refund_no %s was already used for a different refund", r.OutRefundNo)
