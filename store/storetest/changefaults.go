@@ -22,6 +22,7 @@ func RunChangeBatchFaults(t *testing.T, newStorage func(t *testing.T) RawStorage
 	t.Run("FailurePartWayWritesNothing", func(t *testing.T) { testChangeBatchFailsPartWay(t, newStorage(t)) })
 	t.Run("LostMidBatchWritesNothing", func(t *testing.T) { testChangeBatchLost(t, newStorage(t)) })
 	t.Run("FrozenBatchWritesNothing", func(t *testing.T) { testChangeBatchFrozen(t, newStorage(t)) })
+	t.Run("RefundBatchFailurePartWayWritesNothing", func(t *testing.T) { testRefundBatchFailsPartWay(t, newStorage(t)) })
 }
 
 // threeOrders creates three NOTPAY orders and returns them in number
@@ -251,4 +252,64 @@ func testChangeBatchFrozen(t *testing.T, st RawStorage) {
 	}
 	wantStates(t, "thawed", s, orders[:2], tradeunit.StateSuccess)
 	wantStates(t, "thawed", s, orders[2:], tradeunit.StateClosed)
+}
+
+// testRefundBatchFailsPartWay: a batch of refunds whose last refund row
+// cannot be written (a trigger refuses it) fails every refund and writes
+// none, neither a refund row nor an order's sum, and succeeds once the
+// fault is gone.
+func testRefundBatchFailsPartWay(t *testing.T, st RawStorage) {
+	ctx := context.Background()
+	s := st.Open(t)
+	db := st.DB(t)
+	defer db.Close()
+	orders := threeOrders(t, s)
+	for i, r := range s.ChangeOrders(ctx, paysOf(orders)) {
+		if r.Err != nil {
+			t.Fatalf("pay %d: %v", i, r.Err)
+		}
+	}
+	refunds := make([]*tradeunit.Refund, len(orders))
+	for i, o := range orders {
+		refunds[i] = refund(o.Mchid, o.OrderNo, "fault-"+o.OrderNo, 10)
+	}
+	last := refunds[len(refunds)-1].OutRefundNo
+	trigger := map[string]string{
+		"sqlite": `CREATE TRIGGER fail_refund BEFORE INSERT ON refunds WHEN NEW.out_refund_no = '` + last + `'
+			BEGIN SELECT RAISE(ABORT, 'injected fault'); END`,
+		"mysql": `CREATE TRIGGER fail_refund BEFORE INSERT ON refunds FOR EACH ROW BEGIN
+			IF NEW.out_refund_no = '` + last + `' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected fault'; END IF; END`,
+	}[st.Dialect]
+	if _, err := db.Exec(trigger); err != nil {
+		t.Fatalf("trigger (dialect %q): %v", st.Dialect, err)
+	}
+	wantRefunded := func(what string, sum int64) {
+		t.Helper()
+		for _, o := range orders {
+			if got := mustOrder(t, s, o.OrderNo); got.Refunded != sum || countEvents(t, s, o.OrderNo, tradeunit.EventRefundCreated) != int(sum/10) {
+				t.Errorf("%s: order %s has %d refunded and %d REFUND_CREATED events, want %d and %d", what, o.OrderNo,
+					got.Refunded, countEvents(t, s, o.OrderNo, tradeunit.EventRefundCreated), sum, sum/10)
+			}
+		}
+	}
+	for i, r := range s.CreateRefunds(ctx, refunds) {
+		if r.Err == nil {
+			t.Errorf("refund %d succeeded (%+v), want every refund of the batch failed", i, r.Stored)
+		}
+	}
+	wantRefunded("after the failed batch", 0)
+	for _, r := range refunds {
+		if _, err := s.Refund(ctx, r.Mchid, r.OutRefundNo); !tradeunit.IsCode(err, tradeunit.CodeNotFound) {
+			t.Errorf("refund %s of the failed batch: %v, want it not stored", r.OutRefundNo, err)
+		}
+	}
+	if _, err := db.Exec("DROP TRIGGER fail_refund"); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range s.CreateRefunds(ctx, refunds) {
+		if r.Err != nil || !r.Created {
+			t.Errorf("again without the fault, refund %d: %+v", i, r)
+		}
+	}
+	wantRefunded("after the batch again", 10)
 }
