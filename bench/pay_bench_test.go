@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/batch"
 	"tradeunit/dsn"
 	"tradeunit/orderno"
 	"tradeunit/store/sqlstore"
@@ -37,6 +38,33 @@ const payRounds = 3
 //
 //	go test -run='^$' -bench=PayGroupCommit -benchtime=4000x ./bench/
 func BenchmarkPayGroupCommit(b *testing.B) {
+	groupCommitRounds(b, changeOp{name: "pay", do: func(ctx context.Context, svc *unit.Service, no string) error {
+		_, err := svc.PayOrder(ctx, tradeunit.PayOrderRequest{Mchid: Mchid, OrderNo: no, PaymentID: "pay-" + no})
+		return err
+	}, stats: (*unit.Service).ChangeStats})
+}
+
+// BenchmarkRefundGroupCommit is BenchmarkPayGroupCommit for refunds: one
+// refund of 1 fen of each of b.N paid orders, through the whole refund
+// path of the logic service (its read of the order, for the currency and
+// the refund window, included).
+func BenchmarkRefundGroupCommit(b *testing.B) {
+	groupCommitRounds(b, changeOp{name: "refund", paid: true, do: func(ctx context.Context, svc *unit.Service, no string) error {
+		_, err := svc.CreateRefund(ctx, tradeunit.CreateRefundRequest{Mchid: Mchid, OrderNo: no, OutRefundNo: "refund-" + no[16:],
+			Amount: tradeunit.RefundAmount{Refund: 1}})
+		return err
+	}, stats: (*unit.Service).RefundStats})
+}
+
+// changeOp is the change a group-commit benchmark makes to each order.
+type changeOp struct {
+	name  string
+	paid  bool // the orders are paid before the timer starts
+	do    func(ctx context.Context, svc *unit.Service, orderNo string) error
+	stats func(*unit.Service) batch.Stats
+}
+
+func groupCommitRounds(b *testing.B, op changeOp) {
 	storages := []struct {
 		name string
 		open func(b *testing.B) (*sqlstore.Store, []int)
@@ -54,7 +82,7 @@ func BenchmarkPayGroupCommit(b *testing.B) {
 				mode := map[bool]string{false: "batch-on", true: "batch-off"}[off]
 				b.Run(fmt.Sprintf("%s/round%d/%s", st.name, round, mode), func(b *testing.B) {
 					store, storagePids := st.open(b)
-					runPays(b, store, storagePids, off)
+					runChanges(b, store, storagePids, off, op)
 				})
 			}
 		}
@@ -70,9 +98,9 @@ func openStore(b *testing.B, d dsn.DSN) *sqlstore.Store {
 	return store
 }
 
-// runPays creates b.N orders in store, untimed, and pays each once through
-// a logic service over it.
-func runPays(b *testing.B, store *sqlstore.Store, storagePids []int, batchOff bool) {
+// runChanges creates b.N orders in store, untimed, and makes op's change
+// of each once through a logic service over it.
+func runChanges(b *testing.B, store *sqlstore.Store, storagePids []int, batchOff bool, op changeOp) {
 	ctx := context.Background()
 	cfg := unit.DefaultConfig(1)
 	cfg.ChangeBatch.Disabled = batchOff
@@ -81,7 +109,7 @@ func runPays(b *testing.B, store *sqlstore.Store, storagePids []int, batchOff bo
 		b.Fatal(err)
 	}
 	defer svc.Close()
-	nos := seedOrders(b, store, b.N)
+	nos := seedOrders(b, store, b.N, op.paid)
 
 	var next atomic.Int64
 	lat := make([][]time.Duration, payers)
@@ -92,9 +120,8 @@ func runPays(b *testing.B, store *sqlstore.Store, storagePids []int, batchOff bo
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(nos)); i = next.Add(1) - 1 {
 				start := time.Now()
-				_, err := svc.PayOrder(ctx, tradeunit.PayOrderRequest{Mchid: Mchid, OrderNo: nos[i], PaymentID: "pay-" + nos[i]})
-				if err != nil {
-					b.Errorf("pay %s: %v", nos[i], err)
+				if err := op.do(ctx, svc, nos[i]); err != nil {
+					b.Errorf("%s %s: %v", op.name, nos[i], err)
 					return
 				}
 				lat[w] = append(lat[w], time.Since(start))
@@ -104,10 +131,10 @@ func runPays(b *testing.B, store *sqlstore.Store, storagePids []int, batchOff bo
 	wg.Wait()
 	b.StopTimer()
 	used, steal := meter.Used(), meter.Steal()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pays/s")
-	b.ReportMetric(float64(used["self"]/time.Microsecond)/float64(b.N), "cpu-µs/pay")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), op.name+"s/s")
+	b.ReportMetric(float64(used["self"]/time.Microsecond)/float64(b.N), "cpu-µs/"+op.name)
 	if len(storagePids) > 0 {
-		b.ReportMetric(float64(used["mariadbd"]/time.Microsecond)/float64(b.N), "mariadbd-µs/pay")
+		b.ReportMetric(float64(used["mariadbd"]/time.Microsecond)/float64(b.N), "mariadbd-µs/"+op.name)
 	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
@@ -115,22 +142,32 @@ func runPays(b *testing.B, store *sqlstore.Store, storagePids []int, batchOff bo
 		b.ReportMetric(float64(all[len(all)/2])/float64(time.Microsecond), "p50-µs")
 		b.ReportMetric(float64(all[len(all)*99/100])/float64(time.Microsecond), "p99-µs")
 	}
-	st := svc.ChangeStats()
-	b.ReportMetric(float64(st.Items)/float64(max(st.Batches, 1)), "pays/batch")
+	st := op.stats(svc)
+	b.ReportMetric(float64(st.Items)/float64(max(st.Batches, 1)), op.name+"s/batch")
 	b.ReportMetric(100*steal, "steal%")
 }
 
 // seedOrders writes n NOTPAY orders of unit 1 straight into store, in
-// batches, and returns their numbers.
-func seedOrders(b *testing.B, store *sqlstore.Store, n int) []string {
+// batches, pays them if paid, and returns their numbers.
+func seedOrders(b *testing.B, store *sqlstore.Store, n int, paid bool) []string {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	nos := make([]string, 0, n)
 	batch := make([]*tradeunit.Order, 0, 500)
 	flush := func() {
-		for _, r := range store.CreateOrders(ctx, batch) {
+		pays := make([]tradeunit.OrderChange, 0, len(batch))
+		for i, r := range store.CreateOrders(ctx, batch) {
 			if r.Err != nil || !r.Created {
 				b.Fatalf("seed order: %+v", r)
+			}
+			pays = append(pays, tradeunit.OrderChange{Kind: tradeunit.ChangePay, Mchid: Mchid, OrderNo: batch[i].OrderNo,
+				PaymentID: "seed-" + batch[i].OrderNo, At: now})
+		}
+		if paid {
+			for _, r := range store.ChangeOrders(ctx, pays) {
+				if r.Err != nil {
+					b.Fatalf("seed pay: %+v", r)
+				}
 			}
 		}
 		batch = batch[:0]
