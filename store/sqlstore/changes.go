@@ -94,11 +94,7 @@ func (s *Store) applyGuarded(ctx context.Context, op string, gs []guarded) []tra
 	if len(gs) == 0 {
 		return results
 	}
-	byOrder := make([]int, len(gs))
-	for i := range byOrder {
-		byOrder[i] = i
-	}
-	slices.SortStableFunc(byOrder, func(a, b int) int { return strings.Compare(gs[a].orderNo, gs[b].orderNo) })
+	byOrder := inOrderNoOrder(len(gs), func(i int) string { return gs[i].orderNo })
 	matched := make([]bool, len(gs))
 	var events []outboxRow
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
@@ -212,4 +208,16 @@ func copyOrder(o *tradeunit.Order) *tradeunit.Order {
 	c := *o
 	c.AbandonedUnits = slices.Clone(o.AbandonedUnits)
 	return &c
+}
+
+// inOrderNoOrder returns the indexes 0..n-1 of a batch sorted by the order
+// number orderNo gives each, those of one order in their batch order: the
+// order a batch takes its rows' locks in.
+func inOrderNoOrder(n int, orderNo func(i int) string) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(orderNo(a), orderNo(b)) })
+	return idx
 }

@@ -11,8 +11,10 @@ import (
 // CreateRefunds adds refunds to paid orders in one transaction; see
 // tradeunit.Store. Each refund is the guarded update of its order's
 // refunded sum (it never exceeds the total, whatever runs concurrently),
-// its refund row and its REFUND_CREATED event, in the batch's order, so
-// that a refund sees the ones before it in the batch. A refund whose number
+// its refund row and its REFUND_CREATED event. They run in order-number
+// order, as changes do (see applyGuarded: concurrent batches never
+// deadlock), and two of one order in their batch order, so that a refund
+// sees the ones of its order before it in the batch. A refund whose number
 // is taken is undone to a savepoint taken before its update: the update
 // went through, so only the savepoint can take it back without failing
 // the batch.
@@ -22,11 +24,13 @@ func (s *Store) CreateRefunds(ctx context.Context, refunds []*tradeunit.Refund) 
 	if len(refunds) == 0 {
 		return results
 	}
+	byOrder := inOrderNoOrder(len(refunds), func(i int) string { return refunds[i].OrderNo })
 	var events []outboxRow
 	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
 		clear(results) // the transaction may be retried
 		events = events[:0]
-		for i, r := range refunds {
+		for _, i := range byOrder {
+			r := refunds[i]
 			res, o, err := s.refundOne(ctx, tx, r)
 			if err != nil {
 				return err
