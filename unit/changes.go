@@ -42,6 +42,7 @@ func refundBatch(ctx context.Context, items []onPrimary[*tradeunit.Refund]) []tr
 // callers of a batch found the same primary unless a failover came between
 // them, and each item goes to the primary its caller found (and waits on,
 // see change). failed is an item's result for a failure of its whole run.
+// Stores are told apart as interface values: each is a pointer.
 func perPrimary[T, R any](ctx context.Context, items []onPrimary[T], write func(tradeunit.Store, context.Context, []T) []R,
 	failed func(error) R) []R {
 	results := make([]R, 0, len(items))

@@ -88,7 +88,8 @@ func (s *Store) transition(ctx context.Context, g guarded) (*tradeunit.Order, er
 // most the first that matches its merchant is made, and the state it
 // leaves is the one each later change of the order would have seen alone.
 // The events go in last (see insertEvent), in one statement. A batch costs
-// one round trip per change and three in all, not three per change.
+// one round trip per change and three more (the fence, the read, the
+// events), where changes alone cost four each.
 func (s *Store) applyGuarded(ctx context.Context, op string, gs []guarded) []tradeunit.ChangeResult {
 	results := make([]tradeunit.ChangeResult, len(gs))
 	if len(gs) == 0 {
