@@ -31,8 +31,8 @@ const payRounds = 3
 // BenchmarkPayGroupCommit pays b.N fresh orders from payers goroutines
 // straight into a logic service (unit.Service, no proxy or gRPC), with the
 // group commit of changes on (unit.DefaultConfig) and off
-// (ChangeBatch.Disabled), in payRounds interleaved rounds per storage, each
-// on a fresh storage. It reports pays/s, the CPU per pay of this process
+// (ChangeBatch.Disabled), and on MySQL with two batches in flight, in
+// payRounds interleaved rounds per storage, each on a fresh storage. It reports pays/s, the CPU per pay of this process
 // and of mariadbd, latency, the mean batch and the host's CPU steal.
 // Give it a fixed count so that rounds compare:
 //
@@ -65,24 +65,35 @@ type changeOp struct {
 }
 
 func groupCommitRounds(b *testing.B, op changeOp) {
-	storages := []struct {
+	type mode struct {
 		name string
-		open func(b *testing.B) (*sqlstore.Store, []int)
+		cfg  func(*batch.Config)
+	}
+	on := mode{"batch-on", func(*batch.Config) {}}
+	off := mode{"batch-off", func(c *batch.Config) { c.Disabled = true }}
+	// MySQL commits transactions in parallel: two batches in flight
+	// overlap one's round trips with the other's.
+	twoFlushers := mode{"batch-on-2flushers", func(c *batch.Config) { c.Flushers = 2 }}
+	storages := []struct {
+		name  string
+		open  func(b *testing.B) (*sqlstore.Store, []int)
+		modes []mode
 	}{
 		{"sqlite", func(b *testing.B) (*sqlstore.Store, []int) {
 			return openStore(b, dsn.MustParse("sqlite:"+filepath.Join(b.TempDir(), "unit.db"))), nil
-		}},
+		}, []mode{on, off}},
 		{"mysql", func(b *testing.B) (*sqlstore.Store, []int) {
 			return openStore(b, storetest.NewMySQLDatabase(b)), (&Env{Storage: "mysql"}).StoragePids()
-		}},
+		}, []mode{on, off, twoFlushers}},
 	}
 	for _, st := range storages {
 		for round := 1; round <= payRounds; round++ {
-			for _, off := range []bool{false, true} {
-				mode := map[bool]string{false: "batch-on", true: "batch-off"}[off]
-				b.Run(fmt.Sprintf("%s/round%d/%s", st.name, round, mode), func(b *testing.B) {
+			for _, m := range st.modes {
+				b.Run(fmt.Sprintf("%s/round%d/%s", st.name, round, m.name), func(b *testing.B) {
 					store, storagePids := st.open(b)
-					runChanges(b, store, storagePids, off, op)
+					cfg := unit.DefaultConfig(1)
+					m.cfg(&cfg.ChangeBatch)
+					runChanges(b, store, storagePids, cfg, op)
 				})
 			}
 		}
@@ -99,11 +110,9 @@ func openStore(b *testing.B, d dsn.DSN) *sqlstore.Store {
 }
 
 // runChanges creates b.N orders in store, untimed, and makes op's change
-// of each once through a logic service over it.
-func runChanges(b *testing.B, store *sqlstore.Store, storagePids []int, batchOff bool, op changeOp) {
+// of each once through a logic service of cfg over it.
+func runChanges(b *testing.B, store *sqlstore.Store, storagePids []int, cfg unit.Config, op changeOp) {
 	ctx := context.Background()
-	cfg := unit.DefaultConfig(1)
-	cfg.ChangeBatch.Disabled = batchOff
 	svc, err := unit.New(cfg, store)
 	if err != nil {
 		b.Fatal(err)
