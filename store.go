@@ -66,12 +66,30 @@ type Store interface {
 	// CloseOrder moves a merchant's order NOTPAY → CLOSED. Errors: those of
 	// Order.CheckClose, RESOURCE_NOT_EXISTS (also for another merchant's order).
 	CloseOrder(ctx context.Context, mchid, orderNo string, at time.Time) (*Order, error)
+	// ChangeOrders is PayOrder and CloseOrder for many changes in one
+	// transaction (group commit): one result per change, in order, each
+	// what its call alone would have answered had the batch's changes
+	// before it just been made, so that two changes of one order in a
+	// batch behave as if serialized (a repeated pay is answered as a
+	// repeat). A change its order's rules refuse, or whose order does not
+	// exist, is its own result and never fails the others; a failure of
+	// the storage (a frozen one included) fails them all, with nothing
+	// written.
+	ChangeOrders(ctx context.Context, changes []OrderChange) []ChangeResult
 	// CreateRefund inserts a refund and adds it to its order's refunded sum,
 	// moving the order to REFUND. A refund with the same (Mchid, OutRefundNo)
 	// that exists is returned with created=false and nothing is written.
 	// Errors: those of Order.CheckRefund, RESOURCE_NOT_EXISTS (also for
 	// another merchant's order).
 	CreateRefund(ctx context.Context, r *Refund) (stored *Refund, created bool, err error)
+	// CreateRefunds is CreateRefund for many refunds in one transaction
+	// (group commit), as ChangeOrders is for pays: one result per refund,
+	// in order, each what CreateRefund alone would have answered after the
+	// batch's refunds before it (two refunds of one order in a batch never
+	// exceed its total, a repeated refund number is answered with the
+	// refund that has it). A refund that is refused is its own result; a
+	// failure of the storage fails them all, with nothing written.
+	CreateRefunds(ctx context.Context, refunds []*Refund) []RefundResult
 	// Refund returns a refund. Errors: RESOURCE_NOT_EXISTS.
 	Refund(ctx context.Context, mchid, outRefundNo string) (*Refund, error)
 	// AllocateSequence reserves n consecutive order sequence numbers and

@@ -21,6 +21,8 @@ type Service struct {
 	seq     *Sequencer
 	now     func() time.Time
 	creates *batch.Batcher[*tradeunit.Order, tradeunit.CreateResult]
+	changes *batch.Batcher[onPrimary[tradeunit.OrderChange], tradeunit.ChangeResult]
+	refunds *batch.Batcher[onPrimary[*tradeunit.Refund], tradeunit.RefundResult]
 
 	coldPolicy ColdPolicy
 	freezeWait time.Duration
@@ -36,6 +38,10 @@ type Config struct {
 	// Batch groups concurrent creates into one storage transaction (group
 	// commit): one commit, and so one sync to disk, for many orders.
 	Batch batch.Config
+	// ChangeBatch groups concurrent pays and closes the same way, and
+	// concurrent refunds (in transactions of their own: a refund is a
+	// change of a paid order, a pay or close of an unpaid one).
+	ChangeBatch batch.Config
 	// Cold is what the unit still does once its data is in cold storage.
 	Cold ColdPolicy
 	// FreezeWait bounds how long a change waits while the storage is
@@ -46,7 +52,7 @@ type Config struct {
 // DefaultConfig returns the settings of the logic service of unit id.
 func DefaultConfig(id tradeunit.UnitID) Config {
 	return Config{Unit: id, SequenceBlock: DefaultSequenceBlock, Batch: batch.DefaultConfig(),
-		Cold: DefaultColdPolicy(), FreezeWait: DefaultFreezeWait}
+		ChangeBatch: batch.DefaultConfig(), Cold: DefaultColdPolicy(), FreezeWait: DefaultFreezeWait}
 }
 
 // Validate reports a bad setting; it changes nothing.
@@ -60,7 +66,7 @@ func (c Config) Validate() error {
 	if c.FreezeWait < 0 {
 		return tradeunit.Errorf(tradeunit.CodeParamError, "freeze wait must not be negative, got %s", c.FreezeWait)
 	}
-	return errors.Join(c.Batch.Validate(), c.Cold.Validate())
+	return errors.Join(c.Batch.Validate(), c.ChangeBatch.Validate(), c.Cold.Validate())
 }
 
 // New returns the logic service of cfg.Unit over store, its one storage:
@@ -95,15 +101,33 @@ func NewWithStorage(cfg Config, storage tradeunit.Storage) (*Service, error) {
 	if s.creates, err = batch.New(cfg.Batch, s.createBatch); err != nil {
 		return nil, err
 	}
+	if s.changes, err = batch.New(cfg.ChangeBatch, changeBatch); err != nil {
+		s.creates.Close()
+		return nil, err
+	}
+	if s.refunds, err = batch.New(cfg.ChangeBatch, refundBatch); err != nil {
+		s.creates.Close()
+		s.changes.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
 // CreateStats returns what the group commit of creates has committed.
 func (s *Service) CreateStats() batch.Stats { return s.creates.Stats() }
 
-// Close answers the creates already taken and refuses new ones; it does
-// not close the storage.
-func (s *Service) Close() error { return s.creates.Close() }
+// ChangeStats returns what the group commit of pays and closes has
+// committed.
+func (s *Service) ChangeStats() batch.Stats { return s.changes.Stats() }
+
+// RefundStats returns what the group commit of refunds has committed.
+func (s *Service) RefundStats() batch.Stats { return s.refunds.Stats() }
+
+// Close answers the creates, pays, closes and refunds already taken and
+// refuses new ones; it does not close the storage.
+func (s *Service) Close() error {
+	return errors.Join(s.creates.Close(), s.changes.Close(), s.refunds.Close())
+}
 
 // createBatch creates a batch of orders in one transaction of the primary
 // of the moment.
@@ -203,9 +227,7 @@ func (s *Service) PayOrder(ctx context.Context, r tradeunit.PayOrderRequest) (*t
 	if err := s.checkUpdate(r.OrderNo, "paid"); err != nil {
 		return nil, err
 	}
-	return change(ctx, s, func(store tradeunit.Store) (*tradeunit.Order, error) {
-		return store.PayOrder(ctx, r.Mchid, r.OrderNo, r.PaymentID, s.clock())
-	})
+	return s.changeOrder(ctx, tradeunit.OrderChange{Kind: tradeunit.ChangePay, Mchid: r.Mchid, OrderNo: r.OrderNo, PaymentID: r.PaymentID})
 }
 
 // CloseOrder closes an unpaid order.
@@ -219,9 +241,7 @@ func (s *Service) CloseOrder(ctx context.Context, mchid, orderNo string) (*trade
 	if err := s.checkUpdate(orderNo, "closed"); err != nil {
 		return nil, err
 	}
-	return change(ctx, s, func(store tradeunit.Store) (*tradeunit.Order, error) {
-		return store.CloseOrder(ctx, mchid, orderNo, s.clock())
-	})
+	return s.changeOrder(ctx, tradeunit.OrderChange{Kind: tradeunit.ChangeClose, Mchid: mchid, OrderNo: orderNo})
 }
 
 // CreateRefund refunds part or all of a paid order.
@@ -254,21 +274,20 @@ func (s *Service) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequ
 			r.Amount.Currency = o.Amount.Currency
 		}
 	}
-	type made struct {
-		refund  *tradeunit.Refund
-		created bool
-	}
-	m, err := change(ctx, s, func(store tradeunit.Store) (made, error) {
-		f, created, err := store.CreateRefund(ctx, &tradeunit.Refund{
+	m, err := change(ctx, s, func(store tradeunit.Store) (tradeunit.RefundResult, error) {
+		res, err := s.refunds.Do(ctx, onPrimary[*tradeunit.Refund]{store: store, item: &tradeunit.Refund{
 			OutRefundNo: r.OutRefundNo, Mchid: r.Mchid, OrderNo: r.OrderNo, Amount: r.Amount,
 			Reason: r.Reason, CreateTime: s.clock(),
-		})
-		return made{f, created}, err
+		}})
+		if err == nil {
+			err = res.Err
+		}
+		return res, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	stored, created := m.refund, m.created
+	stored, created := m.Stored, m.Created
 	if !created && !stored.SameRequest(r) {
 		return nil, tradeunit.Errorf(tradeunit.CodeOutRefundNoUsed,
 			"out_refund_no %s was already used for a different refund", r.OutRefundNo)

@@ -52,6 +52,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	daemon.UnitVar(fs, &c.Service.Unit, "unit", "unit number, 1..99999 (required)")
 	fs.Int64Var(&c.Service.SequenceBlock, "sequence-block", c.Service.SequenceBlock, "sequence numbers reserved per storage round trip")
 	daemon.BatchFlags(fs, &c.Service.Batch, "", "creates", "storage transaction")
+	daemon.BatchFlags(fs, &c.Service.ChangeBatch, "change-", "pays and closes, or refunds,", "storage transaction")
 	fs.DurationVar(&c.Service.Cold.UpdateWithin, "cold-update-within", c.Service.Cold.UpdateWithin,
 		"once the unit is cold: pay or close only orders younger than this (0: none), others get ORDER_ARCHIVED")
 	fs.DurationVar(&c.Service.Cold.RefundWindow, "refund-window", c.Service.Cold.RefundWindow,
@@ -156,6 +157,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	})
 	m.Registry.MustRegister(probesDeleted)
 	daemon.RegisterBatchMetrics(m.Registry, "unit_create", "unit's creates", m.Service.CreateStats)
+	daemon.RegisterBatchMetrics(m.Registry, "unit_change", "unit's pays and closes", m.Service.ChangeStats)
+	daemon.RegisterBatchMetrics(m.Registry, "unit_refund", "unit's refunds", m.Service.RefundStats)
 	if m.metrics, err = daemon.ServeMetrics(c.Metrics, c.MetricsAddrFile, m.Registry, m.Keys, m.Logger); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

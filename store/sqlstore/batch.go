@@ -49,21 +49,11 @@ func (s *Store) insertAll(ctx context.Context, tx *sql.Tx, orders []*tradeunit.O
 		return false, nil
 	}
 	// The events after the orders: see insertEvent.
-	q.Reset()
-	args = args[:0]
-	q.WriteString("INSERT INTO order_events (order_no, event_type, payload, create_time) VALUES ")
+	events := make([]outboxRow, len(orders))
 	for i, o := range orders {
-		body, err := eventPayload(createdOrder(o), nil)
-		if err != nil {
-			return false, s.fail(op, err)
-		}
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?, ?)")
-		args = append(args, o.OrderNo, string(tradeunit.EventOrderCreated), body, tradeunit.UnixMicros(o.CreateTime))
+		events[i] = outboxRow{typ: tradeunit.EventOrderCreated, at: o.CreateTime, order: createdOrder(o)}
 	}
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+	if err := insertEvents(ctx, tx, events); err != nil {
 		return false, s.fail(op, err)
 	}
 	return true, nil

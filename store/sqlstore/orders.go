@@ -184,12 +184,7 @@ var errFound = errors.New("found")
 // CloseSuperseded closes an orphan with CloseSuperseded. winner is not
 // stored: the event carries the order's snapshot, which has no place for it.
 func (s *Store) CloseSuperseded(ctx context.Context, mchid, orderNo, winner string, at time.Time) (*tradeunit.Order, error) {
-	return s.transition(ctx, "store.CloseSuperseded", mchid, orderNo,
-		`UPDATE orders SET trade_state = 'CLOSED', close_reason = 'SUPERSEDED', close_time = ?, update_time = ?, version = version + 1
-		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
-		[]any{tradeunit.UnixMicros(at), tradeunit.UnixMicros(at), orderNo, mchid},
-		tradeunit.EventOrderClosed, at,
-		func(o *tradeunit.Order) (bool, error) { return o.CheckClose() })
+	return s.transition(ctx, closeSupersededChange(mchid, orderNo, at))
 }
 
 // OrdersAfter returns orders by number after afterNo.
@@ -249,69 +244,12 @@ func (s *Store) queryOrder(ctx context.Context, db querier, op, where string, ar
 
 // PayOrder moves a NOTPAY order to SUCCESS with its ORDER_PAID event.
 func (s *Store) PayOrder(ctx context.Context, mchid, orderNo, paymentID string, at time.Time) (*tradeunit.Order, error) {
-	return s.transition(ctx, "store.PayOrder", mchid, orderNo,
-		`UPDATE orders SET trade_state = 'SUCCESS', payment_id = ?, success_time = ?, update_time = ?, version = version + 1
-		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
-		[]any{paymentID, tradeunit.UnixMicros(at), tradeunit.UnixMicros(at), orderNo, mchid},
-		tradeunit.EventOrderPaid, at,
-		func(o *tradeunit.Order) (bool, error) { return o.CheckPay(paymentID) })
+	return s.transition(ctx, payChange(mchid, orderNo, paymentID, at))
 }
 
 // CloseOrder moves a NOTPAY order to CLOSED with its ORDER_CLOSED event.
 func (s *Store) CloseOrder(ctx context.Context, mchid, orderNo string, at time.Time) (*tradeunit.Order, error) {
-	return s.transition(ctx, "store.CloseOrder", mchid, orderNo,
-		`UPDATE orders SET trade_state = 'CLOSED', close_time = ?, update_time = ?, version = version + 1
-		 WHERE order_no = ? AND mchid = ? AND trade_state = 'NOTPAY'`,
-		[]any{tradeunit.UnixMicros(at), tradeunit.UnixMicros(at), orderNo, mchid},
-		tradeunit.EventOrderClosed, at,
-		func(o *tradeunit.Order) (bool, error) { return o.CheckClose() })
-}
-
-// transition runs a guarded update and its event, carrying the updated
-// order, in one transaction. When the
-// guard matches no row, the order's current state decides the outcome:
-// already done (idempotent repeat), a rule's error, or not found.
-func (s *Store) transition(ctx context.Context, op, mchid, orderNo, update string, args []any,
-	event tradeunit.EventType, at time.Time, check func(*tradeunit.Order) (bool, error)) (*tradeunit.Order, error) {
-	var result *tradeunit.Order
-	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, update, args...)
-		if err != nil {
-			return s.fail(op, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return s.fail(op, err)
-		} else if n != 1 {
-			return errGuard
-		}
-		// The order as the update left it is the event's snapshot; the
-		// event goes in after the update (see insertEvent).
-		if result, err = s.queryOrder(ctx, tx, op, "order_no = ?", orderNo); err != nil {
-			return err
-		}
-		if err := insertEvent(ctx, tx, event, at, result, nil); err != nil {
-			return s.fail(op, err)
-		}
-		return nil
-	})
-	if !errors.Is(err, errGuard) {
-		return result, err
-	}
-	o, err := s.queryOrder(ctx, s.write, op, "order_no = ?", orderNo)
-	if err != nil {
-		return nil, err
-	}
-	if o.Mchid != mchid {
-		return nil, notFound("order", orderNo)
-	}
-	done, err := check(o)
-	if err != nil {
-		return nil, err
-	}
-	if !done {
-		return nil, tradeunit.Internal(op, errGuardUnexplained)
-	}
-	return o, nil
+	return s.transition(ctx, closeChange(mchid, orderNo, at))
 }
 
 var (

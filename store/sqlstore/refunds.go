@@ -2,85 +2,16 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"strconv"
 
 	"tradeunit"
 )
 
-// CreateRefund adds a refund to a paid order in one transaction: the guarded
-// update of the order's refunded sum (it never exceeds the total, whatever
-// runs concurrently), the refund row, and the REFUND_CREATED event.
+// CreateRefund adds a refund to a paid order: a batch of one (see
+// CreateRefunds).
 func (s *Store) CreateRefund(ctx context.Context, r *tradeunit.Refund) (*tradeunit.Refund, bool, error) {
-	const op = "store.CreateRefund"
-	var stored *tradeunit.Refund
-	err := s.inTx(ctx, op, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE orders SET refunded = refunded + ?, trade_state = 'REFUND',
-			update_time = ?, version = version + 1
-			WHERE order_no = ? AND mchid = ? AND currency = ? AND trade_state IN ('SUCCESS', 'REFUND')
-			  AND refunded + ? <= total`,
-			r.Amount.Refund, tradeunit.UnixMicros(r.CreateTime), r.OrderNo, r.Mchid, r.Amount.Currency, r.Amount.Refund)
-		if err != nil {
-			return s.fail(op, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return s.fail(op, err)
-		} else if n != 1 {
-			return errGuard
-		}
-		res, err = tx.ExecContext(ctx, `INSERT INTO refunds (mchid, out_refund_no, order_no, amount, currency, reason,
-			status, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.Mchid, r.OutRefundNo, r.OrderNo, r.Amount.Refund, r.Amount.Currency, r.Reason,
-			string(tradeunit.RefundSuccess), tradeunit.UnixMicros(r.CreateTime))
-		if err != nil {
-			if s.dialect.IsUniqueViolation(err) {
-				return errDuplicate
-			}
-			return s.fail(op, err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return s.fail(op, err)
-		}
-		stored = storedRefund(r, id)
-		// The order as the update left it is the event's snapshot; the
-		// event goes in after the update (see insertEvent).
-		o, err := s.queryOrder(ctx, tx, op, "order_no = ?", r.OrderNo)
-		if err != nil {
-			return err
-		}
-		if err := insertEvent(ctx, tx, tradeunit.EventRefundCreated, r.CreateTime, o, stored); err != nil {
-			return s.fail(op, err)
-		}
-		return nil
-	})
-	switch {
-	case err == nil:
-		return stored, true, nil
-	case errors.Is(err, errDuplicate):
-		existing, err := s.Refund(ctx, r.Mchid, r.OutRefundNo)
-		return existing, false, err
-	case errors.Is(err, errGuard):
-		// Either the refund was already made (a repeat: return it) or the
-		// order's state or sum forbids it (say why).
-		if existing, err := s.Refund(ctx, r.Mchid, r.OutRefundNo); err == nil {
-			return existing, false, nil
-		}
-		o, err := s.queryOrder(ctx, s.write, op, "order_no = ?", r.OrderNo)
-		if err != nil {
-			return nil, false, err
-		}
-		if o.Mchid != r.Mchid {
-			return nil, false, notFound("order", r.OrderNo)
-		}
-		if err := o.CheckRefund(r.Amount); err != nil {
-			return nil, false, err
-		}
-		return nil, false, tradeunit.Internal(op, errGuardUnexplained)
-	default:
-		return nil, false, err
-	}
+	res := s.CreateRefunds(ctx, []*tradeunit.Refund{r})[0]
+	return res.Stored, res.Created, res.Err
 }
 
 // storedRefund is r as stored with row id id.

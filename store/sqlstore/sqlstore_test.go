@@ -38,42 +38,50 @@ func TestMySQLConformance(t *testing.T) {
 	})
 }
 
-func TestSQLiteOutboxGaps(t *testing.T) {
-	storetest.RunGaps(t, func(t *testing.T) storetest.RawStorage {
-		path := filepath.Join(t.TempDir(), "unit.db")
-		return storetest.RawStorage{
-			Open: opener(dsn.MustParse("sqlite:" + path)),
-			DB: func(t *testing.T) *sql.DB {
-				db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-				if err != nil {
-					t.Fatal(err)
-				}
-				return db
-			},
-			OneWriter: true,
-		}
-	})
+// sqliteRaw is a fresh SQLite storage with a way beneath its Store.
+func sqliteRaw(t *testing.T) storetest.RawStorage {
+	path := filepath.Join(t.TempDir(), "unit.db")
+	return storetest.RawStorage{
+		Open: opener(dsn.MustParse("sqlite:" + path)),
+		DB: func(t *testing.T) *sql.DB {
+			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return db
+		},
+		OneWriter: true,
+		Dialect:   "sqlite",
+	}
 }
 
-func TestMySQLOutboxGaps(t *testing.T) {
-	storetest.RunGaps(t, func(t *testing.T) storetest.RawStorage {
-		d := storetest.NewMySQLDatabase(t)
-		return storetest.RawStorage{
-			Open: opener(d),
-			DB: func(t *testing.T) *sql.DB {
-				cfg, err := d.MySQLConfig(storetest.TestPasswords())
-				if err != nil {
-					t.Fatal(err)
-				}
-				db, err := sql.Open("mysql", cfg.FormatDSN())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return db
-			},
-		}
-	})
+// mysqlRaw is a fresh MariaDB storage with a way beneath its Store.
+func mysqlRaw(t *testing.T) storetest.RawStorage {
+	d := storetest.NewMySQLDatabase(t)
+	return storetest.RawStorage{
+		Open: opener(d),
+		DB: func(t *testing.T) *sql.DB {
+			cfg, err := d.MySQLConfig(storetest.TestPasswords())
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := sql.Open("mysql", cfg.FormatDSN())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return db
+		},
+		Dialect: "mysql",
+	}
 }
+
+func TestSQLiteOutboxGaps(t *testing.T) { storetest.RunGaps(t, sqliteRaw) }
+
+func TestMySQLOutboxGaps(t *testing.T) { storetest.RunGaps(t, mysqlRaw) }
+
+func TestSQLiteChangeBatchFaults(t *testing.T) { storetest.RunChangeBatchFaults(t, sqliteRaw) }
+
+func TestMySQLChangeBatchFaults(t *testing.T) { storetest.RunChangeBatchFaults(t, mysqlRaw) }
 
 func TestOpenRejectsBadDSN(t *testing.T) {
 	for _, d := range []dsn.DSN{{}, sqlstore.LocalMySQL} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"tradeunit"
@@ -35,13 +36,39 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 // earlier one has committed. That is what lets a relay publish past a gap
 // of not yet committed numbers and still keep each order's events in order.
 func insertEvent(ctx context.Context, tx *sql.Tx, typ tradeunit.EventType, at time.Time, o *tradeunit.Order, r *tradeunit.Refund) error {
-	body, err := eventPayload(o, r)
-	if err != nil {
-		return err
+	return insertEvents(ctx, tx, []outboxRow{{typ: typ, at: at, order: o, refund: r}})
+}
+
+// outboxRow is one event for insertEvents: its type and time, and the
+// order (and refund) its payload describes.
+type outboxRow struct {
+	typ    tradeunit.EventType
+	at     time.Time
+	order  *tradeunit.Order
+	refund *tradeunit.Refund
+}
+
+// insertEvents is insertEvent for many events, in one statement: a batch's
+// round trip, not one per change. Nothing is written for none.
+func insertEvents(ctx context.Context, tx *sql.Tx, rows []outboxRow) error {
+	if len(rows) == 0 {
+		return nil
 	}
-	_, err = tx.ExecContext(ctx,
-		"INSERT INTO order_events (order_no, event_type, payload, create_time) VALUES (?, ?, ?, ?)",
-		o.OrderNo, string(typ), body, tradeunit.UnixMicros(at))
+	var q strings.Builder
+	args := make([]any, 0, 4*len(rows))
+	q.WriteString("INSERT INTO order_events (order_no, event_type, payload, create_time) VALUES ")
+	for i, e := range rows {
+		body, err := eventPayload(e.order, e.refund)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?)")
+		args = append(args, e.order.OrderNo, string(e.typ), body, tradeunit.UnixMicros(e.at))
+	}
+	_, err := tx.ExecContext(ctx, q.String(), args...)
 	return err
 }
 

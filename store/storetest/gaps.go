@@ -10,9 +10,10 @@ import (
 	"tradeunit"
 )
 
-// RawStorage is a fresh storage for the outbox's gap tests, which need a
-// way beneath its Store: a transaction of their own, that numbers an event
-// and holds it uncommitted while the store commits others.
+// RawStorage is a fresh storage for the tests that need a way beneath its
+// Store: the outbox's gap tests (a transaction of their own, that numbers
+// an event and holds it uncommitted while the store commits others) and
+// the group commit's fault tests (locks, triggers, a freeze by hand).
 type RawStorage struct {
 	Open Opener
 	// DB opens the storage's database with database/sql; the test closes
@@ -21,6 +22,9 @@ type RawStorage struct {
 	// OneWriter says the storage has one writer at a time (SQLite): a gap
 	// below the newest event is final at once, and OpenWriters is empty.
 	OneWriter bool
+	// Dialect is the storage's SQL, "sqlite" or "mysql", for the tests
+	// that inject faults with statements of their own.
+	Dialect string
 }
 
 // RunGaps runs the outbox's gap tests: what a relay that sees event n+1

@@ -35,6 +35,8 @@ func Run(t *testing.T, newStorage func(t *testing.T) Opener) {
 		{"ConcurrentSameRefundRefundsOnce", testConcurrentSameRefund},
 		{"ConcurrentCreateAcrossHandles", testConcurrentCreate},
 		{"CreateBatchAnswersEachOrderAlone", testCreateBatch},
+		{"ChangeBatchAnswersEachChangeAlone", testChangeBatch},
+		{"RefundBatchAnswersEachRefundAlone", testRefundBatch},
 		{"SequenceBlocksAreDisjoint", testSequence},
 		{"EventsFollowEveryChange", testEvents},
 		{"SurvivesReopen", testReopen},
