@@ -261,9 +261,6 @@ func TestControllerRTO(t *testing.T) {
 	}
 }
 
-// TestControllerRejoin: with Config.Rejoin, a fenced old primary is
-// rejoined once it answers read-only, never while down or writable, and
-// one refused for errant transactions is not tried again at once.
 // TestControllerRepointsStrayReplicas: a replica left replicating from an
 // old primary (a failover killed after its remap) is re-pointed to the
 // healthy primary once, and not while failover is off or the primary is
@@ -299,6 +296,9 @@ func TestControllerRepointsStrayReplicas(t *testing.T) {
 	}
 }
 
+// TestControllerRejoin: with Config.Rejoin, a fenced old primary is
+// rejoined once it answers read-only, never while down or writable, and
+// one refused for errant transactions is not tried again at once.
 func TestControllerRejoin(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
