@@ -88,7 +88,7 @@ func ip(t *testing.T, args ...string) {
 	}
 }
 
-// startRooms makes one room per name, named in order 10.77.1.2, 10.77.2.2,
+// startRooms makes one room per name, addressed in order 10.77.1.2, 10.77.2.2,
 // ... Its cleanup, registered first so that it runs after the processes
 // in the rooms have stopped, removes them again.
 func startRooms(t *testing.T, names ...string) []*room {
@@ -275,6 +275,9 @@ type isolatedView struct {
 	semiClients  int    // Rpl_semi_sync_master_clients: replicas acknowledging
 	waitSessions int    // Rpl_semi_sync_master_wait_sessions: commits waiting for one
 	binlogPos    string // @@gtid_binlog_pos: what its binlog holds, acknowledged or not
+	// probeState is the thread state of writeThroughSocket's insert, if
+	// it is still running.
+	probeState string
 }
 
 // socketDB opens in as root@localhost over its Unix socket
@@ -301,6 +304,9 @@ func viewThroughSocket(t *testing.T, in *localdb.Instance) isolatedView {
 	if err := db.QueryRowContext(ctx, "SELECT @@global.read_only, @@global.gtid_binlog_pos").Scan(&v.readOnly, &v.binlogPos); err != nil {
 		t.Fatalf("%s through its socket: %v", in.Name, err)
 	}
+	// The probe's client gave up, but its server thread goes on with the
+	// commit.
+	db.QueryRowContext(ctx, "SELECT STATE FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO "+probeTable+"%'").Scan(&v.probeState)
 	for name, dst := range map[string]*int{"Rpl_semi_sync_master_clients": &v.semiClients, "Rpl_semi_sync_master_wait_sessions": &v.waitSessions} {
 		var n string
 		if err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE '"+name+"'").Scan(&n, dst); err != nil {
@@ -310,19 +316,29 @@ func viewThroughSocket(t *testing.T, in *localdb.Instance) isolatedView {
 	return v
 }
 
-// writeThroughSocket commits a heartbeat row on in as root (whom
+// probeTable is where writeThroughSocket writes: a table of its own, so
+// that the write waits for nothing but its acknowledgement (a logic
+// service's heartbeat, waiting on the isolated server too, holds locks in
+// the heartbeat table).
+const probeTable = replication.HeartbeatDB + ".isolation_probe"
+
+// createProbeTable creates probeTable on the primary, for every server.
+func createProbeTable(t *testing.T, primary *localdb.Instance) {
+	t.Helper()
+	rootExec(t, primary, "CREATE TABLE IF NOT EXISTS "+probeTable+" (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB")
+}
+
+// writeThroughSocket commits a row in probeTable on in as root (whom
 // read_only would not stop) over its Unix socket and returns the error,
 // nil if the commit was acknowledged within wait. On a semi-sync primary
 // no replica can reach, it never is: the commit waits in the binlog for
-// an acknowledgement, and a restart as a replica drops it. The row is not
-// the server's own (server_id + 1000), whose lock a logic service's
-// heartbeat, waiting the same way, holds.
+// an acknowledgement, and a restart as a replica drops it.
 func writeThroughSocket(t *testing.T, in *localdb.Instance, wait time.Duration) error {
 	t.Helper()
 	db := socketDB(t, in)
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	_, err := db.ExecContext(ctx, "REPLACE INTO "+replication.HeartbeatDB+".heartbeat SELECT @@server_id + 1000, CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
+	_, err := db.ExecContext(ctx, "INSERT INTO "+probeTable+" () VALUES ()")
 	return err
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -81,7 +82,7 @@ func TestRoomLost(t *testing.T) {
 		return st.HasPrimary() && st.Primary != old
 	})
 	remapped := time.Since(kill)
-	load.waitChanges(t, 30*time.Second, 20, c.unit, time.Now(), "after the automatic failover")
+	load.waitChanges(t, 30*time.Second, 10, c.unit, time.Now(), "after the automatic failover")
 	orders, events, errs := load.halt()
 	for _, e := range errs {
 		t.Error(e)
@@ -118,6 +119,7 @@ func TestRoomCutOff(t *testing.T) {
 	old := c.storage().Primary
 	watch := watchPrimaries(t, c.set)
 	m, logs := startFailoverController(t, c, "")
+	createProbeTable(t, oldIn)
 
 	load := startHALoadWith(c, 8, haLoadOptions{payPause: roomPayPause})
 	load.waitChanges(t, 20*time.Second, 20, c.unit, time.Time{}, "before the cut")
@@ -135,7 +137,7 @@ func TestRoomCutOff(t *testing.T) {
 	})
 	remapped := time.Since(cut)
 	newIn := c.instance(c.storage().Primary)
-	load.waitChanges(t, 30*time.Second, 20, c.unit, time.Now(), "on the majority side after the failover")
+	load.waitChanges(t, 30*time.Second, 10, c.unit, time.Now(), "on the majority side after the failover")
 	orders, events, errs := load.halt()
 	for _, e := range errs {
 		t.Error(e)
@@ -165,21 +167,28 @@ func TestRoomCutOff(t *testing.T) {
 	// acknowledging replicas lags: its dump threads have not yet timed
 	// out writing to them).
 	before := viewThroughSocket(t, oldIn)
-	if err := writeThroughSocket(t, oldIn, 2*time.Second); err == nil {
+	switch err := writeThroughSocket(t, oldIn, 2*time.Second); {
+	case err == nil:
 		t.Errorf("a write on the isolated old primary was acknowledged, want it waiting for a replica that cannot answer")
+	case !errors.Is(err, context.DeadlineExceeded):
+		t.Errorf("a write on the isolated old primary: %v, want it waiting (to commit) until we gave up", err)
 	}
 	iso := viewThroughSocket(t, oldIn)
 	newPos, err := replication.Inspect(ctx, newIn.RootDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("isolated old primary, through its socket: read_only=%v, %d replicas it counts as acknowledging; our write not acknowledged in 2 s; binlog at %s before it, %s after, %d commits waiting (the new primary's binlog at %s)",
-		iso.readOnly, iso.semiClients, before.binlogPos, iso.binlogPos, iso.waitSessions, newPos.BinlogPos)
+	if iso.probeState != "Commit" {
+		t.Errorf("our write's thread on the isolated old primary: state %q, want it still in Commit", iso.probeState)
+	}
+	t.Logf("isolated old primary, through its socket: read_only=%v, %d replicas it counts as acknowledging; our write not acknowledged in 2 s, its thread %q; binlog at %s before it, %s after, %d commits waiting (the new primary's binlog at %s)",
+		iso.readOnly, iso.semiClients, iso.probeState, before.binlogPos, iso.binlogPos, iso.waitSessions, newPos.BinlogPos)
 
 	// Healing, as the runbook has it: the old primary is restarted
 	// read-only as a replica (its crash recovery drops what no replica
-	// acknowledged), killed while still cut off so that it never comes
-	// back writable; then the link comes up and the controller rejoins it.
+	// acknowledged: our write, the heartbeats), killed while still cut off
+	// so that it never comes back writable; then the link comes up and the
+	// controller rejoins it.
 	if err := oldIn.Kill(); err != nil {
 		t.Fatal(err)
 	}
