@@ -1,13 +1,15 @@
 // Package localdb starts a replicated set of MariaDB servers on loopback
-// ports, each with its own data directory, for development and tests: one
-// primary and replicas, GTID replication with semi-synchronous
-// acknowledgement, configured as production storage is (see myCnf and the
-// replication package). It runs the mariadbd binaries of the machine and
-// leaves any other MariaDB (the service on 3306) alone.
+// ports (or, placed, on other addresses: Config.Places), each with its own
+// data directory, for development and tests: one primary and replicas,
+// GTID replication with semi-synchronous acknowledgement, configured as
+// production storage is (see myCnf and the replication package). It runs
+// the mariadbd binaries of the machine and leaves any other MariaDB (the
+// service on 3306) alone.
 //
 // Every server has root@127.0.0.1, the replication user repl and the
 // application user tradeunit (ALL on `tradeunit\_%`.*, no SUPER, so
-// read_only fences it), each with a password made at random when the set is
+// read_only fences it), at 127.0.0.1 or Config.UserHost (root there too),
+// each with a password made at random when the set is
 // created and kept only in its secrets file, DIR/secrets.json (mode 600;
 // package secrets reads it). A server always starts read-only; the
 // set makes its primary writable with replication.Promote and points the
