@@ -188,6 +188,10 @@ type roomEvent struct {
 	rto time.Duration
 	// reads of unit u's orders that started between the event and the rto.
 	reads haCount
+	// slow counts the successful requests, from the event on, that took
+	// over a second, and slowest is the longest.
+	slow    int
+	slowest time.Duration
 }
 
 // measureRoomEvent computes what clients saw of an event at at, unit u
@@ -221,6 +225,14 @@ func measureRoomEvent(events []haEvent, at time.Time, u tradeunit.UnitID) roomEv
 			if !e.ok {
 				m.failed++
 				m.why[fmt.Sprintf("%s unit %d: %d %s", e.op, e.unit, e.status, e.code)]++
+			}
+		}
+	}
+	for _, e := range events {
+		if d := e.end.Sub(e.start); e.ok && !e.end.Before(at) {
+			m.slowest = max(m.slowest, d)
+			if d > time.Second {
+				m.slow++
 			}
 		}
 	}
@@ -260,9 +272,9 @@ func (m roomEvent) check(t *testing.T, b roomBounds) {
 // log writes the figures to the test's log, as bench/RESULTS.md quotes them.
 func (m roomEvent) log(t *testing.T, what string) {
 	t.Helper()
-	t.Logf("%s: RTO (event → first change acknowledged on the unit) %v; failure window %v; failed requests in it %d of %d (%.1f%%); creates back to 100%% after %v; reads of the unit meanwhile %d of %d ok (%d from a replica, %d degraded)",
+	t.Logf("%s: RTO (event → first change acknowledged on the unit) %v; failure window %v; failed requests in it %d of %d (%.1f%%); creates back to 100%% after %v; reads of the unit meanwhile %d of %d ok (%d from a replica, %d degraded); from the event on, %d successful requests took over 1 s, the slowest %v",
 		what, m.rto.Round(time.Millisecond), m.window.Round(time.Millisecond), m.failed, m.seen, share(m.failed, m.seen),
-		m.createsBack.Round(time.Millisecond), m.reads.ok, m.reads.total, m.reads.replica, m.reads.degraded)
+		m.createsBack.Round(time.Millisecond), m.reads.ok, m.reads.total, m.reads.replica, m.reads.degraded, m.slow, m.slowest.Round(time.Millisecond))
 	for _, k := range slices.Sorted(maps.Keys(m.why)) {
 		t.Logf("  failed: %d × %s", m.why[k], k)
 	}
