@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +20,14 @@ import (
 // (its --addr-file flag), so that it can listen on port 0.
 type Process struct {
 	Name string // e.g. "unit-2-r1"; names its log file
+	// Host is the address it listens on when it has none yet; "" is
+	// 127.0.0.1. Set before the first Start.
+	Host string
+	// Prefix is the command it runs under, e.g. ip netns exec NAME to
+	// run it in a network namespace standing for a machine room; none
+	// runs the binary directly. The process id is the binary's as long
+	// as the prefix execs it (ip netns exec does), so Kill reaches it.
+	Prefix []string
 
 	binary, dir string
 	args        func(listen, addrFile string) []string
@@ -64,7 +74,11 @@ func (r *Process) Start(ctx context.Context) error {
 	}
 	listen := r.addr
 	if listen == "" {
-		listen = "127.0.0.1:0"
+		host := r.Host
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		listen = net.JoinHostPort(host, "0")
 	}
 	addrFile := filepath.Join(r.dir, "run", r.Name+".addr")
 	os.Remove(addrFile)
@@ -78,7 +92,9 @@ func (r *Process) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(r.binary, r.args(listen, addrFile)...)
+	argv := append(slices.Clone(r.Prefix), r.binary)
+	argv = append(argv, r.args(listen, addrFile)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {

@@ -46,22 +46,7 @@ func TestAutoFailover(t *testing.T) {
 	}
 	defer checker.Close()
 
-	logs := &syncBuffer{}
-	m := failoverd.NewMain()
-	m.Logger = slog.New(slog.NewTextHandler(logs, nil))
-	m.Config.Routes, m.Config.Secrets = c.path, c.set.SecretsPath()
-	f := &m.Config.Failover
-	f.Every, f.FailAfter, f.CheckTimeout, f.LockRetry = 100*time.Millisecond, 3, 300*time.Millisecond, 50*time.Millisecond
-	f.Rejoin, f.HealthURL = true, checker.URL()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	defer func() {
-		if t.Failed() {
-			t.Logf("failover controller log (tail):\n%s", tail(logs.String(), 60))
-		}
-	}()
+	m, logs := startFailoverController(t, c, checker.URL())
 
 	load := startHALoad(c, 8)
 	load.waitChanges(t, 20*time.Second, 20, c.unit, time.Time{}, "before the kill")
@@ -113,11 +98,7 @@ func TestAutoFailover(t *testing.T) {
 		}
 	}
 	t.Logf("creates during the outage: %d of %d succeeded (%.1f%%)", creates.ok, creates.total, share(creates.ok, creates.total))
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, "failover step") || strings.Contains(line, "failover done") || strings.Contains(line, "outcome=failover") {
-			t.Logf("  controller: %s", line)
-		}
-	}
+	logFailoverSteps(t, logs)
 	if !strings.Contains(logs.String(), "checker: failing") {
 		t.Error("the controller failed over without the health checker seeing the unit failing")
 	}
@@ -165,6 +146,42 @@ func TestAutoFailover(t *testing.T) {
 	})
 	t.Logf("rejoin: the old primary is a replica again (%+v)", m.Controller.Status())
 	watch.check(t)
+}
+
+// startFailoverController runs the failover controller on c's routing
+// table, in the test process (its Main), with fast settings and rejoin
+// on; healthURL is its second observer's, the health checker ("": none).
+// It stops, and on failure logs its tail, when the test ends.
+func startFailoverController(t *testing.T, c *haCluster, healthURL string) (*failoverd.Main, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	m := failoverd.NewMain()
+	m.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	m.Config.Routes, m.Config.Secrets = c.path, c.set.SecretsPath()
+	f := &m.Config.Failover
+	f.Every, f.FailAfter, f.CheckTimeout, f.LockRetry = 100*time.Millisecond, 3, 300*time.Millisecond, 50*time.Millisecond
+	f.Rejoin, f.HealthURL = true, healthURL
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.Close()
+		if t.Failed() {
+			t.Logf("failover controller log (tail):\n%s", tail(logs.String(), 60))
+		}
+	})
+	return m, logs
+}
+
+// logFailoverSteps logs the controller's decisions to fail over and the
+// steps of its failovers.
+func logFailoverSteps(t *testing.T, logs *syncBuffer) {
+	t.Helper()
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "failover step") || strings.Contains(line, "failover done") || strings.Contains(line, "outcome=failover") {
+			t.Logf("  controller: %s", line)
+		}
+	}
 }
 
 // syncBuffer is a bytes.Buffer that the controller's goroutines may write

@@ -50,6 +50,12 @@ type haOptions struct {
 	// with half the buckets (shard 1 keeps the other half): a failure
 	// domain beside shard 1.
 	secondShard bool
+	// rooms places the cluster in machine rooms (startRooms), the rooms
+	// named as zones: the set's i-th server and the replicated unit's i-th
+	// logic service in room i (round robin), and SQLite unit u's one
+	// service in room u (mod the rooms: unit 1 in the second). The
+	// directory shards and the proxy stay in the root namespace.
+	rooms []*room
 }
 
 // haCluster is a cluster of real processes whose last unit keeps its
@@ -88,15 +94,23 @@ func needMariaDB(t *testing.T) {
 	}
 }
 
-// startSet starts a replicated set of three MariaDB servers for the test.
-func startSet(t *testing.T, dir string) *localdb.Set {
+// startSet starts a replicated set of three MariaDB servers for the test,
+// the i-th in rooms[i] if rooms are given.
+func startSet(t *testing.T, dir string, rooms ...*room) *localdb.Set {
 	t.Helper()
 	needMariaDB(t)
 	// Killed servers and connections are the point: keep the driver quiet.
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	set, err := localdb.Start(ctx, localdb.DefaultConfig(dir))
+	cfg := localdb.DefaultConfig(dir)
+	if len(rooms) > 0 {
+		for i := range cfg.Instances {
+			cfg.Places = append(cfg.Places, rooms[i%len(rooms)].dbPlace())
+		}
+		cfg.UserHost = roomUserHost
+	}
+	set, err := localdb.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start MariaDB set: %v", err)
 	}
@@ -133,7 +147,31 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	dir := t.TempDir()
 	c := &haCluster{t: t, dir: dir, unit: tradeunit.UnitID(o.sqliteUnits + 1), path: filepath.Join(dir, "routes.json")}
 	c.db = fmt.Sprintf("tradeunit_u%d", c.unit)
-	c.set = startSet(t, filepath.Join(dir, "mariadb"))
+	c.set = startSet(t, filepath.Join(dir, "mariadb"), o.rooms...)
+	// placeIn places a process in the n-th room (round robin) and returns
+	// the room's name, the zone; without rooms, it does nothing.
+	placeIn := func(p *cluster.Process, n int) string {
+		if len(o.rooms) == 0 {
+			return ""
+		}
+		r := o.rooms[n%len(o.rooms)]
+		r.place(p)
+		return r.name
+	}
+	// zonesOf maps the addresses of processes placed in rooms to the
+	// rooms' names; nil without rooms.
+	zonesOf := func(addrs, zones []string) map[string]string {
+		var m map[string]string
+		for i, z := range zones {
+			if z != "" {
+				if m == nil {
+					m = map[string]string{}
+				}
+				m[addrs[i]] = z
+			}
+		}
+		return m
+	}
 	// Cleanups run last first: the processes stop before the servers, so
 	// that no commit (a heartbeat) waits at shutdown for an acknowledgement.
 	t.Cleanup(c.close)
@@ -144,18 +182,28 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 		cfg := unitd.DefaultConfig()
 		cfg.Service.Unit, cfg.DB = id, dsn.MustParse(fmt.Sprintf("sqlite:%s/unit-%d.db", dir, id))
 		r := cluster.NewReplica(binary, dir, fmt.Sprintf("unit-%d-r1", id), cfg)
+		zone := placeIn(r.Process, i)
 		if err := r.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		c.cleanup = append(c.cleanup, func() { r.Stop() })
-		table.Units = append(table.Units, routing.Unit{ID: id, LogicAddrs: []string{r.Addr()}, Available: true, AcceptNew: true})
+		table.Units = append(table.Units, routing.Unit{ID: id, LogicAddrs: []string{r.Addr()}, Available: true, AcceptNew: true,
+			LogicZones: zonesOf([]string{r.Addr()}, []string{zone})})
 		topology.Set(id, routing.Storage{Primary: r.DSN})
 	}
 	// The replicated unit is listed before its logic services start, masked:
 	// they read their storage from the topology.
 	in := c.set.Instances
 	table.Units = append(table.Units, routing.Unit{ID: c.unit})
-	topology.Set(c.unit, routing.Storage{Primary: storageDSN(in[0], c.db), Replicas: []dsn.DSN{storageDSN(in[1], c.db), storageDSN(in[2], c.db)}})
+	var servers, serverZones []string
+	for i, server := range in {
+		servers = append(servers, server.Addr())
+		if len(o.rooms) > 0 {
+			serverZones = append(serverZones, o.rooms[i%len(o.rooms)].name)
+		}
+	}
+	topology.Set(c.unit, routing.Storage{Primary: storageDSN(in[0], c.db), Replicas: []dsn.DSN{storageDSN(in[1], c.db), storageDSN(in[2], c.db)},
+		Zones: zonesOf(servers, serverZones)})
 	shardStorage := routing.Storage{Primary: dsn.MustParse("sqlite:" + filepath.Join(dir, "directory-1.db"))}
 	if o.shardOnSet {
 		shardStorage = routing.Storage{Primary: storageDSN(in[0], shardDB), Replicas: []dsn.DSN{storageDSN(in[1], shardDB), storageDSN(in[2], shardDB)}}
@@ -197,23 +245,24 @@ func startHA(t *testing.T, o haOptions) *haCluster {
 	if o.secondShard {
 		c.shard2, shard2Addrs = startShard(2, 1, shard2Storage.Primary)
 	}
-	var addrs []string
+	var addrs, zones []string
 	for i := 1; i <= o.logicReplicas; i++ {
 		cfg := unitd.DefaultConfig()
 		cfg.Service.Unit, cfg.Routes, cfg.Secrets = c.unit, c.path, c.set.SecretsPath()
 		cfg.Storage.MaxLag, cfg.Storage.CheckEvery, cfg.Storage.Heartbeat = o.maxLag, 100*time.Millisecond, 50*time.Millisecond
 		cfg.Metrics = "127.0.0.1:0"
 		p := cluster.NewReplica(binary, dir, fmt.Sprintf("unit-%d-r%d", c.unit, i), cfg)
+		zone := placeIn(p.Process, i-1)
 		if err := p.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		c.logic = append(c.logic, p)
 		c.cleanup = append(c.cleanup, func() { p.Stop() })
-		addrs = append(addrs, p.Addr())
+		addrs, zones = append(addrs, p.Addr()), append(zones, zone)
 	}
 	if _, err := routing.UpdateFile(c.path, func(t *routing.Table) error {
 		u, _ := t.Unit(c.unit)
-		u.LogicAddrs, u.Available, u.AcceptNew = addrs, true, true
+		u.LogicAddrs, u.LogicZones, u.Available, u.AcceptNew = addrs, zonesOf(addrs, zones), true, true
 		if o.secondShard {
 			t.Directory = routing.SplitBuckets([]routing.ShardID{1, 2})
 			t.Directory.Shards[1].LogicAddrs = shard2Addrs

@@ -43,10 +43,11 @@ type haEvent struct {
 // log of every acknowledgement (each worker owns its orders, so the state
 // it expects is never ambiguous).
 type haLoad struct {
-	c       *haCluster
-	lookups bool
-	stop    atomic.Bool
-	wg      sync.WaitGroup
+	c        *haCluster
+	lookups  bool
+	payPause time.Duration
+	stop     atomic.Bool
+	wg       sync.WaitGroup
 
 	mu     sync.Mutex
 	orders []*haOrder
@@ -62,6 +63,11 @@ type haLoadOptions struct {
 	// lookups makes a tenth of the requests lookups by out_trade_no
 	// (through the merchant-key directory) instead of queries by number.
 	lookups bool
+	// payPause is how long a worker waits before it repeats a pay that
+	// got no acknowledgement (default 10ms). A client that backs off
+	// longer keeps one order's retries, each answered at once while the
+	// unit is unavailable, from outnumbering the rest of its traffic.
+	payPause time.Duration
 }
 
 func startHALoad(c *haCluster, workers int) *haLoad {
@@ -69,7 +75,10 @@ func startHALoad(c *haCluster, workers int) *haLoad {
 }
 
 func startHALoadWith(c *haCluster, workers int, o haLoadOptions) *haLoad {
-	l := &haLoad{c: c, lookups: o.lookups}
+	if o.payPause == 0 {
+		o.payPause = 10 * time.Millisecond
+	}
+	l := &haLoad{c: c, lookups: o.lookups, payPause: o.payPause}
 	for w := 0; w < workers; w++ {
 		l.wg.Add(1)
 		go func() {
@@ -183,7 +192,7 @@ func (l *haLoad) pay(o *haOrder) {
 		o.state, o.payPending = tradeunit.TradeState(r.str("trade_state")), false
 	} else {
 		o.payPending = true
-		time.Sleep(10 * time.Millisecond) // it is tried again first
+		time.Sleep(l.payPause) // it is tried again first
 	}
 	l.record(e)
 }

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -43,15 +45,21 @@ const (
 	stopTimeout = 30 * time.Second
 )
 
+// loopback is where an instance runs unless its Place says otherwise.
+const loopback = "127.0.0.1"
+
 // Instance is one mariadbd of a Set, with its own port and data directory.
 type Instance struct {
 	Name     string // "db1", "db2", ...
 	ServerID int
+	Host     string // the address it binds: 127.0.0.1 unless placed elsewhere (Config.Places)
 	Port     int
 	Dir      string // the instance's directory: my.cnf, error.log, data/
 	DataDir  string
 
 	bins      binaries
+	prefix    []string // the command mariadbd runs under (Place.Prefix)
+	userHost  string   // the host part of its accounts (Config.UserHost)
 	logger    *slog.Logger
 	passwords *secrets.Secrets
 
@@ -62,7 +70,7 @@ type Instance struct {
 }
 
 // Addr is the instance's TCP address.
-func (in *Instance) Addr() string { return "127.0.0.1:" + strconv.Itoa(in.Port) }
+func (in *Instance) Addr() string { return net.JoinHostPort(in.Host, strconv.Itoa(in.Port)) }
 
 // RootDSN is the go-sql-driver DSN of root, with its password (all
 // privileges: administration and the replication package). It is for the
@@ -142,7 +150,9 @@ func (in *Instance) StartAs(ctx context.Context, role Role) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(in.bins.mariadbd, serverArgs(in.ConfigPath())...)
+	argv := append(slices.Clone(in.prefix), in.bins.mariadbd)
+	argv = append(argv, serverArgs(in.ConfigPath())...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -177,7 +187,9 @@ func serverArgs(cnf string) []string {
 }
 
 // waitReady waits until the server answers over TCP: root runs a query,
-// or is refused for its password (a new instance's root has none yet).
+// or is refused for its password (a new instance's root has none yet) or
+// for its host (a new instance placed off loopback has no account for us
+// yet: see createUsers).
 func (in *Instance) waitReady(ctx context.Context, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
@@ -191,7 +203,7 @@ func (in *Instance) waitReady(ctx context.Context, exited <-chan struct{}) error
 		_, err := db.ExecContext(qctx, "SELECT 1")
 		qcancel()
 		var me *mysql.MySQLError
-		if err == nil || errors.As(err, &me) && me.Number == 1045 { // ER_ACCESS_DENIED_ERROR
+		if err == nil || errors.As(err, &me) && (me.Number == 1045 || me.Number == 1130) { // ER_ACCESS_DENIED_ERROR, ER_HOST_NOT_PRIVILEGED
 			return nil
 		}
 		select {
@@ -305,11 +317,15 @@ func (in *Instance) install(ctx context.Context) error {
 // createUsers gives root its password and creates the replication and
 // application users, outside the binlog: every instance has them whatever
 // its role, and no instance starts with a GTID of its own, so all start
-// from the same empty history. root@127.0.0.1 (no password, all
-// privileges) comes from mariadb-install-db.
+// from the same empty history. It connects over the server's Unix socket
+// as root@localhost (no password, all privileges, from
+// mariadb-install-db), which works wherever the server listens: an
+// instance placed off loopback has no account for our TCP address yet.
+// The accounts are at userHost (Config.UserHost); root keeps
+// root@127.0.0.1 too.
 func (in *Instance) createUsers(ctx context.Context) error {
 	install := mysql.NewConfig()
-	install.User, install.Net, install.Addr = RootUser, "tcp", in.Addr()
+	install.User, install.Net, install.Addr = RootUser, "unix", in.SocketPath()
 	// Client-side interpolation: CREATE USER takes no server-side parameters.
 	install.InterpolateParams = true
 	db, err := sql.Open("mysql", install.FormatDSN())
@@ -323,22 +339,33 @@ func (in *Instance) createUsers(ctx context.Context) error {
 	}
 	defer conn.Close()
 	pw := func(user string) string { p, _ := in.passwords.Password(user, in.Addr()); return p }
-	for _, q := range []struct {
+	at := func(user string) string { return "'" + user + "'@'" + in.userHost + "'" }
+	type stmt struct {
 		sql  string
 		args []any
-	}{
+	}
+	var rootElsewhere []stmt
+	if in.userHost != loopback {
+		rootElsewhere = []stmt{
+			{"CREATE USER IF NOT EXISTS " + at(RootUser) + " IDENTIFIED BY ?", []any{pw(RootUser)}},
+			{"GRANT ALL PRIVILEGES ON *.* TO " + at(RootUser) + " WITH GRANT OPTION", nil},
+		}
+	}
+	stmts := []stmt{
 		{"SET SESSION sql_log_bin = 0", nil},
-		{"CREATE USER IF NOT EXISTS '" + ReplUser + "'@'127.0.0.1' IDENTIFIED BY ?", []any{pw(ReplUser)}},
-		{"GRANT REPLICATION SLAVE ON *.* TO '" + ReplUser + "'@'127.0.0.1'", nil},
-		{"CREATE USER IF NOT EXISTS '" + AppUser + "'@'127.0.0.1' IDENTIFIED BY ?", []any{pw(AppUser)}},
-		{"GRANT ALL PRIVILEGES ON `tradeunit\\_%`.* TO '" + AppUser + "'@'127.0.0.1'", nil},
+		{"CREATE USER IF NOT EXISTS " + at(ReplUser) + " IDENTIFIED BY ?", []any{pw(ReplUser)}},
+		{"GRANT REPLICATION SLAVE ON *.* TO " + at(ReplUser), nil},
+		{"CREATE USER IF NOT EXISTS " + at(AppUser) + " IDENTIFIED BY ?", []any{pw(AppUser)}},
+		{"GRANT ALL PRIVILEGES ON `tradeunit\\_%`.* TO " + at(AppUser), nil},
 		// The event relay reads information_schema.INNODB_TRX (which
 		// transactions may still commit an outbox event): a user without
 		// PROCESS is refused it.
-		{"GRANT PROCESS ON *.* TO '" + AppUser + "'@'127.0.0.1'", nil},
-		// Last: the connection stays open, and from now on root needs it.
-		{"ALTER USER '" + RootUser + "'@'127.0.0.1' IDENTIFIED BY ?", []any{pw(RootUser)}},
-	} {
+		{"GRANT PROCESS ON *.* TO " + at(AppUser), nil},
+	}
+	stmts = append(stmts, rootElsewhere...)
+	// mariadb-install-db left root@127.0.0.1 without a password.
+	stmts = append(stmts, stmt{"ALTER USER '" + RootUser + "'@'127.0.0.1' IDENTIFIED BY ?", []any{pw(RootUser)}})
+	for _, q := range stmts {
 		if _, err := conn.ExecContext(ctx, q.sql, q.args...); err != nil {
 			// The statement names no password: the arguments do.
 			return fmt.Errorf("%s: %s: %w", in.Name, q.sql, err)

@@ -1,13 +1,15 @@
 // Package localdb starts a replicated set of MariaDB servers on loopback
-// ports, each with its own data directory, for development and tests: one
-// primary and replicas, GTID replication with semi-synchronous
-// acknowledgement, configured as production storage is (see myCnf and the
-// replication package). It runs the mariadbd binaries of the machine and
-// leaves any other MariaDB (the service on 3306) alone.
+// ports (or, placed, on other addresses: Config.Places), each with its own
+// data directory, for development and tests: one primary and replicas,
+// GTID replication with semi-synchronous acknowledgement, configured as
+// production storage is (see myCnf and the replication package). It runs
+// the mariadbd binaries of the machine and leaves any other MariaDB (the
+// service on 3306) alone.
 //
 // Every server has root@127.0.0.1, the replication user repl and the
 // application user tradeunit (ALL on `tradeunit\_%`.*, no SUPER, so
-// read_only fences it), each with a password made at random when the set is
+// read_only fences it), at 127.0.0.1 or Config.UserHost (root there too),
+// each with a password made at random when the set is
 // created and kept only in its secrets file, DIR/secrets.json (mode 600;
 // package secrets reads it). A server always starts read-only; the
 // set makes its primary writable with replication.Promote and points the
@@ -23,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -50,6 +53,27 @@ type Config struct {
 	// Mariadbd and InstallDB are the binaries; empty finds them on PATH or
 	// in the usual places.
 	Mariadbd, InstallDB string
+	// Places puts instance i (the first is the primary) somewhere other
+	// than loopback, e.g. in a network namespace standing for a machine
+	// room; instances beyond the list, and by default all, are on
+	// 127.0.0.1. Like Instances, it applies to a new set.
+	Places []Place
+	// UserHost is the host part of the accounts of root, repl and the
+	// application user: who may connect. Default 127.0.0.1; a set placed
+	// on other addresses names them, e.g. "10.77.%", since its replicas
+	// and clients connect from there.
+	UserHost string
+}
+
+// Place is where one instance runs.
+type Place struct {
+	// Host is the address the server binds and is reached at; "" is
+	// 127.0.0.1.
+	Host string `json:"host,omitempty"`
+	// Prefix is the command mariadbd runs under, e.g. ip netns exec NAME;
+	// none runs it directly. mariadb-install-db needs no network and runs
+	// directly either way.
+	Prefix []string `json:"prefix,omitempty"`
 }
 
 // DefaultConfig returns a set of three servers on free ports in dir,
@@ -72,6 +96,14 @@ func (c Config) Validate() error {
 	if c.BasePort < 0 || c.BasePort+c.Instances > 65536 {
 		return fmt.Errorf("localdb: base port %d out of range", c.BasePort)
 	}
+	if len(c.Places) > c.Instances {
+		return fmt.Errorf("localdb: %d places for %d instances", len(c.Places), c.Instances)
+	}
+	for i, p := range c.Places {
+		if p.Host != "" && net.ParseIP(p.Host) == nil {
+			return fmt.Errorf("localdb: place of instance %d: host %q is not an IP address (bind_address, and skip_name_resolve)", i+1, p.Host)
+		}
+	}
 	return nil
 }
 
@@ -82,6 +114,7 @@ type Set struct {
 
 	logger    *slog.Logger
 	passwords *secrets.Secrets
+	userHost  string
 }
 
 // SecretsPath is the set's secrets file: the passwords of its users.
@@ -117,11 +150,15 @@ func (s *Set) loadPasswords() error {
 
 // setFile records what a later Start needs to resume the set.
 type setFile struct {
-	Instances []struct {
-		Name     string `json:"name"`
-		ServerID int    `json:"server_id"`
-		Port     int    `json:"port"`
-	} `json:"instances"`
+	Instances []instanceFile `json:"instances"`
+	UserHost  string         `json:"user_host,omitempty"`
+}
+
+type instanceFile struct {
+	Name     string `json:"name"`
+	ServerID int    `json:"server_id"`
+	Port     int    `json:"port"`
+	Place
 }
 
 // Start starts a set in cfg.Dir: a new one (install, start, create users,
@@ -141,7 +178,7 @@ func Start(ctx context.Context, cfg Config) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{Dir: dir, logger: cfg.Logger}
+	s := &Set{Dir: dir, logger: cfg.Logger, userHost: cfg.UserHost}
 	data, err := os.ReadFile(s.statePath())
 	switch {
 	case err == nil:
@@ -169,18 +206,18 @@ func (s *Set) create(ctx context.Context, cfg Config, bins binaries) error {
 	if err := s.makePasswords(); err != nil {
 		return err
 	}
-	var state setFile
+	state := setFile{UserHost: cfg.UserHost}
 	for i, port := range ports {
 		name := fmt.Sprintf("db%d", i+1)
 		if _, err := os.Stat(filepath.Join(s.Dir, name)); err == nil {
 			return fmt.Errorf("localdb: %s holds %s but no set.json: remove it or use another directory", s.Dir, name)
 		}
-		s.Instances = append(s.Instances, s.newInstance(name, i+1, port, bins))
-		state.Instances = append(state.Instances, struct {
-			Name     string `json:"name"`
-			ServerID int    `json:"server_id"`
-			Port     int    `json:"port"`
-		}{name, i + 1, port})
+		r := instanceFile{Name: name, ServerID: i + 1, Port: port}
+		if i < len(cfg.Places) {
+			r.Place = cfg.Places[i]
+		}
+		s.Instances = append(s.Instances, s.newInstance(r, bins))
+		state.Instances = append(state.Instances, r)
 	}
 	t0 := time.Now()
 	if err := s.each(func(in *Instance) error { return in.install(ctx) }); err != nil {
@@ -221,8 +258,9 @@ func (s *Set) resume(ctx context.Context, data []byte, bins binaries) error {
 	if err := s.loadPasswords(); err != nil {
 		return err
 	}
+	s.userHost = state.UserHost
 	for _, r := range state.Instances {
-		s.Instances = append(s.Instances, s.newInstance(r.Name, r.ServerID, r.Port, bins))
+		s.Instances = append(s.Instances, s.newInstance(r, bins))
 	}
 	// Every instance restarts as a replica: read-only, and crash recovery
 	// that cannot make an old primary diverge. The primary is then the one
@@ -285,10 +323,17 @@ func (s *Set) wire(ctx context.Context, primary *Instance, repoint bool) error {
 	}
 }
 
-func (s *Set) newInstance(name string, serverID, port int, bins binaries) *Instance {
-	dir := filepath.Join(s.Dir, name)
-	return &Instance{Name: name, ServerID: serverID, Port: port, Dir: dir, DataDir: filepath.Join(dir, "data"),
-		bins: bins, logger: s.logger, passwords: s.passwords, role: Replica}
+func (s *Set) newInstance(r instanceFile, bins binaries) *Instance {
+	dir := filepath.Join(s.Dir, r.Name)
+	host, userHost := r.Host, s.userHost
+	if host == "" {
+		host = loopback
+	}
+	if userHost == "" {
+		userHost = loopback
+	}
+	return &Instance{Name: r.Name, ServerID: r.ServerID, Host: host, Port: r.Port, Dir: dir, DataDir: filepath.Join(dir, "data"),
+		bins: bins, prefix: r.Prefix, userHost: userHost, logger: s.logger, passwords: s.passwords, role: Replica}
 }
 
 // each runs f on every instance at once and joins the errors.
@@ -309,7 +354,7 @@ func (s *Set) each(f func(*Instance) error) error {
 // Source is how a replica reaches in as its source.
 func (s *Set) Source(in *Instance) replication.Source {
 	pw, _ := s.passwords.Password(ReplUser, in.Addr())
-	return replication.Source{Host: "127.0.0.1", Port: in.Port, User: ReplUser, Password: pw}
+	return replication.Source{Host: in.Host, Port: in.Port, User: ReplUser, Password: pw}
 }
 
 // Primary returns the instance that is now the writable primary, by

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +81,56 @@ func TestStartResume(t *testing.T) {
 	if err := query(t, p.AppDSN("tradeunit_localdb"), "SELECT @@global.rpl_semi_sync_master_timeout", &n); err != nil || n != 86400000 {
 		t.Fatalf("semi-sync timeout: got %d (%v), want 86400000", n, err)
 	}
+}
+
+// TestPlaces places a two-instance set off 127.0.0.1 (other loopback
+// addresses, so that no network namespace is needed), the replica under a
+// command prefix, with accounts for the whole 127.0.0.0/8: each server
+// binds its own address, the replica replicates from the primary's, and
+// the application user connects to both. A set resumed from the same
+// directory keeps the places. e2e's rooms tests place sets in network
+// namespaces.
+func TestPlaces(t *testing.T) {
+	needMariaDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	cfg := localdb.DefaultConfig(dir)
+	cfg.Instances, cfg.UserHost = 2, "127.%"
+	cfg.Places = []localdb.Place{{Host: "127.0.0.2"}, {Host: "127.0.0.3", Prefix: []string{"env"}}}
+	check := func(set *localdb.Set) {
+		t.Helper()
+		p, r := set.Instance("db1"), set.Instance("db2")
+		if p.Host != "127.0.0.2" || r.Host != "127.0.0.3" {
+			t.Fatalf("hosts: got %s and %s, want 127.0.0.2 and 127.0.0.3", p.Host, r.Host)
+		}
+		roles(ctx, t, map[*localdb.Instance]replication.Role{p: replication.RolePrimary, r: replication.RoleReplica})
+		var bind string
+		if err := query(t, r.AppDSN(""), "SELECT @@global.bind_address", &bind); err != nil || bind != r.Host {
+			t.Fatalf("replica's bind_address: got %q (%v), want %s", bind, err, r.Host)
+		}
+		st, err := replication.Inspect(ctx, r.RootDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Replica == nil || net.JoinHostPort(st.Replica.SourceHost, strconv.Itoa(st.Replica.SourcePort)) != p.Addr() {
+			t.Fatalf("replica's source: got %+v, want %s", st.Replica, p.Addr())
+		}
+	}
+	set, err := localdb.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(set)
+	if err := set.Close(); err != nil {
+		t.Fatal(err)
+	}
+	set, err = localdb.Start(ctx, localdb.DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	check(set)
 }
 
 // TestStartRefusesOneInstance: a lone semi-sync primary would block every

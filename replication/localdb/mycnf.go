@@ -51,7 +51,7 @@ func myCnf(in *Instance, role Role) string {
 	line("[mysqld]")
 	line("server_id = %d", in.ServerID)
 	line("port = %d", in.Port)
-	line("bind_address = 127.0.0.1")
+	line("bind_address = %s", in.Host)
 	line("socket = %s", in.SocketPath())
 	line("datadir = %s", in.DataDir)
 	line("pid_file = %s/mariadbd.pid", in.DataDir)
