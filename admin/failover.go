@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"tradeunit"
@@ -224,16 +225,20 @@ func (a *Admin) FailoverStorage(ctx context.Context, ref routing.StorageRef, o F
 	}
 	step("fence", t0, strings.Join(fenced, ", "))
 	if !res.OldFenced {
+		// All at once: a replica's receiver blocked on a primary that is
+		// cut off (not dead) takes seconds to stop.
 		t0 = time.Now()
-		var stopped []string
-		for _, d := range st.Replicas {
-			err := replication.StopReceiving(ctx, o.mustServerDSN(d))
-			if err != nil {
-				stopped = append(stopped, d.Server()+": "+err.Error())
-			} else {
-				stopped = append(stopped, d.Server())
-			}
+		stopped := make([]string, len(st.Replicas))
+		var wg sync.WaitGroup
+		for i, d := range st.Replicas {
+			wg.Go(func() {
+				stopped[i] = d.Server()
+				if err := replication.StopReceiving(ctx, o.mustServerDSN(d)); err != nil {
+					stopped[i] += ": " + err.Error()
+				}
+			})
 		}
+		wg.Wait()
 		step("stop-receiving", t0, strings.Join(stopped, ", "))
 	}
 	if o.AvoidZone != "" {
