@@ -6,22 +6,30 @@ package tradeunit
 // Answered is false. The gRPC client (package rpc) implements it.
 type LogicConn interface {
 	OrderService
-	// Down reports that the connection is known to be down: a call would
-	// fail at once without reaching the replica, so a caller may skip it
-	// knowing the call was never sent.
+	// Down reports that the connection is known to be down (a call would
+	// fail at once without reaching the replica), or that a call on it just
+	// got no answer in time (Silent): a caller tries the other replicas
+	// first.
 	Down() bool
 	// Reconnect asks a connection that is down to try again now rather than
 	// at the end of its back-off (at most a few times a second), so that a
 	// replica that came back is used at once.
 	Reconnect()
+	// Silent records that a call sent on the connection got no answer in
+	// time. A replica cut off without its connections being reset (a room
+	// whose links went down) would otherwise keep taking its share of the
+	// calls, each waiting out its timeout, until keepalive notices.
+	Silent()
 }
 
 // DirectoryConn is a caller's connection to one directory shard's service
-// replica: the shard's DirectoryStore, and Down/Reconnect as LogicConn's.
+// replica: the shard's DirectoryStore, and Down/Reconnect/Silent as
+// LogicConn's.
 type DirectoryConn interface {
 	DirectoryStore
 	Down() bool
 	Reconnect()
+	Silent()
 }
 
 // LogicDialer hands out connections to logic services and directory shards

@@ -340,6 +340,7 @@ type localConn struct{ tradeunit.OrderService }
 
 func (localConn) Down() bool { return false }
 func (localConn) Reconnect() {}
+func (localConn) Silent()    {}
 
 // TestReconcilerLeavesMovingBucketsAlone: the reconciler of shard 1 settles
 // nothing of a bucket the table gives another shard, or freezes for a

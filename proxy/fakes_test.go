@@ -102,6 +102,9 @@ func (u *fakeUnit) Down() bool { u.mu.Lock(); defer u.mu.Unlock(); return u.down
 
 func (u *fakeUnit) Reconnect() { u.mu.Lock(); defer u.mu.Unlock(); u.reconnected++ }
 
+// Silent does nothing: the fakes' state is what each test scripts.
+func (u *fakeUnit) Silent() {}
+
 func (u *fakeUnit) set(f func(u *fakeUnit)) { u.mu.Lock(); defer u.mu.Unlock(); f(u) }
 
 // fakeShard is a directory shard held in memory, with the compare-and-swap
@@ -168,6 +171,7 @@ func (s *fakeShard) Abandoned(context.Context, tradeunit.MerchantKey, int) ([]*t
 
 func (s *fakeShard) Down() bool { return false }
 func (s *fakeShard) Reconnect() {}
+func (s *fakeShard) Silent()    {}
 
 func (s *fakeShard) get(key tradeunit.MerchantKey) *tradeunit.DirectoryEntry {
 	s.mu.Lock()

@@ -19,10 +19,13 @@ var ErrNoReplica = errors.New("no replica answered")
 
 // Conn is a connection to one replica.
 type Conn interface {
-	// Down reports that a call would fail at once without being sent.
+	// Down reports that a call would fail at once without being sent, or
+	// that the replica just gave no answer (Silent).
 	Down() bool
 	// Reconnect asks a connection that is down to try again now.
 	Reconnect()
+	// Silent records that a call sent on it got no answer in time.
+	Silent()
 }
 
 // Call calls what (named in errors: "unit 3") at one of addrs, starting at
@@ -74,7 +77,9 @@ func CallNearFirst[C Conn, T any](ctx context.Context, what string, near, far []
 			}
 			if pass == 0 && c.Down() {
 				// gRPC fails calls on a connection in failure at once, without
-				// sending them: skip the replica without calling it.
+				// sending them, and a replica that just gave no answer is
+				// likely to again: skip it, calling it only if no other
+				// answers.
 				lastErr = tradeunit.Errorf(tradeunit.CodeUnitUnavailable, "%s: replica %s is down", what, addr)
 				continue
 			}
@@ -97,8 +102,9 @@ func CallNearFirst[C Conn, T any](ctx context.Context, what string, near, far []
 			}
 			lastErr, sentErr = err, err
 			if ctx.Err() != nil {
-				break
+				break // the caller gave up: that says nothing of the replica
 			}
+			c.Silent()
 		}
 	}
 	if sentErr != nil {

@@ -17,10 +17,14 @@ type replica struct {
 	answer     error // what a call returns: nil, an answer, or a NoAnswer
 	calls      int
 	reconnects int
+	silenced   int
 }
 
 func (r *replica) Down() bool { return r.down }
 func (r *replica) Reconnect() { r.reconnects++ }
+
+// Silent counts; TestSilentReplicaIsTriedLast's replicas also go down.
+func (r *replica) Silent() { r.silenced++ }
 
 func TestCall(t *testing.T) {
 	noAnswer := tradeunit.NoAnswer("test", "timed out", context.DeadlineExceeded)
@@ -124,5 +128,47 @@ func TestCall(t *testing.T) {
 			}
 			t.Fatal("the walk never started at the first replica")
 		})
+	}
+}
+
+// silentReplica goes down when told it gave no answer, as rpc.Client does
+// for a moment.
+type silentReplica struct{ replica }
+
+func (r *silentReplica) Silent() { r.silenced++; r.down = true }
+
+// TestSilentReplicaIsTriedLast: a replica whose call got no answer within
+// the call's timeout is told so (Silent) and then skipped while another
+// answers; one whose caller gave up is not: that says nothing of it.
+func TestSilentReplicaIsTriedLast(t *testing.T) {
+	noAnswer := tradeunit.NoAnswer("test", "timed out", context.DeadlineExceeded)
+	cut, live := &silentReplica{replica{answer: noAnswer}}, &silentReplica{}
+	byAddr := map[string]*silentReplica{"cut": cut, "live": live}
+	dial := func(addr string) (*silentReplica, error) { return byAddr[addr], nil }
+	call := func(ctx context.Context, r *silentReplica) (string, error) {
+		r.calls++
+		if r.answer != nil {
+			return "", r.answer
+		}
+		return "ok", nil
+	}
+	for i := 0; i < 50; i++ {
+		if _, _, err := Call(context.Background(), "unit 1", []string{"cut", "live"}, time.Second, dial, call); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if cut.calls != 1 || cut.silenced != 1 || live.calls != 50 {
+		t.Fatalf("the silent replica got %d calls (silenced %d), the live one %d; want 1, 1, 50", cut.calls, cut.silenced, live.calls)
+	}
+
+	gaveUp := &silentReplica{}
+	ctx, cancel := context.WithCancel(context.Background())
+	_, _, err := Call(ctx, "unit 1", []string{"x"}, time.Second, func(string) (*silentReplica, error) { return gaveUp, nil },
+		func(context.Context, *silentReplica) (string, error) {
+			cancel()
+			return "", tradeunit.NoAnswer("test", "canceled", context.Canceled)
+		})
+	if err == nil || gaveUp.silenced != 0 {
+		t.Fatalf("a caller giving up: err %v, replica silenced %d times, want an error and 0", err, gaveUp.silenced)
 	}
 }

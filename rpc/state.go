@@ -7,13 +7,26 @@ import (
 	"google.golang.org/grpc/connectivity"
 )
 
-// Down reports whether the connection to the replica is in failure. gRPC
-// fails calls on such a connection at once without sending them, so a caller
-// may skip the replica knowing the call never reached it.
+// Down reports whether the connection to the replica is in failure (gRPC
+// fails calls on such a connection at once without sending them, so a
+// caller may skip the replica knowing the call never reached it), or a call
+// on it got no answer less than silentFor ago (Silent).
 func (c *Client) Down() bool {
+	if time.Now().UnixNano() < c.silentUntil.Load() {
+		return true
+	}
 	s := c.conn.GetState()
 	return s == connectivity.TransientFailure || s == connectivity.Shutdown
 }
+
+// silentFor is how long a replica that gave no answer in time counts as
+// down: callers try it after its peers meanwhile, and a call that finds no
+// peer answering still tries it (replicas.Call's second pass).
+const silentFor = 3 * time.Second
+
+// Silent marks the replica as down for silentFor: a call sent on the
+// connection got no answer in time.
+func (c *Client) Silent() { c.silentUntil.Store(time.Now().Add(silentFor).UnixNano()) }
 
 // redialEvery bounds how often Reconnect skips gRPC's reconnect back-off.
 const redialEvery = 500 * time.Millisecond
@@ -32,4 +45,4 @@ func (c *Client) Reconnect() {
 }
 
 // redialState is embedded in Client.
-type redialState struct{ lastRedial atomic.Int64 }
+type redialState struct{ lastRedial, silentUntil atomic.Int64 }
