@@ -160,18 +160,10 @@ func TestChangeBatchOff(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batch-off=%v", off), func(t *testing.T) {
 			ctx := context.Background()
-			store, err := sqlstore.Open(ctx, dsn.MustParse("sqlite:"+filepath.Join(t.TempDir(), "unit.db")), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
 			cfg := unit.DefaultConfig(1)
 			cfg.ChangeBatch.Disabled = off
-			svc, err := unit.New(cfg, store)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer svc.Close()
+			store := openStore(t)
+			svc := serviceOn(t, store, cfg)
 			const orders, paysPerOrder = 50, 3
 			nos := make([]string, orders)
 			for i := range nos {

@@ -46,6 +46,18 @@ func openStore(t *testing.T) *sqlstore.Store {
 	return s
 }
 
+// serviceOn returns a logic service of cfg over s, closed when the test
+// ends.
+func serviceOn(t *testing.T, s tradeunit.Store, cfg unit.Config) *unit.Service {
+	t.Helper()
+	svc, err := unit.New(cfg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	return svc
+}
+
 // TestColdPolicy: every call on an order of a cold unit either succeeds or
 // gets its documented code: reads always; pay and close only within
 // UpdateWithin of the order's creation (ORDER_ARCHIVED after); refunds

@@ -3,13 +3,10 @@ package unit_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"tradeunit"
-	"tradeunit/dsn"
-	"tradeunit/store/sqlstore"
 	"tradeunit/unit"
 )
 
@@ -22,18 +19,10 @@ func TestConcurrentRefundsShareTransactions(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batch-off=%v", off), func(t *testing.T) {
 			ctx := context.Background()
-			store, err := sqlstore.Open(ctx, dsn.MustParse("sqlite:"+filepath.Join(t.TempDir(), "unit.db")), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
 			cfg := unit.DefaultConfig(1)
 			cfg.ChangeBatch.Disabled = off
-			svc, err := unit.New(cfg, store)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer svc.Close()
+			store := openStore(t)
+			svc := serviceOn(t, store, cfg)
 			o, err := svc.CreateOrder(ctx, req("refund-batch", 100))
 			if err != nil {
 				t.Fatal(err)
