@@ -59,10 +59,7 @@ func TestAutoFailover(t *testing.T) {
 	if err := oldIn.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "a new primary in the storage topology", func() bool {
-		st := c.storage()
-		return st.HasPrimary() && st.Primary != old
-	})
+	c.waitNewPrimary(30*time.Second, old)
 	remapped := time.Since(kill)
 	load.waitChanges(t, 30*time.Second, 10, c.unit, time.Now(), "after the automatic failover")
 	orders, events, errs := load.halt()

@@ -82,10 +82,7 @@ func TestFailoverControllerKilledMidFailover(t *testing.T) {
 		t.Logf("killed after %s: topology primary %q, replicas %d, fenced %d", step, left.Primary.Server(), len(left.Replicas), len(left.Fenced))
 
 		finisher := controller("failover-finish-"+step, "")
-		waitFor(t, 20*time.Second, "a new primary in the storage topology", func() bool {
-			st := c.storage()
-			return st.HasPrimary() && st.Primary != old
-		})
+		c.waitNewPrimary(20*time.Second, old)
 		load.waitChanges(t, 20*time.Second, 5, c.unit, time.Now(), "after the second controller finished (killed after "+step+")")
 		t.Logf("killed after %s: the unit takes changes again %v after the primary's kill", step, time.Since(kill).Round(time.Millisecond))
 		if err := finisher.Stop(); err != nil {

@@ -386,6 +386,16 @@ func (c *haCluster) storage() routing.Storage {
 	return u.Storage
 }
 
+// waitNewPrimary waits until the storage topology names a primary of the
+// replicated unit other than old.
+func (c *haCluster) waitNewPrimary(timeout time.Duration, old dsn.DSN) {
+	c.t.Helper()
+	waitFor(c.t, timeout, "a new primary in the storage topology", func() bool {
+		st := c.storage()
+		return st.HasPrimary() && st.Primary != old
+	})
+}
+
 // instance returns the set's server of a storage DSN.
 func (c *haCluster) instance(dsn dsn.DSN) *localdb.Instance {
 	for _, in := range c.set.Instances {

@@ -77,10 +77,7 @@ func TestRoomLost(t *testing.T) {
 	oldIn.Kill()
 	c.logic[0].Kill()
 	t.Logf("room a lost: %d processes killed -9", n)
-	waitFor(t, 30*time.Second, "a new primary in the storage topology", func() bool {
-		st := c.storage()
-		return st.HasPrimary() && st.Primary != old
-	})
+	c.waitNewPrimary(30*time.Second, old)
 	remapped := time.Since(kill)
 	load.waitChanges(t, 30*time.Second, 10, c.unit, time.Now(), "after the automatic failover")
 	orders, events, errs := load.halt()
@@ -131,10 +128,7 @@ func TestRoomCutOff(t *testing.T) {
 			rooms[0].heal(t)
 		}
 	}()
-	waitFor(t, 30*time.Second, "a new primary in the storage topology", func() bool {
-		st := c.storage()
-		return st.HasPrimary() && st.Primary != old
-	})
+	c.waitNewPrimary(30*time.Second, old)
 	remapped := time.Since(cut)
 	newIn := c.instance(c.storage().Primary)
 	// Few: while the room is cut off, the proxy keeps trying the room's

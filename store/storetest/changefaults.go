@@ -74,6 +74,18 @@ func wantStates(t *testing.T, what string, s tradeunit.Store, orders []*tradeuni
 	}
 }
 
+// wantPaidAgain runs the pays of orders again, the fault removed, and
+// checks that every one is made.
+func wantPaidAgain(t *testing.T, s tradeunit.Store, orders []*tradeunit.Order) {
+	t.Helper()
+	for i, r := range s.ChangeOrders(context.Background(), paysOf(orders)) {
+		if r.Err != nil {
+			t.Errorf("again without the fault, change %d: %v", i, r.Err)
+		}
+	}
+	wantStates(t, "after the batch again", s, orders, tradeunit.StateSuccess)
+}
+
 // wantAllFailed fails the test unless every change of a batch failed.
 func wantAllFailed(t *testing.T, what string, res []tradeunit.ChangeResult) {
 	t.Helper()
@@ -150,12 +162,7 @@ func testChangeBatchFailsPartWay(t *testing.T, st RawStorage) {
 	if _, err := db.Exec("DROP TRIGGER fail_update"); err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range s.ChangeOrders(ctx, paysOf(orders)) {
-		if r.Err != nil {
-			t.Errorf("again without the fault, change %d: %v", i, r.Err)
-		}
-	}
-	wantStates(t, "after the batch again", s, orders, tradeunit.StateSuccess)
+	wantPaidAgain(t, s, orders)
 }
 
 // testChangeBatchLost: the batch's transaction is lost after it changed
@@ -209,12 +216,7 @@ func testChangeBatchLost(t *testing.T, st RawStorage) {
 	wantAllFailed(t, "a lost batch", res)
 	t.Logf("a lost batch's error: %v", res[0].Err)
 	wantStates(t, "after the lost batch", s, orders, tradeunit.StateNotPay)
-	for i, r := range s.ChangeOrders(ctx, paysOf(orders)) {
-		if r.Err != nil {
-			t.Errorf("again without the fault, change %d: %v", i, r.Err)
-		}
-	}
-	wantStates(t, "after the batch again", s, orders, tradeunit.StateSuccess)
+	wantPaidAgain(t, s, orders)
 }
 
 // testChangeBatchFrozen: a frozen storage refuses the whole batch before
