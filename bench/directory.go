@@ -3,9 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
-	"time"
 )
 
 // DirectoryRound is one round of the directory's cost: the full path
@@ -51,9 +49,11 @@ type DirectoryCost struct {
 // against the same path with the proxy skipping it. The two are measured
 // back to back in each round, in alternating order so that neither always
 // runs on the warmer machine; each round's ratio is taken within the round.
-func Directory(ctx context.Context, env *Env, clients []int, rounds int, d time.Duration, progress io.Writer) ([]DirectoryCost, error) {
+func Directory(ctx context.Context, env *Env, m Measurement, clients []int, rounds int) ([]DirectoryCost, error) {
 	var out []DirectoryCost
 	for _, c := range clients {
+		m := m
+		m.Clients = c
 		cost := DirectoryCost{Clients: c}
 		var tput, cpu []float64
 		for i := 0; i < rounds; i++ {
@@ -68,15 +68,15 @@ func Directory(ctx context.Context, env *Env, clients []int, rounds int, d time.
 					name, layer = "full, without directory", &r.Without
 				}
 				var err error
-				if *layer, err = measureFull(ctx, env, fmt.Sprintf("round %d: %s", i+1, name), dir, c, d, progress); err != nil {
+				if *layer, err = measureFull(ctx, env, fmt.Sprintf("round %d: %s", i+1, name), dir, Batched, m); err != nil {
 					return nil, err
 				}
 			}
 			if r.Without.OrdersPerSec > 0 {
 				r.Throughput = r.With.OrdersPerSec / r.Without.OrdersPerSec
 			}
-			if base := serverCPU(r.Without); base > 0 {
-				r.CPU = serverCPU(r.With) / base
+			if base := serverCPU(r.Without.CPUPerOrder); base > 0 {
+				r.CPU = serverCPU(r.With.CPUPerOrder) / base
 			}
 			tput, cpu = append(tput, r.Throughput), append(cpu, r.CPU)
 			cost.Rounds = append(cost.Rounds, r)

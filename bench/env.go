@@ -73,10 +73,21 @@ func (e *Env) mysqlServer() (dsn.DSN, error) {
 	return sqlstore.LocalMySQL, nil
 }
 
+// Batching says whether a scenario's processes commit concurrent writes
+// together (group commit, as shipped) or each in a transaction and call of
+// its own: the baseline of what group commit saves.
+type Batching int
+
+const (
+	Batched Batching = iota
+	Unbatched
+)
+
 // StartUnit starts one logic-service process of unit id over d.
-func (e *Env) StartUnit(ctx context.Context, id tradeunit.UnitID, d dsn.DSN) (*cluster.Replica, error) {
+func (e *Env) StartUnit(ctx context.Context, id tradeunit.UnitID, d dsn.DSN, b Batching) (*cluster.Replica, error) {
 	cfg := unitd.DefaultConfig()
 	cfg.Service.Unit, cfg.DB = id, d
+	cfg.Service.Batch.Disabled, cfg.Service.ChangeBatch.Disabled = b == Unbatched, b == Unbatched
 	cfg.Metrics = "127.0.0.1:0" // and profiles: DIR/run/unit-ID.metrics-addr
 	r := cluster.NewReplica(e.Binary, e.Dir, fmt.Sprintf("unit-%d", id), cfg)
 	if err := r.Start(ctx); err != nil {
@@ -123,8 +134,8 @@ func (f *Front) Stop() {
 
 // StartProxy writes a routing table of the given units (and, with the
 // directory, starts its shard and publishes it) and starts a proxy process
-// over it.
-func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica, dir DirectoryMode) (*Front, error) {
+// over it. Its operators' port serves profiles: DIR/run/proxy-N.metrics-addr.
+func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica, dir DirectoryMode, b Batching) (*Front, error) {
 	t := &routing.Table{Revision: 1}
 	for _, u := range units {
 		t.Units = append(t.Units, routing.Unit{ID: u.Unit, Partition: routing.DefaultPartition,
@@ -137,7 +148,7 @@ func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica, dir Dire
 	}
 	f := &Front{}
 	if dir == WithDirectory {
-		shard, err := e.startShard(ctx, routes)
+		shard, err := e.startShard(ctx, routes, b)
 		if err != nil {
 			return nil, err
 		}
@@ -160,7 +171,10 @@ func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica, dir Dire
 	cfg := proxyd.DefaultConfig()
 	cfg.Routes, cfg.Merchants = routes, merchants
 	cfg.Proxy.UnsafeWithoutDirectory = dir == WithoutDirectory
-	p := cluster.NewProcess(e.Binary, e.Dir, fmt.Sprintf("proxy-%d", e.n), func(listen, addrFile string) []string {
+	cfg.Proxy.ShardBatch.Disabled = b == Unbatched
+	name := fmt.Sprintf("proxy-%d", e.n)
+	cfg.Metrics, cfg.MetricsAddrFile = "127.0.0.1:0", filepath.Join(e.Dir, "run", name+".metrics-addr")
+	p := cluster.NewProcess(e.Binary, e.Dir, name, func(listen, addrFile string) []string {
 		c := cfg
 		c.Listen, c.AddrFile = listen, addrFile
 		return c.Args()
@@ -175,13 +189,14 @@ func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica, dir Dire
 
 // startShard starts directory shard 1 over fresh storage, following the
 // routing table at routes.
-func (e *Env) startShard(ctx context.Context, routes string) (*cluster.Replica, error) {
+func (e *Env) startShard(ctx context.Context, routes string, b Batching) (*cluster.Replica, error) {
 	d, err := e.NewStorage()
 	if err != nil {
 		return nil, err
 	}
 	cfg := directoryd.DefaultConfig()
 	cfg.Shard, cfg.Routes, cfg.DB = 1, routes, d
+	cfg.Batch.Disabled = b == Unbatched
 	cfg.Metrics = "127.0.0.1:0" // and profiles: DIR/run/directory-N.metrics-addr
 	r := cluster.NewShardReplica(e.Binary, e.Dir, fmt.Sprintf("directory-%d", e.n), cfg)
 	if err := r.Start(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 // entry is what the client was last told about one order.
 type entry struct {
 	no       string
+	out      string // the out_trade_no it was created with
 	total    int64
 	state    tradeunit.TradeState
 	refunded int64
@@ -70,14 +71,15 @@ func (l *ledger) give(e *entry) {
 	}
 }
 
-// any returns some acknowledged order, for queries, or nil.
-func (l *ledger) any() string {
+// any returns some acknowledged order, for queries, or nil. Its fields
+// other than no and out belong to whoever has it checked out.
+func (l *ledger) any() *entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.all) == 0 {
-		return ""
+		return nil
 	}
-	return l.all[int(l.seq.Add(1)%uint64(len(l.all)))].no
+	return l.all[int(l.seq.Add(1)%uint64(len(l.all)))]
 }
 
 func (l *ledger) len() int {

@@ -53,24 +53,45 @@ func PrintResult(w io.Writer, r *Result) {
 }
 
 // PrintBaseline writes a baseline comparison as a human table: every
-// round's measurements, then each client count's medians and ranges.
+// round's measurements, then each client count's medians and ranges, for
+// creates and for each other operation measured.
 func PrintBaseline(w io.Writer, storage string, rows []BaselineRow) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "storage\tclients\tround\tpath\torders/s\tp50 ms\tp99 ms\tvs limit\tsteal\tCPU µs/order\t\n")
+	fmt.Fprintf(tw, "storage\tclients\tround\tpath\top\tper s\tp50 ms\tp99 ms\tvs limit\tsteal\tCPU µs/op\t\n")
 	for _, r := range rows {
 		for i, rd := range r.Rounds {
-			for _, l := range []Layer{rd.Storage, rd.Direct, rd.Full} {
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.0f%%\t%.0f%%\t%s\t\n", storage, r.Clients, i+1, l.Name, l.OrdersPerSec,
-					l.Latency.P50, l.Latency.P99, 100*l.OrdersPerSec/rd.Storage.OrdersPerSec, 100*l.Steal, cpuList(l.CPUPerOrder))
+			for _, l := range []Layer{rd.Storage, rd.Direct, rd.Full, rd.Unbatched} {
+				line := func(op Op, perSec, limit float64, lat Latency, steal float64, cpu map[string]float64) {
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.0f\t%.2f\t%.2f\t%.0f%%\t%.0f%%\t%s\t\n", storage, r.Clients, i+1, l.Name, op,
+						perSec, lat.P50, lat.P99, 100*perSec/limit, 100*steal, cpuList(cpu))
+				}
+				line(OpCreate, l.OrdersPerSec, rd.Storage.OrdersPerSec, l.Latency, l.Steal, l.CPUPerOrder)
+				for _, o := range l.Ops {
+					limit := 0.0
+					if lo := rd.Storage.Op(o.Op); lo != nil {
+						limit = lo.PerSec
+					}
+					line(o.Op, o.PerSec, limit, o.Latency, o.Steal, o.CPUPerOp)
+				}
 			}
 		}
 	}
 	tw.Flush()
 	for _, r := range rows {
-		fmt.Fprintf(w, "%d clients, %d rounds (median, range): full/limit %s, direct/limit %s, proxy adds %s to p50 of a direct call, "+
-			"server CPU %.0f µs/order (%.0f–%.0f) → %.0f cores for %d orders/s\n",
-			r.Clients, len(r.Rounds), pct(r.FullOverLimit), pct(r.DirectOverLimit), pct(r.ProxyP50Overhead),
-			r.ServerCPUPerOrder.Median, r.ServerCPUPerOrder.Min, r.ServerCPUPerOrder.Max, r.CoresForPeak, AlipayPeak)
+		fmt.Fprintf(w, "%d clients, %d rounds (median, range), full path with the directory:\n", r.Clients, len(r.Rounds))
+		summary := func(op Op, s Spreads) {
+			fmt.Fprintf(w, "  %-9s full/limit %s, direct/limit %s, proxy adds %s to a direct call's p50, full p99/limit p99 %s, "+
+				"server CPU %.0f µs (%.0f–%.0f), vs batching off: CPU %s, throughput %s\n",
+				op, pct(s.FullOverLimit), pct(s.DirectOverLimit), pct(s.ProxyP50Overhead), pct(s.FullP99OverLimit),
+				s.ServerCPU.Median, s.ServerCPU.Min, s.ServerCPU.Max, pct(s.CPUOverUnbatched), pct(s.FullOverUnbatched))
+		}
+		summary(OpCreate, r.Spreads)
+		for _, op := range BaselineOps {
+			if s, ok := r.ByOp[op]; ok {
+				summary(op, s)
+			}
+		}
+		fmt.Fprintf(w, "  creates: %.0f cores for %d orders/s at the median server CPU\n", r.CoresForPeak, AlipayPeak)
 	}
 }
 
@@ -91,7 +112,7 @@ func PrintDirectory(w io.Writer, storage string, costs []DirectoryCost) {
 				l    Layer
 			}{{"without", r.Without}, {"with", r.With}} {
 				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.2f\t%.2f\t%.0f%%\t%.0f\t%s\t\n", storage, c.Clients, i+1, l.name,
-					l.l.OrdersPerSec, l.l.Latency.P50, l.l.Latency.P99, 100*l.l.Steal, serverCPU(l.l), cpuList(l.l.CPUPerOrder))
+					l.l.OrdersPerSec, l.l.Latency.P50, l.l.Latency.P99, 100*l.l.Steal, serverCPU(l.l.CPUPerOrder), cpuList(l.l.CPUPerOrder))
 			}
 		}
 	}

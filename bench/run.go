@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -23,14 +24,15 @@ type Op string
 
 // The operations.
 const (
-	OpCreate Op = "create"
-	OpPay    Op = "pay"
-	OpQuery  Op = "query"
-	OpRefund Op = "refund"
-	OpClose  Op = "close"
+	OpCreate   Op = "create"
+	OpPay      Op = "pay"
+	OpQuery    Op = "query"     // by order number
+	OpQueryOut Op = "query-out" // by the merchant's out_trade_no
+	OpRefund   Op = "refund"
+	OpClose    Op = "close"
 )
 
-var allOps = []Op{OpCreate, OpPay, OpQuery, OpRefund, OpClose}
+var allOps = []Op{OpCreate, OpPay, OpQuery, OpQueryOut, OpRefund, OpClose}
 
 // Mix weighs the operations of a run.
 type Mix map[Op]int
@@ -46,7 +48,7 @@ func ParseMix(s string) (Mix, error) {
 		}
 		op := Op(name)
 		if !validOp(op) {
-			return nil, fmt.Errorf("mix %q: unknown op %q (want create, pay, query, refund, close)", s, name)
+			return nil, fmt.Errorf("mix %q: unknown op %q (want create, pay, query, query-out, refund, close)", s, name)
 		}
 		m[op] = n
 	}
@@ -77,6 +79,12 @@ type Config struct {
 	Verify      bool          // read every acknowledged order back at the end
 	// Timeout bounds one request (default 30s).
 	Timeout time.Duration
+	// After continues on the orders an earlier run over the same target
+	// acknowledged, creating none: an operation that needs an order in a
+	// state none is in ends its client instead of becoming a create, so a
+	// run of one kind of operation measures that kind alone. Its Verify
+	// checks every order of both runs.
+	After *Result
 }
 
 // Result is the outcome of a run.
@@ -152,12 +160,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Mix == nil {
 		cfg.Mix = Mix{OpCreate: 1}
 	}
+	l := &ledger{}
+	if cfg.After != nil {
+		l = cfg.After.ledger
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
 	runID := strconv.FormatInt(time.Now().UnixNano()/1e6%1e10, 36)
 	var (
-		l       ledger
 		ops     atomic.Int64
 		errs    atomic.Int64
 		started = time.Now()
@@ -200,7 +211,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}()
 	}
 
-	stopProgress := startProgress(cfg.Progress, started, &ops, &errs, &l)
+	stopProgress := startProgress(cfg.Progress, started, &ops, &errs, l)
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &worker{id: i, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i))),
@@ -226,7 +237,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 					}
 					start = time.Now()
 				}
-				op, err := w.do(runCtx, cfg, runID, &l)
+				op, err := w.do(runCtx, cfg, runID, l)
+				if errors.Is(err, errNoOrder) {
+					return // After: this client's kind of order has run out
+				}
 				if runCtx.Err() != nil && err != nil {
 					return // the run ended under this request: not the system's error
 				}
@@ -247,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	stopProgress()
 
 	res := merge(workers, cfg, elapsed)
-	res.ledger = &l
+	res.ledger = l
 	if cfg.Verify {
 		v := res.Verify(ctx, cfg.Target)
 		res.Verification = &v
@@ -261,8 +275,12 @@ func (r *Result) Verify(ctx context.Context, t Target) Verification {
 	return r.ledger.verify(ctx, t, min(r.Concurrency, 32))
 }
 
+// errNoOrder ends a client of a run After another: no order is in the state
+// its operation needs.
+var errNoOrder = errors.New("no order left for this operation")
+
 // do runs one operation of the mix. An operation that needs an order in a
-// state none is in becomes a create.
+// state none is in becomes a create (After: ends the client).
 func (w *worker) do(ctx context.Context, cfg Config, runID string, l *ledger) (Op, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -274,12 +292,23 @@ func (w *worker) do(ctx context.Context, cfg Config, runID string, l *ledger) (O
 	case OpRefund:
 		e = l.take(true)
 	case OpQuery:
-		if no := l.any(); no != "" {
-			_, _, err := cfg.Target.Query(ctx, no)
+		if e := l.any(); e != nil {
+			_, _, err := cfg.Target.Query(ctx, e.no)
+			return op, err
+		}
+	case OpQueryOut:
+		if e := l.any(); e != nil {
+			no, err := cfg.Target.QueryByOutTradeNo(ctx, e.out)
+			if err == nil && no != e.no {
+				err = fmt.Errorf("out_trade_no %s: got order %s, created as %s", e.out, no, e.no)
+			}
 			return op, err
 		}
 	}
 	if op != OpCreate && e == nil {
+		if cfg.After != nil {
+			return op, errNoOrder
+		}
 		op = OpCreate
 		w.fallback++
 	}
@@ -291,7 +320,7 @@ func (w *worker) do(ctx context.Context, cfg Config, runID string, l *ledger) (O
 		w.retries += int64(max(attempts-1, 0))
 		if err == nil {
 			w.creates++
-			l.add(&entry{no: no, total: total, state: tradeunit.StateNotPay})
+			l.add(&entry{no: no, out: out, total: total, state: tradeunit.StateNotPay})
 		}
 		return op, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -31,6 +32,9 @@ type Target interface {
 	Close(ctx context.Context, orderNo string) error
 	Refund(ctx context.Context, orderNo, outRefundNo string, amount int64) error
 	Query(ctx context.Context, orderNo string) (tradeunit.TradeState, int64, error)
+	// QueryByOutTradeNo returns the number of the order of the merchant's
+	// own number.
+	QueryByOutTradeNo(ctx context.Context, outTradeNo string) (orderNo string, err error)
 	Release() error
 }
 
@@ -166,6 +170,12 @@ func (t *httpTarget) Query(ctx context.Context, no string) (tradeunit.TradeState
 	return o.TradeState, o.Amount.Refunded, err
 }
 
+func (t *httpTarget) QueryByOutTradeNo(ctx context.Context, out string) (string, error) {
+	var o orderResp
+	_, err := t.do(ctx, "GET", "/v3/orders/out-trade-no/"+url.PathEscape(out), nil, &o)
+	return o.OrderNo, err
+}
+
 func (t *httpTarget) Release() error { t.client.CloseIdleConnections(); return nil }
 
 // grpcTarget calls one unit's logic services directly, spreading calls over
@@ -224,6 +234,14 @@ func (t *grpcTarget) Query(ctx context.Context, no string) (tradeunit.TradeState
 		return "", 0, transportCode(err)
 	}
 	return o.State, o.Refunded, nil
+}
+
+func (t *grpcTarget) QueryByOutTradeNo(ctx context.Context, out string) (string, error) {
+	o, err := t.svc().OrderByOutTradeNo(ctx, t.mchid, out)
+	if err != nil {
+		return "", transportCode(err)
+	}
+	return o.OrderNo, nil
 }
 
 func (t *grpcTarget) Release() error {
@@ -290,6 +308,14 @@ func (t *storeTarget) Query(ctx context.Context, no string) (tradeunit.TradeStat
 		return "", 0, err
 	}
 	return o.State, o.Refunded, nil
+}
+
+func (t *storeTarget) QueryByOutTradeNo(ctx context.Context, out string) (string, error) {
+	o, err := t.store.OrderByOutTradeNo(ctx, t.mchid, out)
+	if err != nil {
+		return "", err
+	}
+	return o.OrderNo, nil
 }
 
 func (t *storeTarget) Release() error { return t.store.Close() }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,8 +31,8 @@ var (
 	}
 	benchRunCmd = &command{name: "run", usage: "--target TARGET [flags]", run: benchRun,
 		short: "drive one target (a proxy, a unit's logic services, or a storage) with a load"}
-	benchBaselineCmd = &command{name: "baseline", usage: "[--storage sqlite|mysql] [--clients 16,64] [--rounds 3] [--duration 10s]", run: benchBaseline,
-		short: "storage limit, one unit direct and full path, interleaved rounds in one run"}
+	benchBaselineCmd = &command{name: "baseline", usage: "[--storage sqlite|mysql] [--clients 16,64] [--rounds 3] [--duration 10s] [--ops pay,query,query-out,refund]", run: benchBaseline,
+		short: "storage limit, one unit direct, full path, and full path with batching off, for creates and each other operation; interleaved rounds in one run"}
 	benchDirectoryCmd = &command{name: "directory", usage: "[--storage sqlite|mysql] [--clients 16,64] [--rounds 3] [--duration 10s]", run: benchDirectory,
 		short: "create throughput and CPU per order with and without the key directory, interleaved rounds in one run"}
 	benchScalingCmd = &command{name: "scaling", usage: "[--units 1,2,4,8] [--clients 64] [--duration 10s]", run: benchScaling,
@@ -170,6 +171,21 @@ func addScenarioFlags(fs *flag.FlagSet) *scenarioFlags {
 	}
 }
 
+// measurement is what each path is measured with, but for the client
+// count, which each row sets.
+func (f *scenarioFlags) measurement() bench.Measurement {
+	return bench.Measurement{Duration: *f.duration, Progress: os.Stderr}
+}
+
+// joinOps is "pay,query,...".
+func joinOps(ops []bench.Op) string {
+	names := make([]string, len(ops))
+	for i, op := range ops {
+		names[i] = string(op)
+	}
+	return strings.Join(names, ",")
+}
+
 // start parses the client counts and prepares the scenario's processes.
 func (f *scenarioFlags) start() (*bench.Env, []int, func(), error) {
 	counts, err := intList(*f.clients)
@@ -185,15 +201,26 @@ func (f *scenarioFlags) start() (*bench.Env, []int, func(), error) {
 
 func benchBaseline(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	sf := addScenarioFlags(fs)
+	ops := fs.String("ops", joinOps(bench.BaselineOps), "operations measured after the creates, each alone on their orders; \"\" for creates only")
 	if err := noArgs(e, fs, args); err != nil {
 		return err
+	}
+	m := sf.measurement()
+	for _, name := range strings.Split(*ops, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if !slices.Contains(bench.BaselineOps, bench.Op(name)) {
+			return usageErrorf("--ops %q: want some of %s", *ops, joinOps(bench.BaselineOps))
+		}
+		m.Ops = append(m.Ops, bench.Op(name))
 	}
 	env, counts, cleanup, err := sf.start()
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	rows, err := bench.Baseline(ctx, env, counts, *sf.rounds, *sf.duration, os.Stderr)
+	rows, err := bench.Baseline(ctx, env, m, counts, *sf.rounds)
 	if err != nil {
 		return err
 	}
@@ -211,7 +238,7 @@ func benchDirectory(ctx context.Context, e *env, fs *flag.FlagSet, args []string
 		return err
 	}
 	defer cleanup()
-	costs, err := bench.Directory(ctx, env, counts, *sf.rounds, *sf.duration, os.Stderr)
+	costs, err := bench.Directory(ctx, env, sf.measurement(), counts, *sf.rounds)
 	if err != nil {
 		return err
 	}

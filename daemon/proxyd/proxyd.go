@@ -37,6 +37,10 @@ type Config struct {
 	// TLS names the certificate, key, CA and revocation list of every
 	// internal connection (mutual TLS); none: plaintext.
 	TLS pki.Files
+	// Metrics is the operators' port: /metrics and the CPU profiles
+	// (/debug/pprof), which the public API does not serve; off if empty.
+	Metrics         string
+	MetricsAddrFile string // write its bound address here (for port 0)
 }
 
 // DefaultConfig returns the configuration tradeunit proxy starts with.
@@ -64,6 +68,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Proxy.AccessLog, "access-log", c.Proxy.AccessLog, "log one line per API request")
 	fs.BoolVar(&c.Proxy.UnsafeWithoutDirectory, "unsafe-without-directory", c.Proxy.UnsafeWithoutDirectory,
 		"benchmark baseline only: creates skip the key directory, losing one order per out_trade_no")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "operators' port: metrics (GET /metrics) and CPU profiles (/debug/pprof) on this address; off if empty")
+	fs.StringVar(&c.MetricsAddrFile, "metrics-addr-file", c.MetricsAddrFile, "write the bound operators' address to this file (for port 0)")
 	c.HTTP.Flags(fs)
 	c.Log.Flags(fs)
 	c.TLS.Flags(fs)
@@ -94,8 +100,9 @@ type Main struct {
 	Dialer      tradeunit.LogicDialer
 
 	// Set by Run.
-	Proxy  *proxy.Proxy
-	server *daemon.HTTPServer
+	Proxy   *proxy.Proxy
+	server  *daemon.HTTPServer
+	metrics *daemon.HTTPServer // the operators' port, nil without Config.Metrics
 }
 
 // NewMain returns a Main with the default configuration.
@@ -156,6 +163,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// against headers far over it.
 	hcfg := m.Config.HTTP
 	hcfg.MaxHeaderBytes = 2*hcfg.MaxHeaderBytes + 4096
+	if m.metrics, err = daemon.ServeMetrics(m.Config.Metrics, m.Config.MetricsAddrFile, m.Registry, m.Keys, m.Logger); err != nil {
+		return err
+	}
 	m.server, err = daemon.ServeHTTP(m.Config.Listen, m.Config.AddrFile, m.Proxy.Handler(), hcfg, m.Logger)
 	if err != nil {
 		return fmt.Errorf("proxy listen: %w", err)
@@ -176,6 +186,10 @@ func (m *Main) Close() error {
 	if m.server != nil {
 		errs = append(errs, m.server.Close())
 		m.server = nil
+	}
+	if m.metrics != nil {
+		errs = append(errs, m.metrics.Close())
+		m.metrics = nil
 	}
 	if m.Proxy != nil {
 		m.Proxy.Close()
