@@ -94,6 +94,7 @@ func openSQLite(d dsn.DSN, readOnly bool) (*DB, error) {
 			return nil, err
 		}
 	}
+	const readConns = 8
 	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 	if readOnly {
@@ -112,7 +113,11 @@ func openSQLite(d dsn.DSN, readOnly bool) (*DB, error) {
 		write.Close()
 		return nil, err
 	}
-	read.SetMaxOpenConns(8)
+	// As many idle as open: with database/sql's default of two, a burst of
+	// reads closed and reopened connections, and opening one (the file, the
+	// pragmas, the schema) cost more than the reads.
+	read.SetMaxOpenConns(readConns)
+	read.SetMaxIdleConns(readConns)
 	return &DB{Write: write, Read: read, dialect: sqliteDialect}, nil
 }
 
