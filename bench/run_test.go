@@ -40,8 +40,12 @@ func (t *memTarget) set(no string, s tradeunit.TradeState) error {
 	return nil
 }
 
-func (t *memTarget) Pay(_ context.Context, no, _ string) error { return t.set(no, tradeunit.StateSuccess) }
-func (t *memTarget) Close(_ context.Context, no string) error  { return t.set(no, tradeunit.StateClosed) }
+func (t *memTarget) Pay(_ context.Context, no, _ string) error {
+	return t.set(no, tradeunit.StateSuccess)
+}
+func (t *memTarget) Close(_ context.Context, no string) error {
+	return t.set(no, tradeunit.StateClosed)
+}
 func (t *memTarget) Refund(_ context.Context, no, _ string, _ int64) error {
 	return t.set(no, tradeunit.StateRefund)
 }
