@@ -34,10 +34,15 @@ type Env struct {
 	// database (default sqlstore.LocalMySQL); its password comes from the
 	// environment (TRADEUNIT_PASSWORD_<USER>, see package secrets).
 	MySQL string
+	// Secrets is the secrets file the processes and this one find the
+	// MySQL password in ("": the environment): a replicated set's
+	// (UseReplicatedSet).
+	Secrets string
 
-	procs []*cluster.Process
-	dbs   []string
-	n     int
+	storagePids func() []int // the replicated set's servers, nil: every mariadbd
+	procs       []*cluster.Process
+	dbs         []string
+	n           int
 }
 
 // Mchid is the merchant benchmarks run as.
@@ -88,6 +93,7 @@ func (e *Env) StartUnit(ctx context.Context, id tradeunit.UnitID, d dsn.DSN, b B
 	cfg := unitd.DefaultConfig()
 	cfg.Service.Unit, cfg.DB = id, d
 	cfg.Service.Batch.Disabled, cfg.Service.ChangeBatch.Disabled = b == Unbatched, b == Unbatched
+	cfg.Secrets = e.Secrets
 	cfg.Metrics = "127.0.0.1:0" // and profiles: DIR/run/unit-ID.metrics-addr
 	r := cluster.NewReplica(e.Binary, e.Dir, fmt.Sprintf("unit-%d", id), cfg)
 	if err := r.Start(ctx); err != nil {
@@ -197,6 +203,7 @@ func (e *Env) startShard(ctx context.Context, routes string, b Batching) (*clust
 	cfg := directoryd.DefaultConfig()
 	cfg.Shard, cfg.Routes, cfg.DB = 1, routes, d
 	cfg.Batch.Disabled = b == Unbatched
+	cfg.Secrets = e.Secrets
 	cfg.Metrics = "127.0.0.1:0" // and profiles: DIR/run/directory-N.metrics-addr
 	r := cluster.NewShardReplica(e.Binary, e.Dir, fmt.Sprintf("directory-%d", e.n), cfg)
 	if err := r.Start(ctx); err != nil {
@@ -208,8 +215,17 @@ func (e *Env) startShard(ctx context.Context, routes string, b Batching) (*clust
 
 // Target opens a benchmark target.
 func (e *Env) Target(ctx context.Context, spec string, unit tradeunit.UnitID, conc int) (Target, error) {
+	if d, err := dsn.Parse(spec); err == nil && e.Secrets != "" {
+		passwords, err := e.passwords()
+		if err != nil {
+			return nil, err
+		}
+		return OpenStorageTarget(ctx, d, passwords, Mchid, unit)
+	}
 	return OpenTarget(ctx, spec, apiKey, Mchid, unit, conc)
 }
+
+func (e *Env) passwords() (*secrets.Secrets, error) { return secrets.ForProgram(e.Secrets) }
 
 // StoragePids returns the processes of the storage server (mariadbd), whose
 // CPU counts as the storage layer's; none for SQLite, which runs inside the
@@ -217,6 +233,9 @@ func (e *Env) Target(ctx context.Context, spec string, unit tradeunit.UnitID, co
 func (e *Env) StoragePids() []int {
 	if e.Storage != "mysql" {
 		return nil
+	}
+	if e.storagePids != nil {
+		return e.storagePids()
 	}
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
@@ -245,7 +264,11 @@ func (e *Env) Close() {
 	if err != nil {
 		return
 	}
-	cfg, err := server.MySQLConfig(secrets.FromEnv(os.Getenv))
+	passwords, err := e.passwords()
+	if err != nil {
+		return
+	}
+	cfg, err := server.MySQLConfig(passwords)
 	if err != nil {
 		return
 	}

@@ -59,13 +59,19 @@ func OpenTarget(ctx context.Context, spec, apiKey, mchid string, unit tradeunit.
 		if err != nil {
 			return nil, err
 		}
-		s, err := sqlstore.Open(ctx, d, secrets.FromEnv(os.Getenv))
-		if err != nil {
-			return nil, err
-		}
-		return &storeTarget{store: s, mchid: mchid, unit: unit, seq: unitpkg.NewSequencer(s, unitpkg.DefaultSequenceBlock)}, nil
+		return OpenStorageTarget(ctx, d, secrets.FromEnv(os.Getenv), mchid, unit)
 	}
 	return nil, fmt.Errorf("unknown target %q: want http://, grpc://, sqlite: or mysql:", spec)
+}
+
+// OpenStorageTarget opens unit's storage d as a target, with the MySQL
+// password passwords knows.
+func OpenStorageTarget(ctx context.Context, d dsn.DSN, passwords dsn.Passwords, mchid string, unit tradeunit.UnitID) (Target, error) {
+	s, err := sqlstore.Open(ctx, d, passwords)
+	if err != nil {
+		return nil, err
+	}
+	return &storeTarget{store: s, mchid: mchid, unit: unit, seq: unitpkg.NewSequencer(s, unitpkg.DefaultSequenceBlock)}, nil
 }
 
 // httpTarget calls the public REST API.

@@ -202,6 +202,7 @@ func (f *scenarioFlags) start() (*bench.Env, []int, func(), error) {
 func benchBaseline(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	sf := addScenarioFlags(fs)
 	ops := fs.String("ops", joinOps(bench.BaselineOps), "operations measured after the creates, each alone on their orders; \"\" for creates only")
+	replicated := fs.Bool("replicated", false, "mysql storage on a replicated set started for the run: a primary and two semi-sync replicas, binlog, sync_binlog=1 (as tradeunit mariadb up)")
 	if err := noArgs(e, fs, args); err != nil {
 		return err
 	}
@@ -220,6 +221,13 @@ func benchBaseline(ctx context.Context, e *env, fs *flag.FlagSet, args []string)
 		return err
 	}
 	defer cleanup()
+	if *replicated {
+		stop, err := env.UseReplicatedSet(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop() // after cleanup's env.Close, which drops the databases
+	}
 	rows, err := bench.Baseline(ctx, env, m, counts, *sf.rounds)
 	if err != nil {
 		return err
