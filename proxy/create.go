@@ -143,25 +143,16 @@ func (c *creation) runWithoutDirectory(ctx context.Context) (*tradeunit.Order, e
 	}
 }
 
-// reserve starts the walk without reading the entry first: most creates
-// are of a new key, which a put of version 1 reserves at once; a key with an
-// entry fails that put, which returns the entry to go on from. When no unit
-// can be picked, or the put fails (the shard takes no writes now), the entry
-// is read instead: a repeat of a create that committed is still answered.
+// reserve starts the walk with the key's entry (Proxy.reserve); when no
+// unit can be picked, the entry is read instead: a repeat of a create that
+// committed is still answered.
 func (c *creation) reserve(ctx context.Context) (*tradeunit.DirectoryEntry, error) {
 	u, err := c.nextUnit(0)
 	if err != nil {
 		return c.p.entry(ctx, c.key)
 	}
-	e, err := c.p.putFollow(ctx, &tradeunit.DirectoryEntry{Key: c.key, State: tradeunit.EntryPending,
+	return c.p.reserve(ctx, &tradeunit.DirectoryEntry{Key: c.key, State: tradeunit.EntryPending,
 		Attempt: newAttempt(u), Fingerprint: c.fp, Version: 1})
-	if err == nil {
-		return e, nil
-	}
-	if read, rerr := c.p.entry(ctx, c.key); rerr == nil && read != nil {
-		return read, nil
-	}
-	return nil, err
 }
 
 // orderFound ends a walk with its order.

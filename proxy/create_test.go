@@ -504,3 +504,45 @@ func TestConcurrentCreatesShareShardCalls(t *testing.T) {
 	}
 	t.Logf("%d shard put calls for %d creates of %d keys", calls, creates, creates/2)
 }
+
+// TestRefundReservesWithoutARead: a refund of a new out_refund_no costs the
+// shard two puts (reserve, commit) and no read; a repeat finds the committed
+// entry through its failed put and gets the same refund; another amount is
+// OUT_REFUND_NO_USED.
+func TestRefundReservesWithoutARead(t *testing.T) {
+	p := newRetryProxy(t, 2, 3, time.Second)
+	ctx := context.Background()
+	o, _, err := p.createOrder(ctx, createRequest(500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := p.dialer.shard
+	count := func() (puts, reads int) {
+		shard.mu.Lock()
+		defer shard.mu.Unlock()
+		return shard.puts, shard.reads
+	}
+	puts0, reads0 := count()
+	req := tradeunit.CreateRefundRequest{Mchid: "1900000001", OrderNo: o.OrderNo, OutRefundNo: "rf-1",
+		Amount: tradeunit.RefundAmount{Refund: 100, Currency: "CNY"}}
+	first, err := p.createRefund(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if puts, reads := count(); puts-puts0 != 2 || reads != reads0 {
+		t.Errorf("a new refund made %d puts and %d reads, want 2 and 0", puts-puts0, reads-reads0)
+	}
+	if e := shard.get(tradeunit.MerchantKey{Mchid: req.Mchid, Kind: tradeunit.KeyRefund, Value: "rf-1"}); e == nil ||
+		e.State != tradeunit.EntryCommitted || e.RecordNo != o.OrderNo {
+		t.Fatalf("entry after the refund: %+v, want committed to %s", e, o.OrderNo)
+	}
+	again, err := p.createRefund(ctx, req)
+	if err != nil || again.RefundID != first.RefundID {
+		t.Fatalf("repeated refund: %+v, %v; want refund %s", again, err, first.RefundID)
+	}
+	other := req
+	other.Amount.Refund = 101
+	if _, err := p.createRefund(ctx, other); !tradeunit.IsCode(err, tradeunit.CodeOutRefundNoUsed) {
+		t.Fatalf("the same out_refund_no with another amount: %v, want OUT_REFUND_NO_USED", err)
+	}
+}

@@ -26,13 +26,14 @@ type fakeUnit struct {
 	calls       int
 	reconnected int
 	last        tradeunit.CreateOrderRequest
-	orders      map[string]*tradeunit.Order // by out_trade_no
+	orders      map[string]*tradeunit.Order  // by out_trade_no
+	refunds     map[string]*tradeunit.Refund // by out_refund_no
 	superseded  map[uint64]bool
 	seq         int
 }
 
 func newFakeUnit(id tradeunit.UnitID) *fakeUnit {
-	return &fakeUnit{id: id, orders: map[string]*tradeunit.Order{}, superseded: map[uint64]bool{}}
+	return &fakeUnit{id: id, orders: map[string]*tradeunit.Order{}, refunds: map[string]*tradeunit.Refund{}, superseded: map[uint64]bool{}}
 }
 
 func (u *fakeUnit) CreateOrder(ctx context.Context, r tradeunit.CreateOrderRequest) (*tradeunit.Order, error) {
@@ -87,6 +88,29 @@ func (u *fakeUnit) SupersedeAttempt(ctx context.Context, mchid, outTradeNo strin
 	return nil, tradeunit.Errorf(tradeunit.CodeNotFound, "none")
 }
 
+// CreateRefund makes one refund per out_refund_no, of any order.
+func (u *fakeUnit) CreateRefund(ctx context.Context, r tradeunit.CreateRefundRequest) (*tradeunit.Refund, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.calls++
+	if f := u.refunds[r.OutRefundNo]; f != nil {
+		return f, nil
+	}
+	f := &tradeunit.Refund{RefundID: fmt.Sprintf("refund-%d", len(u.refunds)+1), Mchid: r.Mchid, OrderNo: r.OrderNo,
+		OutRefundNo: r.OutRefundNo, Amount: r.Amount}
+	u.refunds[r.OutRefundNo] = f
+	return f, nil
+}
+
+func (u *fakeUnit) Refund(ctx context.Context, mchid, outRefundNo string) (*tradeunit.Refund, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if f := u.refunds[outRefundNo]; f != nil && f.Mchid == mchid {
+		return f, nil
+	}
+	return nil, tradeunit.Errorf(tradeunit.CodeNotFound, "no refund %s", outRefundNo)
+}
+
 func (u *fakeUnit) Order(ctx context.Context, mchid, orderNo string) (*tradeunit.Order, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -116,6 +140,7 @@ type fakeShard struct {
 	refuse  bool          // reads answer; writes are refused, nothing written
 	latency time.Duration // of every Put: a storage commit's
 	puts    int
+	reads   int // calls of Entry
 }
 
 func newFakeShard() *fakeShard {
@@ -125,6 +150,7 @@ func newFakeShard() *fakeShard {
 func (s *fakeShard) Entry(ctx context.Context, key tradeunit.MerchantKey) (*tradeunit.DirectoryEntry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reads++
 	if s.down {
 		return nil, tradeunit.NoAnswer("fake", "shard down", errors.New("down"))
 	}

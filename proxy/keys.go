@@ -61,6 +61,23 @@ func (p *Proxy) entry(ctx context.Context, key tradeunit.MerchantKey) (*tradeuni
 	return e, err
 }
 
+// reserve puts e, a pending entry of version 1, without reading its key
+// first, and returns the entry to go on from: most creates and refunds are
+// of a new key, which the put reserves at once (one shard call, not two); a
+// key with an entry fails it, which returns that entry. When the put fails
+// (the shard takes no writes now), the entry is read instead: a repeat of a
+// create or refund that committed is still answered.
+func (p *Proxy) reserve(ctx context.Context, e *tradeunit.DirectoryEntry) (*tradeunit.DirectoryEntry, error) {
+	got, err := p.putFollow(ctx, e)
+	if err == nil {
+		return got, nil
+	}
+	if read, rerr := p.entry(ctx, e.Key); rerr == nil && read != nil {
+		return read, nil
+	}
+	return nil, err
+}
+
 // put writes e (its version the stored one's plus one). On a conflict it
 // returns the entry that won and an error wrapping ErrVersionConflict.
 func (p *Proxy) put(ctx context.Context, e *tradeunit.DirectoryEntry) (*tradeunit.DirectoryEntry, error) {

@@ -85,7 +85,8 @@ func (p *Proxy) refundByOutRefundNo(ctx context.Context, mchid, outRefundNo stri
 }
 
 // createRefund refunds an order once per (mchid, out_refund_no), across
-// units: the key is reserved in the directory for the order's unit, the
+// units: the key is reserved in the directory for the order's unit (a put
+// without a read first, as for creates), the
 // unit makes the refund (idempotent per out_refund_no), and the entry is
 // committed to it. The same out_refund_no with another body (another
 // order, amount or reason) is OUT_REFUND_NO_USED.
@@ -96,7 +97,8 @@ func (p *Proxy) createRefund(ctx context.Context, req tradeunit.CreateRefundRequ
 	}
 	key := tradeunit.MerchantKey{Mchid: req.Mchid, Kind: tradeunit.KeyRefund, Value: req.OutRefundNo}
 	fp := req.Fingerprint()
-	e, err := p.entry(ctx, key)
+	e, err := p.reserve(ctx, &tradeunit.DirectoryEntry{Key: key, State: tradeunit.EntryPending,
+		Attempt: newAttempt(u.ID), Fingerprint: fp, Version: 1})
 	if err != nil {
 		return nil, err
 	}
