@@ -24,20 +24,14 @@ func (s *Store) insertAll(ctx context.Context, tx *sql.Tx, orders []*tradeunit.O
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT create_batch"); err != nil {
 		return false, s.fail(op, err)
 	}
-	var q strings.Builder
 	args := make([]any, 0, 11*len(orders))
-	q.WriteString(`INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
-		trade_state, abandoned_units, create_time, update_time, attempt, version) VALUES `)
-	for i, o := range orders {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)")
+	for _, o := range orders {
 		args = append(args, o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
 			string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime),
 			tradeunit.UnixMicros(o.CreateTime), s.dialect.Uint64(o.Attempt))
 	}
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+	q := func() string { return insertOrdersQuery(len(orders)) }
+	if _, err := s.stmts.exec(ctx, tx, stmtKey{stmtInsertOrders, len(orders)}, q, args...); err != nil {
 		if !s.dialect.IsUniqueViolation(err) {
 			return false, s.fail(op, err)
 		}
@@ -53,37 +47,42 @@ func (s *Store) insertAll(ctx context.Context, tx *sql.Tx, orders []*tradeunit.O
 	for i, o := range orders {
 		events[i] = outboxRow{typ: tradeunit.EventOrderCreated, at: o.CreateTime, order: createdOrder(o)}
 	}
-	if err := insertEvents(ctx, tx, events); err != nil {
+	if err := s.insertEvents(ctx, tx, events); err != nil {
 		return false, s.fail(op, err)
 	}
 	return true, nil
 }
 
+// insertOrdersQuery is insertAll's statement for n orders.
+func insertOrdersQuery(n int) string {
+	return `INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
+		trade_state, abandoned_units, create_time, update_time, attempt, version) VALUES ` +
+		valuesList("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)", n)
+}
+
 // anySuperseded reports whether an attempt of the batch was superseded,
 // with a locking read as insertOrder's (see SupersedeAttempt).
 func (s *Store) anySuperseded(ctx context.Context, tx *sql.Tx, orders []*tradeunit.Order) (bool, error) {
-	var q strings.Builder
 	var args []any
 	for _, o := range orders {
-		if o.Attempt == 0 {
-			continue
+		if o.Attempt != 0 {
+			args = append(args, o.Mchid, o.OutTradeNo, s.dialect.Uint64(o.Attempt))
 		}
-		if len(args) == 0 {
-			q.WriteString("SELECT COUNT(*) FROM superseded_attempts WHERE ")
-		} else {
-			q.WriteString(" OR ")
-		}
-		q.WriteString("(mchid = ? AND out_trade_no = ? AND attempt = ?)")
-		args = append(args, o.Mchid, o.OutTradeNo, s.dialect.Uint64(o.Attempt))
 	}
 	if len(args) == 0 {
 		return false, nil
 	}
-	var n int
-	if err := tx.QueryRowContext(ctx, q.String()+s.dialect.ForUpdate(), args...).Scan(&n); err != nil {
+	n := len(args) / 3
+	q := func() string {
+		return "SELECT COUNT(*) FROM superseded_attempts WHERE " +
+			strings.Repeat("(mchid = ? AND out_trade_no = ? AND attempt = ?) OR ", n-1) +
+			"(mchid = ? AND out_trade_no = ? AND attempt = ?)" + s.dialect.ForUpdate()
+	}
+	var count int
+	if err := s.stmts.queryRow(ctx, tx, stmtKey{stmtSuperseded, n}, q, args...).Scan(&count); err != nil {
 		return false, s.fail("store.CreateOrder", err)
 	}
-	return n > 0, nil
+	return count > 0, nil
 }
 
 // createdOrder is o as a create stores it: NOTPAY at version 1, its times

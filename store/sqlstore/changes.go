@@ -141,7 +141,7 @@ func (s *Store) applyGuarded(ctx context.Context, op string, gs []guarded) []tra
 				results[i] = explainGuard(g, o)
 			}
 		}
-		if err := insertEvents(ctx, tx, events); err != nil {
+		if err := s.insertEvents(ctx, tx, events); err != nil {
 			return s.fail(op, err)
 		}
 		return nil
@@ -167,8 +167,10 @@ func (s *Store) lockedOrders(ctx context.Context, tx *sql.Tx, op string, orderNo
 	for i, no := range orderNos {
 		args[i] = no
 	}
-	q := "SELECT " + orderColumns + " FROM orders WHERE order_no IN (?" + strings.Repeat(", ?", len(orderNos)-1) + ")" + s.dialect.ForUpdate()
-	rows, err := tx.QueryContext(ctx, q, args...)
+	q := func() string {
+		return "SELECT " + orderColumns + " FROM orders WHERE order_no IN (?" + strings.Repeat(", ?", len(orderNos)-1) + ")" + s.dialect.ForUpdate()
+	}
+	rows, err := s.stmts.query(ctx, tx, stmtKey{stmtLockedOrders, len(orderNos)}, q, args...)
 	if err != nil {
 		return nil, s.fail(op, err)
 	}

@@ -10,6 +10,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"tradeunit"
@@ -33,6 +34,9 @@ type Store struct {
 	// the freeze fence let it through: tests hold a writer there. nil
 	// outside tests; set it before the Store is shared.
 	passedFence func(op string)
+	// stmts caches the batch statements whose text depends on their
+	// size: on a SQLite Store open for writes only, nil otherwise.
+	stmts *stmtCache
 }
 
 var _ tradeunit.Store = (*Store)(nil)
@@ -57,7 +61,11 @@ func Open(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Store, erro
 		db.Close()
 		return nil, fmt.Errorf("migrate storage %s: %w", d, err)
 	}
-	return newStore(db), nil
+	s := newStore(db)
+	if s.dialect.Name() == "sqlite" {
+		s.stmts = newStmtCache(s.write)
+	}
+	return s, nil
 }
 
 // OpenReadOnly opens the storage named by d for reads only: a replica of a
@@ -81,7 +89,7 @@ func OpenReadOnly(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Sto
 func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx, "store.Ping") }
 
 // Close closes the storage.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return errors.Join(s.stmts.close(), s.db.Close()) }
 
 // ReadOnly reports whether the server refuses the application's writes now:
 // @@global.read_only on MySQL (a fenced or not yet promoted server), always

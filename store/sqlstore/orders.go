@@ -134,7 +134,7 @@ func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *tradeunit.Order)
 		return s.fail(op, err)
 	}
 	// After the insert: see insertEvent.
-	err = insertEvent(ctx, tx, tradeunit.EventOrderCreated, o.CreateTime, createdOrder(o), nil)
+	err = s.insertEvent(ctx, tx, tradeunit.EventOrderCreated, o.CreateTime, createdOrder(o), nil)
 	if err != nil {
 		return s.fail(op, err)
 	}

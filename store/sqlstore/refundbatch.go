@@ -41,7 +41,7 @@ func (s *Store) CreateRefunds(ctx context.Context, refunds []*tradeunit.Refund) 
 			}
 		}
 		// After every order's update: see insertEvent.
-		if err := insertEvents(ctx, tx, events); err != nil {
+		if err := s.insertEvents(ctx, tx, events); err != nil {
 			return s.fail(op, err)
 		}
 		return nil

@@ -17,6 +17,9 @@ import (
 // place: fn does not run, and nothing is written, on a frozen storage (see
 // Freeze).
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	// The sizes fn's statements missed in the cache are prepared once the
+	// write connection is free again (see stmtCache).
+	defer s.stmts.prepareWanted(ctx)
 	return s.db.InTx(ctx, op, func(tx *sql.Tx) error {
 		if err := s.checkNotFrozen(ctx, tx, op); err != nil {
 			return err
@@ -35,8 +38,8 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 // an order's changes, so an order's later event is numbered after its
 // earlier one has committed. That is what lets a relay publish past a gap
 // of not yet committed numbers and still keep each order's events in order.
-func insertEvent(ctx context.Context, tx *sql.Tx, typ tradeunit.EventType, at time.Time, o *tradeunit.Order, r *tradeunit.Refund) error {
-	return insertEvents(ctx, tx, []outboxRow{{typ: typ, at: at, order: o, refund: r}})
+func (s *Store) insertEvent(ctx context.Context, tx *sql.Tx, typ tradeunit.EventType, at time.Time, o *tradeunit.Order, r *tradeunit.Refund) error {
+	return s.insertEvents(ctx, tx, []outboxRow{{typ: typ, at: at, order: o, refund: r}})
 }
 
 // outboxRow is one event for insertEvents: its type and time, and the
@@ -50,26 +53,38 @@ type outboxRow struct {
 
 // insertEvents is insertEvent for many events, in one statement: a batch's
 // round trip, not one per change. Nothing is written for none.
-func insertEvents(ctx context.Context, tx *sql.Tx, rows []outboxRow) error {
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, rows []outboxRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	var q strings.Builder
 	args := make([]any, 0, 4*len(rows))
-	q.WriteString("INSERT INTO order_events (order_no, event_type, payload, create_time) VALUES ")
-	for i, e := range rows {
+	for _, e := range rows {
 		body, err := eventPayload(e.order, e.refund)
 		if err != nil {
 			return err
 		}
+		args = append(args, e.order.OrderNo, string(e.typ), body, tradeunit.UnixMicros(e.at))
+	}
+	_, err := s.stmts.exec(ctx, tx, stmtKey{stmtInsertEvents, len(rows)}, func() string { return insertEventsQuery(len(rows)) }, args...)
+	return err
+}
+
+// insertEventsQuery is insertEvents' statement for n rows.
+func insertEventsQuery(n int) string {
+	return "INSERT INTO order_events (order_no, event_type, payload, create_time) VALUES " + valuesList("(?, ?, ?, ?)", n)
+}
+
+// valuesList is n copies of row, comma separated.
+func valuesList(row string, n int) string {
+	var q strings.Builder
+	q.Grow(n * (len(row) + 2))
+	for i := range n {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?)")
-		args = append(args, e.order.OrderNo, string(e.typ), body, tradeunit.UnixMicros(e.at))
+		q.WriteString(row)
 	}
-	_, err := tx.ExecContext(ctx, q.String(), args...)
-	return err
+	return q.String()
 }
 
 // eventPayload is an outbox row's payload: the JSON that Event.OrderEvent
