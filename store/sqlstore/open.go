@@ -37,12 +37,19 @@ type Store struct {
 	// stmts caches the batch statements whose text depends on their
 	// size: on a SQLite Store open for writes only, nil otherwise.
 	stmts *stmtCache
+	// reads holds the point reads prepared on SQLite's read pool; nil on
+	// MySQL.
+	reads *readStmts
 }
 
 var _ tradeunit.Store = (*Store)(nil)
 
 func newStore(db *sqldb.DB) *Store {
-	return &Store{db: db, write: db.Write, read: db.Read, dialect: db.Dialect()}
+	s := &Store{db: db, write: db.Write, read: db.Read, dialect: db.Dialect()}
+	if s.dialect.Name() == "sqlite" {
+		s.reads = newReadStmts(s.read)
+	}
+	return s
 }
 
 // Open opens (creating if needed) the storage named by d and applies the
@@ -89,7 +96,7 @@ func OpenReadOnly(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Sto
 func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx, "store.Ping") }
 
 // Close closes the storage.
-func (s *Store) Close() error { return errors.Join(s.stmts.close(), s.db.Close()) }
+func (s *Store) Close() error { return errors.Join(s.stmts.close(), s.reads.close(), s.db.Close()) }
 
 // ReadOnly reports whether the server refuses the application's writes now:
 // @@global.read_only on MySQL (a fenced or not yet promoted server), always

@@ -219,12 +219,17 @@ var errDuplicate = errors.New("duplicate key")
 
 // Order returns an order by number.
 func (s *Store) Order(ctx context.Context, orderNo string) (*tradeunit.Order, error) {
-	return s.queryOrder(ctx, s.read, "store.Order", "order_no = ?", orderNo)
+	return s.readOrder(ctx, "store.Order", "order_no = ?", orderNo)
 }
 
 // OrderByOutTradeNo returns an order by the merchant's order number.
 func (s *Store) OrderByOutTradeNo(ctx context.Context, mchid, outTradeNo string) (*tradeunit.Order, error) {
-	return s.queryOrder(ctx, s.read, "store.OrderByOutTradeNo", "mchid = ? AND out_trade_no = ?", mchid, outTradeNo)
+	return s.readOrder(ctx, "store.OrderByOutTradeNo", "mchid = ? AND out_trade_no = ?", mchid, outTradeNo)
+}
+
+// readOrder is queryOrder on the read pool, its statement prepared there.
+func (s *Store) readOrder(ctx context.Context, op, where string, args ...any) (*tradeunit.Order, error) {
+	return s.orderOf(op, args, s.reads.queryRow(ctx, s.read, "SELECT "+orderColumns+" FROM orders WHERE "+where, args...))
 }
 
 type querier interface {
@@ -232,7 +237,12 @@ type querier interface {
 }
 
 func (s *Store) queryOrder(ctx context.Context, db querier, op, where string, args ...any) (*tradeunit.Order, error) {
-	o, err := scanOrder(db.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE "+where, args...))
+	return s.orderOf(op, args, db.QueryRowContext(ctx, "SELECT "+orderColumns+" FROM orders WHERE "+where, args...))
+}
+
+// orderOf scans row, the read of one order by args.
+func (s *Store) orderOf(op string, args []any, row *sql.Row) (*tradeunit.Order, error) {
+	o, err := scanOrder(row)
 	if isNoRows(err) {
 		return nil, notFound("order", strings.Join(strArgs(args), "/"))
 	}

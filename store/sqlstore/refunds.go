@@ -43,7 +43,7 @@ func scanRefund(row rowScanner) (*tradeunit.Refund, int64, error) {
 
 // Refund returns a merchant's refund by its refund number.
 func (s *Store) Refund(ctx context.Context, mchid, outRefundNo string) (*tradeunit.Refund, error) {
-	r, _, err := scanRefund(s.read.QueryRowContext(ctx, "SELECT "+refundColumns+" FROM refunds WHERE mchid = ? AND out_refund_no = ?",
+	r, _, err := scanRefund(s.reads.queryRow(ctx, s.read, "SELECT "+refundColumns+" FROM refunds WHERE mchid = ? AND out_refund_no = ?",
 		mchid, outRefundNo))
 	if isNoRows(err) {
 		return nil, notFound("refund", outRefundNo)
