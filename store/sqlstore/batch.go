@@ -21,7 +21,7 @@ func (s *Store) insertAll(ctx context.Context, tx *sql.Tx, orders []*tradeunit.O
 	if superseded, err := s.anySuperseded(ctx, tx, orders); err != nil || superseded {
 		return false, err
 	}
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT create_batch"); err != nil {
+	if _, err := s.stmts.execFixed(ctx, tx, "SAVEPOINT create_batch"); err != nil {
 		return false, s.fail(op, err)
 	}
 	args := make([]any, 0, 11*len(orders))
@@ -31,7 +31,7 @@ func (s *Store) insertAll(ctx context.Context, tx *sql.Tx, orders []*tradeunit.O
 			tradeunit.UnixMicros(o.CreateTime), s.dialect.Uint64(o.Attempt))
 	}
 	q := func() string { return insertOrdersQuery(len(orders)) }
-	if _, err := s.stmts.exec(ctx, tx, stmtKey{stmtInsertOrders, len(orders)}, q, args...); err != nil {
+	if _, err := s.stmts.exec(ctx, tx, stmtKey{kind: stmtInsertOrders, rows: len(orders)}, q, args...); err != nil {
 		if !s.dialect.IsUniqueViolation(err) {
 			return false, s.fail(op, err)
 		}
@@ -79,7 +79,7 @@ func (s *Store) anySuperseded(ctx context.Context, tx *sql.Tx, orders []*tradeun
 			"(mchid = ? AND out_trade_no = ? AND attempt = ?)" + s.dialect.ForUpdate()
 	}
 	var count int
-	if err := s.stmts.queryRow(ctx, tx, stmtKey{stmtSuperseded, n}, q, args...).Scan(&count); err != nil {
+	if err := s.stmts.queryRow(ctx, tx, stmtKey{kind: stmtSuperseded, rows: n}, q, args...).Scan(&count); err != nil {
 		return false, s.fail("store.CreateOrder", err)
 	}
 	return count > 0, nil

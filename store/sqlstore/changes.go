@@ -108,7 +108,7 @@ func (s *Store) applyGuarded(ctx context.Context, op string, gs []guarded) []tra
 			if g.invalid != nil {
 				continue
 			}
-			res, err := tx.ExecContext(ctx, g.update, g.args...)
+			res, err := s.stmts.execFixed(ctx, tx, g.update, g.args...)
 			if err != nil {
 				return s.fail(g.op, err)
 			}
@@ -170,7 +170,7 @@ func (s *Store) lockedOrders(ctx context.Context, tx *sql.Tx, op string, orderNo
 	q := func() string {
 		return "SELECT " + orderColumns + " FROM orders WHERE order_no IN (?" + strings.Repeat(", ?", len(orderNos)-1) + ")" + s.dialect.ForUpdate()
 	}
-	rows, err := s.stmts.query(ctx, tx, stmtKey{stmtLockedOrders, len(orderNos)}, q, args...)
+	rows, err := s.stmts.query(ctx, tx, stmtKey{kind: stmtLockedOrders, rows: len(orderNos)}, q, args...)
 	if err != nil {
 		return nil, s.fail(op, err)
 	}

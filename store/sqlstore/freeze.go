@@ -40,7 +40,7 @@ func (s *Store) checkNotFrozen(ctx context.Context, tx *sql.Tx, op string) error
 		q += " LOCK IN SHARE MODE"
 	}
 	var frozen int64
-	err := tx.QueryRowContext(ctx, q).Scan(&frozen)
+	err := s.stmts.queryRowFixed(ctx, tx, q).Scan(&frozen)
 	switch {
 	case isNoRows(err):
 		// Migration 0005 inserts the row; a storage without it was

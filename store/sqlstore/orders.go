@@ -113,7 +113,7 @@ func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *tradeunit.Order)
 		// committed before (and is seen here) or waits for this
 		// transaction and then sees its order (see SupersedeAttempt).
 		var n int
-		err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM superseded_attempts WHERE mchid = ? AND out_trade_no = ? AND attempt = ?"+s.dialect.ForUpdate(),
+		err := s.stmts.queryRowFixed(ctx, tx, "SELECT COUNT(*) FROM superseded_attempts WHERE mchid = ? AND out_trade_no = ? AND attempt = ?"+s.dialect.ForUpdate(),
 			o.Mchid, o.OutTradeNo, s.dialect.Uint64(o.Attempt)).Scan(&n)
 		if err != nil {
 			return s.fail(op, err)
@@ -122,7 +122,7 @@ func (s *Store) insertOrder(ctx context.Context, tx *sql.Tx, o *tradeunit.Order)
 			return tradeunit.Errorf(tradeunit.CodeAttemptSuperseded, "attempt %d at out_trade_no %s was superseded", o.Attempt, o.OutTradeNo)
 		}
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
+	_, err := s.stmts.execFixed(ctx, tx, `INSERT INTO orders (order_no, mchid, out_trade_no, description, total, currency,
 		trade_state, abandoned_units, create_time, update_time, attempt, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
 		o.OrderNo, o.Mchid, o.OutTradeNo, o.Description, o.Amount.Total, o.Amount.Currency,
 		string(tradeunit.StateNotPay), formatUnits(o.AbandonedUnits), tradeunit.UnixMicros(o.CreateTime), tradeunit.UnixMicros(o.CreateTime),

@@ -17,13 +17,21 @@ const (
 	stmtInsertEvents                 // insertEvents' INSERT INTO order_events
 	stmtLockedOrders                 // lockedOrders' SELECT ... WHERE order_no IN (...)
 	stmtSuperseded                   // anySuperseded's SELECT COUNT(*) ... OR ...
+	stmtFixed                        // a statement of one text whatever the batch (text)
 )
 
-// stmtKey is a statement of the cache: its kind and its number of rows.
+// stmtKey is a statement of the cache: its kind and its number of rows,
+// or (stmtFixed) its text, with rows 1.
 type stmtKey struct {
 	kind stmtKind
 	rows int
+	text string
 }
+
+// fixedKey is the key of a statement whose text is query: those every
+// write transaction runs (the freeze fence, a batch's savepoint) and those
+// of a single order or change.
+func fixedKey(query string) stmtKey { return stmtKey{kind: stmtFixed, rows: 1, text: query} }
 
 const (
 	// maxCachedRows is the largest size cached: group commit's batches
@@ -65,7 +73,8 @@ type stmtCache struct {
 	wanted map[stmtKey]string // missed in a transaction: the query to prepare after it
 	closed bool
 
-	// hits and misses count lookups of a cacheable size, for tests.
+	// hits and misses count lookups of a cacheable size, for tests;
+	// stmtFixed's are not counted.
 	hits, misses atomic.Int64
 }
 
@@ -86,11 +95,16 @@ func (c *stmtCache) lookup(k stmtKey, query func() string) *sql.Stmt {
 	if c.closed {
 		return nil
 	}
+	sized := k.kind != stmtFixed
 	if st := c.stmts[k]; st != nil {
-		c.hits.Add(1)
+		if sized {
+			c.hits.Add(1)
+		}
 		return st
 	}
-	c.misses.Add(1)
+	if sized {
+		c.misses.Add(1)
+	}
 	if _, ok := c.wanted[k]; !ok && len(c.stmts)+len(c.wanted) < c.maxStmts {
 		c.wanted[k] = query()
 	}
@@ -156,6 +170,16 @@ func (c *stmtCache) queryRow(ctx context.Context, tx *sql.Tx, k stmtKey, query f
 	return tx.QueryRowContext(ctx, query(), args...)
 }
 
+// execFixed is exec of a statement whose text is query (fixedKey).
+func (c *stmtCache) execFixed(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	return c.exec(ctx, tx, fixedKey(query), func() string { return query }, args...)
+}
+
+// queryRowFixed is queryRow of a statement whose text is query.
+func (c *stmtCache) queryRowFixed(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	return c.queryRow(ctx, tx, fixedKey(query), func() string { return query }, args...)
+}
+
 // close closes the cached statements; later lookups miss and note nothing.
 func (c *stmtCache) close() error {
 	if c == nil {
@@ -173,12 +197,19 @@ func (c *stmtCache) close() error {
 	return err
 }
 
-// len reports how many statements the cache holds.
-func (c *stmtCache) len() int {
+// len reports how many statements of a batch size (fixed false) or of a
+// fixed text the cache holds.
+func (c *stmtCache) len(fixed bool) int {
 	if c == nil {
 		return 0
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.stmts)
+	n := 0
+	for k := range c.stmts {
+		if (k.kind == stmtFixed) == fixed {
+			n++
+		}
+	}
+	return n
 }

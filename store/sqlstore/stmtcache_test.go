@@ -97,7 +97,7 @@ func TestStmtCacheSizes(t *testing.T) {
 			runCacheTestBatches(t, plain, cacheTestBatches(t, rounds, tt.size))
 
 			c := cached.stmts
-			if got := c.len(); got != tt.stmts {
+			if got := c.len(false); got != tt.stmts {
 				t.Errorf("cached statements: got %d, want %d", got, tt.stmts)
 			}
 			// Each statement misses once, in the first round; the
@@ -111,6 +111,17 @@ func TestStmtCacheSizes(t *testing.T) {
 			}
 			if got := c.hits.Load(); got != wantHits {
 				t.Errorf("hits: got %d, want %d", got, wantHits)
+			}
+
+			// The fixed texts: the freeze fence and the pays' UPDATE,
+			// and from two orders a batch the savepoint; the single
+			// order's INSERT and superseded read when a batch has one.
+			wantFixed := 3
+			if tt.size == 1 {
+				wantFixed = 4
+			}
+			if got := c.len(true); got != wantFixed {
+				t.Errorf("fixed statements cached: got %d, want %d", got, wantFixed)
 			}
 
 			got, err := cached.Dump(context.Background())
@@ -150,22 +161,22 @@ func TestStmtCacheCap(t *testing.T) {
 		{rows: 0, wantCached: false},
 	}
 	for _, tt := range tests {
-		if st := c.lookup(stmtKey{stmtInsertEvents, tt.rows}, query(tt.rows)); st != nil {
+		if st := c.lookup(stmtKey{kind: stmtInsertEvents, rows: tt.rows}, query(tt.rows)); st != nil {
 			t.Fatalf("rows=%d: a statement before any was prepared", tt.rows)
 		}
 	}
 	c.prepareWanted(context.Background())
-	if got := c.len(); got != 3 {
+	if got := c.len(false); got != 3 {
 		t.Errorf("cached statements: got %d, want 3", got)
 	}
 	for _, tt := range tests {
-		st := c.lookup(stmtKey{stmtInsertEvents, tt.rows}, query(tt.rows))
+		st := c.lookup(stmtKey{kind: stmtInsertEvents, rows: tt.rows}, query(tt.rows))
 		if got := st != nil; got != tt.wantCached {
 			t.Errorf("rows=%d: got cached %v, want %v", tt.rows, got, tt.wantCached)
 		}
 	}
 	c.prepareWanted(context.Background())
-	if got := c.len(); got != 3 {
+	if got := c.len(false); got != 3 {
 		t.Errorf("cached statements after a full cache missed: got %d, want 3", got)
 	}
 }
@@ -186,7 +197,7 @@ func TestStmtCacheClosed(t *testing.T) {
 		}},
 		{"cache closed with a size wanted", func(s *Store) *stmtCache {
 			c := s.stmts
-			c.lookup(stmtKey{stmtInsertEvents, 99}, func() string { return "SELECT 1" })
+			c.lookup(stmtKey{kind: stmtInsertEvents, rows: 99}, func() string { return "SELECT 1" })
 			c.close()
 			c.prepareWanted(context.Background())
 			return c
@@ -197,18 +208,18 @@ func TestStmtCacheClosed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openCacheTestStore(t)
 			runCacheTestBatches(t, s, cacheTestBatches(t, 2, 3))
-			if s.stmts.len() == 0 {
+			if s.stmts.len(false) == 0 {
 				t.Fatal("nothing cached before closing")
 			}
 			c := tt.close(s)
-			if got := c.len(); got != 0 {
+			if got := c.len(false); got != 0 {
 				t.Errorf("statements after closing: got %d, want 0", got)
 			}
-			if st := c.lookup(stmtKey{stmtInsertOrders, 3}, func() string { return insertOrdersQuery(3) }); st != nil {
+			if st := c.lookup(stmtKey{kind: stmtInsertOrders, rows: 3}, func() string { return insertOrdersQuery(3) }); st != nil {
 				t.Error("lookup after closing: got a statement, want none")
 			}
 			c.prepareWanted(context.Background())
-			if got := c.len(); got != 0 {
+			if got := c.len(false); got != 0 {
 				t.Errorf("statements after closing and preparing: got %d, want 0", got)
 			}
 		})

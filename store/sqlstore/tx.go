@@ -65,7 +65,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, rows []outboxRow) 
 		}
 		args = append(args, e.order.OrderNo, string(e.typ), body, tradeunit.UnixMicros(e.at))
 	}
-	_, err := s.stmts.exec(ctx, tx, stmtKey{stmtInsertEvents, len(rows)}, func() string { return insertEventsQuery(len(rows)) }, args...)
+	_, err := s.stmts.exec(ctx, tx, stmtKey{kind: stmtInsertEvents, rows: len(rows)}, func() string { return insertEventsQuery(len(rows)) }, args...)
 	return err
 }
 
