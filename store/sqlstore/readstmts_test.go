@@ -29,7 +29,9 @@ func TestReadStmts(t *testing.T) {
 		{"by number", func() (*tradeunit.Order, error) { return s.Order(ctx, o.OrderNo) },
 			func() (*tradeunit.Order, error) { return unprepared("order_no = ?", o.OrderNo) }},
 		{"by out_trade_no", func() (*tradeunit.Order, error) { return s.OrderByOutTradeNo(ctx, o.Mchid, o.OutTradeNo) },
-			func() (*tradeunit.Order, error) { return unprepared("mchid = ? AND out_trade_no = ?", o.Mchid, o.OutTradeNo) }},
+			func() (*tradeunit.Order, error) {
+				return unprepared("mchid = ? AND out_trade_no = ?", o.Mchid, o.OutTradeNo)
+			}},
 		{"missing", func() (*tradeunit.Order, error) { return s.Order(ctx, o.OrderNo[:len(o.OrderNo)-1]+"9") },
 			func() (*tradeunit.Order, error) { return unprepared("order_no = ?", o.OrderNo[:len(o.OrderNo)-1]+"9") }},
 	}
