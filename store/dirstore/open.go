@@ -74,7 +74,7 @@ func Open(ctx context.Context, d dsn.DSN, passwords dsn.Passwords) (*Store, erro
 	}
 	s := newStore(db)
 	if s.dialect.Name() == "sqlite" {
-		if s.prepared, err = prepare(ctx, s.write); err != nil {
+		if s.prepared, err = prepare(ctx, s.write, s.read); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("prepare directory statements %s: %w", d, err)
 		}

@@ -17,9 +17,13 @@ func (s *Store) Entry(ctx context.Context, key tradeunit.MerchantKey) (*tradeuni
 	if err := key.Validate(); err != nil {
 		return nil, err
 	}
-	e, err := scanEntry(s.read.QueryRowContext(ctx,
-		"SELECT "+columns+" FROM directory_entries WHERE mchid = ? AND kind = ? AND value = ?",
-		key.Mchid, string(key.Kind), key.Value))
+	var row *sql.Row
+	if p := s.prepared; p != nil {
+		row = p.entry.QueryRowContext(ctx, key.Mchid, string(key.Kind), key.Value)
+	} else {
+		row = s.read.QueryRowContext(ctx, selectEntry, key.Mchid, string(key.Kind), key.Value)
+	}
+	e, err := scanEntry(row)
 	if isNoRows(err) {
 		return nil, &tradeunit.Error{Code: tradeunit.CodeNotFound, Op: op, Message: "directory entry " + key.String() + " does not exist"}
 	}

@@ -15,11 +15,14 @@ import (
 // statement.
 type prepared struct {
 	insert, update, sel *sql.Stmt
+	// entry is Entry's read, on the read pool: a statement of a pool is
+	// prepared once on each of its connections, which it keeps open.
+	entry *sql.Stmt
 }
 
 // prepare prepares the statements on db, which must not be in use by the
-// caller (SQLite's write pool has one connection).
-func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
+// caller (SQLite's write pool has one connection), and Entry's on read.
+func prepare(ctx context.Context, db, read *sql.DB) (*prepared, error) {
 	insert, err := db.PrepareContext(ctx, insertOne)
 	if err != nil {
 		return nil, err
@@ -35,7 +38,14 @@ func prepare(ctx context.Context, db *sql.DB) (*prepared, error) {
 		update.Close()
 		return nil, err
 	}
-	return &prepared{insert: insert, update: update, sel: sel}, nil
+	entry, err := read.PrepareContext(ctx, selectEntry)
+	if err != nil {
+		insert.Close()
+		update.Close()
+		sel.Close()
+		return nil, err
+	}
+	return &prepared{insert: insert, update: update, sel: sel, entry: entry}, nil
 }
 
 // exec runs st (nil: query, not prepared) in tx.
@@ -66,5 +76,5 @@ func (p *prepared) close() error {
 	if p == nil {
 		return nil
 	}
-	return errors.Join(p.insert.Close(), p.update.Close(), p.sel.Close())
+	return errors.Join(p.insert.Close(), p.update.Close(), p.sel.Close(), p.entry.Close())
 }
