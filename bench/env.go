@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"tradeunit"
 	"tradeunit/cluster"
@@ -38,6 +39,10 @@ type Env struct {
 	// MySQL password in ("": the environment): a replicated set's
 	// (UseReplicatedSet).
 	Secrets string
+
+	// BatchWait, when set, is every Batched process's batch-wait: how
+	// long a batch's first item waits for others (batch.Config.MaxWait).
+	BatchWait time.Duration
 
 	storagePids func() []int // the replicated set's servers, nil: every mariadbd
 	procs       []*cluster.Process
@@ -93,6 +98,9 @@ func (e *Env) StartUnit(ctx context.Context, id tradeunit.UnitID, d dsn.DSN, b B
 	cfg := unitd.DefaultConfig()
 	cfg.Service.Unit, cfg.DB = id, d
 	cfg.Service.Batch.Disabled, cfg.Service.ChangeBatch.Disabled = b == Unbatched, b == Unbatched
+	if e.BatchWait > 0 {
+		cfg.Service.Batch.MaxWait, cfg.Service.ChangeBatch.MaxWait = e.BatchWait, e.BatchWait
+	}
 	cfg.Secrets = e.Secrets
 	cfg.Metrics = "127.0.0.1:0" // and profiles: DIR/run/unit-ID.metrics-addr
 	r := cluster.NewReplica(e.Binary, e.Dir, fmt.Sprintf("unit-%d", id), cfg)
@@ -178,6 +186,9 @@ func (e *Env) StartProxy(ctx context.Context, units []*cluster.Replica, dir Dire
 	cfg.Routes, cfg.Merchants = routes, merchants
 	cfg.Proxy.UnsafeWithoutDirectory = dir == WithoutDirectory
 	cfg.Proxy.ShardBatch.Disabled = b == Unbatched
+	if e.BatchWait > 0 {
+		cfg.Proxy.ShardBatch.MaxWait = e.BatchWait
+	}
 	name := fmt.Sprintf("proxy-%d", e.n)
 	cfg.Metrics, cfg.MetricsAddrFile = "127.0.0.1:0", filepath.Join(e.Dir, "run", name+".metrics-addr")
 	p := cluster.NewProcess(e.Binary, e.Dir, name, func(listen, addrFile string) []string {
@@ -203,6 +214,9 @@ func (e *Env) startShard(ctx context.Context, routes string, b Batching) (*clust
 	cfg := directoryd.DefaultConfig()
 	cfg.Shard, cfg.Routes, cfg.DB = 1, routes, d
 	cfg.Batch.Disabled = b == Unbatched
+	if e.BatchWait > 0 {
+		cfg.Batch.MaxWait = e.BatchWait
+	}
 	cfg.Secrets = e.Secrets
 	cfg.Metrics = "127.0.0.1:0" // and profiles: DIR/run/directory-N.metrics-addr
 	r := cluster.NewShardReplica(e.Binary, e.Dir, fmt.Sprintf("directory-%d", e.n), cfg)

@@ -202,6 +202,7 @@ func (f *scenarioFlags) start() (*bench.Env, []int, func(), error) {
 func benchBaseline(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	sf := addScenarioFlags(fs)
 	ops := fs.String("ops", joinOps(bench.BaselineOps), "operations measured after the creates, each alone on their orders; \"\" for creates only")
+	batchWait := fs.Duration("batch-wait", 0, "every batching process's batch-wait (how long a batch's first item waits for others); 0: each program's default")
 	replicated := fs.Bool("replicated", false, "mysql storage on a replicated set started for the run: a primary and two semi-sync replicas, binlog, sync_binlog=1 (as tradeunit mariadb up)")
 	if err := noArgs(e, fs, args); err != nil {
 		return err
@@ -221,6 +222,7 @@ func benchBaseline(ctx context.Context, e *env, fs *flag.FlagSet, args []string)
 		return err
 	}
 	defer cleanup()
+	env.BatchWait = *batchWait
 	if *replicated {
 		stop, err := env.UseReplicatedSet(ctx)
 		if err != nil {
