@@ -48,8 +48,8 @@
 //
 // A Plan is immutable and shared; Pick takes no lock and does not allocate.
 // It hashes the key once, then scans the units of the tiers it visits, an
-// xor and a multiply per unit, four units a round,
-// against a bar that a first, branch-free pass sets (scan.go).
+// xor and a multiply per unit, eight units a round, against a bar that a
+// first, branch-free pass over a few groups sets (scan.go).
 package selection
 
 import (

@@ -19,8 +19,7 @@ type tier struct {
 type class struct {
 	weight float64
 	units  []tradeunit.UnitID // ascending
-	mix    []uint64           // unitMix of each unit
-	quads  [][4]uint64        // mix again, four at a time, for the scan (scan.go)
+	mix    []uint64           // unitMix of each unit, what the scan reads (scan.go)
 }
 
 // add puts a unit in its weight's class. Build adds units in id order, so
@@ -39,18 +38,11 @@ func (t *tier) add(u tradeunit.UnitID, w float64) {
 	t.classes = append(t.classes, class{weight: w, units: []tradeunit.UnitID{u}, mix: []uint64{unitMix(u)}})
 }
 
-// finish readies the tier for top once every unit is added: it lays out
-// each class's quads and puts the classes with the most weight first, whose
-// best units set the bar (scoreFloor) that lets top skip most of the others
-// (the order changes no ranking).
+// finish readies the tier for top once every unit is added: it puts the
+// classes with the most weight first, whose best units set the bar
+// (scoreFloor) that lets top skip most of the others (the order changes no
+// ranking).
 func (t *tier) finish() {
-	for i := range t.classes {
-		c := &t.classes[i]
-		c.quads = make([][4]uint64, len(c.mix)/4)
-		for q := range c.quads {
-			c.quads[q] = [4]uint64(c.mix[4*q:])
-		}
-	}
 	slices.SortFunc(t.classes, func(a, b class) int {
 		return cmp.Or(cmp.Compare(b.weight*float64(len(b.units)), a.weight*float64(len(a.units))), cmp.Compare(b.weight, a.weight))
 	})
@@ -117,13 +109,7 @@ func (c *class) topByHash(k keyHash, n int, floor uint64, out *[MaxPick]ranked) 
 			return c.topByHashSmall(k, n, out) // no better without a bar
 		}
 	}
-	cnt := 0
-	for i := 0; ; i++ {
-		if i = c.reaching(k, i, bar); i == len(c.mix) {
-			return cnt
-		}
-		cnt, bar = c.keep(out, cnt, n, i, k.unit(c.mix[i]), bar)
-	}
+	return c.scan(k, n, bar, out)
 }
 
 // topByHashSmall is topByHash for a small class, in one plain loop.
