@@ -180,6 +180,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	// ended reports whether the run is over. Past the deadline it is,
+	// before runCtx's own timer has fired: a request's context, which has
+	// the same deadline and a timer of its own, can end first, and its
+	// error, or a new request's that expires at once, is not the system's.
+	deadline, hasDeadline := runCtx.Deadline()
+	ended := func() bool { return runCtx.Err() != nil || hasDeadline && !time.Now().Before(deadline) }
 	// claim reserves one request of a Requests-bounded run.
 	var claimed atomic.Int64
 	claim := func() bool { return cfg.Requests <= 0 || claimed.Add(1) <= int64(cfg.Requests) }
@@ -232,7 +238,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 					}
 					start = at
 				} else {
-					if runCtx.Err() != nil || !claim() {
+					if ended() || !claim() {
 						return
 					}
 					start = time.Now()
@@ -241,7 +247,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				if errors.Is(err, errNoOrder) {
 					return // After: this client's kind of order has run out
 				}
-				if runCtx.Err() != nil && err != nil {
+				if err != nil && ended() {
 					return // the run ended under this request: not the system's error
 				}
 				lat := time.Since(start).Microseconds()

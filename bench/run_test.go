@@ -104,3 +104,30 @@ func TestRunAfterMeasuresOneOperationAlone(t *testing.T) {
 		t.Errorf("lookups answering another order: %d of 5 counted as errors (%v)", wrong.PerOp[OpQueryOut].Errors, err)
 	}
 }
+
+// slowTarget is memTarget whose creates take a millisecond and fail when
+// their context ends first.
+type slowTarget struct{ *memTarget }
+
+func (t slowTarget) Create(ctx context.Context, out string, total int64) (string, int, error) {
+	select {
+	case <-time.After(time.Millisecond):
+		return t.memTarget.Create(ctx, out, total)
+	case <-ctx.Done():
+		return "", 1, &tradeunit.Error{Code: codeTransport, Message: "request ended", Err: ctx.Err()}
+	}
+}
+
+// TestRunEndIsNoError: requests cut off by the end of the run are not the
+// system's errors, though a request's context can end before the run's.
+func TestRunEndIsNoError(t *testing.T) {
+	for range 20 {
+		res, err := Run(context.Background(), Config{Target: slowTarget{newMemTarget()}, Concurrency: 8, Duration: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors != 0 || res.Creates == 0 {
+			t.Fatalf("a run of %d creates counted %d errors (%v), want none", res.Creates, res.Errors, res.ErrorsByCode)
+		}
+	}
+}
