@@ -180,12 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	// ended reports whether the run is over. Past the deadline it is,
-	// before runCtx's own timer has fired: a request's context, which has
-	// the same deadline and a timer of its own, can end first, and its
-	// error, or a new request's that expires at once, is not the system's.
-	deadline, hasDeadline := runCtx.Deadline()
-	ended := func() bool { return runCtx.Err() != nil || hasDeadline && !time.Now().Before(deadline) }
+	ended := func() bool { return runEnded(runCtx) }
 	// claim reserves one request of a Requests-bounded run.
 	var claimed atomic.Int64
 	claim := func() bool { return cfg.Requests <= 0 || claimed.Add(1) <= int64(cfg.Requests) }
@@ -273,6 +268,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Verification = &v
 	}
 	return res, nil
+}
+
+// runEnded reports whether a run of ctx is over: ctx has ended, or its
+// deadline has passed though its timer has not fired yet. A gRPC server
+// enforces the deadline a call carries with a timer of its own, so a call's
+// DEADLINE_EXCEEDED can come back first, and then every new call's at once:
+// the end of the run, not the system's errors.
+func runEnded(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // Verify reads every order the run was told was created back from t and

@@ -105,29 +105,30 @@ func TestRunAfterMeasuresOneOperationAlone(t *testing.T) {
 	}
 }
 
-// slowTarget is memTarget whose creates take a millisecond and fail when
-// their context ends first.
-type slowTarget struct{ *memTarget }
-
-func (t slowTarget) Create(ctx context.Context, out string, total int64) (string, int, error) {
-	select {
-	case <-time.After(time.Millisecond):
-		return t.memTarget.Create(ctx, out, total)
-	case <-ctx.Done():
-		return "", 1, &tradeunit.Error{Code: codeTransport, Message: "request ended", Err: ctx.Err()}
-	}
+// lateContext has a deadline whose timer has not fired: Err is still nil.
+type lateContext struct {
+	context.Context
+	deadline time.Time
 }
 
-// TestRunEndIsNoError: requests cut off by the end of the run are not the
-// system's errors, though a request's context can end before the run's.
-func TestRunEndIsNoError(t *testing.T) {
-	for range 20 {
-		res, err := Run(context.Background(), Config{Target: slowTarget{newMemTarget()}, Concurrency: 8, Duration: 20 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Errors != 0 || res.Creates == 0 {
-			t.Fatalf("a run of %d creates counted %d errors (%v), want none", res.Creates, res.Errors, res.ErrorsByCode)
+func (c lateContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func TestRunEnded(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want bool
+	}{
+		{"no deadline", context.Background(), false},
+		{"deadline ahead", lateContext{context.Background(), time.Now().Add(time.Hour)}, false},
+		{"deadline passed, timer not fired", lateContext{context.Background(), time.Now().Add(-time.Millisecond)}, true},
+		{"cancelled", cancelled, true},
+	}
+	for _, tt := range tests {
+		if got := runEnded(tt.ctx); got != tt.want {
+			t.Errorf("%s: runEnded = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
