@@ -71,7 +71,7 @@ func TestBenchVerifiesEveryOrder(t *testing.T) {
 func TestBenchDirectoryScenario(t *testing.T) {
 	env := &bench.Env{Binary: binary, Dir: t.TempDir(), Storage: "sqlite"}
 	defer env.Close()
-	costs, err := bench.Directory(context.Background(), env, []int{16}, 3, 2*time.Second, nil)
+	costs, err := bench.Directory(context.Background(), env, bench.Measurement{Duration: 2 * time.Second}, []int{16}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,5 +93,39 @@ func TestBenchDirectoryScenario(t *testing.T) {
 	t.Logf("throughput with/without: %+v; server CPU per order with/without: %+v", c.Throughput, c.CPU)
 	if c.Throughput.Median < 0.35 {
 		t.Fatalf("with the directory, %.0f%% of the throughput without (median of 3); want at least 35%%", 100*c.Throughput.Median)
+	}
+}
+
+// TestBenchBaselineScenario runs the baseline briefly, with pays after the
+// creates: every path's orders read back in the state their clients were
+// told, with no errors, and group commit saves server CPU on the full path.
+// bench/RESULTS.md has the full path's server CPU per create at 39% of the
+// same build with batching off (16 clients, SQLite) and per pay at 39%; 80%
+// leaves room for one 2-second round on a loaded machine and still fails if
+// batching stopped sharing commits.
+func TestBenchBaselineScenario(t *testing.T) {
+	env := &bench.Env{Binary: binary, Dir: t.TempDir(), Storage: "sqlite"}
+	defer env.Close()
+	m := bench.Measurement{Duration: 2 * time.Second, Ops: []bench.Op{bench.OpPay}}
+	rows, err := bench.Baseline(context.Background(), env, m, []int{16}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || len(rows[0].Rounds) != 1 {
+		t.Fatalf("got %+v, want one client count of one round", rows)
+	}
+	r := rows[0].Rounds[0]
+	for _, l := range []bench.Layer{r.Storage, r.Direct, r.Full, r.Unbatched} {
+		pay := l.Op(bench.OpPay)
+		if !l.Verified || l.Errors != 0 || l.OrdersPerSec == 0 || pay == nil || pay.Requests == 0 || pay.Errors != 0 {
+			t.Fatalf("%s: %d errors, %.0f creates/s, verified %v, pays %+v; want creates and pays made and read back",
+				l.Name, l.Errors, l.OrdersPerSec, l.Verified, pay)
+		}
+	}
+	pay := r.ByOp[bench.OpPay]
+	t.Logf("full path's server CPU vs batching off: creates %.0f%%, pays %.0f%%", 100*r.CPUOverUnbatched, 100*pay.CPUOverUnbatched)
+	if r.CPUOverUnbatched <= 0 || r.CPUOverUnbatched > 0.8 || pay.CPUOverUnbatched <= 0 || pay.CPUOverUnbatched > 0.8 {
+		t.Fatalf("server CPU per operation with group commit: creates %.0f%%, pays %.0f%% of batching off; want at most 80%%",
+			100*r.CPUOverUnbatched, 100*pay.CPUOverUnbatched)
 	}
 }
