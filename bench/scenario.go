@@ -59,7 +59,7 @@ var BaselineOps = []Op{OpPay, OpQuery, OpQueryOut, OpRefund}
 // Measurement is what every path of a scenario is measured with.
 type Measurement struct {
 	Clients  int
-	Duration time.Duration // of the creates; see measureOps for the others
+	Duration time.Duration // of the creates; see measureOp for the others
 	Ops      []Op          // measured after the creates (BaselineOps), none if empty
 	Progress io.Writer     // live lines, or nil
 }
@@ -322,7 +322,7 @@ func measure(ctx context.Context, name string, t Target, m Measurement, groups m
 	return l, nil
 }
 
-// measureOp runs op alone on the orders created acknowledged, each client
+// measureOp runs op alone on the orders whose creates were acknowledged, each client
 // until none is left in the state op needs (pays: each order once; refunds:
 // up to four per paid order) or for the measurement's duration (queries:
 // half of it).
