@@ -51,7 +51,8 @@ type Passive struct {
 type passiveUnit struct {
 	consecutive int
 	lastFailure time.Time
-	ewma        float64 // seconds; 0 until the first success
+	answered    bool    // a call has succeeded: the next ones' latencies count
+	ewma        float64 // seconds; 0 until the second success
 }
 
 // NewPassive returns an empty Passive view. Errors: those of Validate.
@@ -79,9 +80,16 @@ func (p *Passive) Record(u tradeunit.UnitID, ok bool, latency time.Duration) (ch
 	before := p.failing(s, now)
 	if ok {
 		s.consecutive = 0
-		if sec := latency.Seconds(); s.ewma == 0 {
+		// The first answered call paid for the connection (dial, TLS
+		// handshake), tens of milliseconds on a busy machine: seeding the
+		// EWMA with it made a new unit look slow, and a slow unit gets
+		// few calls to correct it (selection's speed factor).
+		switch sec := latency.Seconds(); {
+		case !s.answered:
+			s.answered = true
+		case s.ewma == 0:
 			s.ewma = sec
-		} else {
+		default:
 			s.ewma += p.cfg.Alpha * (sec - s.ewma)
 		}
 	} else {

@@ -159,6 +159,17 @@ func TestPassive(t *testing.T) {
 	if view, _ := p.Snapshot(); view[7].Failing || view[7].Latency != 10*time.Millisecond {
 		t.Fatalf("after the hold: %+v, want not failing with latency 10ms", view[7])
 	}
+
+	// A new unit's first answer, which paid for the connection, is not its
+	// latency; the next ones are.
+	p.Record(8, true, 300*time.Millisecond)
+	if view, _ := p.Snapshot(); view[8].Latency != 0 {
+		t.Fatalf("after the first answer of 300ms: latency %v, want 0 (unknown)", view[8].Latency)
+	}
+	p.Record(8, true, 4*time.Millisecond)
+	if view, _ := p.Snapshot(); view[8].Latency != 4*time.Millisecond {
+		t.Fatalf("after a second answer of 4ms: latency %v, want 4ms", view[8].Latency)
+	}
 }
 
 func ExamplePlan_Pick() {
