@@ -293,8 +293,10 @@ func adminClient(t *testing.T, c *cluster.Cluster) *http.Client {
 }
 
 // scrapeInternal is scrape of an internal endpoint of c, with adminClient.
+// It replaces any client registered for url: an earlier test's cluster may
+// have served on the same port, with another CA.
 func scrapeInternal(t *testing.T, c *cluster.Cluster, url string) string {
 	t.Helper()
-	internalClients.LoadOrStore(url, adminClient(t, c))
+	internalClients.Store(url, adminClient(t, c))
 	return scrape(t, url)
 }
