@@ -108,6 +108,11 @@ func TestKillShardPrimaryUnderLoad(t *testing.T) {
 		t.Errorf("failover: got target %v, colocated %v, old fenced %v; want shard 1 with unit %d on its servers, the killed primary unreachable",
 			res.Target, res.Colocated, res.OldFenced, c.unit)
 	}
+	// The failover ran in another process: this one sees its topology
+	// revision once its file poll has read it.
+	waitFor(t, 5*time.Second, "the failover's topology revision in this process", func() bool {
+		return c.topology.Current().Revision >= res.Revision
+	})
 	for _, ref := range []routing.StorageRef{routing.ShardRef(killed), unitRef} {
 		st, _ := c.topology.Current().Entry(ref)
 		if st.Primary.Server() != res.NewPrimary.Server() || !slices.ContainsFunc(st.Fenced, func(d dsn.DSN) bool { return d.Server() == old.Server() }) {
@@ -298,6 +303,7 @@ type failoverJSON struct {
 	Colocated  []routing.StorageRef `json:"colocated"`
 	OldFenced  bool                 `json:"old_fenced"`
 	NewPrimary dsn.DSN              `json:"new_primary"`
+	Revision   int64                `json:"revision"`
 	RemappedMS float64              `json:"remapped_ms"`
 	TookMS     float64              `json:"took_ms"`
 	Steps      []struct {

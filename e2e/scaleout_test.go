@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,7 +100,8 @@ func TestOnlineScaleOutOnEtcd(t *testing.T) {
 	t.Logf("%d requests, 0 failed; since the proxy had the new units: they took %.0f of %.0f new orders (%.0f%%; fair share 40%%)",
 		res.Requests, newer, total, 100*share)
 	if share < 0.32 {
-		t.Fatalf("new units took %.0f%% of %.0f new orders, want at least 32%% (fair share 40%%)", 100*share, total)
+		t.Fatalf("new units took %.0f%% of %.0f new orders, want at least 32%% (fair share 40%%); the proxy's selection now:\n%s",
+			100*share, total, selectionMetrics(scrape(t, c.ProxyURL+"/metrics")))
 	}
 
 	// Moved rows: none here. Hash-mod-N sharding growing 3 → 5 shards moves
@@ -210,4 +212,18 @@ func TestProxyFollowsEtcdAndSurvivesItsLoss(t *testing.T) {
 			t.Fatal("a create landed on the drained unit while etcd was down: the proxy lost its table")
 		}
 	}
+}
+
+// selectionMetrics returns the lines of a proxy's exposition that say how
+// it weighs the units for new orders, for a failure message.
+func selectionMetrics(body string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(body, "\n") {
+		for _, name := range []string{"tradeunit_proxy_unit_weight{", "tradeunit_proxy_unit_suspect{", "tradeunit_proxy_unit_recent_requests{"} {
+			if strings.HasPrefix(line, name) {
+				b.WriteString(line + "\n")
+			}
+		}
+	}
+	return b.String()
 }

@@ -149,7 +149,11 @@ func TestCheckerEjectsAndReturns(t *testing.T) {
 	cfg := configEvery(50 * time.Millisecond)
 	cfg.Policy.BaseEjection = 200 * time.Millisecond
 	c, _ := startChecker(t, cfg, Deps{Routes: src, Prober: prober})
-	r := waitReport(t, c, "all healthy", everyUnit(4, Healthy))
+	// The EWMA starts at the second passing probe (the first paid for the
+	// connection).
+	r := waitReport(t, c, "all healthy, unit 3 probed twice", func(r *Report) bool {
+		return everyUnit(4, Healthy)(r) && unitOf(r, 3).Samples >= 2
+	})
 	if u := unitOf(r, 3); u.LatencyEWMAMS != 40 || u.Probe != "order" || len(u.Replicas) != 1 {
 		t.Fatalf("unit 3: %+v, want latency 40ms of an order probe", u)
 	}

@@ -89,7 +89,8 @@ type unitStats struct {
 
 	consecutiveFailures  int
 	consecutiveSuccesses int
-	ewma                 time.Duration
+	answered             bool          // a probe has passed: the next ones' latencies count
+	ewma                 time.Duration // 0 until the second passing probe
 	lastProbe            time.Time
 	lastError            string
 
@@ -120,9 +121,16 @@ func (s *unitStats) observe(p *Policy, ok bool, latency time.Duration, errText s
 		s.consecutiveFailures = 0
 		s.consecutiveSuccesses++
 		s.lastError = ""
-		if s.ewma == 0 {
+		// The first passing probe paid for the connection (dial, TLS
+		// handshake), tens of milliseconds on a busy machine: seeding the
+		// EWMA with it made a new unit look slow to every proxy
+		// (selection's speed factor) until later probes wore it down.
+		switch {
+		case !s.answered:
+			s.answered = true
+		case s.ewma == 0:
 			s.ewma = latency
-		} else {
+		default:
 			s.ewma += time.Duration(p.Alpha * float64(latency-s.ewma))
 		}
 		return

@@ -71,13 +71,17 @@ func TestLatencyStats(t *testing.T) {
 		t.Errorf("p99 of the last 30 of 1..100ms: got %v, want 100ms", got)
 	}
 	s = unitStats{}
+	s.observe(&p, true, 80*time.Millisecond, "", t0)
+	if s.ewma != 0 {
+		t.Errorf("the first passing probe, which paid for the connection, seeded the EWMA: %v", s.ewma)
+	}
 	s.observe(&p, true, 10*time.Millisecond, "", t0)
 	s.observe(&p, true, 20*time.Millisecond, "", t0)
 	if got := s.ewma; got != 13*time.Millisecond {
-		t.Errorf("EWMA after 10ms, 20ms with alpha 0.3: got %v, want 13ms", got)
+		t.Errorf("EWMA after 80ms (first), 10ms, 20ms with alpha 0.3: got %v, want 13ms", got)
 	}
 	s.observe(&p, false, time.Hour, "timeout", t0)
-	if s.ewma != 13*time.Millisecond || s.p99() != 20*time.Millisecond {
+	if s.ewma != 13*time.Millisecond || s.p99() != 80*time.Millisecond {
 		t.Errorf("a failed probe changed the latency: ewma %v p99 %v", s.ewma, s.p99())
 	}
 }
