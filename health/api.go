@@ -132,7 +132,7 @@ func (c *Checker) cachedLocked() *cachedReport {
 		u := UnitReport{
 			Unit: id, Partition: e.partition, Temperature: string(e.temperature), Verdict: Healthy, Failing: s.failing(&c.policy), Probe: "read",
 			SuccessRate: rate, Samples: n, ConsecutiveFailures: s.consecutiveFailures,
-			ConsecutiveSuccesses: s.consecutiveSuccesses, LatencyEWMAMS: ms(s.ewma), LatencyP99MS: ms(s.p99()),
+			ConsecutiveSuccesses: s.consecutiveSuccesses, LatencyEWMAMS: ms(s.latency.Value()), LatencyP99MS: ms(s.p99()),
 			LastProbe: s.lastProbe.UTC(), LastError: s.lastError, Ejections: s.ejections,
 			Replicas: []ReplicaReport{},
 		}

@@ -87,7 +87,7 @@ func (m *metrics) unit(id tradeunit.UnitID, s *unitStats) {
 	u := id.String()
 	rate, _ := s.successRate()
 	m.successRate.WithLabelValues(u).Set(rate)
-	m.ewma.WithLabelValues(u).Set(s.ewma.Seconds())
+	m.ewma.WithLabelValues(u).Set(s.latency.Value().Seconds())
 	m.failures.WithLabelValues(u).Set(float64(s.consecutiveFailures))
 	ejected := 0.0
 	if s.ejected {

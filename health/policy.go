@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/internal/ewma"
 )
 
 // Policy decides when a unit is ejected and when it returns. Start from
@@ -89,8 +90,7 @@ type unitStats struct {
 
 	consecutiveFailures  int
 	consecutiveSuccesses int
-	answered             bool          // a probe has passed: the next ones' latencies count
-	ewma                 time.Duration // 0 until the second passing probe
+	latency              ewma.Latency // of the passing probes
 	lastProbe            time.Time
 	lastError            string
 
@@ -121,18 +121,7 @@ func (s *unitStats) observe(p *Policy, ok bool, latency time.Duration, errText s
 		s.consecutiveFailures = 0
 		s.consecutiveSuccesses++
 		s.lastError = ""
-		// The first passing probe paid for the connection (dial, TLS
-		// handshake), tens of milliseconds on a busy machine: seeding the
-		// EWMA with it made a new unit look slow to every proxy
-		// (selection's speed factor) until later probes wore it down.
-		switch {
-		case !s.answered:
-			s.answered = true
-		case s.ewma == 0:
-			s.ewma = latency
-		default:
-			s.ewma += time.Duration(p.Alpha * float64(latency-s.ewma))
-		}
+		s.latency.Observe(latency, p.Alpha)
 		return
 	}
 	s.consecutiveSuccesses = 0

@@ -72,17 +72,17 @@ func TestLatencyStats(t *testing.T) {
 	}
 	s = unitStats{}
 	s.observe(&p, true, 80*time.Millisecond, "", t0)
-	if s.ewma != 0 {
-		t.Errorf("the first passing probe, which paid for the connection, seeded the EWMA: %v", s.ewma)
+	if s.latency.Value() != 0 {
+		t.Errorf("the first passing probe, which paid for the connection, seeded the EWMA: %v", s.latency.Value())
 	}
 	s.observe(&p, true, 10*time.Millisecond, "", t0)
 	s.observe(&p, true, 20*time.Millisecond, "", t0)
-	if got := s.ewma; got != 13*time.Millisecond {
+	if got := s.latency.Value(); got != 13*time.Millisecond {
 		t.Errorf("EWMA after 80ms (first), 10ms, 20ms with alpha 0.3: got %v, want 13ms", got)
 	}
 	s.observe(&p, false, time.Hour, "timeout", t0)
-	if s.ewma != 13*time.Millisecond || s.p99() != 80*time.Millisecond {
-		t.Errorf("a failed probe changed the latency: ewma %v p99 %v", s.ewma, s.p99())
+	if s.latency.Value() != 13*time.Millisecond || s.p99() != 80*time.Millisecond {
+		t.Errorf("a failed probe changed the latency: ewma %v p99 %v", s.latency.Value(), s.p99())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"tradeunit"
+	"tradeunit/internal/ewma"
 )
 
 // PassiveConfig tunes a Passive view. Start from DefaultPassiveConfig.
@@ -51,8 +52,7 @@ type Passive struct {
 type passiveUnit struct {
 	consecutive int
 	lastFailure time.Time
-	answered    bool    // a call has succeeded: the next ones' latencies count
-	ewma        float64 // seconds; 0 until the second success
+	latency     ewma.Latency // of the successful calls
 }
 
 // NewPassive returns an empty Passive view. Errors: those of Validate.
@@ -80,18 +80,7 @@ func (p *Passive) Record(u tradeunit.UnitID, ok bool, latency time.Duration) (ch
 	before := p.failing(s, now)
 	if ok {
 		s.consecutive = 0
-		// The first answered call paid for the connection (dial, TLS
-		// handshake), tens of milliseconds on a busy machine: seeding the
-		// EWMA with it made a new unit look slow, and a slow unit gets
-		// few calls to correct it (selection's speed factor).
-		switch sec := latency.Seconds(); {
-		case !s.answered:
-			s.answered = true
-		case s.ewma == 0:
-			s.ewma = sec
-		default:
-			s.ewma += p.cfg.Alpha * (sec - s.ewma)
-		}
+		s.latency.Observe(latency, p.cfg.Alpha)
 	} else {
 		s.consecutive++
 		s.lastFailure = now
@@ -113,7 +102,7 @@ func (p *Passive) Snapshot() (map[tradeunit.UnitID]Observed, time.Time) {
 	out := make(map[tradeunit.UnitID]Observed, len(p.units))
 	var next time.Time
 	for u, s := range p.units {
-		o := Observed{Failing: p.failing(s, now), Latency: time.Duration(s.ewma * float64(time.Second))}
+		o := Observed{Failing: p.failing(s, now), Latency: s.latency.Value()}
 		if o.Failing {
 			o.Failures = s.consecutive
 			if end := s.lastFailure.Add(p.cfg.Hold); next.IsZero() || end.Before(next) {
