@@ -215,14 +215,18 @@ func TestProxyFollowsEtcdAndSurvivesItsLoss(t *testing.T) {
 }
 
 // selectionMetrics returns the lines of a proxy's exposition that say how
-// it weighs the units for new orders, for a failure message.
+// it weighs the units for new orders and which calls failed, for a failure
+// message.
 func selectionMetrics(body string) string {
 	var b strings.Builder
 	for _, line := range strings.Split(body, "\n") {
-		for _, name := range []string{"tradeunit_proxy_unit_weight{", "tradeunit_proxy_unit_suspect{", "tradeunit_proxy_unit_recent_requests{"} {
+		for _, name := range []string{"tradeunit_proxy_unit_weight{", "tradeunit_proxy_unit_suspect{", "tradeunit_proxy_unit_recent_requests{", "tradeunit_proxy_create_retries_total"} {
 			if strings.HasPrefix(line, name) {
 				b.WriteString(line + "\n")
 			}
+		}
+		if strings.HasPrefix(line, "tradeunit_proxy_unit_requests_total{") && strings.Contains(line, `outcome="failed"`) {
+			b.WriteString(line + "\n")
 		}
 	}
 	return b.String()

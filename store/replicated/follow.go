@@ -29,6 +29,7 @@ func (s *Storage[S]) apply(ctx context.Context, want Topology) {
 	none := dsn.DSN{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.applied = true
 	toCold := want.Cold && !s.cold
 	s.cold, s.hasReplicas = want.Cold, len(want.Replicas) > 0
 	if pend := s.pending; pend != nil && pend.dsn != want.Primary {
@@ -116,15 +117,16 @@ func (s *Storage[S]) newPrimary(ctx context.Context, d dsn.DSN) *primary[S] {
 // errStillOpening is a primary's openErr until its first attempt ends.
 var errStillOpening = errors.New("still opening it")
 
-// WaitOpen waits, until ctx ends, for the first attempt at opening the
-// topology's primary to end, opened or not (an unreachable primary is an
-// answer too): a program that serves before it would answer its first
-// calls "still opening". It returns ctx's error if that came first.
+// WaitOpen waits, until ctx ends, for the first topology to be applied and
+// the first attempt at opening its primary to end, opened or not (an
+// unreachable primary is an answer too): a program that serves before it
+// would answer its first calls "still opening". It returns ctx's error if
+// that came first.
 func (s *Storage[S]) WaitOpen(ctx context.Context) error {
 	for {
 		s.mu.RLock()
 		p := s.primary
-		opening := p != nil && !p.opened && errors.Is(p.openErr, errStillOpening)
+		opening := !s.applied || p != nil && !p.opened && errors.Is(p.openErr, errStillOpening)
 		s.mu.RUnlock()
 		if !opening {
 			return nil

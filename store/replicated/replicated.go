@@ -134,7 +134,10 @@ type Storage[S Store] struct {
 	wg     sync.WaitGroup
 	closed chan struct{}
 
-	mu      sync.RWMutex
+	mu sync.RWMutex
+	// applied: the first topology was applied; until then primary is nil
+	// because none was read yet, not because the topology names none.
+	applied bool
 	primary *primary[S] // nil: none in the table
 	// pending is the cold copy being opened while the old primary still
 	// serves (see apply); nil when no such switch is under way.
